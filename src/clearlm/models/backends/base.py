@@ -1,0 +1,148 @@
+"""The protocol every backend follows, and the request/response types of generation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from clearlm.errors import InvalidInputError
+from clearlm.models.chat import EncodedPrompt, Prompt
+
+MAX_NEW_TOKENS_LIMIT = 32_768
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to decode. ``temperature == 0`` means greedy decoding (then top_p, top_k and seed are unused).
+
+    Fields: max_new_tokens (tokens, >= 1); temperature (>= 0); top_p in (0, 1]; top_k (0 = off);
+    seed (None = nondeterministic); stop: strings that end generation, not included in the output.
+    """
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise InvalidInputError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
+            )
+        if self.temperature < 0:
+            raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise InvalidInputError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if any(not s for s in self.stop):
+            raise InvalidInputError("stop strings must not be empty")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of streamed output: new text, the token ids that produced it, and on the last chunk why
+    generation ended ("stop": end of sequence or a stop string; "length": max_new_tokens reached)."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    token_ids: tuple[int, ...]  # generated ids, without a final end-of-sequence token
+    finish_reason: str
+    prompt_tokens: int
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+class Backend(Protocol):
+    """What every backend offers: encode a prompt, stream a generation, report its context length."""
+
+    kind: str  # "torch" or "llamacpp"
+    name: str  # the model's name (catalog name, path or hub id)
+    context_length: int  # tokens
+
+    def encode(self, prompt: Prompt) -> EncodedPrompt: ...
+
+    def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]: ...
+
+
+def generate(backend: Backend, prompt: Prompt, params: SamplingParams) -> Completion:
+    """Run a generation to the end and collect it (any backend)."""
+    texts, ids, reason = [], [], "length"
+    prompt_tokens = len(backend.encode(prompt).token_ids)
+    for chunk in backend.stream(prompt, params):
+        texts.append(chunk.text)
+        ids.extend(chunk.token_ids)
+        reason = chunk.finish_reason or reason
+    return Completion("".join(texts), tuple(ids), reason, prompt_tokens)
+
+
+def budget(prompt_tokens: int, params: SamplingParams, context_length: int) -> int:
+    """How many new tokens fit: ``max_new_tokens`` capped by what is left of the context.
+
+    Raises:
+        InvalidInputError: the prompt alone fills the context.
+    """
+    left = context_length - prompt_tokens
+    if left <= 0:
+        raise InvalidInputError(
+            f"the prompt is {prompt_tokens:,} tokens but the model's context holds {context_length:,}: "
+            "shorten the prompt"
+        )
+    return min(params.max_new_tokens, left)
+
+
+class TextStream:
+    """Turns a growing list of token ids into released text: holds back an incomplete UTF-8 sequence and
+    any tail that could be the start of a stop string, and cuts the text at the first stop string.
+
+    ``decode`` maps token ids to text (the tokenizer's decode without special tokens).
+    """
+
+    def __init__(self, decode, stop: Sequence[str] = ()) -> None:
+        self._decode = decode
+        self._stop = tuple(stop)
+        self._ids: list[int] = []
+        self._released = 0
+        self.stopped = False
+
+    def push(self, ids: Sequence[int]) -> str:
+        """Add ids; return the text that can now be shown."""
+        if self.stopped:
+            return ""
+        self._ids.extend(ids)
+        text = self._decode(self._ids)
+        if text.endswith("\ufffd"):
+            return ""
+        hit = min((i for s in self._stop if (i := text.find(s, max(0, self._released - len(s)))) >= 0), default=-1)
+        if hit >= 0:
+            self.stopped = True
+            return self._release(text, hit)
+        hold = max((k for s in self._stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        return self._release(text, len(text) - hold)
+
+    def finish(self) -> str:
+        """Release what is held back (no stop string followed it)."""
+        if self.stopped:
+            return ""
+        text = self._decode(self._ids)
+        return self._release(text, len(text))
+
+    def _release(self, text: str, end: int) -> str:
+        out = text[self._released : end] if end > self._released else ""
+        self._released = max(self._released, end)
+        return out

@@ -1,0 +1,70 @@
+"""The llama.cpp backend (llama-cpp-python): fast CPU decoding of a GGUF file. An optional extra."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from clearlm.errors import BackendUnavailableError
+from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budget
+from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
+
+
+class LlamaCppBackend:
+    """A GGUF model run by llama.cpp. Prompts are rendered with the transformers tokenizer's chat template
+    (``tokenizer``), so both backends see the same prompt text; llama.cpp tokenizes and decodes.
+
+    Args:
+        gguf: path of the .gguf file. tokenizer: a transformers tokenizer for the chat template.
+        n_ctx: context window in tokens (default 8192, to bound the KV cache's memory).
+    """
+
+    kind = "llamacpp"
+
+    def __init__(self, gguf: Path, tokenizer, name: str, *, n_ctx: int | None = None, n_threads=None) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendUnavailableError(
+                "the llamacpp backend needs llama-cpp-python: pip install 'clearlm[llamacpp]' "
+                "(it builds from source in a few minutes), or use --backend torch"
+            ) from None
+        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx or 8192, n_threads=n_threads or os.cpu_count(), verbose=False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length = self.llm.n_ctx()
+        self._lock = threading.Lock()
+
+    def encode(self, prompt: Prompt) -> EncodedPrompt:
+        return encode_prompt(self.tokenizer, prompt)
+
+    def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]:
+        encoded = self.encode(prompt)
+        max_new = budget(len(encoded.token_ids), params, self.context_length)
+        text = TextStream(lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="replace"), params.stop)
+        eos = {self.llm.token_eos(), *end_of_turn_ids(self.tokenizer)}
+        with self._lock:
+            if params.seed is not None:
+                self.llm.set_seed(params.seed)
+            n = 0
+            for token in self.llm.generate(
+                encoded.token_ids,
+                temp=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k if not params.greedy else 1,
+                reset=True,
+            ):
+                if token in eos:
+                    yield Chunk(text.finish(), (), "stop")
+                    return
+                n += 1
+                piece = text.push([token])
+                if text.stopped:
+                    yield Chunk(piece, (token,), "stop")
+                    return
+                yield Chunk(piece, (token,))
+                if n >= max_new:
+                    break
+            yield Chunk(text.finish(), (), "length")

@@ -1,0 +1,136 @@
+"""The transformers backend: generation on CPU or GPU, and the model that explanations differentiate."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import torch
+
+from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budget
+from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
+
+
+
+class TorchBackend:
+    """A transformers causal LM with its tokenizer.
+
+    Attributes: model (``PreTrainedModel``, eval mode), tokenizer (fast tokenizer), name, context_length
+    (tokens), eos_token_ids (ids that end a generation).
+    """
+
+    kind = "torch"
+
+    def __init__(self, model, tokenizer, name: str) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length = int(getattr(model.config, "max_position_embeddings", None) or 2048)
+        self.eos_token_ids = _eos_ids(model, tokenizer)
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def encode(self, prompt: Prompt) -> EncodedPrompt:
+        return encode_prompt(self.tokenizer, prompt)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]:
+        """Stream a generation (transformers ``generate`` in a worker thread; the consumer gets chunks).
+
+        Closing the iterator early stops the generation at the next token.
+
+        Raises:
+            InvalidInputError: empty prompt, or a prompt that fills the context.
+        """
+        encoded = self.encode(prompt)
+        max_new = budget(len(encoded.token_ids), params, self.context_length)
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+        ids_q: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        text = TextStream(self.decode, params.stop)
+
+        class _Streamer:
+            first = True
+
+            def put(self, value):  # the prompt first, then one tensor per new token
+                if self.first:
+                    self.first = False
+                    return
+                ids_q.put(value.reshape(-1).tolist())
+
+            def end(self):
+                ids_q.put(None)
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+        config = GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=not params.greedy,
+            temperature=params.temperature if not params.greedy else None,
+            top_p=params.top_p if not params.greedy else None,
+            top_k=params.top_k if not params.greedy and params.top_k else None,
+            eos_token_id=sorted(self.eos_token_ids),
+            pad_token_id=self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else min(self.eos_token_ids),
+        )
+        input_ids = torch.tensor([encoded.token_ids], device=self.device)
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                with self._lock, torch.inference_mode():
+                    if params.seed is not None and not params.greedy:
+                        torch.manual_seed(params.seed)
+                    self.model.generate(
+                        input_ids,
+                        attention_mask=torch.ones_like(input_ids),
+                        generation_config=config,
+                        streamer=_Streamer(),
+                        stopping_criteria=StoppingCriteriaList([_Cancel()]),
+                    )
+            except BaseException as exc:  # re-raised in the consumer
+                errors.append(exc)
+                ids_q.put(None)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        n_new, reason = 0, "length"
+        try:
+            while (ids := ids_q.get()) is not None:
+                n_new += len(ids)
+                if any(i in self.eos_token_ids for i in ids):
+                    reason = "stop"
+                    ids = [i for i in ids if i not in self.eos_token_ids]
+                piece = text.push(ids)
+                if text.stopped:
+                    cancel.set()
+                    reason = "stop"
+                    yield Chunk(piece, tuple(ids), reason)
+                    return
+                if piece or ids:
+                    yield Chunk(piece, tuple(ids))
+            if errors:
+                raise errors[0]
+            yield Chunk(text.finish(), (), reason)
+        finally:
+            cancel.set()
+            worker.join()
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if value is not None:
+            ids.update(value if isinstance(value, list | tuple) else [value])
+    return ids | end_of_turn_ids(tokenizer)

@@ -1,0 +1,104 @@
+"""Load a model by catalog name, local folder, local .gguf file or hub id, behind one backend protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from clearlm.errors import BackendUnavailableError, ModelNotFoundError
+from clearlm.models import assemble as asm
+from clearlm.models import cache
+from clearlm.models.backends.base import Backend
+from clearlm.models.backends.torch_backend import TorchBackend
+from clearlm.models.catalog import CATALOG, get_spec
+from clearlm.models.convert import load_gguf
+from clearlm.models.pull import PullHooks, ensure_checkpoint, ensure_gguf
+
+BACKENDS = ("torch", "llamacpp")
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_backend(
+    model: str,
+    backend: str = "torch",
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    hooks: PullHooks = PullHooks(),
+) -> Backend:
+    """Load ``model`` with the chosen backend.
+
+    ``model`` is a catalog name (its packages must be installed; it is assembled and converted into the
+    cache on first use), a local transformers folder, a local ``.gguf`` file, or a hub id (found only where
+    a hub or its cache is reachable).
+
+    Raises:
+        ModelNotFoundError: nothing of that name; InvalidInputError: unknown backend or dtype;
+        IntegrityError: a packaged file's hash differs; BackendUnavailableError: llama-cpp-python missing.
+    """
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if dtype not in DTYPES:
+        raise BackendUnavailableError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if backend == "llamacpp":
+        return _load_llamacpp(model, hooks)
+    return _load_torch(model, DTYPES[dtype], device, hooks)
+
+
+def _load_torch(model: str, dtype: torch.dtype, device: str, hooks: PullHooks) -> TorchBackend:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model).expanduser()
+    if model in CATALOG:
+        _require_packages(model)
+        source = ensure_checkpoint(get_spec(model), hooks)
+    elif path.is_file() and path.suffix == ".gguf":
+        m, tok = load_gguf(path, dtype)
+        return TorchBackend(m.to(device), tok, str(path))
+    elif path.is_dir():
+        source = path
+    elif path.suffix == ".gguf" or model.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"no model file or folder at {model!r}: check the path")
+    elif model.count("/") == 1:
+        source = model  # a hub id
+    else:
+        get_spec(model)  # raises the error listing catalog names
+        raise AssertionError("unreachable")
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+        m = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"cannot load model {model!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    return TorchBackend(m.to(device), tok, model)
+
+
+def _load_llamacpp(model: str, hooks: PullHooks) -> Backend:
+    from transformers import AutoTokenizer
+
+    from clearlm.models.backends.llamacpp_backend import LlamaCppBackend
+
+    path = Path(model).expanduser()
+    if model in CATALOG:
+        _require_packages(model)
+        spec = get_spec(model)
+        gguf = ensure_gguf(spec, hooks)
+        tok = AutoTokenizer.from_pretrained(ensure_checkpoint(spec, hooks))
+    elif path.is_file() and path.suffix == ".gguf":
+        gguf, tok = path, AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    else:
+        raise ModelNotFoundError(f"the llamacpp backend needs a catalog name or a .gguf file, got {model!r}")
+    return LlamaCppBackend(gguf, tok, model)
+
+
+def _require_packages(name: str) -> None:
+    missing = asm.missing_packages(get_spec(name))
+    if missing:
+        raise ModelNotFoundError(
+            f"model {name!r} is not installed (missing {', '.join(missing)}): run `clearlm models pull {name}`"
+        )
+
+
+__all__ = ["BACKENDS", "DTYPES", "cache", "load_backend"]
