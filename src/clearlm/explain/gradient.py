@@ -64,22 +64,20 @@ def step_logprobs(model, embeds: torch.Tensor, seq: TeacherForced, contrast_ids:
     return target, contrast
 
 
-def integration_points(steps: int, placement: str = "gauss-legendre", power: float = 1.0):
+def integration_points(steps: int, placement: str = "gauss-legendre"):
     """Quadrature nodes and weights for integral_0^1 g(a) da: float64[steps] each.
 
-    ``placement``: "gauss-legendre" (Captum's default) or "riemann" (trapezoid, uniform nodes). With
-    ``power`` p > 1 the nodes are placed on u and mapped to a = u^p (weights times p u^(p-1)), an exact change
-    of variables that crowds the nodes near the baseline, where the integrand of a language model peaks.
+    ``placement``: "gauss-legendre" (Captum's default) or "riemann" (trapezoid rule, uniform nodes).
 
     Raises:
-        InvalidInputError: steps < 1, unknown placement, power < 1.
+        InvalidInputError: steps < 1, unknown placement.
     """
     if steps < 1:
         raise InvalidInputError(f"integrated gradients needs at least 1 step, got {steps}")
     if placement not in PLACEMENTS:
-        raise InvalidInputError(f"unknown step placement {placement!r}: choose one of {', '.join(PLACEMENTS)}")
-    if power < 1:
-        raise InvalidInputError(f"step power must be >= 1, got {power}")
+        raise InvalidInputError(
+            f"unknown step placement {placement!r}: choose one of {', '.join(PLACEMENTS)}"
+        )
     if placement == "gauss-legendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         u, w = 0.5 * (nodes + 1), 0.5 * weights
@@ -89,7 +87,7 @@ def integration_points(steps: int, placement: str = "gauss-legendre", power: flo
         u = np.linspace(0, 1, steps)
         w = np.full(steps, 1.0 / (steps - 1))
         w[[0, -1]] /= 2
-    return u**power, w * power * u ** (power - 1)
+    return u, w
 
 
 @torch.no_grad()
@@ -121,7 +119,9 @@ class _RowGradients:
         """outputs: float[...]; cotangents: float[k, *outputs.shape] -> grads float[k, *inputs.shape]."""
         if _RowGradients.batched is not False and len(cotangents) > 1:
             try:
-                (g,) = torch.autograd.grad(outputs, inputs, cotangents, retain_graph=True, is_grads_batched=True)
+                (g,) = torch.autograd.grad(
+                    outputs, inputs, cotangents, retain_graph=True, is_grads_batched=True
+                )
                 _RowGradients.batched = True
                 return g
             except RuntimeError:
@@ -140,7 +140,6 @@ def gradient_attribution(
     steps: int = 64,
     baseline: str = "zero",
     placement: str = "gauss-legendre",
-    power: float = 1.0,
     internal_batch_size: int = 8,
     rows_per_call: int = 8,
 ) -> GradientOutput:
@@ -151,7 +150,7 @@ def gradient_attribution(
         seq: the teacher-forced sequence (N tokens, T targets).
         method: one of GRADIENT_METHODS.
         contrast_ids: int64[T] or None; when given, f_t = log p(target_t) - log p(contrast_t).
-        steps, baseline, placement, power: integrated gradients' quadrature and baseline.
+        steps, baseline, placement: integrated gradients' quadrature and baseline.
         internal_batch_size: interpolation steps per forward pass (integrated gradients).
         rows_per_call: target rows per batched backward call.
 
@@ -162,7 +161,9 @@ def gradient_attribution(
         InvalidInputError: unknown method, baseline or placement; steps < 1.
     """
     if method not in GRADIENT_METHODS:
-        raise InvalidInputError(f"unknown gradient method {method!r}: choose one of {', '.join(GRADIENT_METHODS)}")
+        raise InvalidInputError(
+            f"unknown gradient method {method!r}: choose one of {', '.join(GRADIENT_METHODS)}"
+        )
     device = next(model.parameters()).device
     with torch.no_grad():
         x = model.get_input_embeddings()(seq.ids[None].to(device))  # [1, N, D]
@@ -174,7 +175,7 @@ def gradient_attribution(
         return (target - contrast if contrast is not None else target), target, contrast
 
     if method == "integrated_gradients":
-        alphas, weights = integration_points(steps, placement, power)
+        alphas, weights = integration_points(steps, placement)
         base = baseline_embeddings(model, seq, baseline, x)
         delta = (x - base)[0]
         raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 SCHEMA_VERSION = 1
+NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
 
 
 @dataclass(slots=True)
@@ -74,7 +75,9 @@ class Attribution:
         self.target_probs = np.asarray(self.target_probs, dtype=np.float32)
         n_t, n_s = len(self.target_tokens), len(self.source_tokens)
         if self.scores.shape != (n_t, n_s):
-            raise ValueError(f"scores has shape {self.scores.shape}, expected (n_targets, n_sources)=({n_t}, {n_s})")
+            raise ValueError(
+                f"scores has shape {self.scores.shape}, expected (n_targets, n_sources)=({n_t}, {n_s})"
+            )
         if self.target_probs.shape != (n_t,):
             raise ValueError(f"target_probs has shape {self.target_probs.shape}, expected ({n_t},)")
         for name in ("source_roles", "source_message", "source_special", "source_spans"):
@@ -85,6 +88,12 @@ class Attribution:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, np.asarray(value, dtype=np.float32))
+
+    @property
+    def signed(self) -> bool:
+        """True when scores can be negative (every method but saliency and attention), or some are."""
+        finite = self.scores[np.isfinite(self.scores)]
+        return self.method not in NON_NEGATIVE_METHODS or bool(finite.size and finite.min() < 0)
 
     @property
     def n_targets(self) -> int:

@@ -42,7 +42,8 @@ class ModelSpec:
 
 def _numbered(prefix: str, module: str, file: str, count: int) -> tuple[PartFile, ...]:
     return tuple(
-        PartFile(f"{prefix}{i}", f"{module}{i}/data/{file.format(i=i, i0=i - 1)}") for i in range(1, count + 1)
+        PartFile(f"{prefix}{i}", f"{module}{i}/data/{file.format(i=i, i0=i - 1)}")
+        for i in range(1, count + 1)
     )
 
 

@@ -16,7 +16,12 @@ from clearlm.models.convert import load_gguf
 from clearlm.models.pull import PullHooks, ensure_checkpoint, ensure_gguf
 
 BACKENDS = ("torch", "llamacpp")
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 def load_backend(

@@ -7,11 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from clearlm.explain.result import Attribution
-
-NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
 
 
 def render_html(result: Attribution, *, show_template: bool = False, title: str | None = None) -> str:
@@ -36,7 +32,7 @@ def render_html(result: Attribution, *, show_template: bool = False, title: str 
     title = title if title is not None else f"{result.method} attribution: {result.model}"
     view = {
         "visible": result.visible_sources(show_template).tolist(),
-        "signed": _is_signed(result),
+        "signed": result.signed,
         "show_template": show_template,
         "target_source": _target_sources(result),
         "n_hidden": result.n_sources - len(result.visible_sources(show_template)),
@@ -73,11 +69,6 @@ def write_html(result: Attribution, path: str | Path, **kw: Any) -> Path:
 def _json(data: Any) -> str:
     text = json.dumps(data, allow_nan=False, ensure_ascii=False)
     return text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
-
-
-def _is_signed(result: Attribution) -> bool:
-    finite = result.scores[np.isfinite(result.scores)]
-    return result.method not in NON_NEGATIVE_METHODS or bool(finite.size and finite.min() < 0)
 
 
 def _target_sources(result: Attribution) -> list[int]:

@@ -12,8 +12,6 @@ from matplotlib.figure import Figure
 
 from clearlm.explain.result import Attribution
 
-NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
-
 
 def render_png(
     result: Attribution, path: str | Path, *, show_template: bool = False, max_sources: int = 80
@@ -74,7 +72,7 @@ def _figure(result: Attribution, *, show_template: bool = False, max_sources: in
     data = np.ma.masked_invalid(result.scores[:, visible])
     finite = np.abs(data.compressed())
     peak = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    signed = result.method not in NON_NEGATIVE_METHODS or bool(finite.size and data.min() < 0)
+    signed = result.signed
     cmap = colormaps["RdBu_r" if signed else "Reds"].with_extremes(bad="#d0d0d0")
     norm = Normalize(-peak, peak) if signed else Normalize(0.0, peak)
     image = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from clearlm.explain.result import Attribution
 
-NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
 MATRIX_LIMIT = 40
+_CELL_WIDTH = 8  # columns a matrix cell needs to stay readable
 _WHITE = (255, 255, 255)
 _RED = (214, 39, 40)
 _BLUE = (31, 100, 200)
@@ -45,18 +45,14 @@ def render_terminal(
     """
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
-    signed = _is_signed(result)
+    signed = result.signed
     visible = result.visible_sources(show_template)
     console.print(_header(result))
     console.print(_prompt_paragraph(result, visible, signed, show_template))
     console.print(_targets_table(result, top_k, show_template, signed))
-    if 0 < len(visible) <= MATRIX_LIMIT and 0 < result.n_targets <= MATRIX_LIMIT:
+    fits = (len(visible) + 1) * _CELL_WIDTH <= console.width
+    if fits and 0 < len(visible) <= MATRIX_LIMIT and 0 < result.n_targets <= MATRIX_LIMIT:
         console.print(_matrix(result, visible, signed))
-
-
-def _is_signed(result: Attribution) -> bool:
-    finite = result.scores[np.isfinite(result.scores)]
-    return result.method not in NON_NEGATIVE_METHODS or bool(finite.size and finite.min() < 0)
 
 
 def _show(token: str) -> str:

@@ -128,7 +128,9 @@ class TextStream:
         text = self._decode(self._ids)
         if text.endswith("\ufffd"):
             return ""
-        hit = min((i for s in self._stop if (i := text.find(s, max(0, self._released - len(s)))) >= 0), default=-1)
+        hit = min(
+            (i for s in self._stop if (i := text.find(s, max(0, self._released - len(s)))) >= 0), default=-1
+        )
         if hit >= 0:
             self.stopped = True
             return self._release(text, hit)

@@ -31,7 +31,9 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python: pip install 'clearlm[llamacpp]' "
                 "(it builds from source in a few minutes), or use --backend torch"
             ) from None
-        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx or 8192, n_threads=n_threads or os.cpu_count(), verbose=False)
+        self.llm = Llama(
+            model_path=str(gguf), n_ctx=n_ctx or 8192, n_threads=n_threads or os.cpu_count(), verbose=False
+        )
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = self.llm.n_ctx()
@@ -48,18 +50,19 @@ class LlamaCppBackend:
         with self._lock:
             if params.seed is not None:
                 self.llm.set_seed(params.seed)
-            n = 0
-            for token in self.llm.generate(
-                encoded.token_ids,
-                temp=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k if not params.greedy else 1,
-                reset=True,
+            for n, token in enumerate(
+                self.llm.generate(
+                    encoded.token_ids,
+                    temp=params.temperature,
+                    top_p=params.top_p,
+                    top_k=params.top_k if not params.greedy else 1,
+                    reset=True,
+                ),
+                start=1,
             ):
                 if token in eos:
                     yield Chunk(text.finish(), (), "stop")
                     return
-                n += 1
                 piece = text.push([token])
                 if text.stopped:
                     yield Chunk(piece, (token,), "stop")

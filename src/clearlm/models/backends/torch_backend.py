@@ -12,7 +12,6 @@ from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budg
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
-
 class TorchBackend:
     """A transformers causal LM with its tokenizer.
 

@@ -1,0 +1,37 @@
+"""The ``clearlm`` command line: one typer group per part, thin shells over the public functions."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from clearlm.cli import explain as explain_cmd
+from clearlm.cli import generate as generate_cmd
+from clearlm.cli import models as models_cmd
+from clearlm.cli.common import err_console
+from clearlm.errors import ClearlmError
+
+app = typer.Typer(
+    name="clearlm",
+    help="Local language models that show their work: generate, chat, and explain every generated token.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models_cmd.app, name="models")
+app.command("generate")(generate_cmd.generate)
+app.command("chat")(generate_cmd.chat)
+app.command("explain")(explain_cmd.explain)
+
+
+def main() -> None:
+    """Entry point: a user's mistake prints one clear message and exits 1, never a traceback."""
+    try:
+        app()
+    except ClearlmError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[dim]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,44 @@
+"""Helpers shared by the CLI commands: consoles, reading prompts, loading a model with a spinner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from clearlm.errors import InvalidInputError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def read_prompt(prompt: str | None, file: Path | None) -> str:
+    """The prompt from the argument or from a UTF-8 text file (exactly one of them).
+
+    Raises:
+        InvalidInputError: neither or both given, unreadable file, or a file that is not UTF-8 text.
+    """
+    if (prompt is None) == (file is None):
+        raise InvalidInputError("give the prompt either as an argument or with --file PATH (exactly one)")
+    if file is None:
+        return prompt  # type: ignore[return-value]
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{file} is not UTF-8 text (invalid byte at offset {exc.start}): "
+            f"convert it first, e.g. `iconv -f latin1 -t utf-8 {file}`"
+        ) from None
+
+
+def load(model: str, backend: str = "torch", dtype: str = "float32"):
+    """Load a model, showing a spinner (and progress if a catalog model must be assembled first)."""
+    from clearlm.models import load_backend
+
+    with err_console.status(f"loading {escape(model)} ({backend}) ..."):
+        return load_backend(model, backend, dtype=dtype)

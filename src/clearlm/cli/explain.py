@@ -1,0 +1,82 @@
+"""``clearlm explain``: attribute every generated (or forced) token to the prompt, and show it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clearlm.cli.common import console, err_console, load, read_prompt
+from clearlm.errors import InvalidInputError
+from clearlm.explain import DEFAULT_METHOD, METHODS, aggregate_words
+from clearlm.explain import explain as run_explain
+from clearlm.explain.render import render_png, render_terminal, write_html
+from clearlm.models import DEFAULT_MODEL, Message
+
+
+def explain(
+    prompt: str = typer.Argument(
+        None, help="the text the model continues (use --chat to send it as a message)"
+    ),
+    file: Path = typer.Option(None, "--file", "-f", help="read the prompt from a UTF-8 text file"),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="catalog name, local folder, .gguf or hub id"
+    ),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"one of: {', '.join(METHODS)}"),
+    target: str = typer.Option(None, "--target", "-t", help="force this continuation instead of generating"),
+    max_new_tokens: int = typer.Option(
+        16, "--max-new-tokens", "-n", help="tokens to generate when no target"
+    ),
+    chat: bool = typer.Option(
+        False, "--chat", help="send the prompt as a user message via the chat template"
+    ),
+    system: str = typer.Option(None, "--system", "-s", help="a system message (implies --chat)"),
+    steps: int = typer.Option(None, "--steps", help="integrated gradients: integration steps"),
+    baseline: str = typer.Option(None, "--baseline", help="integrated gradients: zero, pad or mean"),
+    placement: str = typer.Option(None, "--placement", help="integrated gradients: step placement"),
+    contrast: str = typer.Option(None, "--contrast", help="contrastive: the alternative token(s)"),
+    unit: str = typer.Option(None, "--unit", help="occlusion: leave out one token or one word"),
+    layer: int = typer.Option(None, "--layer", help="attention: one layer (default: average of all)"),
+    head: int = typer.Option(None, "--head", help="attention: one head (default: average of all)"),
+    level: str = typer.Option("word", "--level", help="show words (sub-word scores summed) or tokens"),
+    show_template: bool = typer.Option(False, "--show-template", help="also show chat-template tokens"),
+    top_k: int = typer.Option(5, "--top-k", help="sources listed per generated token"),
+    html: Path = typer.Option(None, "--html", help="write an interactive HTML view here"),
+    png: Path = typer.Option(None, "--png", help="write a PNG heatmap here"),
+    json_out: Path = typer.Option(None, "--json", help="write the token-level result as JSON here"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64"),
+) -> None:
+    """Explain what in the prompt made the model say what it said, token by token."""
+    text = read_prompt(prompt, file)
+    if level not in ("word", "token"):
+        raise InvalidInputError(f"--level must be 'word' or 'token', got {level!r}")
+    options = {
+        k: v
+        for k, v in dict(
+            steps=steps,
+            baseline=baseline,
+            placement=placement,
+            contrast=contrast,
+            unit=unit,
+            layer=layer,
+            head=head,
+        ).items()
+        if v is not None
+    }
+    the_prompt = (
+        ([Message("system", system)] if system else []) + [Message("user", text)] if chat or system else text
+    )
+    b = load(model, "torch", dtype)
+    with err_console.status(f"explaining with {method} ..."):
+        result = run_explain(b, the_prompt, target, method=method, max_new_tokens=max_new_tokens, **options)
+    shown = aggregate_words(result) if level == "word" and result.granularity == "token" else result
+    render_terminal(shown, console, top_k=top_k, show_template=show_template)
+    # Files are written only now, each atomically, so a failure above leaves none half-written.
+    for path, write in (
+        (json_out, lambda p: result.save(p)),
+        (html, lambda p: write_html(shown, p, show_template=show_template)),
+        (png, lambda p: render_png(shown, p, show_template=show_template)),
+    ):
+        if path is not None:
+            write(path)
+            err_console.print(f"[green]wrote[/] {path}")

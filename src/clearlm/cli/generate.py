@@ -1,0 +1,117 @@
+"""``clearlm generate`` and ``clearlm chat``: streaming generation in the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clearlm.cli.common import console, err_console, load, read_prompt
+from clearlm.errors import ClearlmError
+from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
+from clearlm.models.chat import has_chat_template
+
+MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="catalog name, local folder, .gguf file or hub id")
+BACKEND = typer.Option("torch", "--backend", "-b", help="torch (transformers) or llamacpp")
+MAX_NEW = typer.Option(256, "--max-new-tokens", "-n", help="the most tokens to generate")
+TEMPERATURE = typer.Option(0.0, "--temperature", help="0 = greedy decoding")
+TOP_P = typer.Option(1.0, "--top-p", help="nucleus sampling mass, in (0, 1]")
+TOP_K = typer.Option(0, "--top-k", help="sample from the k likeliest tokens (0 = off)")
+SEED = typer.Option(None, "--seed", help="random seed for sampling")
+STOP = typer.Option(None, "--stop", help="a string that ends generation (repeatable)")
+SYSTEM = typer.Option(None, "--system", "-s", help="system message (chat models)")
+
+
+def _stream(backend, prompt, params: SamplingParams) -> str:
+    """Print a generation as it streams; return its text."""
+    pieces = []
+    reason = None
+    for chunk in backend.stream(prompt, params):
+        console.print(chunk.text, end="", markup=False, soft_wrap=True)
+        console.file.flush()
+        pieces.append(chunk.text)
+        reason = chunk.finish_reason or reason
+    console.print()
+    if reason == "length":
+        err_console.print("[dim](stopped at --max-new-tokens)[/]")
+    return "".join(pieces)
+
+
+def generate(
+    prompt: str = typer.Argument(None, help="the prompt text"),
+    file: Path = typer.Option(None, "--file", "-f", help="read the prompt from a UTF-8 text file"),
+    model: str = MODEL,
+    backend: str = BACKEND,
+    system: str = SYSTEM,
+    raw: bool = typer.Option(False, "--raw", help="send the text as is, without the chat template"),
+    max_new_tokens: int = MAX_NEW,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
+    top_k: int = TOP_K,
+    seed: int = SEED,
+    stop: list[str] = STOP,
+) -> None:
+    """Generate a reply and stream it to the terminal.
+
+    A chat model gets the prompt as a user message through its chat template (unless --raw); a base model
+    continues the text.
+    """
+    text = read_prompt(prompt, file)
+    params = SamplingParams(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        seed=seed,
+        stop=tuple(stop or ()),
+    )
+    b = load(model, backend)
+    if raw or not has_chat_template(b.tokenizer):
+        messages = text
+    else:
+        messages = ([Message("system", system)] if system else []) + [Message("user", text)]
+    _stream(b, messages, params)
+
+
+def chat(
+    model: str = MODEL,
+    backend: str = BACKEND,
+    system: str = SYSTEM,
+    max_new_tokens: int = MAX_NEW,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
+    top_k: int = TOP_K,
+    seed: int = SEED,
+) -> None:
+    """An interactive chat with history. Type /reset to start over, /exit (or Ctrl-D) to leave."""
+    params = SamplingParams(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
+    )
+    b = load(model, backend)
+    if not has_chat_template(b.tokenizer):
+        err_console.print(f"[yellow]{model} has no chat template: turns are joined as plain text[/]")
+    history: list[Message] = [Message("system", system)] if system else []
+    err_console.print("[dim]chatting with[/] " + model + "[dim]; /reset to start over, /exit to leave[/]")
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ")
+        except EOFError:
+            console.print()
+            return
+        if line.strip() in ("/exit", "/quit"):
+            return
+        if line.strip() == "/reset":
+            history = history[:1] if system else []
+            err_console.print("[dim]history cleared[/]")
+            continue
+        if not line.strip():
+            continue
+        history.append(Message("user", line))
+        console.print("[bold green]assistant>[/] ", end="")
+        try:
+            reply = _stream(b, history, params)
+        except ClearlmError as exc:  # e.g. the history outgrew the context: keep chatting
+            history.pop()
+            err_console.print(f"\n[bold red]error:[/] {exc}")
+            continue
+        history.append(Message("assistant", reply))

@@ -1,0 +1,228 @@
+"""``explain``: one entry point from a prompt (and optional target) to a typed ``Attribution``."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+
+from clearlm.errors import BackendUnavailableError, InvalidInputError
+from clearlm.explain import attention, gradient, occlusion
+from clearlm.explain.aggregate import word_spans
+from clearlm.explain.result import Attribution
+from clearlm.explain.sequence import TeacherForced, build_sequence
+from clearlm.models.chat import Prompt
+
+METHODS = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "attention",
+    "attention_rollout",
+    "occlusion",
+    "contrastive",
+)
+DEFAULT_METHOD = "input_x_gradient"
+
+
+def explain(
+    backend,
+    prompt: Prompt,
+    target: str | None = None,
+    *,
+    method: str = DEFAULT_METHOD,
+    max_new_tokens: int = 32,
+    **options: Any,
+) -> Attribution:
+    """Attribute every target token to every earlier token (prompt and previously generated).
+
+    Args:
+        backend: a ``TorchBackend`` (explanations need gradients or attention weights).
+        prompt: text to continue, or chat messages (rendered with the model's chat template).
+        target: text to force as the continuation; None explains the model's greedy continuation of at most
+            ``max_new_tokens`` tokens.
+        method: one of METHODS.
+        options: the method's options (see ``method_options``), e.g. ``steps=128`` for integrated
+            gradients, ``contrast=" London"`` for contrastive, ``unit="word"`` for occlusion.
+
+    Returns:
+        An ``Attribution`` at token level (occlusion with ``unit="word"``: word level).
+
+    Raises:
+        InvalidInputError: empty prompt or target, text longer than the context, unknown method or option,
+            bad option value. BackendUnavailableError: a backend without gradients (llamacpp).
+    """
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if getattr(backend, "kind", None) != "torch":
+        raise BackendUnavailableError(
+            "explanations need the torch backend: load the model with backend='torch'"
+        )
+    runner = _RUNNERS[method]
+    allowed = method_options(method)
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for method {method!r}; "
+            f"it accepts: {', '.join(allowed) or 'none'}"
+        )
+    params = {**allowed, **options}
+    _check_options(method, params)
+    seq = build_sequence(backend, prompt, target, max_new_tokens=max_new_tokens)
+    fields = runner(backend, seq, **params)
+    spans = fields.pop("source_spans", [(i, i + 1) for i in range(seq.n_sources)])
+    return Attribution(
+        method=method,
+        model=backend.name,
+        source_tokens=["".join(seq.tokens[a:b]) for a, b in spans],
+        target_tokens=seq.tokens[seq.n_prompt :],
+        source_roles=[seq.roles[a] for a, _ in spans],
+        source_message=[seq.message_index[a] for a, _ in spans],
+        source_special=[any(seq.special[a:b]) for a, b in spans],
+        n_prompt=sum(1 for a, _ in spans if a < seq.n_prompt),
+        source_spans=spans,
+        params={k: v for k, v in params.items() if k not in _INTERNAL},
+        granularity="token" if all(b - a == 1 for a, b in spans) and len(spans) == seq.n_sources else "word",
+        **fields,
+    )
+
+
+def method_options(method: str) -> dict[str, Any]:
+    """The options ``method`` accepts, with their defaults."""
+    sig = inspect.signature(_RUNNERS[method])
+    return {n: p.default for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def _check_options(method: str, params: dict[str, Any]) -> None:
+    """Reject bad option values before any model work (generation can take a while)."""
+    if method == "integrated_gradients":
+        gradient.integration_points(params["steps"], params["placement"])
+        if params["baseline"] not in gradient.BASELINES:
+            raise InvalidInputError(
+                f"unknown baseline {params['baseline']!r}: choose one of {', '.join(gradient.BASELINES)}"
+            )
+    if method == "contrastive" and not params["contrast"]:
+        raise InvalidInputError("contrastive attribution needs a contrast: the token(s) to compare against")
+    if method == "occlusion" and params["unit"] not in ("token", "word"):
+        raise InvalidInputError(f"occlusion unit must be 'token' or 'word', got {params['unit']!r}")
+
+
+# Options that change how the work is batched, not the result: left out of the recorded parameters.
+_INTERNAL = {"internal_batch_size", "rows_per_call", "batch_size"}
+
+
+def _probs(logprobs: np.ndarray) -> np.ndarray:
+    return np.exp(logprobs).astype(np.float32)
+
+
+def _gradient_fields(backend, seq, method, contrast_ids=None, **kw) -> dict[str, Any]:
+    out = gradient.gradient_attribution(backend.model, seq, method, contrast_ids=contrast_ids, **kw)
+    fields: dict[str, Any] = {"scores": out.scores, "target_probs": _probs(out.target_logprobs)}
+    if out.completeness_gap is not None:
+        fields["completeness_gap"] = out.completeness_gap
+    if out.contrast_logprobs is not None:
+        fields["contrast_probs"] = _probs(out.contrast_logprobs)
+    return fields
+
+
+def _saliency(backend, seq, *, rows_per_call: int = 8):
+    return _gradient_fields(backend, seq, "saliency", rows_per_call=rows_per_call)
+
+
+def _input_x_gradient(backend, seq, *, rows_per_call: int = 8):
+    return _gradient_fields(backend, seq, "input_x_gradient", rows_per_call=rows_per_call)
+
+
+def _integrated_gradients(
+    backend,
+    seq,
+    *,
+    steps: int = 64,
+    baseline: str = "zero",
+    placement: str = "gauss-legendre",
+    internal_batch_size: int = 8,
+    rows_per_call: int = 8,
+):
+    return _gradient_fields(
+        backend,
+        seq,
+        "integrated_gradients",
+        steps=steps,
+        baseline=baseline,
+        placement=placement,
+        internal_batch_size=internal_batch_size,
+        rows_per_call=rows_per_call,
+    )
+
+
+def _contrastive(
+    backend, seq, *, contrast: str | None = None, base: str = "input_x_gradient", rows_per_call: int = 8
+):
+    if base not in ("saliency", "input_x_gradient", "integrated_gradients"):
+        raise InvalidInputError(f"contrastive base {base!r} must be a gradient method")
+    ids = backend.tokenizer(contrast, add_special_tokens=False)["input_ids"]
+    if len(ids) == 1 and seq.n_targets > 1:
+        ids = ids + seq.target_ids[1:].tolist()  # contrast only the first step
+    if len(ids) != seq.n_targets:
+        raise InvalidInputError(
+            f"the contrast {contrast!r} is {len(ids)} tokens but the target is {seq.n_targets}: give one token "
+            "(compared at the first step) or as many tokens as the target"
+        )
+    # Where the contrast equals the target, f = log p(a) - log p(a) is 0 and so is its gradient.
+    fields = _gradient_fields(backend, seq, base, contrast_ids=torch.tensor(ids), rows_per_call=rows_per_call)
+    fields["contrast_tokens"] = [backend.tokenizer.decode([i]) for i in ids]
+    return fields
+
+
+def _attention(backend, seq, *, layer: int | None = None, head: int | None = None):
+    weights = attention.attention_weights(backend.model, seq)
+    scores, per_layer_head = attention.attention_scores(weights, seq, layer=layer, head=head)
+    return {
+        "scores": scores,
+        "target_probs": _target_probs(backend, seq),
+        "layer_head_scores": per_layer_head,
+    }
+
+
+def _attention_rollout(backend, seq):
+    weights = attention.attention_weights(backend.model, seq)
+    return {"scores": attention.rollout_scores(weights, seq), "target_probs": _target_probs(backend, seq)}
+
+
+def _occlusion(backend, seq, *, unit: str = "token", baseline: str | None = None, batch_size: int = 8):
+    baseline_id = None
+    if baseline is not None:
+        ids = backend.tokenizer(baseline, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise InvalidInputError(
+                f"the occlusion baseline {baseline!r} must be exactly one token, got {len(ids)}"
+            )
+        baseline_id = ids[0]
+    groups = [(i, i + 1) for i in range(seq.n_sources)]
+    if unit == "word":
+        groups = word_spans(seq.tokens[:-1], seq.special[:-1], seq.message_index[:-1])
+    scores = occlusion.occlusion_scores(
+        backend.model, seq, groups, baseline_id=baseline_id, batch_size=batch_size
+    )
+    return {"scores": scores, "target_probs": _target_probs(backend, seq), "source_spans": groups}
+
+
+def _target_probs(backend, seq: TeacherForced) -> np.ndarray:
+    with torch.no_grad():
+        device = next(backend.model.parameters()).device
+        embeds = backend.model.get_input_embeddings()(seq.ids[None].to(device))
+        logp = gradient.step_logprobs(backend.model, embeds, seq)[0][0]
+    return _probs(logp.double().cpu().numpy())
+
+
+_RUNNERS = {
+    "saliency": _saliency,
+    "input_x_gradient": _input_x_gradient,
+    "integrated_gradients": _integrated_gradients,
+    "attention": _attention,
+    "attention_rollout": _attention_rollout,
+    "occlusion": _occlusion,
+    "contrastive": _contrastive,
+}

@@ -1,0 +1,89 @@
+"""Occlusion: how much each source (token or word) matters, by leaving it out.
+
+score[t, g] = log p(target_t | sequence) - log p(target_t | sequence without group g), in nats (Zeiler and
+Fergus 2014; for text, Li et al. 2016, "Understanding neural networks through representation erasure").
+With ``baseline`` a token string, the group's tokens are replaced by that token instead of removed
+(Captum's ``FeatureAblation`` with a baseline token).
+
+One occluded sequence gives the log-probability of every later target token at once (teacher forcing), so
+the cost is one forward pass per group, batched, not one per (group, target) pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clearlm.errors import InvalidInputError
+from clearlm.explain.gradient import step_logprobs
+from clearlm.explain.sequence import TeacherForced
+
+
+def occlusion_scores(
+    model,
+    seq: TeacherForced,
+    groups: list[tuple[int, int]],
+    *,
+    baseline_id: int | None = None,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """float32[n_targets, len(groups)]: the drop in each target's log-probability when a group is occluded.
+
+    Args:
+        groups: [start, end) token spans over the sources (0 <= start < end <= N - 1).
+        baseline_id: None removes the group's tokens; a token id replaces each of them.
+        batch_size: occluded sequences per forward pass.
+
+    NaN where the group is not entirely before the target, or where removing it leaves nothing before the
+    first target.
+    """
+    device = next(model.parameters()).device
+    n_t, n_p = seq.n_targets, seq.n_prompt
+    with torch.no_grad():
+        embed = model.get_input_embeddings()
+        full = step_logprobs(model, embed(seq.ids[None].to(device)), seq)[0][0].double().cpu().numpy()
+    scores = np.full((n_t, len(groups)), np.nan, dtype=np.float32)
+    # Sequences of equal length batch together: group by the number of tokens removed.
+    by_len: dict[int, list[int]] = {}
+    for g, (a, b) in enumerate(groups):
+        if not 0 <= a < b <= seq.n_sources:
+            raise InvalidInputError(f"occlusion group {(a, b)} is outside the {seq.n_sources} sources")
+        by_len.setdefault(0 if baseline_id is not None else b - a, []).append(g)
+    for removed, members in by_len.items():
+        occluded = _shifted(seq, removed)
+        lost = n_t - occluded.n_targets  # leading targets with nothing left before them
+        for lo in range(0, len(members), batch_size):
+            chunk = members[lo : lo + batch_size]
+            ids = torch.stack([_occlude(seq.ids, groups[g], baseline_id) for g in chunk]).to(device)
+            with torch.no_grad():
+                logp = step_logprobs(model, embed(ids), occluded)[0].double().cpu().numpy()  # [B, T - lost]
+            for row, g in zip(logp, chunk, strict=True):
+                # the group must lie wholly before the target: end <= n_prompt + t
+                t = np.arange(max(groups[g][1] - n_p, lost), n_t)
+                scores[t, g] = full[t] - row[t - lost]
+    return scores
+
+
+def _occlude(ids: torch.Tensor, group: tuple[int, int], baseline_id: int | None) -> torch.Tensor:
+    a, b = group
+    if baseline_id is None:
+        return torch.cat([ids[:a], ids[b:]])
+    out = ids.clone()
+    out[a:b] = baseline_id
+    return out
+
+
+def _shifted(seq: TeacherForced, removed: int) -> TeacherForced:
+    """The targets of ``seq`` over a sequence ``removed`` tokens shorter (only ids and n_prompt are used).
+
+    Targets are the tokens after the first ``n_prompt - removed`` positions; when that leaves no context
+    for the first targets, they are dropped from the front.
+    """
+    return TeacherForced(
+        ids=seq.ids[removed:],
+        n_prompt=max(seq.n_prompt - removed, 1),
+        tokens=[],
+        roles=[],
+        message_index=[],
+        special=[],
+    )

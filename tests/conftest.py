@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny randomly initialised chat model built in-process, and the real default model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "The Eiffel Tower is located in the city of Paris, France.",
+    "The capital of Italy is Rome. The capital of Spain is Madrid.",
+    "You are a helpful assistant. Answer briefly and cite your sources.",
+    "Why is the sky blue? Because of Rayleigh scattering of sunlight.",
+] * 4
+
+
+def make_tokenizer():
+    """A byte-level BPE tokenizer trained on a few sentences, with ChatML special tokens and template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        chat_template=CHATML,
+    )
+
+
+def make_model(tokenizer, dtype=torch.float64, seed: int = 0, layers: int = 2):
+    """A Qwen2 causal LM with random weights: 2 layers, width 32, 4 heads (2 key/value heads)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    return Qwen2ForCausalLM(config).to(dtype).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_tokenizer):
+    """A float64 TorchBackend over a random tiny model: exact enough for 1e-8 comparisons."""
+    from clearlm.models.backends.torch_backend import TorchBackend
+
+    return TorchBackend(make_model(tiny_tokenizer), tiny_tokenizer, "tiny-random-qwen2")
+
+
+@pytest.fixture(scope="session")
+def default_backend():
+    """The real embedded default model (qwen2.5-0.5b-instruct), float32 on CPU, loaded once per session."""
+    from clearlm.models import DEFAULT_MODEL, load_backend
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    return load_backend(DEFAULT_MODEL)
