@@ -34,7 +34,7 @@ PLACEMENTS = ("gauss-legendre", "riemann")
 
 @dataclass(frozen=True, slots=True)
 class GradientOutput:
-    """scores: float32[n_targets, n_sources] (NaN outside the causal mask); target_logprobs and
+    """scores: float64[n_targets, n_sources] (NaN outside the causal mask); target_logprobs and
     contrast_logprobs: float64[n_targets] at the input; completeness_gap: float64[n_targets] or None."""
 
     scores: np.ndarray
@@ -155,7 +155,7 @@ def gradient_attribution(
         rows_per_call: target rows per batched backward call.
 
     Returns:
-        GradientOutput with scores float32[T, N-1].
+        GradientOutput with scores float64[T, N-1] (summed in float64 whatever the model's dtype).
 
     Raises:
         InvalidInputError: unknown method, baseline or placement; steps < 1.
@@ -200,7 +200,7 @@ def gradient_attribution(
         raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)
         _accumulate(raw, f_x, xr, torch.ones(1, dtype=x.dtype, device=device), row_grads, reduce)
         gap = None
-    scores = raw[:, :-1].float().cpu().numpy()
+    scores = raw[:, :-1].cpu().numpy()
     scores[~causal_mask(seq).numpy()] = np.nan
     return GradientOutput(
         scores=scores,
@@ -214,12 +214,14 @@ def _accumulate(out, f, inputs, weights, row_grads: _RowGradients, reduce) -> No
     """out[t] += reduce(sum_b weights[b] * d f[b, t] / d inputs[b]) for every target t.
 
     f: float[B, T]; inputs: float[B, N, D]; weights: float[B]; reduce maps float[k, N, D] -> float[k, N].
+    The weights multiply the gradients after the backward pass, as Captum does: models that run parts of
+    the network in float32 whatever their dtype (Qwen2's RMSNorm) would otherwise round differently.
     """
     n_t = f.shape[1]
     for lo in range(0, n_t, row_grads.rows_per_call):
         rows = range(lo, min(n_t, lo + row_grads.rows_per_call))
         cot = torch.zeros(len(rows), *f.shape, dtype=f.dtype, device=f.device)
         for k, t in enumerate(rows):
-            cot[k, :, t] = weights
-        g = row_grads(f, inputs, cot).sum(1)  # [k, N, D]
+            cot[k, :, t] = 1
+        g = (row_grads(f, inputs, cot) * weights[None, :, None, None]).sum(1)  # [k, N, D]
         out[lo : lo + len(rows)] += reduce(g).double()
