@@ -150,7 +150,8 @@ def test_contrastive_is_difference_of_two_explanations(tiny_backend):
     r = explain(tiny_backend, PROMPT, target, method="contrastive", contrast=contrast)
     ra = explain(tiny_backend, PROMPT, target, method="input_x_gradient")
     rb = explain(tiny_backend, PROMPT, contrast, method="input_x_gradient")
-    np.testing.assert_allclose(r.scores[0], ra.scores[0] - rb.scores[0], rtol=1e-5, atol=1e-9)
+    n = r.n_prompt
+    np.testing.assert_allclose(r.scores[0, :n], ra.scores[0, :n] - rb.scores[0, :n], rtol=1e-5, atol=1e-9)
     assert r.contrast_tokens[0] == contrast
     assert r.contrast_probs[0] == pytest.approx(rb.target_probs[0], rel=1e-6)
     # later steps are contrasted with themselves: log p(a) - log p(a) has zero gradient
