@@ -91,7 +91,9 @@ def test_integrated_gradients_equal_captum(tiny_backend):
 
     scores = ours(tiny_backend, "integrated_gradients", steps=16, baseline="zero")
     seq = build_sequence(tiny_backend, PROMPT, TARGET)
-    theirs = captum_per_step(tiny_backend, seq, IntegratedGradients, n_steps=16, method="gausslegendre").sum(-1)
+    theirs = captum_per_step(tiny_backend, seq, IntegratedGradients, n_steps=16, method="gausslegendre").sum(
+        -1
+    )
     mask = ~np.isnan(scores)
     assert rel_err(scores[mask], theirs[mask]) < 1e-8
     result = explain(tiny_backend, PROMPT, TARGET, method="integrated_gradients", steps=16)
@@ -118,7 +120,10 @@ def test_completeness_gap_is_reported_and_shrinks_with_steps(tiny_backend):
     # recompute the gap independently: f(x) - f(0) from two forward passes
     with torch.no_grad():
         x = tiny_backend.model.get_input_embeddings()(seq.ids[None])
-        delta = (G.step_logprobs(tiny_backend.model, x, seq)[0] - G.step_logprobs(tiny_backend.model, 0 * x, seq)[0])[0]
+        delta = (
+            G.step_logprobs(tiny_backend.model, x, seq)[0]
+            - G.step_logprobs(tiny_backend.model, 0 * x, seq)[0]
+        )[0]
     expected = np.abs(np.nansum(fine.scores, 1) - delta.numpy()) / np.abs(delta.numpy())
     np.testing.assert_allclose(fine.completeness_gap, expected, rtol=1e-5, atol=1e-7)
     assert fine.completeness_gap.max() < 1e-3 < coarse.completeness_gap.max()

@@ -15,7 +15,8 @@ def word_spans(tokens: list[str], special: list[bool], message: list[int]) -> li
 
     A token continues the previous word when neither is special, both come from the same message, it does
     not start with whitespace, the previous one does not end with whitespace, and the two meet between
-    alphanumeric characters (so "Eiff" + "el" join, while "Paris" + "," stay apart).
+    alphanumeric characters (so "Eiff" + "el" join, while "Paris" + "," stay apart); a lone space token
+    joins the word that follows it (" " + "Eiffel").
     """
     spans: list[tuple[int, int]] = []
     for i, tok in enumerate(tokens):
@@ -26,7 +27,7 @@ def word_spans(tokens: list[str], special: list[bool], message: list[int]) -> li
             and not special[i - 1]
             and message[i] == message[i - 1]
             and tok[:1].isalnum()
-            and prev[-1:].isalnum()
+            and (prev[-1:].isalnum() or (prev.isspace() and "\n" not in prev and spans[-1][1] - spans[-1][0] == 1))
         )
         if joins:
             spans[-1] = (spans[-1][0], i + 1)
