@@ -38,7 +38,10 @@ def read_prompt(prompt: str | None, file: Path | None) -> str:
 
 def load(model: str, backend: str = "torch", dtype: str = "float32"):
     """Load a model, showing a spinner (and progress if a catalog model must be assembled first)."""
+    from transformers.utils import logging as hf_logging
+
     from clearlm.models import load_backend
 
+    hf_logging.disable_progress_bar()  # the spinner below says what is happening
     with err_console.status(f"loading {escape(model)} ({backend}) ..."):
         return load_backend(model, backend, dtype=dtype)

@@ -27,7 +27,10 @@ def word_spans(tokens: list[str], special: list[bool], message: list[int]) -> li
             and not special[i - 1]
             and message[i] == message[i - 1]
             and tok[:1].isalnum()
-            and (prev[-1:].isalnum() or (prev.isspace() and "\n" not in prev and spans[-1][1] - spans[-1][0] == 1))
+            and (
+                prev[-1:].isalnum()
+                or (prev.isspace() and "\n" not in prev and spans[-1][1] - spans[-1][0] == 1)
+            )
         )
         if joins:
             spans[-1] = (spans[-1][0], i + 1)

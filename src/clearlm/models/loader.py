@@ -73,7 +73,7 @@ def _load_torch(model: str, dtype: torch.dtype, device: str, hooks: PullHooks) -
     try:
         tok = AutoTokenizer.from_pretrained(source)
         m = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a folder without a tokenizer
         raise ModelNotFoundError(
             f"cannot load model {model!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         ) from None
@@ -83,8 +83,9 @@ def _load_torch(model: str, dtype: torch.dtype, device: str, hooks: PullHooks) -
 def _load_llamacpp(model: str, hooks: PullHooks) -> Backend:
     from transformers import AutoTokenizer
 
-    from clearlm.models.backends.llamacpp_backend import LlamaCppBackend
+    from clearlm.models.backends.llamacpp_backend import LlamaCppBackend, import_llama
 
+    import_llama()  # fail before assembling or converting anything when llama-cpp-python is missing
     path = Path(model).expanduser()
     if model in CATALOG:
         _require_packages(model)

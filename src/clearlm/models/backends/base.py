@@ -126,14 +126,14 @@ class TextStream:
             return ""
         self._ids.extend(ids)
         text = self._decode(self._ids)
-        if text.endswith("\ufffd"):
-            return ""
         hit = min(
             (i for s in self._stop if (i := text.find(s, max(0, self._released - len(s)))) >= 0), default=-1
         )
         if hit >= 0:
             self.stopped = True
             return self._release(text, hit)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the rest
+            return ""
         hold = max((k for s in self._stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
         return self._release(text, len(text) - hold)
 

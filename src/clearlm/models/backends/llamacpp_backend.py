@@ -12,6 +12,22 @@ from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budg
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
+def import_llama():
+    """The ``llama_cpp.Llama`` class.
+
+    Raises:
+        BackendUnavailableError: llama-cpp-python is not installed; the message says how to install it.
+    """
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise BackendUnavailableError(
+            "the llamacpp backend needs llama-cpp-python: pip install 'clearlm[llamacpp]' "
+            "(it builds from source in a few minutes), or use --backend torch"
+        ) from None
+    return Llama
+
+
 class LlamaCppBackend:
     """A GGUF model run by llama.cpp. Prompts are rendered with the transformers tokenizer's chat template
     (``tokenizer``), so both backends see the same prompt text; llama.cpp tokenizes and decodes.
@@ -24,13 +40,7 @@ class LlamaCppBackend:
     kind = "llamacpp"
 
     def __init__(self, gguf: Path, tokenizer, name: str, *, n_ctx: int | None = None, n_threads=None) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise BackendUnavailableError(
-                "the llamacpp backend needs llama-cpp-python: pip install 'clearlm[llamacpp]' "
-                "(it builds from source in a few minutes), or use --backend torch"
-            ) from None
+        Llama = import_llama()
         self.llm = Llama(
             model_path=str(gguf), n_ctx=n_ctx or 8192, n_threads=n_threads or os.cpu_count(), verbose=False
         )

@@ -1,0 +1,3 @@
+from clearlm.cli import main
+
+main()

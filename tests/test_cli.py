@@ -1,0 +1,154 @@
+"""The ``clearlm`` command as a user runs it: a real process, real models, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EIFFEL = "The Eiffel Tower is located in the city of"
+
+
+def clearlm(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "clearlm.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert message in " ".join(proc.stderr.split()), proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", ""], "the prompt is empty"),
+        (["explain", EIFFEL, "--method", "magic"], "unknown method 'magic'"),
+        (["explain", EIFFEL, "--method", "integrated_gradients", "--steps", "0"], "at least 1 step"),
+        (["explain", EIFFEL, "--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["explain", EIFFEL, "--model", "./missing-folder"], "no model file or folder"),
+        (["explain"], "exactly one"),
+        (["generate", "hi", "--temperature", "-1"], "temperature must be >= 0"),
+    ],
+)
+def test_bad_input_fails_fast_and_clearly(args, message, tmp_path):
+    out = tmp_path / "out.html"
+    proc = clearlm(*args, "--html", str(out)) if args[0] == "explain" and len(args) > 1 else clearlm(*args)
+    assert_clean_failure(proc, message)
+    assert not out.exists()
+
+
+def test_non_utf8_prompt_file(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Caf\xe9 au lait".encode("latin-1"))
+    proc = clearlm("explain", "--file", str(bad), "--json", str(tmp_path / "r.json"))
+    assert_clean_failure(proc, "is not UTF-8 text")
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.integration
+def test_errors_that_need_the_model(tmp_path):
+    html = tmp_path / "e.html"
+    proc = clearlm("explain", EIFFEL, "--target", "", "--html", str(html))
+    assert_clean_failure(proc, "tokenizes to nothing")
+    long_prompt = tmp_path / "long.txt"
+    long_prompt.write_text("word " * 40_000)
+    proc = clearlm("explain", "--file", str(long_prompt), "--html", str(html))
+    assert_clean_failure(proc, "context holds 32,768")
+    assert not html.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.integration
+def test_models_list_shows_the_catalog():
+    proc = clearlm("models", "list")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("qwen2.5-0.5b-instruct", "gemma-3-270m", "qwen2.5-1.5b-instruct"):
+        assert name in proc.stdout
+    assert "ready" in proc.stdout
+
+
+@pytest.mark.integration
+def test_generate_streams_paris():
+    proc = clearlm("generate", EIFFEL, "--raw", "-n", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(" Paris")
+
+
+@pytest.mark.integration
+def test_chat_keeps_history():
+    proc = clearlm("chat", "-n", "12", stdin="My name is Ada.\nWhat is my name?\n/exit\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("assistant>") == 2
+    assert "Ada" in proc.stdout.split("assistant>")[-1]
+
+
+@pytest.mark.integration
+def test_explain_writes_json_html_png(tmp_path):
+    paths = {ext: tmp_path / f"eiffel.{ext}" for ext in ("json", "html", "png")}
+    proc = clearlm(
+        "explain",
+        EIFFEL,
+        "-n",
+        "2",
+        "--html",
+        str(paths["html"]),
+        "--png",
+        str(paths["png"]),
+        "--json",
+        str(paths["json"]),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert " Paris" in proc.stdout and "Eiffel" in proc.stdout
+    data = json.loads(paths["json"].read_text())
+    assert data["method"] == "input_x_gradient" and data["target_tokens"][0] == " Paris"
+    assert "<script" in paths["html"].read_text() and paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.integration
+def test_html_from_the_real_model_opens_in_chromium(tmp_path):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium is not installed (`make test` installs it)")
+    html = tmp_path / "eiffel.html"
+    proc = clearlm("explain", EIFFEL, "--target", " Paris", "--html", str(html))
+    assert proc.returncode == 0, proc.stderr
+    dom = subprocess.run(
+        [
+            str(chromium),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    for word in ("Eiffel", "Tower", "Paris"):
+        assert word in dom
+    assert 'class="tok tgt' in dom  # the page's script ran and built the token spans
+
+
+@pytest.mark.integration
+def test_gemma_base_model_without_chat_template():
+    proc = clearlm("generate", EIFFEL, "--model", "gemma-3-270m", "-n", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "Paris" in proc.stdout
