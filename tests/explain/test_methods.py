@@ -11,7 +11,6 @@ import torch
 from clearlm.errors import InvalidInputError
 from clearlm.explain import Attribution, aggregate_words, explain
 from clearlm.explain.aggregate import word_spans
-from clearlm.explain.gradient import step_logprobs
 from clearlm.explain.sequence import build_sequence
 from clearlm.models import Message
 

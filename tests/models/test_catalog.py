@@ -191,7 +191,9 @@ def test_assemble_concatenates_and_verifies(tmp_path):
 def test_a_changed_file_is_no_longer_verified(tmp_path):
     whole = b"".join(PIECES)
     digest = hashlib.sha256(whole).hexdigest()
-    dest = asm.assemble(write_parts(tmp_path), tmp_path / "m.gguf", size=len(whole), sha256=digest, source="s")
+    dest = asm.assemble(
+        write_parts(tmp_path), tmp_path / "m.gguf", size=len(whole), sha256=digest, source="s"
+    )
     dest.write_bytes(whole[:-1])
     assert not asm.is_verified(dest, size=len(whole), sha256=digest)
 

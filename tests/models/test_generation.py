@@ -201,7 +201,7 @@ def test_a_stop_string_cuts_the_text(tiny_backend):
     full = generate(tiny_backend, PROMPT, SamplingParams(max_new_tokens=8))
     stop = full.text[5:8]
     cut = full.text.find(stop)
-    assert len(stop) == 3 and 0 < cut
+    assert len(stop) == 3 and cut > 0
 
     result = generate(tiny_backend, PROMPT, SamplingParams(max_new_tokens=8, stop=(stop,)))
 

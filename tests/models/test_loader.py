@@ -123,7 +123,9 @@ def test_load_a_local_transformers_folder(saved_tiny):
     assert backend.name == str(folder)
     assert backend.context_length == 256
     assert backend.model.dtype == torch.float64
-    assert backend.eos_token_ids == {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+    assert backend.eos_token_ids == {
+        tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")
+    }
     for key, value in model.state_dict().items():
         assert torch.equal(backend.model.state_dict()[key], value), key
 

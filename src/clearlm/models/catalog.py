@@ -96,7 +96,11 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        raise ModelNotFoundError(
-            f"unknown model {name!r}: choose one of {', '.join(CATALOG)}, "
-            "or give a local directory, a local .gguf file or a hub id"
-        ) from None
+        raise unknown_model(name) from None
+
+
+def unknown_model(name: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"unknown model {name!r}: choose one of {', '.join(CATALOG)}, "
+        "or give a local directory, a local .gguf file or a hub id"
+    )

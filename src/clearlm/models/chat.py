@@ -75,8 +75,8 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
 
     A string is plain text for the model to continue (as in a completions API; tagged as one user message);
     a message list is rendered with the tokenizer's chat template, or, for a model without one, joined by
-    blank lines. Token-to-message mapping uses the fast tokenizer's
-    character offsets against each message's content located in the rendered text.
+    blank lines. Token-to-message mapping uses the fast tokenizer's character offsets against each
+    message's content span in the rendered text.
 
     Raises:
         InvalidInputError: empty prompt.
@@ -86,21 +86,12 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
         text = prompt if isinstance(prompt, str) else "\n\n".join(m.content for m in prompt)
         messages = [Message("user", text)]
         enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        spans = [(0, len(text), 0)]
     else:
         messages = list(prompt)
-        text = tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-        )
+        text = _render(tokenizer, messages, add_generation_prompt)
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-
-    spans, cursor = [], 0
-    for i, m in enumerate(messages):
-        start = text.find(m.content, cursor) if m.content else -1
-        if start >= 0:
-            spans.append((start, start + len(m.content), i))
-            cursor = start + len(m.content)
+        spans = _template_spans(tokenizer, messages, text, add_generation_prompt) or _found_spans(messages, text)
 
     special_ids = set(tokenizer.all_special_ids)
     ids = list(enc["input_ids"])
@@ -112,3 +103,44 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
     message_index = [-1 if sp else mi for mi, sp in zip(message_index, special, strict=True)]
     roles = [messages[i].role if i >= 0 else None for i in message_index]
     return EncodedPrompt(ids, text, message_index, roles, special)
+
+
+def _render(tokenizer, messages: list[Message], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+    )
+
+
+def _template_spans(tokenizer, messages: list[Message], text: str, add_generation_prompt: bool):
+    """Content spans found by rendering the template with a unique marker in place of each content, so a
+    content that also occurs in the template's own text ("user", a default system prompt) is not mistaken
+    for it. None when the template changes the content it is given (trims it, say)."""
+    marks = [f"\ue000{i}\ue001" for i in range(len(messages))]  # private-use characters
+    skeleton = _render(
+        tokenizer, [Message(m.role, k) for m, k in zip(messages, marks, strict=True)], add_generation_prompt
+    )
+    spans, pieces, pos, length = [], [], 0, 0
+    for i, (m, mark) in enumerate(zip(messages, marks, strict=True)):
+        at = skeleton.find(mark, pos)
+        if at < 0:
+            return None
+        length += at - pos
+        pieces += [skeleton[pos:at], m.content]
+        spans.append((length, length + len(m.content), i))
+        length += len(m.content)
+        pos = at + len(mark)
+    pieces.append(skeleton[pos:])
+    return spans if "".join(pieces) == text else None
+
+
+def _found_spans(messages: list[Message], text: str) -> list[tuple[int, int, int]]:
+    """Content spans found by searching the rendered text in order (plain text, or an unusual template)."""
+    spans, cursor = [], 0
+    for i, m in enumerate(messages):
+        start = text.find(m.content, cursor) if m.content else -1
+        if start >= 0:
+            spans.append((start, start + len(m.content), i))
+            cursor = start + len(m.content)
+    return spans

@@ -11,7 +11,7 @@ from clearlm.models import assemble as asm
 from clearlm.models import cache
 from clearlm.models.backends.base import Backend
 from clearlm.models.backends.torch_backend import TorchBackend
-from clearlm.models.catalog import CATALOG, get_spec
+from clearlm.models.catalog import CATALOG, get_spec, unknown_model
 from clearlm.models.convert import load_gguf
 from clearlm.models.pull import PullHooks, ensure_checkpoint, ensure_gguf
 
@@ -68,8 +68,7 @@ def _load_torch(model: str, dtype: torch.dtype, device: str, hooks: PullHooks) -
     elif model.count("/") == 1:
         source = model  # a hub id
     else:
-        get_spec(model)  # raises the error listing catalog names
-        raise AssertionError("unreachable")
+        raise unknown_model(model)
     try:
         tok = AutoTokenizer.from_pretrained(source)
         m = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
