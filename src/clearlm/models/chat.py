@@ -91,7 +91,9 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
         messages = list(prompt)
         text = _render(tokenizer, messages, add_generation_prompt)
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        spans = _template_spans(tokenizer, messages, text, add_generation_prompt) or _found_spans(messages, text)
+        spans = _template_spans(tokenizer, messages, text, add_generation_prompt) or _found_spans(
+            messages, text
+        )
 
     special_ids = set(tokenizer.all_special_ids)
     ids = list(enc["input_ids"])
