@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser lint
+.PHONY: setup models demo test browser llamacpp lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,7 +31,11 @@ demo: models
 browser:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
-test: models browser
+# The optional llama.cpp backend, which the tests cover too (pip builds it from source: a few minutes).
+llamacpp: setup
+	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
+
+test: models browser llamacpp
 	$(PY) -m pytest
 
 lint: setup

@@ -24,9 +24,7 @@ def explain(
     ),
     method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"one of: {', '.join(METHODS)}"),
     target: str = typer.Option(None, "--target", "-t", help="force this continuation instead of generating"),
-    max_new_tokens: int = typer.Option(
-        8, "--max-new-tokens", "-n", help="tokens to generate when no target"
-    ),
+    max_new_tokens: int = typer.Option(8, "--max-new-tokens", "-n", help="tokens to generate when no target"),
     chat: bool = typer.Option(
         False, "--chat", help="send the prompt as a user message via the chat template"
     ),

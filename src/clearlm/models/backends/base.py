@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from clearlm.errors import InvalidInputError
@@ -17,7 +17,8 @@ class SamplingParams:
     """How to decode. ``temperature == 0`` means greedy decoding (then top_p, top_k and seed are unused).
 
     Fields: max_new_tokens (tokens, >= 1); temperature (>= 0); top_p in (0, 1]; top_k (0 = off);
-    seed (None = nondeterministic); stop: strings that end generation, not included in the output.
+    seed (None = nondeterministic); stop: strings (or one string) that end generation, not included in
+    the output.
     """
 
     max_new_tokens: int = 128
@@ -25,9 +26,12 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0
     seed: int | None = None
-    stop: tuple[str, ...] = field(default_factory=tuple)
+    stop: tuple[str, ...] | str = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, str):  # one stop string, as the OpenAI API also accepts
+            object.__setattr__(self, "stop", (self.stop,))
+        object.__setattr__(self, "stop", tuple(self.stop))
         if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             raise InvalidInputError(
                 f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
