@@ -50,6 +50,11 @@ def test_bad_input_fails_fast_and_clearly(args, message, tmp_path):
     assert not out.exists()
 
 
+def test_output_folder_must_exist(tmp_path):
+    proc = clearlm("explain", EIFFEL, "--html", str(tmp_path / "missing" / "e.html"))
+    assert_clean_failure(proc, "does not exist")
+
+
 def test_non_utf8_prompt_file(tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Caf\xe9 au lait".encode("latin-1"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from clearlm.cli.common import console, err_console, load, read_prompt
-from clearlm.errors import InvalidInputError
+from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.explain import DEFAULT_METHOD, METHODS, aggregate_words
 from clearlm.explain import explain as run_explain
 from clearlm.explain.render import render_png, render_terminal, write_html
@@ -64,6 +64,10 @@ def explain(
     the_prompt = (
         ([Message("system", system)] if system else []) + [Message("user", text)] if chat or system else text
     )
+    outputs = [p for p in (json_out, html, png) if p is not None]
+    for path in outputs:
+        if not path.parent.is_dir():
+            raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")
     b = load(model, "torch", dtype)
     with err_console.status(f"explaining with {method} ..."):
         result = run_explain(b, the_prompt, target, method=method, max_new_tokens=max_new_tokens, **options)
@@ -76,5 +80,8 @@ def explain(
         (png, lambda p: render_png(shown, p, show_template=show_template)),
     ):
         if path is not None:
-            write(path)
+            try:
+                write(path)
+            except OSError as exc:
+                raise ClearlmError(f"cannot write {path}: {exc.strerror or exc}") from None
             err_console.print(f"[green]wrote[/] {path}")

@@ -27,19 +27,26 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_models() -> None:
     """Show each catalog model, whether it is installed, and its size."""
-    table = Table(title=f"clearlm models (cache: {clearlm_home()})")
-    for col in ("name", "installed", "model size", "in cache", "license", "description"):
-        table.add_column(col)
+    table = Table(title="clearlm models", caption=f"* the default model; cache: {clearlm_home()}")
+    wide = console.width >= 140  # the description only when there is room for it
+    table.add_column("name", no_wrap=True)
+    table.add_column("installed", no_wrap=True)
+    table.add_column("model size", no_wrap=True, justify="right")
+    table.add_column("in cache", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("license")
+        table.add_column("description")
     for spec in CATALOG.values():
         st = install_state(spec)
         if st.checkpoint_ready and st.packages_installed:
             status = "[green]ready[/]"
         elif st.packages_installed:
-            status = "[yellow]packages only[/] (pull to convert)"
+            status = "[yellow]packages only[/]"
         else:
             status = "[dim]no[/]" + ("" if spec.default_install else " (optional)")
-        name = spec.name + (" [bold](default)[/]" if spec.name == DEFAULT_MODEL else "")
-        table.add_row(name, status, _size(spec.size), _size(st.size_on_disk), spec.license, spec.description)
+        name = spec.name + (" [bold]*[/]" if spec.name == DEFAULT_MODEL else "")
+        row = [name, status, _size(spec.size), _size(st.size_on_disk)]
+        table.add_row(*row, *([spec.license, spec.description] if wide else []))
     console.print(table)
 
 

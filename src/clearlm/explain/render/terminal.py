@@ -79,7 +79,8 @@ def _header(result: Attribution) -> Text:
     header.append(result.method, style="bold")
     header.append(f"  model {result.model}  {result.granularity}-level")
     if result.params:
-        header.append("  " + ", ".join(f"{k}={v}" for k, v in result.params.items()), style="dim")
+        shown = {k: v for k, v in result.params.items() if v is not None}
+        header.append("  " + ", ".join(f"{k}={v!r}" for k, v in shown.items()), style="dim")
     gap = result.completeness_gap
     if gap is not None and np.isfinite(gap).any():
         header.append(f"  max completeness gap {100 * float(np.nanmax(gap)):.1f}%")
