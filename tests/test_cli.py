@@ -157,3 +157,16 @@ def test_gemma_base_model_without_chat_template():
     proc = clearlm("generate", EIFFEL, "--model", "gemma-3-270m", "-n", "4")
     assert proc.returncode == 0, proc.stderr
     assert "Paris" in proc.stdout
+
+
+@pytest.mark.integration
+def test_explain_evaluate_prints_faithfulness_against_random():
+    proc = clearlm("explain", EIFFEL, "--target", " Paris", "--method", "occlusion", "--evaluate")
+    assert proc.returncode == 0, proc.stderr
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[3:5]
+        for line in proc.stdout.splitlines()
+        if "│ comp" in line
+    }
+    ours, floor = (float(v) for v in rows["comprehensiveness"])
+    assert ours > floor  # leaving out what occlusion ranks first hurts more than leaving out random tokens

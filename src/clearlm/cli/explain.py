@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from clearlm.cli.common import console, err_console, load, read_prompt
 from clearlm.errors import ClearlmError, InvalidInputError
@@ -12,6 +13,21 @@ from clearlm.explain import DEFAULT_METHOD, METHODS, aggregate_words
 from clearlm.explain import explain as run_explain
 from clearlm.explain.render import render_png, render_terminal, write_html
 from clearlm.models import DEFAULT_MODEL, Message
+
+
+def faithfulness_table(backend, result) -> Table:
+    """The result's faithfulness next to a random attribution's (the floor), averaged over target tokens."""
+    from clearlm.explain.metrics import evaluate, random_attribution
+
+    ours = evaluate(backend, result).summary()
+    floor = evaluate(backend, random_attribution(result)).summary()
+    table = Table(title="Faithfulness (mean over generated tokens)", title_justify="left")
+    for col in ("metric", "better", result.method, "random"):
+        table.add_column(col, justify="right" if col in (result.method, "random") else "left")
+    better = {"comprehensiveness": "higher", "sufficiency": "lower", "soft_nc": "higher", "soft_ns": "higher"}
+    for name, direction in better.items():
+        table.add_row(name, direction, f"{ours[name]:.3f}", f"{floor[name]:.3f}")
+    return table
 
 
 def explain(
@@ -43,6 +59,11 @@ def explain(
     png: Path = typer.Option(None, "--png", help="write a PNG heatmap here"),
     json_out: Path = typer.Option(None, "--json", help="write the token-level result as JSON here"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64"),
+    evaluate: bool = typer.Option(
+        False,
+        "--evaluate",
+        help="measure faithfulness (comprehensiveness, sufficiency, Soft-NC/NS) vs random",
+    ),
 ) -> None:
     """Explain what in the prompt made the model say what it said, token by token."""
     text = read_prompt(prompt, file)
@@ -73,6 +94,9 @@ def explain(
         result = run_explain(b, the_prompt, target, method=method, max_new_tokens=max_new_tokens, **options)
     shown = aggregate_words(result) if level == "word" and result.granularity == "token" else result
     render_terminal(shown, console, top_k=top_k, show_template=show_template)
+    if evaluate:
+        with err_console.status("measuring faithfulness ..."):
+            console.print(faithfulness_table(b, result))
     # Files are written only now, each atomically, so a failure above leaves none half-written.
     for path, write in (
         (json_out, lambda p: result.save(p)),

@@ -81,6 +81,7 @@ def aggregate_words(result: Attribution, reduce: str = "sum") -> Attribution:
         contrast_tokens=result.contrast_tokens,
         contrast_probs=result.contrast_probs,
         layer_head_scores=lh,
+        token_ids=list(result.token_ids),
     )
 
 

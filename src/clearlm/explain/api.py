@@ -84,6 +84,7 @@ def explain(
         n_prompt=sum(1 for a, _ in spans if a < seq.n_prompt),
         source_spans=spans,
         params={k: v for k, v in params.items() if k not in _INTERNAL},
+        token_ids=seq.ids.tolist(),
         granularity="token" if all(b - a == 1 for a, b in spans) and len(spans) == seq.n_sources else "word",
         **fields,
     )

@@ -50,6 +50,8 @@ class Attribution:
         contrast_tokens: str[n_targets] or None; contrastive only: the alternative token of each step.
         contrast_probs: float32[n_targets] or None; the model's probability of each contrast token.
         layer_head_scores: float32[n_layers, n_heads, n_targets, n_sources] or None; attention only.
+        token_ids: int[n_prompt_tokens + n_targets], the token-level sequence (prompt then targets), so a
+            saved result can be re-scored (e.g. for faithfulness) without the original prompt.
     """
 
     method: str
@@ -69,6 +71,7 @@ class Attribution:
     contrast_tokens: list[str] | None = None
     contrast_probs: np.ndarray | None = None
     layer_head_scores: np.ndarray | None = None
+    token_ids: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float32)

@@ -1,0 +1,175 @@
+"""Faithfulness of an attribution: does the model's prediction depend on the sources it ranks highest?
+
+For every target token t (its sources are the tokens before it), adapted to generation:
+
+- comprehensiveness and sufficiency (DeYoung et al. 2020, ERASER): remove the top-k% attributed sources,
+  or keep only them, and measure the drop in p(target_t); averaged over k in ``FRACTIONS`` this is the area
+  over the perturbation curve (AOPC). Comprehensiveness: higher is more faithful; sufficiency: lower is.
+- Soft-NC and Soft-NS (Zhao and Aletras 2023, "Incorporating attribution importance for improving
+  faithfulness metrics", as used by ReAGent): instead of removing whole tokens, every embedding dimension of
+  a source is kept with a probability given by its min-max normalised score (Soft-NS) or one minus it
+  (Soft-NC), and the result is normalised by the zero-input prediction. Both: higher is more faithful.
+
+Only displayed sources are perturbed (``Attribution.visible_sources``): chat-template markers stay, so the
+input keeps its format. ``random_attribution`` gives the floor every method should beat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from clearlm.errors import InvalidInputError
+from clearlm.explain.result import Attribution
+
+FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Faithfulness:
+    """Per-target faithfulness figures (float64[n_targets] each) and their means.
+
+    comprehensiveness / sufficiency: AOPC over ``fractions`` of the drop in probability (probability units).
+    soft_nc / soft_ns: Soft-NC and Soft-NS, averaged over ``samples`` random masks.
+    """
+
+    comprehensiveness: np.ndarray
+    sufficiency: np.ndarray
+    soft_nc: np.ndarray
+    soft_ns: np.ndarray
+    fractions: tuple[float, ...]
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "comprehensiveness": float(np.nanmean(self.comprehensiveness)),
+            "sufficiency": float(np.nanmean(self.sufficiency)),
+            "soft_nc": float(np.nanmean(self.soft_nc)),
+            "soft_ns": float(np.nanmean(self.soft_ns)),
+        }
+
+
+def random_attribution(result: Attribution, seed: int = 0) -> Attribution:
+    """The same result with uniform random scores (NaN kept): the floor of every faithfulness figure."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random(result.scores.shape).astype(np.float32)
+    scores[np.isnan(result.scores)] = np.nan
+    return result.with_scores(scores, method="random")
+
+
+def evaluate(
+    backend,
+    result: Attribution,
+    *,
+    fractions: tuple[float, ...] = FRACTIONS,
+    samples: int = 4,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> Faithfulness:
+    """Faithfulness of a token-level ``result`` on the model that produced it (its ``token_ids``).
+
+    Cost: one forward pass per (target, fraction) pair for comprehensiveness and sufficiency each, batched;
+    2 x ``samples`` + 2 batched forward passes (one row per target) for Soft-NC and Soft-NS.
+
+    Raises:
+        InvalidInputError: a word-level result, or one saved without its token ids.
+    """
+    if result.granularity != "token":
+        raise InvalidInputError("faithfulness is measured on the token-level result, not the word-level one")
+    token_ids = result.token_ids
+    if len(token_ids) != result.n_sources + 1:
+        raise InvalidInputError("the result carries no token ids matching its sources: explain it again")
+    model = backend.model
+    device = next(model.parameters()).device
+    ids = torch.tensor(token_ids, device=device)
+    n_p, n_t = result.n_prompt, result.n_targets
+    visible = set(result.visible_sources().tolist())
+    full = np.log(result.target_probs.astype(np.float64))
+
+    rows, keep_lists = [], []
+    for t in range(n_t):
+        candidates = [s for s in range(n_p + t) if s in visible]
+        order = sorted(candidates, key=lambda s: -float(result.scores[t, s]))
+        for k in fractions:
+            top = set(order[: max(1, math.ceil(k * len(order)))]) if order else set()
+            everything = range(n_p + t)
+            keep_lists.append([s for s in everything if s not in top])  # comprehensiveness
+            keep_lists.append([s for s in everything if s not in visible or s in top])  # sufficiency
+            rows.append(t)
+    logp = _last_logprobs(
+        model, ids, keep_lists, [int(ids[n_p + t]) for t in rows for _ in (0, 1)], batch_size
+    )
+    logp = logp.reshape(n_t, len(fractions), 2)
+    p_full = np.exp(full)[:, None]
+    comp = np.nanmean(p_full - np.exp(logp[..., 0]), 1)
+    suff = np.nanmean(p_full - np.exp(logp[..., 1]), 1)
+    soft_nc, soft_ns = _soft(model, ids, result, visible, samples, seed)
+    return Faithfulness(comp, suff, soft_nc, soft_ns, tuple(fractions))
+
+
+def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: int) -> np.ndarray:
+    """log p(target_i | ids[keep_lists[i]]) for every i, right-padded batches (causal: padding after the
+    last kept token cannot change its logits)."""
+    out = np.full(len(keep_lists), np.nan)  # NaN where nothing is left to predict from
+    scored = [i for i, keep in enumerate(keep_lists) if keep]
+    for lo in range(0, len(scored), batch_size):
+        index = scored[lo : lo + batch_size]
+        chunk = [keep_lists[i] for i in index]
+        width = max(len(k) for k in chunk)
+        batch = torch.zeros(len(chunk), width, dtype=torch.long, device=ids.device)
+        for r, keep in enumerate(chunk):
+            batch[r, : len(keep)] = ids[keep]
+        with torch.no_grad():
+            logits = model(batch, use_cache=False).logits
+        last = torch.tensor([len(k) - 1 for k in chunk], device=ids.device)
+        logp = torch.log_softmax(logits[torch.arange(len(chunk)), last].double(), -1)
+        tgt = torch.tensor([targets[i] for i in index], device=ids.device)
+        out[index] = logp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()
+    return out
+
+
+def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed: int):
+    """Soft-NC and Soft-NS per target: one batched forward per sample, one row per target."""
+    gen = torch.Generator().manual_seed(seed)
+    n_p, n_t = result.n_prompt, result.n_targets
+    with torch.no_grad():
+        x = model.get_input_embeddings()(ids[None])[0]  # [N, D]
+    pos = torch.arange(n_t) + n_p - 1  # position predicting each target
+    tgt = ids[n_p:]
+    importance = np.zeros((n_t, x.shape[0]))
+    for t in range(n_t):
+        cand = [s for s in range(n_p + t) if s in visible]
+        if cand:
+            v = result.scores[t, cand].astype(np.float64)
+            span = v.max() - v.min()
+            importance[t, cand] = (v - v.min()) / span if span > 0 else 1.0
+    importance = torch.as_tensor(importance, dtype=x.dtype)
+    perturbable = torch.zeros(x.shape[0], dtype=torch.bool)
+    perturbable[list(visible)] = True
+
+    def prob(embeds):  # embeds [T, N, D] -> p(target_t) at row t
+        with torch.no_grad():
+            logits = model(inputs_embeds=embeds, use_cache=False).logits
+        logp = torch.log_softmax(logits[torch.arange(n_t), pos].double(), -1)
+        return logp.gather(-1, tgt[:, None])[:, 0].exp().cpu().numpy()
+
+    base = x.expand(n_t, -1, -1)
+    p_full = prob(base)
+    zero = torch.where(perturbable[None, :, None], torch.zeros_like(base), base)
+    p_zero = prob(zero)
+    soft_s_zero = 1 - np.maximum(0, p_full - p_zero)
+    # Undefined (NaN) where zeroing every source does not lower the prediction: nothing to normalise by.
+    denom = np.where(1 - soft_s_zero > 1e-6, 1 - soft_s_zero, np.nan)
+    nc, ns = np.zeros(n_t), np.zeros(n_t)
+    for _ in range(samples):
+        for keep_p, acc, kind in ((1 - importance, nc, "nc"), (importance, ns, "ns")):
+            mask = torch.bernoulli(keep_p[:, :, None].expand(-1, -1, x.shape[1]), generator=gen)
+            mask = torch.where(perturbable[None, :, None], mask, torch.ones_like(mask))
+            p = prob(base * mask)
+            if kind == "nc":
+                acc += np.maximum(0, p_full - p) / denom
+            else:
+                acc += ((1 - np.maximum(0, p_full - p)) - soft_s_zero) / denom
+    return nc / samples, ns / samples
