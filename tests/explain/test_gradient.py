@@ -40,7 +40,7 @@ def captum_per_step(backend, seq, attr_cls, **attr_kwargs):
         def forward(e, target=target):
             return torch.log_softmax(model(inputs_embeds=e).logits[:, -1], -1)[:, target]
 
-        x = embed(prefix[None]).detach()
+        x = embed(prefix[None]).detach().requires_grad_(True)
         attr = attr_cls(forward).attribute(x, **attr_kwargs)
         out[t, : n_p + t] = attr[0].detach().numpy()
     return out
