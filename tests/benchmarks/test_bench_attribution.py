@@ -1,0 +1,39 @@
+"""A small run of benchmarks/bench_attribution.py as a test of correctness (not of time)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_attribution.py"
+PROMPT, TARGET = "The capital of Italy is", " Rome. The"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_attribution", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("method", "kw"),
+    [("input_x_gradient", {}), ("integrated_gradients", {}), ("occlusion", {"forward_in_tokens": False})],
+)
+def test_benchmark_compares_equal_definitions(bench, tiny_backend, method, kw):
+    ours = bench.clearlm_fn(tiny_backend, PROMPT, TARGET, method, steps=4)()
+    theirs = bench.captum_fn(tiny_backend, PROMPT, TARGET, method, steps=4, **kw)()
+    n_prompt = theirs.shape[1]
+    assert bench.rel_err(ours[:, :n_prompt].astype(np.float64), theirs) < 1e-6
+
+
+def test_timing_helpers(bench, tiny_backend):
+    seconds, peak_mb, out = bench.timed(lambda: np.ones(3), repeats=3)
+    assert seconds >= 0 and peak_mb >= 0 and out.sum() == 3
+    bench.floor_fn(tiny_backend, PROMPT, TARGET)()  # runs without error
