@@ -204,10 +204,10 @@ def _occlusion(backend, seq, *, unit: str = "token", baseline: str | None = None
     groups = [(i, i + 1) for i in range(seq.n_sources)]
     if unit == "word":
         groups = word_spans(seq.tokens[:-1], seq.special[:-1], seq.message_index[:-1])
-    scores = occlusion.occlusion_scores(
+    scores, logprobs = occlusion.occlusion_scores(
         backend.model, seq, groups, baseline_id=baseline_id, batch_size=batch_size
     )
-    return {"scores": scores, "target_probs": _target_probs(backend, seq), "source_spans": groups}
+    return {"scores": scores, "target_probs": _probs(logprobs), "source_spans": groups}
 
 
 def _target_probs(backend, seq: TeacherForced) -> np.ndarray:

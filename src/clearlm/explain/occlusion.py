@@ -26,8 +26,11 @@ def occlusion_scores(
     *,
     baseline_id: int | None = None,
     batch_size: int = 8,
-) -> np.ndarray:
-    """float32[n_targets, len(groups)]: the drop in each target's log-probability when a group is occluded.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The drop in each target's log-probability when a group is occluded.
+
+    Returns:
+        (scores float32[n_targets, len(groups)], target_logprobs float64[n_targets] of the whole sequence).
 
     Args:
         groups: [start, end) token spans over the sources (0 <= start < end <= N - 1).
@@ -61,7 +64,7 @@ def occlusion_scores(
                 # the group must lie wholly before the target: end <= n_prompt + t
                 t = np.arange(max(groups[g][1] - n_p, lost), n_t)
                 scores[t, g] = full[t] - row[t - lost]
-    return scores
+    return scores, full
 
 
 def _occlude(ids: torch.Tensor, group: tuple[int, int], baseline_id: int | None) -> torch.Tensor:
