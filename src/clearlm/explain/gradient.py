@@ -169,6 +169,7 @@ def gradient_attribution(
         x = model.get_input_embeddings()(seq.ids[None].to(device))  # [1, N, D]
     n_t = seq.n_targets
     row_grads = _RowGradients(rows_per_call)
+    raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)  # float64 sums per source
 
     def objective(embeds):
         target, contrast = step_logprobs(model, embeds, seq, contrast_ids)
@@ -177,12 +178,11 @@ def gradient_attribution(
     if method == "integrated_gradients":
         alphas, weights = integration_points(steps, placement)
         base = baseline_embeddings(model, seq, baseline, x)
-        delta = (x - base)[0]
-        raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)
+        delta = (x - base)[0]  # [N, D]
         for lo in range(0, steps, internal_batch_size):
             a = torch.as_tensor(alphas[lo : lo + internal_batch_size], dtype=x.dtype, device=device)
             w = torch.as_tensor(weights[lo : lo + internal_batch_size], dtype=x.dtype, device=device)
-            xb = (base + a[:, None, None] * (x - base)).detach().requires_grad_(True)
+            xb = (base + a[:, None, None] * delta).detach().requires_grad_(True)
             f = objective(xb)[0]  # [B, T]
             _accumulate(raw, f, xb, w, row_grads, lambda g: (g * delta).sum(-1))
         with torch.no_grad():
@@ -197,7 +197,6 @@ def gradient_attribution(
             reduce: Callable = lambda g: g.norm(dim=-1)  # noqa: E731
         else:
             reduce = lambda g: (g * x[0]).sum(-1)  # noqa: E731
-        raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)
         _accumulate(raw, f_x, xr, torch.ones(1, dtype=x.dtype, device=device), row_grads, reduce)
         gap = None
     scores = raw[:, :-1].cpu().numpy()
