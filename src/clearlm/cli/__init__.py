@@ -13,7 +13,9 @@ import typer
 
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
+from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
+from clearlm.cli import serve as serve_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 
@@ -25,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(keys_cmd.app, name="keys")
+app.command("serve")(serve_cmd.serve)
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
-
-
-def clearlm_home() -> Path:
-    """The root of clearlm's cache: ``$CLEARLM_HOME`` if set, else ``platformdirs.user_cache_dir("clearlm")``."""
-    env = os.environ.get("CLEARLM_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("clearlm"))
+from clearlm.paths import clearlm_home
 
 
 def model_dir(name: str) -> Path:

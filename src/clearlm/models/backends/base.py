@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 from clearlm.errors import InvalidInputError
 from clearlm.models.chat import EncodedPrompt, Prompt
 
 MAX_NEW_TOKENS_LIMIT = 32_768
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class JsonOutput:
+    """Constrain the output to JSON: any JSON value (``schema`` None) or one valid against ``schema``
+    (a JSON Schema, as JSON text). Enforced while decoding (xgrammar for torch, a GBNF grammar for
+    llama.cpp), so the text parses whenever generation ends by itself rather than at the token limit."""
+
+    schema: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +31,8 @@ class SamplingParams:
 
     Fields: max_new_tokens (tokens, >= 1); temperature (>= 0); top_p in (0, 1]; top_k (0 = off);
     seed (None = nondeterministic); stop: strings (or one string) that end generation, not included in
-    the output.
+    the output; logprobs: None, or how many likeliest alternatives (0 to 20) to report with each
+    generated token's log-probability; json_output: constrain the output to JSON.
     """
 
     max_new_tokens: int = 128
@@ -27,6 +41,8 @@ class SamplingParams:
     top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] | str = ()
+    logprobs: int | None = None
+    json_output: JsonOutput | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # one stop string, as the OpenAI API also accepts
@@ -44,6 +60,10 @@ class SamplingParams:
             raise InvalidInputError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if any(not s for s in self.stop):
             raise InvalidInputError("stop strings must not be empty")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidInputError(
+                f"top logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {self.logprobs}"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -51,13 +71,37 @@ class SamplingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A generated token's natural-log probability under the model (before temperature and top-p), and
+    the ``top`` likeliest tokens at that step as (id, logprob), likeliest first."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+def token_logprob(logits: np.ndarray, token_id: int, top: int) -> TokenLogprob:
+    """The :class:`TokenLogprob` of ``token_id`` from one step's raw logits (float[vocab])."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max()
+    logprobs = shifted - np.log(np.exp(shifted).sum())
+    best = np.argpartition(-logprobs, top)[:top] if top else np.empty(0, dtype=int)
+    best = best[np.argsort(-logprobs[best], kind="stable")]
+    return TokenLogprob(
+        int(token_id), float(logprobs[token_id]), tuple((int(i), float(logprobs[i])) for i in best)
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of streamed output: new text, the token ids that produced it, and on the last chunk why
-    generation ended ("stop": end of sequence or a stop string; "length": max_new_tokens reached)."""
+    """A piece of streamed output: new text, the token ids that produced it (and their log-probabilities
+    when asked for), and on the last chunk why generation ended ("stop": end of sequence or a stop
+    string; "length": max_new_tokens reached)."""
 
     text: str
     token_ids: tuple[int, ...] = ()
     finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +110,7 @@ class Completion:
     token_ids: tuple[int, ...]  # generated ids, without a final end-of-sequence token
     finish_reason: str
     prompt_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
     @property
     def completion_tokens(self) -> int:
@@ -73,26 +118,31 @@ class Completion:
 
 
 class Backend(Protocol):
-    """What every backend offers: encode a prompt, stream a generation, report its context length."""
+    """What every backend offers: encode a prompt, decode ids, stream a generation, report its context
+    length, and a lock held while the model computes (generation or explanation)."""
 
     kind: str  # "torch" or "llamacpp"
     name: str  # the model's name (catalog name, path or hub id)
     context_length: int  # tokens
+    lock: threading.Lock
 
     def encode(self, prompt: Prompt) -> EncodedPrompt: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
 
     def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]: ...
 
 
 def generate(backend: Backend, prompt: Prompt, params: SamplingParams) -> Completion:
     """Run a generation to the end and collect it (any backend)."""
-    texts, ids, reason = [], [], "length"
+    texts, ids, logprobs, reason = [], [], [], "length"
     prompt_tokens = len(backend.encode(prompt).token_ids)
     for chunk in backend.stream(prompt, params):
         texts.append(chunk.text)
         ids.extend(chunk.token_ids)
+        logprobs.extend(chunk.logprobs)
         reason = chunk.finish_reason or reason
-    return Completion("".join(texts), tuple(ids), reason, prompt_tokens)
+    return Completion("".join(texts), tuple(ids), reason, prompt_tokens, tuple(logprobs))
 
 
 def budget(prompt_tokens: int, params: SamplingParams, context_length: int) -> int:

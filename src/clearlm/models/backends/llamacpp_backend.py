@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from clearlm.errors import BackendUnavailableError
-from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budget
+from clearlm.errors import BackendUnavailableError, InvalidInputError
+from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget, token_logprob
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
@@ -47,17 +47,21 @@ class LlamaCppBackend:
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = self.llm.n_ctx()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def encode(self, prompt: Prompt) -> EncodedPrompt:
         return encode_prompt(self.tokenizer, prompt)
 
+    def decode(self, ids) -> str:
+        return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+
     def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]:
         encoded = self.encode(prompt)
         max_new = budget(len(encoded.token_ids), params, self.context_length)
-        text = TextStream(lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="replace"), params.stop)
+        text = TextStream(self.decode, params.stop)
         eos = {self.llm.token_eos(), *end_of_turn_ids(self.tokenizer)}
-        with self._lock:
+        grammar = _grammar(params.json_output) if params.json_output else None
+        with self.lock:
             if params.seed is not None:
                 self.llm.set_seed(params.seed)
             for n, token in enumerate(
@@ -67,17 +71,44 @@ class LlamaCppBackend:
                     top_p=params.top_p,
                     top_k=params.top_k if not params.greedy else 1,
                     reset=True,
+                    grammar=grammar,
                 ),
                 start=1,
             ):
                 if token in eos:
                     yield Chunk(text.finish(), (), "stop")
                     return
+                lp = (self._logprob(token, params.logprobs),) if params.logprobs is not None else ()
                 piece = text.push([token])
                 if text.stopped:
-                    yield Chunk(piece, (token,), "stop")
+                    yield Chunk(piece, (token,), "stop", lp)
                     return
-                yield Chunk(piece, (token,))
+                yield Chunk(piece, (token,), logprobs=lp)
                 if n >= max_new:
                     break
             yield Chunk(text.finish(), (), "length")
+
+    def _logprob(self, token: int, top: int):
+        """The log-probability of the token just sampled, from the logits llama.cpp still holds for it."""
+        import llama_cpp
+        import numpy as np
+
+        row = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return token_logprob(np.ctypeslib.as_array(row, shape=(self.llm.n_vocab(),)), token, top)
+
+
+def _grammar(spec: JsonOutput):
+    """A llama.cpp GBNF grammar for JSON (any value, or valid against the schema).
+
+    Raises:
+        InvalidInputError: a schema llama.cpp cannot turn into a grammar.
+    """
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    try:
+        if spec.schema is None:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return LlamaGrammar.from_json_schema(spec.schema, verbose=False)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"cannot use the JSON schema: {exc}") from None

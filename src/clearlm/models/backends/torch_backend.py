@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import torch
 
-from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budget
+from clearlm.errors import InvalidInputError
+from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget, token_logprob
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
@@ -27,7 +28,8 @@ class TorchBackend:
         self.name = name
         self.context_length = int(getattr(model.config, "max_position_embeddings", None) or 2048)
         self.eos_token_ids = _eos_ids(model, tokenizer)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        self._grammar_compiler = None
 
     @property
     def device(self) -> torch.device:
@@ -55,6 +57,8 @@ class TorchBackend:
         cancel = threading.Event()
         text = TextStream(self.decode, params.stop)
 
+        last_logits: list[torch.Tensor] = []  # the latest forward's last-position logits (for logprobs)
+
         class _Streamer:
             first = True
 
@@ -62,7 +66,13 @@ class TorchBackend:
                 if self.first:
                     self.first = False
                     return
-                ids_q.put(value.reshape(-1).tolist())
+                ids = value.reshape(-1).tolist()
+                logprobs = (
+                    [token_logprob(last_logits[-1].numpy(), i, params.logprobs) for i in ids]
+                    if last_logits
+                    else []
+                )
+                ids_q.put((ids, logprobs))
 
             def end(self):
                 ids_q.put(None)
@@ -83,11 +93,18 @@ class TorchBackend:
             else min(self.eos_token_ids),
         )
         input_ids = torch.tensor([encoded.token_ids], device=self.device)
+        processors = [self._json_processor(params.json_output)] if params.json_output else []
         errors: list[BaseException] = []
 
+        def keep_logits(module, args, output):
+            last_logits[:] = [output.logits[0, -1].float().cpu()]
+
         def work():
+            hook = None
             try:
-                with self._lock, torch.inference_mode():
+                with self.lock, torch.inference_mode():
+                    if params.logprobs is not None:
+                        hook = self.model.register_forward_hook(keep_logits)
                     if params.seed is not None and not params.greedy:
                         torch.manual_seed(params.seed)
                     self.model.generate(
@@ -95,35 +112,64 @@ class TorchBackend:
                         attention_mask=torch.ones_like(input_ids),
                         generation_config=config,
                         streamer=_Streamer(),
+                        logits_processor=processors,
                         stopping_criteria=StoppingCriteriaList([_Cancel()]),
                     )
             except BaseException as exc:  # re-raised in the consumer
                 errors.append(exc)
                 ids_q.put(None)
+            finally:
+                if hook is not None:
+                    hook.remove()
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
         n_new, reason = 0, "length"
         try:
-            while (ids := ids_q.get()) is not None:
+            while (item := ids_q.get()) is not None:
+                ids, logprobs = item
                 n_new += len(ids)
                 if any(i in self.eos_token_ids for i in ids):
                     reason = "stop"
+                    logprobs = [lp for lp in logprobs if lp.token_id not in self.eos_token_ids]
                     ids = [i for i in ids if i not in self.eos_token_ids]
                 piece = text.push(ids)
                 if text.stopped:
                     cancel.set()
                     reason = "stop"
-                    yield Chunk(piece, tuple(ids), reason)
+                    yield Chunk(piece, tuple(ids), reason, tuple(logprobs))
                     return
                 if piece or ids:
-                    yield Chunk(piece, tuple(ids))
+                    yield Chunk(piece, tuple(ids), logprobs=tuple(logprobs))
             if errors:
                 raise errors[0]
             yield Chunk(text.finish(), (), reason)
         finally:
             cancel.set()
             worker.join()
+
+    def _json_processor(self, spec: JsonOutput):
+        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through.
+
+        Raises:
+            InvalidInputError: the schema is not valid JSON Schema that xgrammar can compile.
+        """
+        import xgrammar as xgr
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        if self._grammar_compiler is None:
+            info = xgr.TokenizerInfo.from_huggingface(
+                self.tokenizer,
+                vocab_size=self.model.config.vocab_size,
+                stop_token_ids=sorted(self.eos_token_ids),
+            )
+            self._grammar_compiler = xgr.GrammarCompiler(info)
+        if spec.schema is None:
+            return LogitsProcessor(self._grammar_compiler.compile_builtin_json_grammar())
+        try:
+            return LogitsProcessor(self._grammar_compiler.compile_json_schema(spec.schema))
+        except (RuntimeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot use the JSON schema: {str(exc).splitlines()[0]}") from None
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -1,0 +1,55 @@
+"""``clearlm serve``: the OpenAI-compatible HTTP server."""
+
+from __future__ import annotations
+
+import typer
+
+from clearlm.cli.common import err_console, load
+from clearlm.cli.generate import BACKEND, MODEL
+from clearlm.errors import InvalidInputError
+
+DB = typer.Option(
+    None, "--db", help="database URL (default: sqlite file under $CLEARLM_HOME; or postgresql://...)"
+)
+
+
+def serve(
+    model: str = MODEL,
+    backend: str = BACKEND,
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="address to listen on (0.0.0.0 for every interface)"
+    ),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port"),
+    db: str = DB,
+    max_active: int = typer.Option(1, "--max-active", help="generations at once"),
+    max_waiting: int = typer.Option(32, "--max-waiting", help="requests queued beyond those (then 429)"),
+    max_tokens: int = typer.Option(1024, "--default-max-tokens", help="max_tokens when a request gives none"),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+) -> None:
+    """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
+    request audited to the database. Logs are JSON lines on stderr."""
+    import uvicorn
+
+    from clearlm.server import ServerConfig, ServerState, create_app, logs
+
+    if not 0 < port < 65536:
+        raise InvalidInputError(f"--port must be between 1 and 65535, got {port}")
+    if max_active < 1 or max_waiting < 0 or max_tokens < 1:
+        raise InvalidInputError("--max-active and --default-max-tokens must be >= 1, --max-waiting >= 0")
+    config = ServerConfig(
+        model=model,
+        backend=backend,
+        db_url=db,
+        max_active=max_active,
+        max_waiting=max_waiting,
+        default_max_tokens=max_tokens,
+    )
+    state = ServerState(config, backend=load(model, backend))
+    logs.configure(log_level)
+    err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")
+    try:
+        uvicorn.run(
+            create_app(state), host=host, port=port, log_config=None, access_log=False, log_level=log_level
+        )
+    finally:
+        state.close()

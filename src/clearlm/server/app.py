@@ -1,0 +1,25 @@
+"""The FastAPI application: OpenAI-compatible routes, clearlm's extensions, operations endpoints."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from clearlm import __version__
+from clearlm.server import errors
+from clearlm.server.lifecycle import Lifecycle
+from clearlm.server.routes import api, ops
+from clearlm.server.state import ServerState
+
+
+def create_app(state: ServerState) -> FastAPI:
+    """An app serving ``state``'s model. Every /v1 request is authenticated (when keys exist), admitted
+    (or refused with 429), audited once, counted and logged."""
+    app = FastAPI(
+        title="clearlm", version=__version__, description="OpenAI-compatible API that explains and audits"
+    )
+    app.state.clearlm = state
+    errors.install(app)
+    app.include_router(api)
+    app.include_router(ops)
+    app.add_middleware(Lifecycle, state=state)
+    return app

@@ -1,0 +1,41 @@
+"""The logic of /v1/embeddings: batched input, float or base64 (little-endian float32) vectors."""
+
+from __future__ import annotations
+
+import base64
+
+import anyio
+from fastapi import Request
+
+from clearlm.errors import InvalidInputError, ModelNotFoundError
+from clearlm.server import protocol as p
+from clearlm.server.state import ServerState
+
+
+async def create_embeddings(
+    request: Request, body: p.EmbeddingRequest, state: ServerState
+) -> p.EmbeddingList:
+    name = state.config.embedding_model
+    if body.model != name:
+        raise ModelNotFoundError(f"the embedding model {body.model!r} is not served here: use {name!r}")
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    record = request.state.audit_record
+    record.model, record.prompt = name, texts
+    record.parameters = {"encoding_format": body.encoding_format, "dimensions": body.dimensions}
+    embedder = await anyio.to_thread.run_sync(state.embedder)
+    if body.dimensions not in (None, embedder.dimensions):
+        raise InvalidInputError(
+            f"{name} gives {embedder.dimensions}-dimensional vectors; omit dimensions or set it to that"
+        )
+    vectors = await anyio.to_thread.run_sync(embedder.encode, texts)
+    tokens = await anyio.to_thread.run_sync(embedder.count_tokens, texts)
+    record.prompt_tokens = tokens
+    if body.encoding_format == "base64":
+        data = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
+    else:
+        data = [v.tolist() for v in vectors]
+    return p.EmbeddingList(
+        data=[p.Embedding(index=i, embedding=d) for i, d in enumerate(data)],
+        model=name,
+        usage=p.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )

@@ -1,0 +1,89 @@
+"""What happens around every HTTP request (pure ASGI, so streaming responses are covered to their end):
+an audit record is prepared, the response's status is seen, cleanups run even when the client leaves,
+and then the request is counted, logged, and, if no pipeline turn owned its record, recorded."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+import anyio
+from starlette.requests import Request
+
+from clearlm.store.audit import AuditRecord
+
+log = logging.getLogger("clearlm.server")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+class Lifecycle:
+    def __init__(self, app, state) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        audited = scope["path"].startswith("/v1/")
+        record = AuditRecord(
+            request_id="req-" + new_id(), created_at=datetime.now(UTC), endpoint=scope["path"]
+        )
+        st = scope.setdefault("state", {})
+        st.update(audit_record=record, audit_owned=False, cleanups=[])
+        status = 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception as exc:  # answered 500 by the outermost handler
+            record.error = record.error or f"internal error: {exc.__class__.__name__}"
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                for cleanup in st["cleanups"]:
+                    await cleanup()
+                record.latency_ms = (time.monotonic() - started) * 1000
+                if audited and not st["audit_owned"]:
+                    record.status_code = status
+                    try:
+                        await anyio.to_thread.run_sync(self.state.audit.write, record)
+                    except Exception:
+                        log.exception(
+                            "cannot write the audit record", extra={"request_id": record.request_id}
+                        )
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.state.metrics.requests.labels(route, str(status)).inc()
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": record.request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "latency_ms": round(record.latency_ms, 1),
+                        "api_key_id": record.api_key_id,
+                    },
+                )
+
+
+def own_record(request: Request) -> AuditRecord:
+    """The request's audit record, taken over by a pipeline turn (which writes it itself)."""
+    request.state.audit_owned = True
+    return request.state.audit_record
+
+
+def on_exit(request: Request, cleanup) -> None:
+    """Run ``await cleanup()`` when the request ends, however it ends (idempotent cleanups only)."""
+    request.state.cleanups.append(cleanup)

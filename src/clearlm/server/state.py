@@ -1,0 +1,66 @@
+"""What one running server holds: its configuration, the model, the database, admission and metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from clearlm.models import DEFAULT_MODEL, load_backend
+from clearlm.models.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
+from clearlm.server.gate import Gate
+from clearlm.server.metrics import Metrics
+from clearlm.store import ApiKeys, AuditLog, Database
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Fields: model and backend to serve; db_url (None = the SQLite file under $CLEARLM_HOME);
+    max_active generations at once and max_waiting in the queue (past both: 429); default_max_tokens
+    when a request names none (capped by what is left of the context); retry_after (seconds, in 429s);
+    embedding_model for /v1/embeddings."""
+
+    model: str = DEFAULT_MODEL
+    backend: str = "torch"
+    db_url: str | None = None
+    max_active: int = 1
+    max_waiting: int = 32
+    default_max_tokens: int = 1024
+    retry_after: int = 1
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+
+
+class ServerState:
+    """The server's resources. ``backend`` (and ``embedder``) may be passed in ready-made; otherwise they
+    are loaded from the config (the embedder on first use)."""
+
+    def __init__(self, config: ServerConfig, *, backend=None, embedder: Embedder | None = None) -> None:
+        self.config = config
+        self.backend = backend if backend is not None else load_backend(config.model, config.backend)
+        self.model_id = self.backend.name
+        self.created = int(time.time())
+        self.db = Database(config.db_url)
+        self.audit = AuditLog(self.db)
+        self.keys = ApiKeys(self.db)
+        self.gate = Gate(config.max_active, config.max_waiting, config.retry_after)
+        self.metrics = Metrics()
+        self._embedder = embedder
+        self._explainer = self.backend if self.backend.kind == "torch" else None
+        self._load_lock = threading.Lock()
+
+    def embedder(self) -> Embedder:
+        """The embedding model (loaded on first use). Raises ModelNotFoundError if it is not installed."""
+        with self._load_lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self.config.embedding_model)
+            return self._embedder
+
+    def explainer(self):
+        """A torch backend of the served model, for explanations (the served one if it is torch)."""
+        with self._load_lock:
+            if self._explainer is None:
+                self._explainer = load_backend(self.config.model, "torch")
+            return self._explainer
+
+    def close(self) -> None:
+        self.db.close()

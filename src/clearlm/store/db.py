@@ -1,0 +1,79 @@
+"""Opening the database: a SQLite file (WAL mode) by default, any SQLAlchemy URL (Postgres) at scale."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from clearlm.errors import InvalidInputError
+from clearlm.paths import clearlm_home
+from clearlm.store.tables import Base
+
+
+def default_url() -> str:
+    """``sqlite:///$CLEARLM_HOME/clearlm.db``."""
+    return f"sqlite:///{clearlm_home() / 'clearlm.db'}"
+
+
+class Database:
+    """An engine and its session factory; creates the tables on first open.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///path/clearlm.db`` or ``postgresql+psycopg://user@host/db``
+            (``postgresql://`` is taken to mean the psycopg 3 driver). None = :func:`default_url`.
+
+    Raises:
+        InvalidInputError: a malformed URL, an unsupported driver, or a database that cannot be reached.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        url = url or default_url()
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise InvalidInputError(
+                f"cannot parse the database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+            ) from None
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.url = parsed
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict = {"pool_pre_ping": True}
+        if self.is_sqlite and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        try:
+            self.engine = create_engine(parsed, **kwargs)
+        except Exception as exc:  # a missing driver module, an unknown dialect
+            raise InvalidInputError(f"cannot use the database URL {url!r}: {exc}") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise InvalidInputError(
+                f"cannot open the database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
+            ) from None
+        self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A datetime read back from the database, in UTC (SQLite keeps no time zone; clearlm writes UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL: readers never block the writer, and a killed process loses nothing that was committed.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
