@@ -1,6 +1,7 @@
 """What happens around every HTTP request (pure ASGI, so streaming responses are covered to their end):
-an audit record is prepared, the response's status is seen, cleanups run even when the client leaves,
-and then the request is counted, logged, and, if no pipeline turn owned its record, recorded."""
+an audit record is prepared; if no pipeline turn takes it over, it is written before the last byte of
+the response is sent (or when the request ends without one); cleanups run even when the client leaves;
+then the request is counted and logged."""
 
 from __future__ import annotations
 
@@ -38,33 +39,42 @@ class Lifecycle:
         st = scope.setdefault("state", {})
         st.update(audit_record=record, audit_owned=False, cleanups=[])
         status = 500
+        written = False
 
-        async def send_status(message) -> None:
+        async def finish() -> None:
+            nonlocal written
+            while st["cleanups"]:  # give back the generation slot, stop a generation still running
+                await st["cleanups"].pop(0)()
+            if written:
+                return
+            written = True
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.state.metrics.requests.labels(route, str(status)).inc()
+            if not audited or st["audit_owned"]:
+                return
+            record.status_code = status
+            record.latency_ms = (time.monotonic() - started) * 1000
+            try:
+                await anyio.to_thread.run_sync(self.state.audit.write, record)
+            except Exception:
+                log.exception("cannot write the audit record", extra={"request_id": record.request_id})
+
+        async def send_recorded(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                await finish()  # released, recorded and counted before the client has the whole answer
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_recorded)
         except Exception as exc:  # answered 500 by the outermost handler
             record.error = record.error or f"internal error: {exc.__class__.__name__}"
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                for cleanup in st["cleanups"]:
-                    await cleanup()
-                record.latency_ms = (time.monotonic() - started) * 1000
-                if audited and not st["audit_owned"]:
-                    record.status_code = status
-                    try:
-                        await anyio.to_thread.run_sync(self.state.audit.write, record)
-                    except Exception:
-                        log.exception(
-                            "cannot write the audit record", extra={"request_id": record.request_id}
-                        )
-                route = getattr(scope.get("route"), "path", "unmatched")
-                self.state.metrics.requests.labels(route, str(status)).inc()
+                await finish()
                 log.info(
                     "request",
                     extra={
@@ -72,7 +82,7 @@ class Lifecycle:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "latency_ms": round(record.latency_ms, 1),
+                        "latency_ms": round((time.monotonic() - started) * 1000, 1),
                         "api_key_id": record.api_key_id,
                     },
                 )
