@@ -170,3 +170,35 @@ def test_explain_evaluate_prints_faithfulness_against_random():
     }
     ours, floor = (float(v) for v in rows["comprehensiveness"])
     assert ours > floor  # leaving out what occlusion ranks first hurts more than leaving out random tokens
+
+
+def test_keys_are_created_listed_and_revoked(tmp_path):
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    made = clearlm("keys", "create", "support desk", "--db", db)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    key_id = made.stderr.split()[1]
+    assert secret.startswith("sk-clearlm-") and key_id.startswith("key_") and "not shown again" in made.stderr
+    listed = clearlm("keys", "list", "--db", db)
+    assert key_id in listed.stdout and "support desk" in listed.stdout and "active" in listed.stdout
+    assert secret not in listed.stdout and secret[:15] in listed.stdout
+    assert clearlm("keys", "revoke", key_id, "--db", db).returncode == 0
+    assert "revoked" in clearlm("keys", "list", "--db", db).stdout
+    assert_clean_failure(clearlm("keys", "revoke", "key_nope", "--db", db), "no API key with id 'key_nope'")
+    assert_clean_failure(clearlm("keys", "create", " ", "--db", db), "give the key a name")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "70000"], "--port must be between 1 and 65535"),
+        (["serve", "--db", "nonsense"], "cannot parse the database URL"),
+        (["serve", "--max-active", "0"], "--max-active"),
+        (["serve", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+    ],
+)
+def test_serve_refuses_bad_settings_clearly(args, message, tmp_path):
+    assert_clean_failure(
+        clearlm(*args, "--db", f"sqlite:///{tmp_path / 'a.db'}") if "--db" not in args else clearlm(*args),
+        message,
+    )

@@ -31,6 +31,7 @@ def serve(
     import uvicorn
 
     from clearlm.server import ServerConfig, ServerState, create_app, logs
+    from clearlm.store import Database
 
     if not 0 < port < 65536:
         raise InvalidInputError(f"--port must be between 1 and 65535, got {port}")
@@ -44,7 +45,8 @@ def serve(
         max_waiting=max_waiting,
         default_max_tokens=max_tokens,
     )
-    state = ServerState(config, backend=load(model, backend))
+    database = Database(db)  # a bad URL fails here, before the model loads
+    state = ServerState(config, backend=load(model, backend), db=database)
     logs.configure(log_level)
     err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")
     try:

@@ -31,15 +31,22 @@ class ServerConfig:
 
 
 class ServerState:
-    """The server's resources. ``backend`` (and ``embedder``) may be passed in ready-made; otherwise they
-    are loaded from the config (the embedder on first use)."""
+    """The server's resources. ``backend``, ``embedder`` and ``db`` may be passed in ready-made; otherwise
+    they are opened from the config (the embedder on first use)."""
 
-    def __init__(self, config: ServerConfig, *, backend=None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        backend=None,
+        embedder: Embedder | None = None,
+        db: Database | None = None,
+    ) -> None:
         self.config = config
+        self.db = db if db is not None else Database(config.db_url)
         self.backend = backend if backend is not None else load_backend(config.model, config.backend)
         self.model_id = self.backend.name
         self.created = int(time.time())
-        self.db = Database(config.db_url)
         self.audit = AuditLog(self.db)
         self.keys = ApiKeys(self.db)
         self.gate = Gate(config.max_active, config.max_waiting, config.retry_after)
