@@ -85,10 +85,16 @@ def test_models_list_shows_the_catalog():
 
 
 @pytest.mark.integration
-def test_generate_streams_paris():
-    proc = clearlm("generate", EIFFEL, "--raw", "-n", "3")
+def test_generate_streams_paris_and_is_audited(tmp_path):
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    proc = clearlm("generate", EIFFEL, "--raw", "-n", "3", "--db", db)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(" Paris")
+    from clearlm.store import AuditLog, Database
+
+    [record] = AuditLog(Database(db)).records()
+    assert record.endpoint == "cli:generate" and record.prompt == EIFFEL and record.output == proc.stdout.rstrip("\n")
+    assert record.completion_tokens == 3 and record.finish_reason == "length" and record.status_code == 200
 
 
 @pytest.mark.integration

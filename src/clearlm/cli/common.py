@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -11,6 +12,9 @@ from clearlm.errors import InvalidInputError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+DB = typer.Option(
+    None, "--db", help="database URL (default: a SQLite file under $CLEARLM_HOME; or postgresql://...)"
+)
 
 
 def read_prompt(prompt: str | None, file: Path | None) -> str:

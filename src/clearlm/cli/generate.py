@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
-from clearlm.cli.common import console, err_console, load, read_prompt
+from clearlm.cli.common import DB, console, err_console, load, read_prompt
 from clearlm.errors import ClearlmError
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
 from clearlm.models.chat import has_chat_template
@@ -22,19 +24,31 @@ STOP = typer.Option(None, "--stop", help="a string that ends generation (repeata
 SYSTEM = typer.Option(None, "--system", "-s", help="system message (chat models)")
 
 
-def _stream(backend, prompt, params: SamplingParams) -> str:
-    """Print a generation as it streams; return its text."""
-    pieces = []
-    reason = None
-    for chunk in backend.stream(prompt, params):
-        console.print(chunk.text, end="", markup=False, soft_wrap=True)
-        console.file.flush()
-        pieces.append(chunk.text)
-        reason = chunk.finish_reason or reason
+def _audit_log(db: str | None):
+    from clearlm.store import AuditLog, Database
+
+    return AuditLog(Database(db))
+
+
+def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str) -> str:
+    """Print a generation as it streams, through the pipeline (so it is audited); return its text."""
+    from clearlm.pipeline import TurnRequest, start_turn
+    from clearlm.store import AuditRecord
+
+    record = AuditRecord(
+        request_id=f"cli-{uuid.uuid4().hex[:24]}", created_at=datetime.now(UTC), endpoint=endpoint
+    )
+    turn = start_turn(backend, TurnRequest(prompt, params), record, audit)
+    try:
+        for _, chunk in turn:
+            console.print(chunk.text, end="", markup=False, soft_wrap=True)
+            console.file.flush()
+    finally:
+        turn.close(130, "interrupted")  # nothing to do when the turn ended by itself
     console.print()
-    if reason == "length":
+    if turn.choices[0].finish_reason == "length":
         err_console.print("[dim](stopped at --max-new-tokens)[/]")
-    return "".join(pieces)
+    return turn.choices[0].text
 
 
 def generate(
@@ -50,6 +64,7 @@ def generate(
     top_k: int = TOP_K,
     seed: int = SEED,
     stop: list[str] = STOP,
+    db: str = DB,
 ) -> None:
     """Generate a reply and stream it to the terminal.
 
@@ -65,12 +80,13 @@ def generate(
         seed=seed,
         stop=tuple(stop or ()),
     )
+    audit = _audit_log(db)
     b = load(model, backend)
     if raw or not has_chat_template(b.tokenizer):
         messages = text
     else:
         messages = ([Message("system", system)] if system else []) + [Message("user", text)]
-    _stream(b, messages, params)
+    _stream(b, messages, params, audit, "cli:generate")
 
 
 def chat(
@@ -82,11 +98,13 @@ def chat(
     top_p: float = TOP_P,
     top_k: int = TOP_K,
     seed: int = SEED,
+    db: str = DB,
 ) -> None:
     """An interactive chat with history. Type /reset to start over, /exit (or Ctrl-D) to leave."""
     params = SamplingParams(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
     )
+    audit = _audit_log(db)
     b = load(model, backend)
     if not has_chat_template(b.tokenizer):
         err_console.print(f"[yellow]{model} has no chat template: turns are joined as plain text[/]")
@@ -109,7 +127,7 @@ def chat(
         history.append(Message("user", line))
         console.print("[bold green]assistant>[/] ", end="")
         try:
-            reply = _stream(b, history, params)
+            reply = _stream(b, history, params, audit, "cli:chat")
         except ClearlmError as exc:  # e.g. the history outgrew the context: keep chatting
             history.pop()
             err_console.print(f"\n[bold red]error:[/] {exc}")

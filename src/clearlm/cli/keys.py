@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from clearlm.cli.common import console, err_console
-from clearlm.cli.serve import DB
+from clearlm.cli.common import DB, console, err_console
 
 app = typer.Typer(help="Create, list and revoke the server's API keys.", no_args_is_help=True)
 
