@@ -62,3 +62,52 @@ def test_stop_strings_and_seeded_sampling(llama):
 def test_prompt_longer_than_the_context(llama):
     with pytest.raises(InvalidInputError, match="context"):
         generate(llama, "word " * 9000, SamplingParams(max_new_tokens=4))
+
+
+def test_logprobs_match_the_torch_backend(llama, default_backend):
+    prompt = "The Eiffel Tower is located in the city of"
+    params = SamplingParams(max_new_tokens=3, logprobs=3)
+    ours, theirs = generate(llama, prompt, params), generate(default_backend, prompt, params)
+    assert ours.token_ids == theirs.token_ids  # the same GGUF weights, dequantized for torch
+    for a, b in zip(ours.logprobs, theirs.logprobs, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=0.05)
+        assert [i for i, _ in a.top] == [i for i, _ in b.top]
+
+
+def test_json_schema_is_enforced_by_a_grammar(llama):
+    import json
+
+    from clearlm.models.backends.base import JsonOutput
+
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    out = generate(
+        llama,
+        [Message("user", "What is the capital of France? Reply in JSON.")],
+        SamplingParams(max_new_tokens=30, json_output=JsonOutput(json.dumps(schema))),
+    )
+    assert out.finish_reason == "stop" and "Paris" in json.loads(out.text)["answer"]
+
+
+def test_slots_decode_together_with_the_same_greedy_results():
+    import threading
+
+    batched = load_backend(DEFAULT_MODEL, "llamacpp", slots=4)
+    prompts = [f"Question {i}: what is {i} plus {i}? Answer:" for i in range(4)]
+    params = SamplingParams(max_new_tokens=8)
+    alone = [generate(batched, p, params).text for p in prompts]
+    together: list[str | None] = [None] * 4
+
+    def run(i: int) -> None:
+        together[i] = generate(batched, prompts[i], params).text
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert together == alone
+    # a stream closed early frees its slot for the next one
+    stream = batched.stream(prompts[0], SamplingParams(max_new_tokens=200))
+    next(stream)
+    stream.close()
+    assert generate(batched, prompts[1], params).text == alone[1]

@@ -21,7 +21,11 @@ def serve(
     ),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port"),
     db: str = DB,
-    max_active: int = typer.Option(1, "--max-active", help="generations at once"),
+    max_active: int = typer.Option(
+        1,
+        "--max-active",
+        help="generations at once (llamacpp: decoded together; torch: one runs, others wait)",
+    ),
     max_waiting: int = typer.Option(32, "--max-waiting", help="requests queued beyond those (then 429)"),
     max_tokens: int = typer.Option(1024, "--default-max-tokens", help="max_tokens when a request gives none"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
@@ -46,7 +50,7 @@ def serve(
         default_max_tokens=max_tokens,
     )
     database = Database(db)  # a bad URL fails here, before the model loads
-    state = ServerState(config, backend=load(model, backend), db=database)
+    state = ServerState(config, backend=load(model, backend, slots=max_active), db=database)
     logs.configure(log_level)
     err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")
     try:

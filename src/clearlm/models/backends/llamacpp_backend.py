@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
-from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget, token_logprob
+from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
@@ -29,24 +29,36 @@ def import_llama():
 
 
 class LlamaCppBackend:
-    """A GGUF model run by llama.cpp. Prompts are rendered with the transformers tokenizer's chat template
+    """A GGUF model run by llama.cpp, with ``slots`` sequences decoded together by continuous batching
+    (see ``llamacpp_engine``). Prompts are rendered with the transformers tokenizer's chat template
     (``tokenizer``), so both backends see the same prompt text; llama.cpp tokenizes and decodes.
 
     Args:
         gguf: path of the .gguf file. tokenizer: a transformers tokenizer for the chat template.
-        n_ctx: context window in tokens (default 8192, to bound the KV cache's memory).
+        n_ctx: context window of each sequence in tokens (default 8192, or 4096 with several slots, to
+            bound the KV cache's memory). slots: sequences generated at once (default 1).
     """
 
     kind = "llamacpp"
 
-    def __init__(self, gguf: Path, tokenizer, name: str, *, n_ctx: int | None = None, n_threads=None) -> None:
+    def __init__(
+        self, gguf: Path, tokenizer, name: str, *, n_ctx: int | None = None, n_threads=None, slots: int = 1
+    ) -> None:
+        from clearlm.models.backends.llamacpp_engine import Engine
+
         Llama = import_llama()
-        self.llm = Llama(
-            model_path=str(gguf), n_ctx=n_ctx or 8192, n_threads=n_threads or os.cpu_count(), verbose=False
-        )
+        if slots < 1:
+            raise InvalidInputError(f"slots must be >= 1, got {slots}")
+        threads = n_threads or os.cpu_count() or 1
+        # The Llama object loads the weights (and keeps a token-sized context of its own, unused).
+        self.llm = Llama(model_path=str(gguf), n_ctx=64, n_batch=64, n_threads=threads, verbose=False)
         self.tokenizer = tokenizer
         self.name = name
-        self.context_length = self.llm.n_ctx()
+        self.context_length = n_ctx or (8192 if slots == 1 else 4096)
+        self.eos = {self.llm.token_eos(), *end_of_turn_ids(self.tokenizer)}
+        self.engine = Engine(
+            self.llm._model, slots=slots, n_ctx_per_slot=self.context_length, n_threads=threads, eos=self.eos
+        )
         self.lock = threading.Lock()
 
     def encode(self, prompt: Prompt) -> EncodedPrompt:
@@ -56,45 +68,33 @@ class LlamaCppBackend:
         return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
 
     def stream(self, prompt: Prompt, params: SamplingParams) -> Iterator[Chunk]:
+        """Stream a generation; it shares decode steps with the other sequences in flight. Closing the
+        iterator early stops it at the next step."""
+        from clearlm.models.backends.llamacpp_engine import Sequence
+
         encoded = self.encode(prompt)
         max_new = budget(len(encoded.token_ids), params, self.context_length)
-        text = TextStream(self.decode, params.stop)
-        eos = {self.llm.token_eos(), *end_of_turn_ids(self.tokenizer)}
         grammar = _grammar(params.json_output) if params.json_output else None
-        with self.lock:
-            if params.seed is not None:
-                self.llm.set_seed(params.seed)
-            for n, token in enumerate(
-                self.llm.generate(
-                    encoded.token_ids,
-                    temp=params.temperature,
-                    top_p=params.top_p,
-                    top_k=params.top_k if not params.greedy else 1,
-                    reset=True,
-                    grammar=grammar,
-                ),
-                start=1,
-            ):
-                if token in eos:
+        seq = self.engine.submit(Sequence(list(encoded.token_ids), params, max_new, grammar))
+        text = TextStream(self.decode, params.stop)
+        try:
+            while (item := seq.out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                token, lp = item
+                if token in self.eos:
                     yield Chunk(text.finish(), (), "stop")
                     return
-                lp = (self._logprob(token, params.logprobs),) if params.logprobs is not None else ()
+                lps = (lp,) if lp is not None else ()
                 piece = text.push([token])
                 if text.stopped:
-                    yield Chunk(piece, (token,), "stop", lp)
+                    yield Chunk(piece, (token,), "stop", lps)
                     return
-                yield Chunk(piece, (token,), logprobs=lp)
-                if n >= max_new:
-                    break
+                yield Chunk(piece, (token,), logprobs=lps)
             yield Chunk(text.finish(), (), "length")
-
-    def _logprob(self, token: int, top: int):
-        """The log-probability of the token just sampled, from the logits llama.cpp still holds for it."""
-        import llama_cpp
-        import numpy as np
-
-        row = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return token_logprob(np.ctypeslib.as_array(row, shape=(self.llm.n_vocab(),)), token, top)
+        finally:
+            seq.cancel.set()
+            self.engine.wake()
 
 
 def _grammar(spec: JsonOutput):
