@@ -93,7 +93,11 @@ def test_generate_streams_paris_and_is_audited(tmp_path):
     from clearlm.store import AuditLog, Database
 
     [record] = AuditLog(Database(db)).records()
-    assert record.endpoint == "cli:generate" and record.prompt == EIFFEL and record.output == proc.stdout.rstrip("\n")
+    assert (
+        record.endpoint == "cli:generate"
+        and record.prompt == EIFFEL
+        and record.output == proc.stdout.rstrip("\n")
+    )
     assert record.completion_tokens == 3 and record.finish_reason == "length" and record.status_code == 200
 
 
