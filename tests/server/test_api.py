@@ -301,3 +301,15 @@ def test_embeddings_need_their_model_name(server):
     with pytest.raises(openai.NotFoundError, match="all-minilm-l6-v2"):
         client(server).embeddings.create(model="text-embedding-3-small", input="hello")
     assert records(server)[0].status_code == 404
+
+
+def test_logs_are_json_lines_with_the_request_fields():
+    import logging
+
+    from clearlm.server.logs import JsonFormatter
+
+    record = logging.LogRecord("clearlm.server", logging.INFO, __file__, 1, "request", (), None)
+    record.request_id, record.status = "chatcmpl-1", 200
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "request" and line["level"] == "info" and line["logger"] == "clearlm.server"
+    assert line["request_id"] == "chatcmpl-1" and line["status"] == 200 and line["ts"].endswith("+00:00")
