@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.llamacpp]
 
-try:
-    import llama_cpp  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("llama-cpp-python is not installed (pip install -e '.[llamacpp]')", allow_module_level=True)
 
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_server.py"
 

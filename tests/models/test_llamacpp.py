@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from clearlm.errors import InvalidInputError
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams, generate, load_backend
 
-pytestmark = pytest.mark.integration
-
-try:
-    import llama_cpp  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):
-        raise  # CI installs the extra: a missing build must fail, not skip
-    pytest.skip("llama-cpp-python is not installed (pip install -e '.[llamacpp]')", allow_module_level=True)
+pytestmark = [pytest.mark.integration, pytest.mark.llamacpp]
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import openai
 import pytest
 
 from clearlm.models import DEFAULT_MODEL, load_backend
 
-pytestmark = pytest.mark.integration
-
-try:
-    import llama_cpp  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("llama-cpp-python is not installed (pip install -e '.[llamacpp]')", allow_module_level=True)
+pytestmark = [pytest.mark.integration, pytest.mark.llamacpp]
 
 
 @pytest.fixture(scope="module")
