@@ -23,6 +23,12 @@ class ContextLengthError(InvalidInputError):
     code = "context_length_exceeded"
 
 
+class PolicyViolationError(ClearlmError):
+    """A request that the deployment's policy blocks (when the policy answers blocks with an error)."""
+
+    code = "content_policy_violation"
+
+
 class ModelNotFoundError(ClearlmError, LookupError):
     """A model name, path or hub id that cannot be found or is not installed."""
 

