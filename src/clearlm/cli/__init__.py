@@ -13,6 +13,7 @@ import typer
 
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
+from clearlm.cli import govern as govern_cmd
 from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
 from clearlm.cli import serve as serve_cmd
@@ -29,6 +30,8 @@ app = typer.Typer(
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(keys_cmd.app, name="keys")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(govern_cmd.policy_app, name="policy")
+app.command("scan")(govern_cmd.scan)
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)

@@ -12,6 +12,7 @@ from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.explain import DEFAULT_METHOD, METHODS, aggregate_words
 from clearlm.explain import explain as run_explain
 from clearlm.explain.render import render_png, render_terminal, write_html
+from clearlm.govern import disclosure
 from clearlm.models import DEFAULT_MODEL, Message
 
 
@@ -106,6 +107,7 @@ def explain(
         if path is not None:
             try:
                 write(path)
+                disclosure.write_sidecar(path, result.model, content="explanation", method=result.method)
             except OSError as exc:
                 raise ClearlmError(f"cannot write {path}: {exc.strerror or exc}") from None
             err_console.print(f"[green]wrote[/] {path}")

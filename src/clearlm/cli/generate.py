@@ -9,9 +9,12 @@ from pathlib import Path
 import typer
 
 from clearlm.cli.common import DB, console, err_console, load, read_prompt
-from clearlm.errors import ClearlmError
+from clearlm.cli.govern import POLICY
+from clearlm.errors import ClearlmError, InvalidInputError
+from clearlm.govern import disclosure
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
 from clearlm.models.chat import has_chat_template
+from clearlm.paths import write_text_atomic
 
 MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="catalog name, local folder, .gguf file or hub id")
 BACKEND = typer.Option("torch", "--backend", "-b", help="torch (transformers) or llamacpp")
@@ -30,15 +33,27 @@ def _audit_log(db: str | None):
     return AuditLog(Database(db))
 
 
-def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str) -> str:
-    """Print a generation as it streams, through the pipeline (so it is audited); return its text."""
+def _policy(path: Path | None):
+    if path is None:
+        return None
+    from clearlm.govern import load_policy
+
+    policy = load_policy(path)
+    with err_console.status("loading the policy's scanners ..."):
+        policy.build_all()
+    return policy
+
+
+def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str, policy=None) -> str:
+    """Print a generation as it streams, through the pipeline (so it is checked and audited); return
+    its text."""
     from clearlm.pipeline import TurnRequest, start_turn
     from clearlm.store import AuditRecord
 
     record = AuditRecord(
         request_id=f"cli-{uuid.uuid4().hex[:24]}", created_at=datetime.now(UTC), endpoint=endpoint
     )
-    turn = start_turn(backend, TurnRequest(prompt, params), record, audit)
+    turn = start_turn(backend, TurnRequest(prompt, params), record, audit, policy)
     try:
         for _, chunk in turn:
             console.print(chunk.text, end="", markup=False, soft_wrap=True)
@@ -48,6 +63,8 @@ def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str) -> st
     console.print()
     if turn.choices[0].finish_reason == "length":
         err_console.print("[dim](stopped at --max-new-tokens)[/]")
+    if turn.choices[0].finish_reason == "content_filter":
+        err_console.print("[yellow](answered by the policy's refusal)[/]")
     return turn.choices[0].text
 
 
@@ -65,6 +82,13 @@ def generate(
     seed: int = SEED,
     stop: list[str] = STOP,
     db: str = DB,
+    policy: Path = POLICY,
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="also write the text to this file, with an AI-disclosure sidecar FILE.ai.json",
+    ),
 ) -> None:
     """Generate a reply and stream it to the terminal.
 
@@ -80,13 +104,19 @@ def generate(
         seed=seed,
         stop=tuple(stop or ()),
     )
+    if output is not None and not output.parent.is_dir():
+        raise InvalidInputError(f"cannot write {output}: the folder {output.parent} does not exist")
     audit = _audit_log(db)
+    gov = _policy(policy)
     b = load(model, backend)
     if raw or not has_chat_template(b.tokenizer):
         messages = text
     else:
         messages = ([Message("system", system)] if system else []) + [Message("user", text)]
-    _stream(b, messages, params, audit, "cli:generate")
+    reply = _stream(b, messages, params, audit, "cli:generate", gov)
+    if output is not None:
+        write_text_atomic(output, reply)
+        disclosure.write_sidecar(output, b.name, policy=gov.name if gov else None)
 
 
 def chat(
@@ -99,12 +129,14 @@ def chat(
     top_k: int = TOP_K,
     seed: int = SEED,
     db: str = DB,
+    policy: Path = POLICY,
 ) -> None:
     """An interactive chat with history. Type /reset to start over, /exit (or Ctrl-D) to leave."""
     params = SamplingParams(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
     )
     audit = _audit_log(db)
+    gov = _policy(policy)
     b = load(model, backend)
     if not has_chat_template(b.tokenizer):
         err_console.print(f"[yellow]{model} has no chat template: turns are joined as plain text[/]")
@@ -127,7 +159,7 @@ def chat(
         history.append(Message("user", line))
         console.print("[bold green]assistant>[/] ", end="")
         try:
-            reply = _stream(b, history, params, audit, "cli:chat")
+            reply = _stream(b, history, params, audit, "cli:chat", gov)
         except ClearlmError as exc:  # e.g. the history outgrew the context: keep chatting
             history.pop()
             err_console.print(f"\n[bold red]error:[/] {exc}")

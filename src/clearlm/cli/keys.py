@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -17,10 +19,18 @@ def _keys(db: str | None):
 
 
 @app.command()
-def create(name: str = typer.Argument(..., help="who or what will use the key"), db: str = DB) -> None:
+def create(
+    name: str = typer.Argument(..., help="who or what will use the key"),
+    policy: Path = typer.Option(None, "--policy", help="a policy file for this key's requests"),
+    db: str = DB,
+) -> None:
     """Create a key and print it once (only its hash is stored). Once any key exists, the server
     requires one on every /v1 request."""
-    key, secret = _keys(db).create(name)
+    if policy is not None:
+        from clearlm.govern import load_policy
+
+        load_policy(policy)  # refuse a bad file now, not at the key's first request
+    key, secret = _keys(db).create(name, str(policy.resolve()) if policy else None)
     err_console.print(
         f"[dim]created[/] {key.id} [dim]({key.name}); store the secret now, it is not shown again:[/]"
     )

@@ -28,6 +28,7 @@ def serve(
     ),
     max_waiting: int = typer.Option(32, "--max-waiting", help="requests queued beyond those (then 429)"),
     max_tokens: int = typer.Option(1024, "--default-max-tokens", help="max_tokens when a request gives none"),
+    policy: str = typer.Option(None, "--policy", help="a YAML governance policy applied to every request"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
@@ -48,7 +49,12 @@ def serve(
         max_active=max_active,
         max_waiting=max_waiting,
         default_max_tokens=max_tokens,
+        policy=policy,
     )
+    if policy is not None:  # a bad policy fails here, before the model loads
+        from clearlm.govern import load_policy
+
+        load_policy(policy)
     database = Database(db)  # a bad URL fails here, before the model loads
     state = ServerState(config, backend=load(model, backend, slots=max_active), db=database)
     logs.configure(log_level)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from clearlm.paths import write_text_atomic
+
 SCHEMA_VERSION = 1
 NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
 
@@ -152,11 +154,7 @@ class Attribution:
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON form to ``path`` atomically (a temporary file, then a rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
+        return write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Attribution:

@@ -27,4 +27,5 @@ async def authenticate(request: Request) -> None:
     if key is None:
         raise AuthenticationError("the API key is not valid (unknown or revoked): ask for a new one")
     request.state.api_key_id = key.id
+    request.state.key_policy = key.policy
     request.state.audit_record.api_key_id = key.id

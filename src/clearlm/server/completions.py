@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, ModelNotFoundError
 from clearlm.explain import METHODS, method_options
+from clearlm.govern import disclosure
 from clearlm.models import Message, SamplingParams
 from clearlm.models.backends.base import JsonOutput, TokenLogprob
 from clearlm.models.chat import Prompt, validate_prompt
@@ -116,7 +117,10 @@ async def open_turn(request: Request, state: ServerState, turn_request: TurnRequ
     record = own_record(request)
     record.request_id = id_prefix + record.request_id.removeprefix("req-")
     record.api_key_id = getattr(request.state, "api_key_id", None)
-    turn = await anyio.to_thread.run_sync(start_turn, state.backend, turn_request, record, state.audit)
+    policy = await anyio.to_thread.run_sync(state.policy_for, getattr(request.state, "key_policy", None))
+    turn = await anyio.to_thread.run_sync(
+        start_turn, state.backend, turn_request, record, state.audit, policy
+    )
 
     async def close() -> None:
         await anyio.to_thread.run_sync(turn.close)
@@ -272,7 +276,9 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
                     [p.ChunkChoice(index=index, delta=p.Delta(content=c.text), logprobs=logprobs(c.logprobs))]
                 )
             if c.finish_reason:
-                yield chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=c.finish_reason)])
+                done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=c.finish_reason)])
+                done.ai_generated = disclosure.mark(state.model_id)
+                yield done
 
         def tail():
             if body.stream_options and body.stream_options.include_usage:
@@ -301,6 +307,7 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         ],
         usage=usage(turn),
         explanation=explanation,
+        ai_generated=disclosure.mark(state.model_id),
     )
 
 
@@ -348,8 +355,9 @@ async def text_completion(request: Request, body: p.CompletionRequest, state: Se
                 choice = p.CompletionChoice(
                     index=index, text=text, finish_reason=c.finish_reason, logprobs=lps
                 )
+                mark = disclosure.mark(state.model_id) if c.finish_reason else None
                 yield p.TextCompletion(
-                    id=response_id, created=created, model=state.model_id, choices=[choice]
+                    id=response_id, created=created, model=state.model_id, choices=[choice], ai_generated=mark
                 )
 
         def tail():
@@ -377,4 +385,5 @@ async def text_completion(request: Request, body: p.CompletionRequest, state: Se
             for c in turn.choices
         ],
         usage=usage(turn),
+        ai_generated=disclosure.mark(state.model_id),
     )

@@ -13,9 +13,12 @@ from datetime import UTC, datetime
 import anyio
 from starlette.requests import Request
 
+from clearlm.govern import disclosure
 from clearlm.store.audit import AuditRecord
 
 log = logging.getLogger("clearlm.server")
+GENERATING = {"/v1/chat/completions", "/v1/completions", "/v1/explain"}
+DISCLOSURE = [(k.lower().encode(), v.encode()) for k, v in disclosure.HEADERS.items()]
 
 
 def new_id() -> str:
@@ -63,6 +66,8 @@ class Lifecycle:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if scope["path"] in GENERATING:  # the AI disclosure mark, on every generated answer
+                    message = {**message, "headers": [*message.get("headers", []), *DISCLOSURE]}
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 await finish()  # released, recorded and counted before the client has the whole answer
             await send(message)

@@ -160,6 +160,7 @@ class ChatCompletion(BaseModel):
     usage: Usage
     system_fingerprint: str | None = None
     explanation: dict[str, Any] | None = None  # clearlm
+    ai_generated: dict[str, Any] | None = None  # clearlm: the disclosure mark
 
 
 class Delta(BaseModel):
@@ -181,6 +182,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    ai_generated: dict[str, Any] | None = None  # on the chunk that ends a choice
 
 
 class CompletionLogprobs(BaseModel):
@@ -204,6 +206,7 @@ class TextCompletion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
+    ai_generated: dict[str, Any] | None = None
 
 
 class Embedding(BaseModel):

@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from clearlm.govern.policy import Policy, load_policy
 from clearlm.models import DEFAULT_MODEL, load_backend
 from clearlm.models.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
 from clearlm.server.gate import Gate
@@ -18,7 +19,8 @@ class ServerConfig:
     """Fields: model and backend to serve; db_url (None = the SQLite file under $CLEARLM_HOME);
     max_active generations at once and max_waiting in the queue (past both: 429); default_max_tokens
     when a request names none (capped by what is left of the context); retry_after (seconds, in 429s);
-    embedding_model for /v1/embeddings."""
+    embedding_model for /v1/embeddings; policy: the YAML policy file applied to every request (an API
+    key created with its own policy uses that one instead)."""
 
     model: str = DEFAULT_MODEL
     backend: str = "torch"
@@ -28,6 +30,7 @@ class ServerConfig:
     default_max_tokens: int = 1024
     retry_after: int = 1
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    policy: str | None = None
 
 
 class ServerState:
@@ -54,6 +57,25 @@ class ServerState:
         self._embedder = embedder
         self._explainer = self.backend if self.backend.kind == "torch" else None
         self._load_lock = threading.Lock()
+        self._policies: dict[str, Policy] = {}
+        self.policy = self.policy_for(config.policy)
+
+    def policy_for(self, path: str | None) -> Policy | None:
+        """The loaded policy of a file (loaded once, its scanners built at once so errors show early).
+
+        Raises:
+            InvalidInputError: an unreadable or invalid policy file.
+        """
+        if path is None:
+            return self.policy if hasattr(self, "policy") else None
+        with self._load_lock:
+            policy = self._policies.get(path)
+        if policy is None:
+            policy = load_policy(path, embedder_factory=self.embedder)
+            policy.build_all()
+            with self._load_lock:
+                self._policies[path] = policy
+        return policy
 
     def embedder(self) -> Embedder:
         """The embedding model (loaded on first use). Raises ModelNotFoundError if it is not installed."""

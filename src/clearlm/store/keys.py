@@ -25,6 +25,7 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    policy: str | None = None  # the path of this key's policy file (None: the server's)
 
     @property
     def active(self) -> bool:
@@ -42,8 +43,9 @@ class ApiKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str) -> tuple[ApiKey, str]:
-        """A new key named ``name``: returns it and its secret (``sk-clearlm-...``), which is not stored.
+    def create(self, name: str, policy: str | None = None) -> tuple[ApiKey, str]:
+        """A new key named ``name`` (its requests governed by the ``policy`` file, if given): returns it and
+        its secret (``sk-clearlm-...``), which is not stored.
 
         Raises:
             InvalidInputError: an empty name.
@@ -58,6 +60,7 @@ class ApiKeys:
             sha256=_sha256(secret),
             created_at=datetime.now(UTC),
             revoked_at=None,
+            policy=policy,
         )
         with self.db.session.begin() as session:
             session.add(row)
@@ -93,4 +96,4 @@ class ApiKeys:
 
 
 def _key(row: KeyRow) -> ApiKey:
-    return ApiKey(row.id, row.name, row.prefix, as_utc(row.created_at), as_utc(row.revoked_at))
+    return ApiKey(row.id, row.name, row.prefix, as_utc(row.created_at), as_utc(row.revoked_at), row.policy)

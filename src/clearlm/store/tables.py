@@ -46,3 +46,4 @@ class KeyRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    policy: Mapped[str | None] = mapped_column(Text)  # a policy file for this key's requests

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clearlm.explain.result import Attribution
+from clearlm.paths import write_text_atomic
 
 
 def render_html(result: Attribution, *, show_template: bool = False, title: str | None = None) -> str:
@@ -59,11 +60,7 @@ def render_html(result: Attribution, *, show_template: bool = False, title: str 
 def write_html(result: Attribution, path: str | Path, **kw: Any) -> Path:
     """Write ``render_html(result, **kw)`` to ``path`` (UTF-8) atomically: a temporary file, then a
     rename. Returns the path."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(result, **kw), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, render_html(result, **kw))
 
 
 def _json(data: Any) -> str:
