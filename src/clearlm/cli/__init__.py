@@ -11,6 +11,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import typer
 
+from clearlm.cli import audit as audit_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
 from clearlm.cli import govern as govern_cmd
@@ -31,6 +32,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(keys_cmd.app, name="keys")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(govern_cmd.policy_app, name="policy")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("scan")(govern_cmd.scan)
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)

@@ -22,6 +22,7 @@ def _keys(db: str | None):
 def create(
     name: str = typer.Argument(..., help="who or what will use the key"),
     policy: Path = typer.Option(None, "--policy", help="a policy file for this key's requests"),
+    tenant: str = typer.Option("default", "--tenant", help="the audit chain this key's requests join"),
     db: str = DB,
 ) -> None:
     """Create a key and print it once (only its hash is stored). Once any key exists, the server
@@ -30,7 +31,7 @@ def create(
         from clearlm.govern import load_policy
 
         load_policy(policy)  # refuse a bad file now, not at the key's first request
-    key, secret = _keys(db).create(name, str(policy.resolve()) if policy else None)
+    key, secret = _keys(db).create(name, str(policy.resolve()) if policy else None, tenant)
     err_console.print(
         f"[dim]created[/] {key.id} [dim]({key.name}); store the secret now, it is not shown again:[/]"
     )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import typer
 
-from clearlm.cli.common import err_console, load
+from clearlm.cli.audit import RETENTION_DAYS
+from clearlm.cli.common import DB, err_console, load
 from clearlm.cli.generate import BACKEND, MODEL
 from clearlm.errors import InvalidInputError
-
-DB = typer.Option(
-    None, "--db", help="database URL (default: sqlite file under $CLEARLM_HOME; or postgresql://...)"
-)
 
 
 def serve(
@@ -29,6 +28,9 @@ def serve(
     max_waiting: int = typer.Option(32, "--max-waiting", help="requests queued beyond those (then 429)"),
     max_tokens: int = typer.Option(1024, "--default-max-tokens", help="max_tokens when a request gives none"),
     policy: str = typer.Option(None, "--policy", help="a YAML governance policy applied to every request"),
+    retention_days: int = typer.Option(
+        RETENTION_DAYS, "--retention-days", help="prune audit records older than this at start (0: keep all)"
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
@@ -56,6 +58,10 @@ def serve(
 
         load_policy(policy)
     database = Database(db)  # a bad URL fails here, before the model loads
+    if retention_days > 0:
+        from clearlm.store import AuditLog
+
+        AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
     state = ServerState(config, backend=load(model, backend, slots=max_active), db=database)
     logs.configure(log_level)
     err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")

@@ -26,6 +26,6 @@ async def authenticate(request: Request) -> None:
     key = await anyio.to_thread.run_sync(keys.verify, secret.strip())
     if key is None:
         raise AuthenticationError("the API key is not valid (unknown or revoked): ask for a new one")
-    request.state.api_key_id = key.id
     request.state.key_policy = key.policy
     request.state.audit_record.api_key_id = key.id
+    request.state.audit_record.tenant = key.tenant

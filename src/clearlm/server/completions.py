@@ -116,7 +116,6 @@ async def open_turn(request: Request, state: ServerState, turn_request: TurnRequ
     await admit(request, state)
     record = own_record(request)
     record.request_id = id_prefix + record.request_id.removeprefix("req-")
-    record.api_key_id = getattr(request.state, "api_key_id", None)
     policy = await anyio.to_thread.run_sync(state.policy_for, getattr(request.state, "key_policy", None))
     turn = await anyio.to_thread.run_sync(
         start_turn, state.backend, turn_request, record, state.audit, policy

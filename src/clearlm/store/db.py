@@ -53,6 +53,7 @@ class Database:
             raise InvalidInputError(f"cannot use the database URL {url!r}: {exc}") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         try:
             Base.metadata.create_all(self.engine)
         except OperationalError as exc:
@@ -71,9 +72,18 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # SQLAlchemy, not the sqlite3 module, begins transactions (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     # WAL: readers never block the writer, and a killed process loses nothing that was committed.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A connection opened with execution_options(immediate=True) takes SQLite's write lock at once, so
+    # reading a chain's head and appending to it cannot interleave with another writer (SQLAlchemy's
+    # documented recipe for pysqlite transactions).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")

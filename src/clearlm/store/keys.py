@@ -26,6 +26,7 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     policy: str | None = None  # the path of this key's policy file (None: the server's)
+    tenant: str = "default"  # the audit chain its requests join
 
     @property
     def active(self) -> bool:
@@ -43,9 +44,9 @@ class ApiKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str, policy: str | None = None) -> tuple[ApiKey, str]:
-        """A new key named ``name`` (its requests governed by the ``policy`` file, if given): returns it and
-        its secret (``sk-clearlm-...``), which is not stored.
+    def create(self, name: str, policy: str | None = None, tenant: str = "default") -> tuple[ApiKey, str]:
+        """A new key named ``name`` (its requests governed by the ``policy`` file, if given, and audited
+        in ``tenant``'s chain): returns it and its secret (``sk-clearlm-...``), which is not stored.
 
         Raises:
             InvalidInputError: an empty name.
@@ -61,6 +62,7 @@ class ApiKeys:
             created_at=datetime.now(UTC),
             revoked_at=None,
             policy=policy,
+            tenant=tenant,
         )
         with self.db.session.begin() as session:
             session.add(row)
@@ -96,4 +98,6 @@ class ApiKeys:
 
 
 def _key(row: KeyRow) -> ApiKey:
-    return ApiKey(row.id, row.name, row.prefix, as_utc(row.created_at), as_utc(row.revoked_at), row.policy)
+    return ApiKey(
+        row.id, row.name, row.prefix, as_utc(row.created_at), as_utc(row.revoked_at), row.policy, row.tenant
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -13,11 +13,17 @@ class Base(DeclarativeBase):
 
 
 class AuditRow(Base):
-    """One request, written once when it ends (completed, failed, refused or cancelled)."""
+    """One request, written once when it ends (completed, failed, refused or cancelled), appended to its
+    tenant's hash chain: ``hash`` = SHA-256 of the record's content, its ``chain_seq`` and ``prev_hash``."""
 
     __tablename__ = "audit_records"
+    __table_args__ = (UniqueConstraint("tenant", "chain_seq"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default", index=True)
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     api_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -47,3 +53,30 @@ class KeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     policy: Mapped[str | None] = mapped_column(Text)  # a policy file for this key's requests
+    tenant: Mapped[str] = mapped_column(String(64), default="default")  # whose audit chain its requests join
+
+
+class ChainHead(Base):
+    """The last record of each tenant's chain (locked while a record is appended)."""
+
+    __tablename__ = "audit_chain_heads"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Checkpoint(Base):
+    """A signed statement that a tenant's records up to ``upto_seq`` (ending in ``upto_hash``) were pruned
+    under the retention setting; the chain goes on verifying from it."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    upto_seq: Mapped[int] = mapped_column(Integer)
+    upto_hash: Mapped[str] = mapped_column(String(64))
+    pruned: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    public_key: Mapped[str] = mapped_column(Text)  # Ed25519, raw bytes in hex
+    signature: Mapped[str] = mapped_column(Text)  # hex

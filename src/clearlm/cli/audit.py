@@ -1,0 +1,104 @@
+"""``clearlm audit``: verify the hash chains, export records, apply retention."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clearlm.cli.common import DB, console, err_console
+from clearlm.errors import ClearlmError, InvalidInputError
+from clearlm.paths import write_text_atomic
+
+app = typer.Typer(help="Verify, export and prune the audit log.", no_args_is_help=True)
+RETENTION_DAYS = 180  # the EU AI Act's minimum for deployers' logs (Article 26(6))
+
+
+def _log(db: str | None):
+    from clearlm.store import AuditLog, Database
+
+    return AuditLog(Database(db))
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"{flag} must be an ISO date or time, e.g. 2026-11-01 or 2026-11-01T12:00, got {value!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@app.command()
+def verify(db: str = DB) -> None:
+    """Check every tenant's hash chain; name each edited, deleted or moved record. Exits 1 on a problem."""
+    report = _log(db).verify()
+    if report.ok:
+        console.print(
+            f"[green]ok[/]: {report.records} records in {report.tenants} chain(s) verify"
+            + (f", from {report.checkpoints} signed retention checkpoint(s)" if report.checkpoints else "")
+        )
+        return
+    table = Table("tenant", "position", "request id", "problem", title="the audit log was tampered with")
+    for p in report.problems:
+        table.add_row(p.tenant, str(p.chain_seq), p.request_id or "-", p.message)
+    console.print(table)
+    raise ClearlmError(f"{len(report.problems)} problem(s) in the audit log")
+
+
+@app.command()
+def export(
+    since: str = typer.Option(None, "--since", help="from this date or time (ISO; UTC unless it says)"),
+    until: str = typer.Option(None, "--until", help="up to this date or time, excluded"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    output: Path = typer.Option(None, "--output", "-o", help="write to this file (default: standard output)"),
+    db: str = DB,
+) -> None:
+    """Export audit records, oldest first."""
+    from clearlm.store.chain import canonical
+
+    if fmt not in ("jsonl", "csv"):
+        raise InvalidInputError(f"--format must be jsonl or csv, got {fmt!r}")
+    records = _log(db).records(_when(since, "--since"), _when(until, "--until"))
+    rows = [canonical(r) for r in records]
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["request_id"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {
+                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                    for k, v in r.items()
+                }
+            )
+        text = buf.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        err_console.print(f"[green]wrote[/] {len(rows)} records to {output}")
+
+
+@app.command()
+def prune(
+    days: int = typer.Option(RETENTION_DAYS, "--older-than-days", help="keep this many days of records"),
+    db: str = DB,
+) -> None:
+    """Retention: delete records older than the given days, leaving a signed checkpoint so the chains
+    still verify."""
+    if days < 1:
+        raise InvalidInputError(f"--older-than-days must be >= 1, got {days}")
+    n = _log(db).prune(datetime.now(UTC) - timedelta(days=days))
+    console.print(f"pruned {n} record(s) older than {days} days")
