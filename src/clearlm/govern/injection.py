@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import contextlib
 import re
 import threading
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -20,38 +21,133 @@ import numpy as np
 from clearlm.govern.base import Finding, ScanContext, SpanScanner
 
 _I = re.IGNORECASE
-PATTERNS: dict[str, list[str]] = {
+_AI = r"(AI|A\.I\.|assistant|chatbot|model|LLM|grader|reviewer|summari[sz]er|bot|IA|KI(-Assistent)?|asistente|assistente)"
+# Each family's patterns: (regular expression, score). 0.9 is a confident attack; 0.6 a suspicious sign
+# that a stricter policy (threshold <= 0.6) may act on.
+PATTERNS: dict[str, list[tuple[str, float]]] = {
     "instruction_override": [
-        r"\b(ignore|disregard|forget|override|bypass|skip)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the|system|initial|original)\b[^.\n]{0,30}\b(instructions?|rules?|prompts?|guidelines|directives?|constraints|polic(y|ies)|programming)",
-        r"\b(new|updated|real|actual)\s+(instructions?|rules|system prompt)\s*(:|are|is)",
-        r"\bfrom now on\b[^.\n]{0,40}\b(you (will|must|are)|ignore|respond|answer)",
-        r"\b(ignor(e|ez)|oublie[sz]?|vergiss|ignoriere|olvida|ignora)\b[^.\n]{0,40}\b(instructions|anweisungen|instrucciones|consignes|regeln|reglas|vorherigen|précédentes|anteriores)",
+        (
+            r"\b(ignore|disregard|forget|override|bypass|skip|discard|drop)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the|system|initial|original|preceding)\b[^.\n]{0,30}\b(instructions?|rules?|prompts?|guidelines|directions?|directives?|constraints|context|polic(y|ies)|programming|configuration)",
+            0.9,
+        ),
+        (r"\bignore (the|all) (above|previous|prior)\b", 0.9),
+        (
+            r"\b(new|updated|real|actual)\s+(instructions?|rules|system prompt|task)\b[^.\n]{0,40}(:|supersede|priority|are|is)",
+            0.9,
+        ),
+        (
+            r"\b(instructions?|rules|directives|configuration)\b[^.\n]{0,40}\b(no longer appl(y|ies)|are (now )?(cancel+ed|void|revoked|disabled)|supersede)",
+            0.9,
+        ),
+        (
+            r"\b(safety|security|content) (policy|policies|rules?|filters?|guidelines)\b[^.\n]{0,20}\b(is |are )?(now )?(disabled|off|suspended|deactivated|lifted)",
+            0.9,
+        ),
+        (
+            r"\bfrom (now on|this point( forward)?)\b[^.\n]{0,60}\b(ignore|no (rules|restrictions|limits|filter)|without (any )?(rules|restrictions|limits|filter)|rules[^.\n]{0,20}no longer)",
+            0.9,
+        ),
+        (
+            r"\b(ignor(e|ez|iere)|oublie[sz]?|vergiss|olvida|ignora|ne tiens plus compte)\b[^.\n]{0,40}\b(instructions|anweisungen|instrucciones|istruzioni|consignes|regeln|reglas|règles|sicherheitsregeln|vorherigen|précédentes|anteriores)",
+            0.9,
+        ),
+        (r"\b(neue anweisung|nouvelle consigne|nueva instrucción|nuova istruzione)\b", 0.9),
     ],
     "role_play": [
-        r"\b(you are|you're|act as|pretend (to be|you are)|roleplay as|play the role of|from now on you are)\b[^.\n]{0,60}\b(DAN|jailbr(oken|eak)|unrestricted|unfiltered|uncensored|no (rules|limits|restrictions|filters|guidelines)|without (any )?(rules|limits|restrictions|filters|ethics|guidelines)|evil|developer mode)",
-        r"\b(DAN|do anything now|developer mode|god mode|jailbreak mode)\b",
-        r"\bstay in character\b",
+        (
+            r"\b(you are|you're|act as|acting as|pretend( to be| you are)?|roleplay|role-play|play the role of|imagine you are|if you were|respond as|answer as|become)\b[^\n]{0,80}\b(DAN|jailbr(oken|eak)|unrestricted|unfiltered|uncensored|no (ethical |moral )?(rules|limits|restrictions|filters|guidelines|ethics)|without (any )?(rules|limits|restrictions|filters|ethics|guidelines)|evil|rogue|developer mode)",
+            0.9,
+        ),
+        (
+            r"\b(DAN|do anything now|developer mode enabled|god mode|jailbreak mode|opposite mode|STAN|AIM|BetterDAN)\b",
+            0.9,
+        ),
+        (r"\b(never|won't|will not|doesn't|does not) (refuses?|says? (it|that it) can'?t|decline)", 0.9),
+        (
+            r"\b(stay|remain|bleib|reste) in (character|this role|dieser rolle|le rôle)\b|\bin character\b",
+            0.9,
+        ),
+        (r"\b(two|2|both) personas?\b", 0.6),
+        (r"\b(act|pretend|imagine)\b[^.\n]{0,30}\b(grandmother|grandma)\b", 0.9),
+        (
+            r"\b(sans (aucune )?(restriction|filtre|règle)|sin (filtros|restricciones|reglas)|ohne (regeln|einschränkungen|filter)|senza (filtri|restrizioni))",
+            0.9,
+        ),
     ],
     "system_prompt_extraction": [
-        r"\b(reveal|show|print|repeat|output|display|tell me|give me|leak|dump|what (is|are|was))\b[^.\n]{0,40}\b(your|the) (system|initial|original|hidden|secret)? ?(prompt|instructions|message|rules|configuration)",
-        r"\brepeat (everything|all|the (text|words)) (above|before)",
-        r"\b(révèle|zeige|muestra|revela)\b[^.\n]{0,40}\b(prompt|instructions|anweisungen|instrucciones)",
+        (r"\b(system|hidden|secret|confidential|initial|original) (prompt|instructions)\b", 0.9),
+        (
+            r"\b(reveal|show|print|repeat|output|display|paste|quote|leak|dump|translate|summari[sz]e|spell out|list)\b[^.\n]{0,40}\b(your|the) (instructions|rules|prompt|configuration)\b",
+            0.9,
+        ),
+        (
+            r"\binstructions (you|that you) (were given|received|got)\b|\b(were|was) given before this conversation\b",
+            0.9,
+        ),
+        (
+            r"\b(repeat|output|print|show|everything|all) (everything |all )?(the (text|words) )?(above|before) (this line|my (first )?message)|\boutput everything above\b|\beverything (above|before) (this line|my first message)",
+            0.9,
+        ),
+        (
+            r"\b(prompt (système|systeme)|system-prompt|instrucciones que recibiste|istruzioni ricevute)\b",
+            0.9,
+        ),
     ],
     "delimiter": [
-        r"<\|(im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id)\|>",
-        r"(^|\n)\s*(#{2,}|={3,}|-{3,})\s*(system|assistant|instructions?|end of (prompt|input|user input))\b",
-        r"\[/?(INST|SYS)\]|<</?SYS>>|</?s>",
-        r"\b(end of (prompt|input|user input|conversation)|begin(ning)? of (new |system )?(prompt|instructions))\b",
-        r"(^|\n)\s*(system|assistant)\s*:\s*\S",
+        (
+            r"<\|(im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id)\|>|\[/?(INST|SYS)\]|<</?SYS>>",
+            0.6,
+        ),
+        (
+            r"(^|\n)\s*(#{2,}|={3,}|-{3,})\s*(system|système|assistant|instructions?|end of (prompt|input|user input))\b",
+            0.9,
+        ),
+        (
+            r"\b(end|begin|start|fin|ende)( of| de la| der)? (the )?(user|customer|operator|admin|system)?\s*(prompt|input|message|instructions|requête|eingabe|essay)\b[^\n]{0,10}\n[^\n]*\b(system|operator|admin|instruction|note|système)",
+            0.9,
+        ),
+        (r"(^|\n)\s*\[?(system|système|operator|admin)( note| instruction)?\]?\s*:\s*\S", 0.9),
+        (
+            r"<system>|\"role\"\s*:\s*\"system\"|\bBEGIN (OPERATOR|SYSTEM|ADMIN) INSTRUCTIONS\b|\bEND OF (CUSTOMER|USER) (MESSAGE|INPUT)\b",
+            0.9,
+        ),
     ],
     "encoding": [
-        r"\b(decode|decipher|translate|convert)\b[^.\n]{0,40}\b(base64|rot13|rot-13|hex(adecimal)?|binary|morse|caesar)\b[^.\n]{0,60}\b(follow|execute|obey|do|run|perform|comply)",
-        r"\b(base64|rot13|hex)\b[^.\n]{0,30}\b(instructions?|command|payload)\b",
+        (
+            r"\b(decode|decipher|decrypt|translate|convert|read)\b[^\n]{0,60}\b(base64|rot13|rot-13|hex(adecimal)?|binary|morse|caesar|cipher|backwards|url-?decode|nato|pig latin)\b[^\n]{0,80}\b(follow|execute|obey|do (it|what)|run|perform|comply|act on|carry out)",
+            0.9,
+        ),
+        (
+            r"\b(decode|decrypt|decipher|url-decode|reverse)\b[^\n]{0,40}\b(and|then)\b[^\n]{0,20}\b(comply|obey|act on it|do it|follow|carry out|execute)",
+            0.9,
+        ),
+        (r"\b(base64|rot13|hex)\b[^.\n]{0,30}\b(instructions?|command|payload)\b", 0.9),
+    ],
+    "indirect": [
+        (
+            rf"\b(note|instruction|message|p\.?\s?s\.?|instrucción( oculta)?|hinweis)\s+(to|for|para|für)\s+(the |any |all |la |die )?{_AI}",
+            0.9,
+        ),
+        (
+            rf"\b(when|if|whenever)\s+(an?\s+|the\s+)?{_AI}\b[^.\n]{{0,30}}\b(reads?|summari[sz]es?|process(es)?|renders?|sees?)\b",
+            0.9,
+        ),
+        (
+            rf"(^|[\s(\[{{\"'<-]){_AI}\s*[:,]\s*(please\s+)?(ignore|forward|send|email|output|give|rate|mark|reply|respond|call|include|replace|print|tell|ignoriere)",
+            0.9,
+        ),
+        (rf"\bto any {_AI}\b", 0.9),
+        (r"\b(important|hidden|secret|system) (instruction|note)s?\b", 0.9),
+        (r"\bif you are an? (AI|language model|assistant|LLM)\b", 0.9),
     ],
 }
-INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
-BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+INVISIBLE = re.compile(
+    "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+JOINERS = re.compile("[\u200c\u200d]{1}")  # legitimate in emoji sequences and Persian or Indic script
+BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}\s?){16,}\b")
+LEET = str.maketrans("013457@$", "oieastas")
 
 _embed_lock = threading.Lock()
 
@@ -74,14 +170,26 @@ class InjectionScanner(SpanScanner):
 
     def findings(self, text: str, context: ScanContext) -> list[Finding]:
         found = self._patterns(text)
-        hidden = [m for m in INVISIBLE.finditer(text)]
-        if hidden:
-            found.append(Finding("invisible_unicode", hidden[0].start(), hidden[-1].end(), 0.95))
-            visible = INVISIBLE.sub("", text)
-            revealed = "".join(chr(ord(c) - 0xE0000) for c in text if 0xE0020 <= ord(c) <= 0xE007E)
-            found += [Finding(f.type, 0, 0, f.score) for f in self._patterns(visible + "\n" + revealed)]
-        for decoded in _decoded_payloads(text):
-            found += [Finding("encoding", 0, 0, max(f.score, 0.9)) for f in self._patterns(decoded)]
+        hidden = list(INVISIBLE.finditer(text))
+        if hidden or len(JOINERS.findall(text)) > 3:
+            found.append(
+                Finding(
+                    "invisible_unicode",
+                    hidden[0].start() if hidden else 0,
+                    hidden[-1].end() if hidden else 0,
+                    0.95,
+                )
+            )
+        revealed = "".join(chr(ord(c) - 0xE0000) for c in text if 0xE0020 <= ord(c) <= 0xE007E)
+        normal = unicodedata.normalize("NFKC", INVISIBLE.sub("", JOINERS.sub("", text)).replace("\xad", ""))
+        if normal != text or revealed:  # hidden, full-width or soft-hyphenated text, read as plain text
+            found += [Finding(f.type, 0, 0, f.score) for f in self._patterns(normal + "\n" + revealed)]
+        for decoded in _decoded_payloads(normal):
+            found += [
+                Finding("encoding", 0, 0, max(f.score, 0.9))
+                for f in self._patterns(decoded)
+                if f.score >= 0.9
+            ]
         if self.embedder is not None and text.strip():
             score = self._similarity(text)
             if score > 0:
@@ -91,11 +199,13 @@ class InjectionScanner(SpanScanner):
     def _patterns(self, text: str) -> list[Finding]:
         out = []
         for family, patterns in PATTERNS.items():
-            for p in patterns:
+            best = None
+            for p, score in patterns:
                 m = re.search(p, text, _I)
-                if m:
-                    out.append(Finding(family, m.start(), m.end(), 0.9))
-                    break
+                if m and (best is None or score > best.score):
+                    best = Finding(family, m.start(), m.end(), score)
+            if best is not None:
+                out.append(best)
         return out
 
     def _similarity(self, text: str) -> float:
@@ -111,14 +221,23 @@ class InjectionScanner(SpanScanner):
 
 
 def _decoded_payloads(text: str) -> list[str]:
-    """Plausible hidden payloads: base64 and hex blobs decoded to text, and the ROT13 of the whole text."""
-    out = []
+    """Plausible hidden payloads: base64, hex and URL-encoded blobs decoded; the text read backwards, in
+    leetspeak, with letters spelled out one by one, and under every Caesar shift when it speaks of one."""
+    out = [text[::-1], text.translate(LEET), re.sub(r"(?<=\b\w)[-. ](?=\w\b)", "", text)]
+    if "%" in text:
+        out.append(urllib.parse.unquote(text))
     for m in BASE64.finditer(text):
         with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
             out.append(base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4)).decode("utf-8"))
     for m in HEX.finditer(text):
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             out.append(bytes.fromhex(m.group(0).replace(" ", "")).decode("utf-8"))
-    if re.search(r"\brot-?13\b", text, _I):
-        out.append(codecs.decode(text, "rot13"))
+    if re.search(r"\b(rot-?\d+|caesar|cipher|shift(ed)? (by )?\d+)\b", text, _I):
+        out += [_shift(text, k) for k in range(1, 26)]
     return out
+
+
+def _shift(text: str, k: int) -> str:
+    lower = "abcdefghijklmnopqrstuvwxyz"
+    table = str.maketrans(lower + lower.upper(), lower[k:] + lower[:k] + (lower[k:] + lower[:k]).upper())
+    return text.translate(table)

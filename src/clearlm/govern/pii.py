@@ -61,20 +61,74 @@ def _build_analyzer():
         }
     )
     engine = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
-    date = r"(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}(?:st|nd|rd|th)? (?:of )?[A-Z][a-z]+,? \d{4}|[A-Z][a-z]+ \d{1,2}(?:st|nd|rd|th)?,? \d{4})"
-    dob = r"(?i:born(?: on)?|date of birth|d\.?o\.?b\.?|birthday(?: is)?)[:\s]+(?-i:" + date + ")"
-    engine.registry.add_recognizer(_ContextDate(dob, date))
-    street = (
-        r"\b\d{1,5}[A-Za-z]? (?:[A-Z][a-z]+ ){1,3}"
-        r"(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Lane|Ln\.?|Boulevard|Blvd\.?|Drive|Dr\.?|Way|Court|Ct\.?|"
-        r"Place|Pl\.?|Square|Sq\.?|Terrace|Close|Crescent|Gardens|Parkway|Strasse|Straße)\b"
+    month = r"[A-Za-zÀ-ÿ]{3,10}\.?"
+    date = (
+        r"(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}(?:st|nd|rd|th|er)?\.? (?:of )?"
+        + month
+        + r",? \d{4}|"
+        + month
+        + r" \d{1,2}(?:st|nd|rd|th)?,? \d{4})"
     )
+    cue = r"(?i:born|née?|nacid[oa]|geboren|date of birth|birth ?date|d\.?o\.?b\.?|birthday|date de naissance|fecha de nacimiento|geburtsdatum)"
+    engine.registry.add_recognizer(_ContextDate(cue + r"\W+(?:[^\W\d]+\W+){0,5}?" + date, date))
+    street_words = (
+        r"Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Lane|Ln\.?|Boulevard|Blvd\.?|Drive|Dr\.?|Way|Court|Ct\.?|Place|"
+        r"Pl\.?|Square|Sq\.?|Terrace|Close|Crescent|Gardens|Parkway|Grove|Row|Hill|Mews|Rise|Walk|Green|Park"
+    )
+    addresses = [
+        Pattern(
+            "number street", r"\b\d{1,5}[A-Za-z]? (?:[A-Z][a-z']+ ){1,3}(?:" + street_words + r")\b", 0.7
+        ),
+        Pattern(
+            "street number",
+            r"\b(?:Via|Viale|Rue|Calle|Avenida|Rua|Piazza|Plaza|Praça|Place|Boulevard) (?:[A-Za-zÀ-ÿ']+ ){0,3}[A-Za-zÀ-ÿ']+,? \d{1,4}[a-z]?\b",
+            0.7,
+        ),
+        Pattern(
+            "compound street",
+            r"\b[A-ZÆØÅÄÖÜ][a-zæøåäöüß]+(?:straße|strasse|gasse|weg|allee|platz|gade|gata|vej|laan|straat|plein)\s+\d{1,4}[a-z]?\b",
+            0.7,
+        ),
+        Pattern(
+            "town and UK postcode",
+            r"\b[A-Z][a-z]+,? [A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b",
+            0.6,
+        ),
+    ]
+    engine.registry.add_recognizer(
+        PatternRecognizer(supported_entity="LOCATION", name="StreetAddress", patterns=addresses)
+    )
+    # Addresses at reserved or new top-level domains (example, test, clinic) that Presidio's TLD check refuses.
+    email = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
     engine.registry.add_recognizer(
         PatternRecognizer(
-            supported_entity="LOCATION", name="StreetAddress", patterns=[Pattern("street", street, 0.7)]
+            supported_entity="EMAIL_ADDRESS", name="AnyTldEmail", patterns=[Pattern("email", email, 0.8)]
         )
     )
+    engine.registry.add_recognizer(_LuhnCards())
     return engine
+
+
+class _LuhnCards:
+    """CREDIT_CARD: 13 to 19 digits (in groups or not) that pass the Luhn check, including the Mastercard
+    2-series (2221-2720) that Presidio's own pattern misses."""
+
+    def __new__(cls):
+        from presidio_analyzer import Pattern, PatternRecognizer
+
+        class LuhnCardRecognizer(PatternRecognizer):
+            def validate_result(self, pattern_text: str) -> bool:
+                digits = [int(c) for c in pattern_text if c.isdigit()]
+                if not 13 <= len(digits) <= 19:
+                    return False
+                total = sum(
+                    d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2)
+                    for i, d in enumerate(reversed(digits))
+                )
+                return total % 10 == 0
+
+        pattern = Pattern("digits", r"\b(?:\d{4}[ -]?){3}\d{1,7}\b", 0.5)
+        return LuhnCardRecognizer(supported_entity="CREDIT_CARD", name="LuhnCards", patterns=[pattern])
 
 
 class _ContextDate:

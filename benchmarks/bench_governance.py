@@ -1,0 +1,204 @@
+"""Governance figures on the project's own evaluation sets (benchmarks/data, see its README):
+
+PII          precision and recall per entity type of the `pii` scanner (Presidio on the packaged spaCy
+             model, plus clearlm's date-of-birth and street-address recognisers). A found span counts
+             when it overlaps an annotated span of the same type.
+injection    detection rate per attack family and false-positive rate on benign look-alikes of the
+             `prompt_injection` scanner, with and without the similarity check, at a threshold.
+overhead     per-scanner latency (p50, p95 ms) on a 1 KB prompt, and a whole input policy.
+
+python benchmarks/bench_governance.py                  # everything
+python benchmarks/bench_governance.py --json out.json  # also the figures as JSON
+python benchmarks/bench_governance.py --limit 40 --runs 5   # a quick run (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+TAG = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]")
+
+
+def pii_examples(limit: int | None = None) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    """(plain text, [(type, start, end)]) per line of pii_sentences.txt."""
+    out = []
+    for line in (DATA / "pii_sentences.txt").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        text, spans, pos = [], [], 0
+        for m in TAG.finditer(line):
+            text.append(line[pos : m.start()])
+            start = sum(len(t) for t in text)
+            text.append(m.group(2))
+            spans.append((m.group(1), start, start + len(m.group(2))))
+            pos = m.end()
+        text.append(line[pos:])
+        out.append(("".join(text), spans))
+    return out[:limit] if limit else out
+
+
+def injection_examples(limit: int | None = None) -> list[dict]:
+    rows = [
+        json.loads(line)
+        for line in (DATA / "injection_prompts.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    if limit:  # keep both labels in a short run
+        attacks = [r for r in rows if r["label"] == "attack"][: limit // 2]
+        benign = [r for r in rows if r["label"] == "benign"][: limit // 2]
+        rows = attacks + benign
+    return rows
+
+
+def pii_scores(limit: int | None = None) -> dict:
+    from clearlm.govern.base import ScanContext
+    from clearlm.govern.pii import ENTITIES, PiiScanner
+
+    scanner = PiiScanner()
+    tp_pred, n_pred, tp_gold, n_gold = Counter(), Counter(), Counter(), Counter()
+    for text, gold in pii_examples(limit):
+        found = scanner.findings(text, ScanContext())
+        for f in found:
+            n_pred[f.type] += 1
+            tp_pred[f.type] += any(t == f.type and f.start < e and s < f.end for t, s, e in gold)
+        for t, s, e in gold:
+            n_gold[t] += 1
+            tp_gold[t] += any(f.type == t and f.start < e and s < f.end for f in found)
+    rows = {}
+    for t in (*ENTITIES, "all"):
+        tp_p = sum(tp_pred.values()) if t == "all" else tp_pred[t]
+        n_p = sum(n_pred.values()) if t == "all" else n_pred[t]
+        tp_g = sum(tp_gold.values()) if t == "all" else tp_gold[t]
+        n_g = sum(n_gold.values()) if t == "all" else n_gold[t]
+        rows[t] = {
+            "precision": tp_p / n_p if n_p else None,
+            "recall": tp_g / n_g if n_g else None,
+            "found": n_p,
+            "annotated": n_g,
+        }
+    return rows
+
+
+def injection_scores(threshold: float, limit: int | None = None) -> dict:
+    from clearlm.govern.base import ScanContext
+    from clearlm.govern.injection import InjectionScanner
+    from clearlm.models.embeddings import load_embedder
+
+    rows = injection_examples(limit)
+    out = {}
+    for mode, embedder in (("patterns", None), ("patterns+similarity", load_embedder())):
+        scanner = InjectionScanner(embedder)
+        hit, total = Counter(), Counter()
+        for r in rows:
+            flagged = any(f.score >= threshold for f in scanner.findings(r["text"], ScanContext()))
+            key = r["family"] if r["label"] == "attack" else "benign"
+            hit[key] += flagged
+            total[key] += 1
+        attacks = [k for k in total if k != "benign"]
+        out[mode] = {
+            "families": {k: hit[k] / total[k] for k in sorted(attacks)},
+            "detection_rate": sum(hit[k] for k in attacks) / max(1, sum(total[k] for k in attacks)),
+            "false_positive_rate": hit["benign"] / total["benign"] if total["benign"] else None,
+            "attacks": sum(total[k] for k in attacks),
+            "benign": total["benign"],
+        }
+    return out
+
+
+def overhead(runs: int) -> dict:
+    from clearlm.govern import ScanContext, parse_policy
+
+    sentences = [t for t, _ in pii_examples()]
+    prompt = ""
+    for s in sentences:
+        if len(prompt) + len(s) > 1024:
+            break
+        prompt += s + " "
+    policy = parse_policy(
+        """
+input:
+  - {scanner: prompt_injection, threshold: 0.8, action: block}
+  - {scanner: secrets, action: redact}
+  - {scanner: pii, action: warn}
+  - {scanner: toxicity, threshold: 0.8, action: warn}
+  - {scanner: language, allowed: [en, fr, de, es]}
+""",
+        "overhead policy",
+    )
+    policy.build_all()
+    ctx = ScanContext()
+    timings: dict[str, list[float]] = defaultdict(list)
+    for rule in policy.rules("input"):
+        scanner = policy._scanner(rule)
+        scanner.findings(prompt, ctx)  # warm
+        for _ in range(runs):
+            t = time.perf_counter()
+            scanner.findings(prompt, ctx)
+            timings[scanner.name].append((time.perf_counter() - t) * 1000)
+    for _ in range(runs):
+        t = time.perf_counter()
+        policy.check(prompt, ctx)
+        timings["whole input policy"].append((time.perf_counter() - t) * 1000)
+    return {
+        "prompt_chars": len(prompt),
+        "ms": {
+            k: {"p50": statistics.median(v), "p95": sorted(v)[max(0, int(0.95 * len(v)) - 1)]}
+            for k, v in timings.items()
+        },
+    }
+
+
+def fmt(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each set")
+    parser.add_argument(
+        "--threshold", type=float, default=0.8, help="injection score that counts as detected"
+    )
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per scanner")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    pii = pii_scores(args.limit)
+    print("| PII type | precision | recall | found | annotated |\n|---|---|---|---|---|")
+    for t, r in pii.items():
+        print(
+            f"| {t} | {fmt(r['precision'])} | {fmt(r['recall'])} | {r['found']} | {r['annotated']} |",
+            flush=True,
+        )
+    inj = injection_scores(args.threshold, args.limit)
+    families = list(next(iter(inj.values()))["families"])
+    print(
+        f"\n| injection (threshold {args.threshold}) | detection | false positives | "
+        + " | ".join(families)
+        + " |"
+    )
+    print("|---|---|---|" + "---|" * len(families))
+    for mode, r in inj.items():
+        fams = " | ".join(fmt(r["families"][f]) for f in families)
+        print(
+            f"| {mode} | {fmt(r['detection_rate'])} | {fmt(r['false_positive_rate'])} | {fams} |", flush=True
+        )
+    print(f"({r['attacks']} attacks, {r['benign']} benign prompts)")
+    over = overhead(args.runs)
+    print(f"\n| scanner ({over['prompt_chars']}-character prompt) | p50 ms | p95 ms |\n|---|---|---|")
+    for k, v in over["ms"].items():
+        print(f"| {k} | {v['p50']:.1f} | {v['p95']:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"pii": pii, "injection": inj, "overhead": over}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
