@@ -55,9 +55,17 @@ def test_a_clean_log_verifies(log):
 @pytest.mark.parametrize(
     ("tamper", "named", "message"),
     [
-        ("UPDATE audit_records SET output = '\"a better answer\"' WHERE request_id = 'default-2'", "default-2", "edited"),
+        (
+            "UPDATE audit_records SET output = '\"a better answer\"' WHERE request_id = 'default-2'",
+            "default-2",
+            "edited",
+        ),
         ("UPDATE audit_records SET latency_ms = 1 WHERE request_id = 'default-1'", "default-1", "edited"),
-        ("DELETE FROM audit_records WHERE request_id = 'default-2'", "default-3", "1 record(s) before it were deleted"),
+        (
+            "DELETE FROM audit_records WHERE request_id = 'default-2'",
+            "default-3",
+            "1 record(s) before it were deleted",
+        ),
         ("UPDATE audit_records SET seq = seq + 1000 WHERE request_id = 'default-1'", "default-2", "moved"),
         ("DELETE FROM audit_records WHERE request_id = 'default-4'", None, "the last 1 record(s)"),
     ],

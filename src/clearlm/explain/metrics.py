@@ -70,8 +70,9 @@ def evaluate(
 ) -> Faithfulness:
     """Faithfulness of a token-level ``result`` on the model that produced it (its ``token_ids``).
 
-    Cost: one forward pass per (target, fraction) pair for comprehensiveness and sufficiency each, batched;
-    2 x ``samples`` + 2 batched forward passes (one row per target) for Soft-NC and Soft-NS.
+    Cost: one forward pass per distinct (target, fraction) pair for comprehensiveness and sufficiency each,
+    batched by length; 2 x ``samples`` + 1 batched forward passes (one row per target) for Soft-NC and
+    Soft-NS. Only the needed positions are projected onto the vocabulary.
 
     Raises:
         InvalidInputError: a word-level result, or one saved without its token ids.
@@ -173,7 +174,7 @@ def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed
         return logp.gather(-1, tgt[:, None])[:, 0].exp().cpu().numpy()
 
     base = x.expand(n_t, -1, -1)
-    p_full = prob(base)
+    p_full = result.target_probs.astype(np.float64)  # the unperturbed prediction, as the method saw it
     zero = torch.where(perturbable[None, :, None], torch.zeros_like(base), base)
     p_zero = prob(zero)
     soft_s_zero = 1 - np.maximum(0, p_full - p_zero)

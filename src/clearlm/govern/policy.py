@@ -36,6 +36,7 @@ class _Rule(BaseModel):
 
 class PiiRule(_Rule):
     scanner: Literal["pii"]
+    threshold: float = Field(default=0.4, ge=0, le=1)  # Presidio scores a bare phone number 0.4
     entities: list[str] | None = None
     operator: Literal["replace", "redact", "mask", "hash", "encrypt"] = "replace"
     salt_env: str = "CLEARLM_PII_SALT"  # hash: the salt is read from this environment variable
