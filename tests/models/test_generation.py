@@ -223,7 +223,7 @@ def test_closing_the_stream_early_stops_generation_and_releases_the_model(tiny_b
         gen.close()
         assert time.monotonic() - start < 1.0
         assert len(forwards) < 10  # cancelled at the next token, not run to 240 tokens
-        assert not tiny_backend._lock.locked()
+        assert not tiny_backend.lock.locked()
 
         forwards.clear()
         result = generate(tiny_backend, PROMPT, SamplingParams(max_new_tokens=8))  # hangs on a held lock
@@ -239,7 +239,7 @@ def test_a_prompt_longer_than_the_context(tiny_backend):
     assert len(tiny_backend.encode(prompt).token_ids) > 256
     with pytest.raises(InvalidInputError, match="context"):
         generate(tiny_backend, prompt, SamplingParams(max_new_tokens=1))
-    assert not tiny_backend._lock.locked()
+    assert not tiny_backend.lock.locked()
 
 
 def test_generation_stops_at_the_end_of_the_context(tiny_backend):
