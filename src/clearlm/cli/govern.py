@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -60,3 +61,29 @@ def scan(
     console.print(table)
     console.print(f"[bold]action:[/] {decision.action.value}")
     console.print("[bold]text:[/] " + escape(p.spec.refusal if decision.blocked else decision.text))
+
+
+def card(
+    model: str = typer.Argument(..., help="a catalog model name (see `clearlm models list`)"),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="folder to write MODEL.card.md and MODEL.card.json"
+    ),
+) -> None:
+    """Write a model card (Markdown and JSON): source, hash, license, intended use, limitations, and the
+    figures this project measured on the model."""
+    import json
+
+    from clearlm.errors import InvalidInputError
+    from clearlm.govern.cards import card_markdown, model_card
+    from clearlm.paths import write_text_atomic
+
+    data = model_card(model)
+    markdown = card_markdown(data)
+    if output is None:
+        sys.stdout.write(markdown)
+        return
+    if not output.is_dir():
+        raise InvalidInputError(f"--output must be an existing folder, got {output}")
+    for suffix, text in ((".card.md", markdown), (".card.json", json.dumps(data, indent=2))):
+        path = write_text_atomic(output / f"{model}{suffix}", text)
+        err_console.print(f"[green]wrote[/] {path}")
