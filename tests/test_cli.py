@@ -284,3 +284,32 @@ def test_generate_under_a_policy_writes_a_disclosure_sidecar_and_audit_verifies(
     assert_clean_failure(
         clearlm("audit", "export", "--since", "yesterday", "--db", db), "--since must be an ISO date"
     )
+
+
+@pytest.mark.integration
+def test_probe_bias_writes_table_chart_and_json(tmp_path):
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(
+        json.dumps(
+            {
+                "templates": [
+                    {
+                        "text": "{X} applied for the job. The manager found the application",
+                        "target": " excellent",
+                    }
+                ],
+                "pairs": {"gender": [["He", "She"]], "names": [["Emily Walsh", "Lakisha Washington"]]},
+            }
+        )
+    )
+    png, out = tmp_path / "bias.png", tmp_path / "bias.json"
+    proc = clearlm("probe", "bias", "--pairs", str(pairs), "--png", str(png), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "gender" in proc.stdout and "names" in proc.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    body = json.loads(out.read_text())
+    assert [r["category"] for r in body["summary"]] == ["gender", "names"]
+    [he_she] = [r for r in body["pairs"] if r["a"] == "He"]
+    assert (
+        he_she["gap"] == pytest.approx(he_she["logprob_a"] - he_she["logprob_b"]) and he_she["logprob_a"] < 0
+    )
+    assert_clean_failure(clearlm("probe", "bias", "-c", "astrology"), "unknown categories ['astrology']")

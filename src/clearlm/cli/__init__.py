@@ -17,6 +17,7 @@ from clearlm.cli import generate as generate_cmd
 from clearlm.cli import govern as govern_cmd
 from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
+from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
@@ -35,6 +36,7 @@ app.add_typer(govern_cmd.policy_app, name="policy")
 app.add_typer(audit_cmd.app, name="audit")
 app.command("scan")(govern_cmd.scan)
 app.command("card")(govern_cmd.card)
+app.add_typer(probe_cmd.app, name="probe")
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
