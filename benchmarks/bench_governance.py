@@ -4,7 +4,7 @@ PII          precision and recall per entity type of the `pii` scanner (Presidio
              model, plus clearlm's date-of-birth and street-address recognisers). A found span counts
              when it overlaps an annotated span of the same type.
 injection    detection rate per attack family and false-positive rate on benign look-alikes of the
-             `prompt_injection` scanner, with and without the similarity check, at a threshold.
+             `prompt_injection` scanner, with and without the embedding classifier, at a threshold.
 overhead     per-scanner latency (p50, p95 ms) on a 1 KB prompt, and a whole input policy.
 
 python benchmarks/bench_governance.py                  # everything
@@ -44,12 +44,17 @@ def pii_examples(limit: int | None = None) -> list[tuple[str, list[tuple[str, in
     return out[:limit] if limit else out
 
 
-def injection_examples(limit: int | None = None) -> list[dict]:
-    rows = [
-        json.loads(line)
-        for line in (DATA / "injection_prompts.jsonl").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+INJECTION_SETS = {
+    # the set the patterns were revised against once, after a first run (so its figures are optimistic)
+    "development": "injection_prompts.jsonl",
+    # written afterwards by someone who saw neither the patterns nor the other set
+    "held-out": "injection_heldout.jsonl",
+}
+
+
+def injection_examples(limit: int | None = None, name: str = "development") -> list[dict]:
+    text = (DATA / INJECTION_SETS[name]).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     if limit:  # keep both labels in a short run
         attacks = [r for r in rows if r["label"] == "attack"][: limit // 2]
         benign = [r for r in rows if r["label"] == "benign"][: limit // 2]
@@ -86,14 +91,14 @@ def pii_scores(limit: int | None = None) -> dict:
     return rows
 
 
-def injection_scores(threshold: float, limit: int | None = None) -> dict:
+def injection_scores(threshold: float, limit: int | None = None, name: str = "development") -> dict:
     from clearlm.govern.base import ScanContext
     from clearlm.govern.injection import InjectionScanner
     from clearlm.models.embeddings import load_embedder
 
-    rows = injection_examples(limit)
+    rows = injection_examples(limit, name)
     out = {}
-    for mode, embedder in (("patterns", None), ("patterns+similarity", load_embedder())):
+    for mode, embedder in (("patterns", None), ("patterns+classifier", load_embedder())):
         scanner = InjectionScanner(embedder)
         hit, total = Counter(), Counter()
         for r in rows:

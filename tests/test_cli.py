@@ -217,7 +217,7 @@ def test_serve_refuses_bad_settings_clearly(args, message, tmp_path):
 GOOD_POLICY = """
 name: desk
 input:
-  - {scanner: prompt_injection, threshold: 0.8, action: block, similarity: false}
+  - {scanner: prompt_injection, threshold: 0.8, action: block, classifier: false}
   - {scanner: pii, action: redact}
 """
 

@@ -68,3 +68,25 @@ def test_word_level_results_are_refused(tiny_backend):
     r = explain(tiny_backend, PROMPT, TARGET, method="saliency")
     with pytest.raises(InvalidInputError, match="token-level"):
         evaluate(tiny_backend, aggregate_words(r))
+
+
+def test_a_shared_cache_reuses_forward_passes_and_changes_nothing(tiny_backend):
+    r = explain(tiny_backend, PROMPT, TARGET, method="input_x_gradient")
+    floor = random_attribution(r, seed=2)
+    calls = []
+    hook = tiny_backend.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        cache: dict = {}
+        first = evaluate(tiny_backend, r, samples=2, cache=cache)
+        n_first = len(calls)
+        again = evaluate(tiny_backend, r, samples=2, cache=cache)
+        n_again = len(calls) - n_first
+        evaluate(tiny_backend, floor, samples=2, cache=cache)
+    finally:
+        hook.remove()
+    plain = evaluate(tiny_backend, r, samples=2)
+    for name in ("comprehensiveness", "sufficiency", "soft_nc", "soft_ns"):
+        np.testing.assert_allclose(getattr(first, name), getattr(plain, name), rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+    assert n_again == 2 * 2  # only the random Soft-NC/NS masks run again
+    assert len(cache) > 1

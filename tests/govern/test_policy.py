@@ -17,7 +17,7 @@ name: support
 refusal: "Sorry, I can't help with that."
 store_redacted: true
 input:
-  - {scanner: prompt_injection, threshold: 0.8, action: block, similarity: false}
+  - {scanner: prompt_injection, threshold: 0.8, action: block, classifier: false}
   - {scanner: secrets, action: redact}
   - {scanner: pii, action: redact, entities: [PERSON, EMAIL_ADDRESS, CREDIT_CARD]}
 output:

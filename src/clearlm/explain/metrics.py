@@ -67,12 +67,15 @@ def evaluate(
     samples: int = 4,
     seed: int = 0,
     batch_size: int = 16,
+    cache: dict | None = None,
 ) -> Faithfulness:
     """Faithfulness of a token-level ``result`` on the model that produced it (its ``token_ids``).
 
     Cost: one forward pass per distinct (target, fraction) pair for comprehensiveness and sufficiency each,
     batched by length; 2 x ``samples`` + 1 batched forward passes (one row per target) for Soft-NC and
-    Soft-NS. Only the needed positions are projected onto the vocabulary.
+    Soft-NS. Only the needed positions are projected onto the vocabulary. Pass the same ``cache`` (a dict)
+    to evaluate several results of one sequence, as when comparing methods with the random floor: forward
+    passes already made for an identical input are reused (the values do not change).
 
     Raises:
         InvalidInputError: a word-level result, or one saved without its token ids.
@@ -99,44 +102,45 @@ def evaluate(
             keep_lists.append([s for s in everything if s not in top])  # comprehensiveness
             keep_lists.append([s for s in everything if s not in visible or s in top])  # sufficiency
             rows.append(t)
-    logp = _last_logprobs(
-        model, ids, keep_lists, [int(ids[n_p + t]) for t in rows for _ in (0, 1)], batch_size
-    )
+    targets = [int(ids[n_p + t]) for t in rows for _ in (0, 1)]
+    logp = _last_logprobs(model, ids, keep_lists, targets, batch_size, cache)
     logp = logp.reshape(n_t, len(fractions), 2)
     p_full = np.exp(full)[:, None]
     comp = np.nanmean(p_full - np.exp(logp[..., 0]), 1)
     suff = np.nanmean(p_full - np.exp(logp[..., 1]), 1)
-    soft_nc, soft_ns = _soft(model, ids, result, visible, samples, seed)
+    soft_nc, soft_ns = _soft(model, ids, result, visible, samples, seed, {} if cache is None else cache)
     return Faithfulness(comp, suff, soft_nc, soft_ns, tuple(fractions))
 
 
-def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: int) -> np.ndarray:
+def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: int, cache=None) -> np.ndarray:
     """log p(target_i | ids[keep_lists[i]]) for every i, right-padded batches (causal: padding after the
     last kept token cannot change its logits).
 
-    Identical (kept tokens, target) pairs are computed once (the top 1% and 5% are often the same single
-    token), rows are batched by length so little padding is computed, and the vocabulary projection is
-    applied at each row's last kept position only.
+    Each distinct (kept token ids, target) pair is computed once (the top 1% and 5% are often the same single
+    token; with a shared ``cache``, other results of the same sequence often remove the same tokens), rows
+    are batched by length so little padding is computed, and the vocabulary projection is applied at each
+    row's last kept position only.
     """
+    cache = {} if cache is None else cache
     out = np.full(len(keep_lists), np.nan)  # NaN where nothing is left to predict from
     unique: dict[tuple, list[int]] = {}
     for i, keep in enumerate(keep_lists):
         if keep:
-            unique.setdefault((tuple(keep), int(targets[i])), []).append(i)
-    keys = sorted(unique, key=lambda k: len(k[0]))
-    for lo in range(0, len(keys), batch_size):
-        chunk = keys[lo : lo + batch_size]
-        width = max(len(k) for k, _ in chunk)
+            unique.setdefault(("logp", tuple(ids[keep].tolist()), int(targets[i])), []).append(i)
+    todo = sorted((k for k in unique if k not in cache), key=lambda k: len(k[1]))
+    for lo in range(0, len(todo), batch_size):
+        chunk = todo[lo : lo + batch_size]
+        width = max(len(k[1]) for k in chunk)
         batch = torch.zeros(len(chunk), width, dtype=torch.long, device=ids.device)
-        for r, (keep, _) in enumerate(chunk):
-            batch[r, : len(keep)] = ids[list(keep)]
-        last = torch.tensor([[len(k) - 1] for k, _ in chunk], device=ids.device)
-        logits = _logits_at(model, last, input_ids=batch)
-        logp = torch.log_softmax(logits.double(), -1)
-        tgt = torch.tensor([t for _, t in chunk], device=ids.device)
-        values = logp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()
-        for key, value in zip(chunk, values, strict=True):
-            out[unique[key]] = value
+        for r, (_, kept, _) in enumerate(chunk):
+            batch[r, : len(kept)] = torch.tensor(kept)
+        last = torch.tensor([[len(k[1]) - 1] for k in chunk], device=ids.device)
+        logp = torch.log_softmax(_logits_at(model, last, input_ids=batch).double(), -1)
+        tgt = torch.tensor([k[2] for k in chunk], device=ids.device)
+        for key, value in zip(chunk, logp.gather(-1, tgt[:, None])[:, 0].tolist(), strict=True):
+            cache[key] = value
+    for key, index in unique.items():
+        out[index] = cache[key]
     return out
 
 
@@ -148,7 +152,7 @@ def _logits_at(model, positions: torch.Tensor, **inputs) -> torch.Tensor:
     return logits[:, 0]
 
 
-def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed: int):
+def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed: int, cache: dict):
     """Soft-NC and Soft-NS per target: one batched forward per sample, one row per target."""
     gen = torch.Generator().manual_seed(seed)
     n_p, n_t = result.n_prompt, result.n_targets
@@ -176,7 +180,10 @@ def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed
     base = x.expand(n_t, -1, -1)
     p_full = result.target_probs.astype(np.float64)  # the unperturbed prediction, as the method saw it
     zero = torch.where(perturbable[None, :, None], torch.zeros_like(base), base)
-    p_zero = prob(zero)
+    key = ("zero", tuple(ids.tolist()), tuple(sorted(visible)))
+    if key not in cache:
+        cache[key] = prob(zero)  # every perturbable source zeroed: the same for every result of the sequence
+    p_zero = cache[key]
     soft_s_zero = 1 - np.maximum(0, p_full - p_zero)
     # Undefined (NaN) where zeroing every source does not lower the prediction: nothing to normalise by.
     denom = np.where(1 - soft_s_zero > 1e-6, 1 - soft_s_zero, np.nan)

@@ -1,5 +1,7 @@
 """Prompt-injection checks: patterns for the known attack families, hidden Unicode, encoded payloads, and
-similarity (all-MiniLM-L6-v2 embeddings) to a stored set of known attacks (``data/known_attacks.txt``).
+a classifier (logistic regression on all-MiniLM-L6-v2 embeddings, ``data/injection_classifier.json``,
+trained by ``benchmarks/train_injection_classifier.py`` on the development set and the known attacks in
+``data/known_attacks.txt``).
 
 Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import re
 import threading
 import unicodedata
@@ -157,16 +160,22 @@ def known_attacks() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def features(embedder, text: str) -> np.ndarray:
+    """The classifier's input: the text's embedding next to the element-wise maximum over its sentences'
+    embeddings (float32[2 * dimensions]), so one planted sentence in a long document still shows."""
+    sentences = [s for s in re.split(r"(?<=[.!?\n])\s+", text) if s.strip()][:32] or [text]
+    v = embedder.encode([text, *sentences])
+    return np.concatenate([v[0], v[1:].max(axis=0)])
+
+
 @dataclass
 class InjectionScanner(SpanScanner):
-    """Args: embedder (a ``clearlm.models.embeddings.Embedder``, or None to skip the similarity check);
-    similarity_floor: cosine similarity that maps to score 0; similarity_ceiling: to score 1."""
+    """Args: embedder (a ``clearlm.models.embeddings.Embedder``, or None to use the patterns alone). With
+    an embedder, a finding "classifier" carries the classifier's probability that the text is an attack."""
 
     embedder: object | None = None
-    similarity_floor: float = 0.55
-    similarity_ceiling: float = 0.8
     name: str = field(default="prompt_injection", init=False)
-    _attacks: np.ndarray | None = field(default=None, init=False, repr=False)
+    _weights: tuple[np.ndarray, float] | None = field(default=None, init=False, repr=False)
 
     def findings(self, text: str, context: ScanContext) -> list[Finding]:
         found = self._patterns(text)
@@ -190,10 +199,8 @@ class InjectionScanner(SpanScanner):
                 for f in self._patterns(decoded)
                 if f.score >= 0.9
             ]
-        if self.embedder is not None and text.strip():
-            score = self._similarity(text)
-            if score > 0:
-                found.append(Finding("known_attack_similarity", 0, 0, score))
+        if self.embedder is not None and normal.strip():
+            found.append(Finding("classifier", 0, 0, self._probability(normal)))
         return found
 
     def _patterns(self, text: str) -> list[Finding]:
@@ -208,16 +215,16 @@ class InjectionScanner(SpanScanner):
                 out.append(best)
         return out
 
-    def _similarity(self, text: str) -> float:
+    def _probability(self, text: str) -> float:
         with _embed_lock:
-            if self._attacks is None:
-                self._attacks = self.embedder.encode(known_attacks())
-        sentences = [s for s in re.split(r"(?<=[.!?\n])\s+", text) if s.strip()][:32] or [text]
-        v = self.embedder.encode([text, *sentences] if len(sentences) > 1 else [text])
-        cos = float((v @ self._attacks.T).max())
-        return float(
-            np.clip((cos - self.similarity_floor) / (self.similarity_ceiling - self.similarity_floor), 0, 1)
-        )
+            if self._weights is None:
+                data = json.loads(
+                    resources.files("clearlm.govern").joinpath("data/injection_classifier.json").read_text()
+                )
+                self._weights = (np.asarray(data["coef"], dtype=np.float64), float(data["intercept"]))
+        w, b = self._weights
+        z = float(features(self.embedder, text).astype(np.float64) @ w + b)
+        return float(1 / (1 + np.exp(-z)))
 
 
 def _decoded_payloads(text: str) -> list[str]:

@@ -50,7 +50,7 @@ class ToxicityRule(_Rule):
 
 class InjectionRule(_Rule):
     scanner: Literal["prompt_injection"]
-    similarity: bool = True  # compare with the stored known attacks (loads the embedding model)
+    classifier: bool = True  # also run the embedding classifier (loads the embedding model)
 
 
 class SecretsRule(_Rule):
@@ -201,7 +201,7 @@ def build_scanner(rule, embedder_factory=None):
         return moderation.ToxicityScanner(tuple(rule.words))
     if isinstance(rule, InjectionRule):
         return injection.InjectionScanner(
-            embedder_factory() if rule.similarity and embedder_factory else None
+            embedder_factory() if rule.classifier and embedder_factory else None
         )
     if isinstance(rule, SecretsRule):
         return rules.SecretsScanner()
