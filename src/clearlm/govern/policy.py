@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clearlm.errors import InvalidInputError
-from clearlm.govern.base import Action, Finding, ScanContext, ScanResult
+from clearlm.govern.base import Action, ScanContext, ScanResult
 
 
 class _Rule(BaseModel):
@@ -276,7 +276,3 @@ def _path(loc) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "policy"
-
-
-def findings_summary(findings: list[Finding]) -> str:
-    return ", ".join(sorted({f.type for f in findings})) or "nothing"
