@@ -183,20 +183,19 @@ def main() -> None:
             f"| {t} | {fmt(r['precision'])} | {fmt(r['recall'])} | {r['found']} | {r['annotated']} |",
             flush=True,
         )
-    inj = injection_scores(args.threshold, args.limit)
-    families = list(next(iter(inj.values()))["families"])
-    print(
-        f"\n| injection (threshold {args.threshold}) | detection | false positives | "
-        + " | ".join(families)
-        + " |"
-    )
+    inj = {name: injection_scores(args.threshold, args.limit, name) for name in INJECTION_SETS}
+    families = list(inj["development"]["patterns"]["families"])
+    header = f"| injection set, checks (threshold {args.threshold}) | detection | false positives | "
+    print("\n" + header + " | ".join(families) + " |")
     print("|---|---|---|" + "---|" * len(families))
-    for mode, r in inj.items():
-        fams = " | ".join(fmt(r["families"][f]) for f in families)
-        print(
-            f"| {mode} | {fmt(r['detection_rate'])} | {fmt(r['false_positive_rate'])} | {fams} |", flush=True
-        )
-    print(f"({r['attacks']} attacks, {r['benign']} benign prompts)")
+    for name, modes in inj.items():
+        for mode, r in modes.items():
+            fams = " | ".join(fmt(r["families"].get(f)) for f in families)
+            label = f"{name} ({r['attacks']} attacks, {r['benign']} benign), {mode}"
+            print(
+                f"| {label} | {fmt(r['detection_rate'])} | {fmt(r['false_positive_rate'])} | {fams} |",
+                flush=True,
+            )
     over = overhead(args.runs)
     print(f"\n| scanner ({over['prompt_chars']}-character prompt) | p50 ms | p95 ms |\n|---|---|---|")
     for k, v in over["ms"].items():

@@ -1,0 +1,63 @@
+"""benchmarks/bench_governance.py: its data sets parse, and the scanners stay above stated floors on them
+(the full figures are in the README). Not a speed test: the overhead numbers are only checked to exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_governance.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_governance", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_data_sets_are_large_enough_and_well_formed(bench):
+    pii = bench.pii_examples()
+    assert len(pii) >= 200 and sum(len(spans) for _, spans in pii) >= 300
+    for text, spans in pii:
+        assert "[[" not in text and all(0 <= s < e <= len(text) for _, s, e in spans)
+    for name in bench.INJECTION_SETS:
+        rows = bench.injection_examples(name=name)
+        labels = [r["label"] for r in rows]
+        assert labels.count("attack") >= 100 and labels.count("benign") >= 100
+
+
+def test_pii_precision_and_recall_stay_above_their_floors(bench):
+    scores = bench.pii_scores()
+    assert scores["all"]["precision"] >= 0.9 and scores["all"]["recall"] >= 0.88
+    for kind in ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "UK_NHS", "PHONE_NUMBER"):
+        assert scores[kind]["recall"] >= 0.9, kind
+
+
+@pytest.mark.integration
+def test_injection_detection_on_the_held_out_set_stays_above_its_floor(bench):
+    held = bench.injection_scores(0.8, name="held-out")
+    assert held["patterns+classifier"]["detection_rate"] >= 0.55
+    assert held["patterns+classifier"]["false_positive_rate"] <= 0.2
+    assert held["patterns+classifier"]["detection_rate"] > held["patterns"]["detection_rate"]
+
+
+@pytest.mark.integration
+def test_the_script_prints_its_tables(tmp_path):
+    out = tmp_path / "gov.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--limit", "30", "--runs", "3", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| PII type |" in proc.stdout and "held-out" in proc.stdout and "whole input policy" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert figures["overhead"]["ms"]["pii"]["p50"] > 0 and figures["overhead"]["prompt_chars"] > 900
