@@ -58,6 +58,7 @@ class ServerState:
         self._explainer = self.backend if self.backend.kind == "torch" else None
         self._load_lock = threading.Lock()
         self._policies: dict[str, Policy] = {}
+        self.policy: Policy | None = None
         self.policy = self.policy_for(config.policy)
 
     def policy_for(self, path: str | None) -> Policy | None:
@@ -67,7 +68,7 @@ class ServerState:
             InvalidInputError: an unreadable or invalid policy file.
         """
         if path is None:
-            return self.policy if hasattr(self, "policy") else None
+            return self.policy
         with self._load_lock:
             policy = self._policies.get(path)
         if policy is None:
