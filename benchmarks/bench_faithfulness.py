@@ -148,7 +148,7 @@ def run(
     methods: Sequence[str],
     *,
     steps: int = 16,
-    samples: int = 4,
+    samples: int = 2,
     seed: int = 0,
     on_row: Callable[[Row], None] = lambda row: None,
     log: Callable[[str], None] = lambda msg: None,

@@ -149,7 +149,11 @@ def _logits_at(model, positions: torch.Tensor, **inputs) -> torch.Tensor:
     vocabulary, about a quarter of a small model's work)."""
     with torch.no_grad():
         logits = model(**inputs, use_cache=False, logits_to_keep=positions).logits
-    return logits[:, 0]
+        if logits.dim() == 3 and logits.shape[:2] == (len(positions), 1):
+            return logits[:, 0]
+        # A model or transformers version without per-row positions: project everything, then pick.
+        logits = model(**inputs, use_cache=False).logits
+    return logits[torch.arange(len(positions)), positions[:, 0]]
 
 
 def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed: int, cache: dict):
