@@ -40,7 +40,9 @@ def read_prompt(prompt: str | None, file: Path | None) -> str:
         ) from None
 
 
-def load(model: str, backend: str = "torch", dtype: str = "float32", slots: int = 1):
+def load(
+    model: str, backend: str = "torch", dtype: str = "float32", slots: int = 1, threads: int | None = None
+):
     """Load a model, showing a spinner (and progress if a catalog model must be assembled first)."""
     from transformers.utils import logging as hf_logging
 
@@ -48,4 +50,4 @@ def load(model: str, backend: str = "torch", dtype: str = "float32", slots: int 
 
     hf_logging.disable_progress_bar()  # the spinner below says what is happening
     with err_console.status(f"loading {escape(model)} ({backend}) ..."):
-        return load_backend(model, backend, dtype=dtype, slots=slots)
+        return load_backend(model, backend, dtype=dtype, slots=slots, threads=threads)

@@ -31,6 +31,7 @@ def serve(
     retention_days: int = typer.Option(
         RETENTION_DAYS, "--retention-days", help="prune audit records older than this at start (0: keep all)"
     ),
+    threads: int = typer.Option(None, "--threads", help="llamacpp: CPU threads (default: one per core)"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
@@ -62,7 +63,7 @@ def serve(
         from clearlm.store import AuditLog
 
         AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
-    state = ServerState(config, backend=load(model, backend, slots=max_active), db=database)
+    state = ServerState(config, backend=load(model, backend, slots=max_active, threads=threads), db=database)
     logs.configure(log_level)
     err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")
     try:

@@ -31,6 +31,7 @@ def load_backend(
     dtype: str = "float32",
     device: str = "cpu",
     slots: int = 1,
+    threads: int | None = None,
     hooks: PullHooks = PullHooks(),
 ) -> Backend:
     """Load ``model`` with the chosen backend.
@@ -38,6 +39,8 @@ def load_backend(
     ``model`` is a catalog name (its packages must be installed; it is assembled and converted into the
     cache on first use), a local transformers folder, a local ``.gguf`` file, or a hub id (found only where
     a hub or its cache is reachable). ``slots``: sequences the llamacpp backend decodes together
+    ``threads``: CPU threads for llama.cpp (None = one per core; fewer on a busy machine, where
+    llama.cpp's spinning threads wait on each other)
     (continuous batching; the torch backend generates one at a time).
 
     Raises:
@@ -49,7 +52,7 @@ def load_backend(
     if dtype not in DTYPES:
         raise BackendUnavailableError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     if backend == "llamacpp":
-        return _load_llamacpp(model, hooks, slots)
+        return _load_llamacpp(model, hooks, slots, threads)
     return _load_torch(model, DTYPES[dtype], device, hooks)
 
 
@@ -81,7 +84,7 @@ def _load_torch(model: str, dtype: torch.dtype, device: str, hooks: PullHooks) -
     return TorchBackend(m.to(device), tok, model)
 
 
-def _load_llamacpp(model: str, hooks: PullHooks, slots: int) -> Backend:
+def _load_llamacpp(model: str, hooks: PullHooks, slots: int, threads: int | None) -> Backend:
     from transformers import AutoTokenizer
 
     from clearlm.models.backends.llamacpp_backend import LlamaCppBackend, import_llama
@@ -97,7 +100,7 @@ def _load_llamacpp(model: str, hooks: PullHooks, slots: int) -> Backend:
         gguf, tok = path, AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     else:
         raise ModelNotFoundError(f"the llamacpp backend needs a catalog name or a .gguf file, got {model!r}")
-    return LlamaCppBackend(gguf, tok, model, slots=slots)
+    return LlamaCppBackend(gguf, tok, model, slots=slots, n_threads=threads)
 
 
 def _require_packages(name: str) -> None:
