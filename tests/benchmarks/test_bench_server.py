@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_server.py"
 
 def test_bench_server_prints_its_ratios(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--tokens", "6", "--streams", "2", "--runs", "1"],
+        [sys.executable, str(SCRIPT), "--tokens", "6", "--streams", "2", "--runs", "1", "--threads", "1"],
         capture_output=True,
         text=True,
         timeout=900,
