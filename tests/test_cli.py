@@ -313,3 +313,16 @@ def test_probe_bias_writes_table_chart_and_json(tmp_path):
         he_she["gap"] == pytest.approx(he_she["logprob_a"] - he_she["logprob_b"]) and he_she["logprob_a"] < 0
     )
     assert_clean_failure(clearlm("probe", "bias", "-c", "astrology"), "unknown categories ['astrology']")
+
+
+def test_model_card_in_markdown_and_json(tmp_path):
+    proc = clearlm("card", "qwen2.5-0.5b-instruct")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Model card: qwen2.5-0.5b-instruct")
+    assert "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32" in proc.stdout
+    assert "| metric | value | setting | source |" in proc.stdout and "Apache-2.0" in proc.stdout
+    assert clearlm("card", "qwen2.5-0.5b-instruct", "-o", str(tmp_path)).returncode == 0
+    card = json.loads((tmp_path / "qwen2.5-0.5b-instruct.card.json").read_text())
+    assert card["license"] == "Apache-2.0" and card["evaluation"] and card["limitations"]
+    assert (tmp_path / "qwen2.5-0.5b-instruct.card.md").read_text() == proc.stdout
+    assert_clean_failure(clearlm("card", "gpt-9"), "unknown model 'gpt-9'")
