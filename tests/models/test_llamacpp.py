@@ -6,6 +6,7 @@ import pytest
 
 from clearlm.errors import InvalidInputError
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams, generate, load_backend
+from conftest import assert_greedy_up_to_ties
 
 pytestmark = [pytest.mark.integration, pytest.mark.llamacpp]
 
@@ -84,21 +85,27 @@ def test_slots_decode_together_with_the_same_greedy_results():
 
     batched = load_backend(DEFAULT_MODEL, "llamacpp", slots=4)
     prompts = [f"Question {i}: what is {i} plus {i}? Answer:" for i in range(4)]
-    params = SamplingParams(max_new_tokens=8)
-    alone = [generate(batched, p, params).text for p in prompts]
-    together: list[str | None] = [None] * 4
+    params = SamplingParams(max_new_tokens=8, logprobs=5)
+
+    def steps(i: int) -> list:
+        out = generate(batched, prompts[i], params)
+        return [(t.token_id, t.logprob, t.top) for t in out.logprobs]
+
+    alone = [steps(i) for i in range(4)]
+    together: list = [None] * 4
 
     def run(i: int) -> None:
-        together[i] = generate(batched, prompts[i], params).text
+        together[i] = steps(i)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    assert together == alone
+    for i in range(4):
+        assert_greedy_up_to_ties(together[i], alone[i])
     # a stream closed early frees its slot for the next one
     stream = batched.stream(prompts[0], SamplingParams(max_new_tokens=200))
     next(stream)
     stream.close()
-    assert generate(batched, prompts[1], params).text == alone[1]
+    assert steps(1) == alone[1]
