@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp lint
+.PHONY: setup models demo test browser llamacpp docs-corpus lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,11 +31,16 @@ demo: models
 browser:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
+# The Debian Reference manual in HTML, the real document set of the knowledge-base evaluation
+# (benchmarks/bench_knowledge.py; Debian's package, installed as root, as CI runs).
+docs-corpus:
+	@test -f /usr/share/debian-reference/ch01.en.html || (apt-get update -q && apt-get install -y -q debian-reference-en)
+
 # The optional llama.cpp backend, which the tests cover too (pip builds it from source: a few minutes).
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
 
-test: models browser llamacpp
+test: models browser llamacpp docs-corpus
 	$(PY) -m pytest
 
 lint: setup
