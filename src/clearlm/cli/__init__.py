@@ -15,6 +15,7 @@ from clearlm.cli import audit as audit_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
 from clearlm.cli import govern as govern_cmd
+from clearlm.cli import kb as kb_cmd
 from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(kb_cmd.app, name="kb")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(govern_cmd.policy_app, name="policy")
 app.add_typer(audit_cmd.app, name="audit")
