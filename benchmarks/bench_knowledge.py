@@ -1,0 +1,429 @@
+"""Knowledge-base figures on a real document set: the Debian Reference manual (Debian package
+debian-reference-en, HTML in /usr/share/debian-reference; `make docs-corpus` installs it) and the
+questions in benchmarks/data/kb_questions.jsonl (see benchmarks/data/README.md).
+
+retrieval   recall@5 and MRR@10 of `KnowledgeBase.search` per mode: vector only, BM25 only, hybrid (reciprocal
+            rank fusion), hybrid with MMR; overall and for lexical and paraphrased questions apart.
+ask         on a subset of questions, cited answers (`clearlm.knowledge.answer.answer`) over the top hybrid
+            passages: how often the known answer passage was among them, how often the passage with the highest
+            context attribution (ablation) is it, and how often the answer cites it.
+ingest      files, chunks, seconds and chunks per second (embedding included) of building the knowledge base.
+
+The answer passage. Each question's "answer" is a short verbatim quote of the manual; after whitespace
+normalisation (NFKC, every run of white space one space) it occurs exactly once in the text clearlm extracts
+from its file and in no other file of the set (`check_questions`; the script stops if one does not). A
+retrieved passage counts as the answer passage when its normalised text contains the normalised quote, or
+when it comes from the quote's file and its character span covers at least half of the quote's span in
+that file's extracted text. The same rule (`is_answer_passage`) applies to every mode and to `ask`.
+
+python benchmarks/bench_knowledge.py                           # a fresh KB in a temporary folder
+python benchmarks/bench_knowledge.py --home /tmp/kb-home       # build once there, reuse it after (it is
+                                                               # then $CLEARLM_HOME=/tmp/kb-home's KB too)
+python benchmarks/bench_knowledge.py --questions 40 --ask 5 --json out.json
+python benchmarks/bench_knowledge.py --chapters ch03,ch05,ch08 --ask 0   # a subset of the manual
+python benchmarks/bench_knowledge.py --check                   # only check the questions against the manual
+
+It installs nothing: the manual, the embedding model and (for --ask) the packaged chat model must be there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+QUESTIONS = DATA / "kb_questions.jsonl"
+MANUAL = Path("/usr/share/debian-reference")
+# The preface, the twelve chapters and the appendix; not index.en.html (a table of contents).
+FILES = ("pr01", *(f"ch{i:02d}" for i in range(1, 13)), "apa")
+KB_NAME = "debian-reference"
+QUOTE_WORDS = (5, 20)
+K = 10  # passages retrieved per question; MRR is computed over these
+RECALL_AT = 5
+MODES = ("vector", "bm25", "hybrid", "hybrid+mmr")
+MMR_LAMBDA = 0.5  # relevance against diversity, for hybrid+mmr
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One line of kb_questions.jsonl. ``answer`` is the verbatim quote; ``style`` is "lexical" (shares the
+    passage's key terms) or "paraphrase" (asks in other words)."""
+
+    id: str
+    question: str
+    file: str
+    answer: str
+    style: str
+
+
+# ---- the question set and the answer passages
+
+
+def normalise(text: str) -> str:
+    """Each character in NFKC, every run of white space one space, stripped."""
+    if text.isascii():
+        return re.sub(r"\s+", " ", text).strip()
+    return _normalised_with_offsets(text)[0]
+
+
+def _normalised_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``normalise(text)`` and, for each of its characters, the offset in ``text`` it came from."""
+    out: list[str] = []
+    where: list[int] = []
+    space = False
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            space = space or bool(out)
+            continue
+        if space:
+            out.append(" ")
+            where.append(i - 1)
+            space = False
+        for c in unicodedata.normalize("NFKC", ch):
+            if c.isspace():  # NFKC turns a few characters (e.g. U+00A0) into a space
+                if out and out[-1] != " ":
+                    out.append(" ")
+                    where.append(i)
+            else:
+                out.append(c)
+                where.append(i)
+    return "".join(out), where
+
+
+def locate(quote: str, text: str) -> list[tuple[int, int]]:
+    """Every (start, end) span of ``text`` whose normalised form is ``normalise(quote)``, as offsets into
+    ``text``. Occurrences are found without overlap, left to right."""
+    needle = normalise(quote)
+    if not needle:
+        return []
+    flat, where = _normalised_with_offsets(text)
+    spans, at = [], flat.find(needle)
+    while at >= 0:
+        spans.append((where[at], where[at + len(needle) - 1] + 1))
+        at = flat.find(needle, at + len(needle))
+    return spans
+
+
+def load_questions(path: Path = QUESTIONS) -> list[Question]:
+    """Every question in the file, in order. Raises ValueError naming the line of a malformed one."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(Question(row["id"], row["question"], row["file"], row["answer"], row["style"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path.name} line {n}: {exc!r}") from None
+    return out
+
+
+def select(
+    questions: Sequence[Question], n: int | None, files: Iterable[str] | None = None
+) -> list[Question]:
+    """The first ``n`` questions taken in turn from each file (so a short run still covers every chapter),
+    keeping only those on ``files`` (file names, e.g. "ch03.en.html") when given; all of them if n is None."""
+    keep = set(files) if files is not None else None
+    by_file: dict[str, list[Question]] = {}
+    for q in questions:
+        if keep is None or q.file in keep:
+            by_file.setdefault(q.file, []).append(q)
+    order: list[Question] = []
+    queues = list(by_file.values())
+    while any(queues):
+        for queue in queues:
+            if queue:
+                order.append(queue.pop(0))
+    return order if n is None else order[:n]
+
+
+def check_questions(questions: Sequence[Question], texts: dict[str, str]) -> list[str]:
+    """Problems with the question set against ``texts`` (file name: extracted text); empty when it is sound:
+    unique ids, a known file, a quote of 5-20 words found exactly once in its file and in no other."""
+    problems = []
+    flat = {name: normalise(text) for name, text in texts.items()}
+    seen: set[str] = set()
+    for q in questions:
+        if q.id in seen:
+            problems.append(f"{q.id}: duplicate id")
+        seen.add(q.id)
+        if q.style not in ("lexical", "paraphrase"):
+            problems.append(f"{q.id}: style {q.style!r} is neither lexical nor paraphrase")
+        words = len(q.answer.split())
+        if not QUOTE_WORDS[0] <= words <= QUOTE_WORDS[1]:
+            problems.append(f"{q.id}: the quote has {words} words, not {QUOTE_WORDS[0]}-{QUOTE_WORDS[1]}")
+        if q.file not in texts:
+            problems.append(f"{q.id}: {q.file} is not in the document set")
+            continue
+        needle = normalise(q.answer)
+        found = flat[q.file].count(needle)
+        if found != 1:
+            problems.append(f"{q.id}: the quote occurs {found} times in {q.file}, not once")
+        others = [name for name, text in flat.items() if name != q.file and needle in text]
+        if others:
+            problems.append(f"{q.id}: the quote also occurs in {', '.join(sorted(others))}")
+    return problems
+
+
+def answer_spans(questions: Sequence[Question], texts: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Each question's answer span (start, end) in its file's extracted text. Raises ValueError for a quote
+    not found exactly once (run `check_questions` first for the full list)."""
+    spans = {}
+    for q in questions:
+        found = locate(q.answer, texts[q.file])
+        if len(found) != 1:
+            raise ValueError(f"{q.id}: the quote occurs {len(found)} times in {q.file}, not once")
+        spans[q.id] = found[0]
+    return spans
+
+
+def is_answer_passage(passage, question: Question, span: tuple[int, int]) -> bool:
+    """True when ``passage`` (any object with ``text``, ``path``, ``start``, ``end``) is the question's answer
+    passage: its normalised text contains the normalised quote, or it comes from the quote's file and its
+    span covers at least half of the quote's ``span``."""
+    if normalise(question.answer) in normalise(passage.text):
+        return True
+    if Path(passage.path).name != question.file:
+        return False
+    covered = min(passage.end, span[1]) - max(passage.start, span[0])
+    return covered * 2 >= span[1] - span[0]
+
+
+def first_rank(flags: Iterable[bool]) -> int | None:
+    """1-based position of the first True in ``flags``, or None."""
+    return next((i for i, hit in enumerate(flags, 1) if hit), None)
+
+
+def recall_at(ranks: Sequence[int | None], k: int) -> float:
+    """Share of questions whose answer passage is among the first ``k`` (ranks are 1-based, None = missed)."""
+    return sum(r is not None and r <= k for r in ranks) / len(ranks) if ranks else float("nan")
+
+
+def mrr(ranks: Sequence[int | None], k: int = K) -> float:
+    """Mean reciprocal rank at ``k``: 1/rank when the answer passage is among the first ``k``, else 0."""
+    return sum(1 / r for r in ranks if r is not None and r <= k) / len(ranks) if ranks else float("nan")
+
+
+# ---- the document set
+
+
+def manual_paths(chapters: Sequence[str] | None = None, root: Path = MANUAL) -> list[Path]:
+    """The manual's HTML files (``chapters`` as stems such as "ch03"; all of FILES when None). Raises
+    SystemExit saying how to install the manual when one is missing."""
+    stems = list(chapters) if chapters else list(FILES)
+    unknown = [s for s in stems if s not in FILES]
+    if unknown:
+        raise SystemExit(f"unknown chapters {', '.join(unknown)}: choose among {', '.join(FILES)}")
+    paths = [root / f"{stem}.en.html" for stem in stems]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(
+            f"the Debian Reference manual is not installed ({', '.join(missing)} missing in {root}): "
+            "run `make docs-corpus` (apt-get install debian-reference-en, as root)"
+        )
+    return paths
+
+
+def manual_version() -> str:
+    """The installed debian-reference-en version (from dpkg's status file), or "unknown"."""
+    try:
+        status = Path("/var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "unknown"
+    m = re.search(r"^Package: debian-reference-en\n(?:[^\n]+\n)*?Version: (\S+)", status, re.MULTILINE)
+    return m.group(1) if m else "unknown"
+
+
+def extracted_texts(paths: Sequence[Path]) -> dict[str, str]:
+    """File name: the text clearlm extracts from it (the text chunk offsets refer to)."""
+    from clearlm.knowledge.documents import read_document
+
+    return {p.name: read_document(p).text for p in paths}
+
+
+# ---- building the knowledge base
+
+
+def build(paths: Sequence[Path], home: Path, name: str = KB_NAME) -> tuple[object, dict]:
+    """Open knowledge base ``name`` (the embedded index) under ``home``/knowledge, creating it when missing,
+    and add ``paths`` (files held unchanged are skipped by content hash). Returns the knowledge base and
+    the ingest figures: files, chunks held, chunks written now, seconds, chunks per second (embedding
+    included; 0 when nothing was new)."""
+    from clearlm.knowledge import KnowledgeBase, KnowledgeBaseNotFoundError
+
+    root = home / "knowledge"
+    try:
+        kb = KnowledgeBase.open(name, root=root)
+    except KnowledgeBaseNotFoundError:
+        kb = KnowledgeBase.create(name, root=root)
+    report = kb.add([str(p) for p in paths], progress=_progress)
+    if report.skipped:
+        raise SystemExit("\n".join(report.warnings))
+    return kb, {
+        "files": len(paths),
+        "chunks": sum(s.chunks for s in kb.sources()),
+        "chunks_added": report.chunks,
+        "chunk_tokens": kb.settings.chunk_tokens,
+        "overlap": kb.settings.overlap,
+        "seconds": round(report.seconds, 2),
+        "chunks_per_s": round(report.chunks / report.seconds, 1) if report.chunks else 0.0,
+    }
+
+
+def _progress(done: int, total: int, path: str) -> None:
+    print(f"  added {done}/{total}: {Path(path).name}", file=sys.stderr, flush=True)
+
+
+# ---- retrieval
+
+
+def search(kb, query: str, mode: str, k: int = K, mmr: float = MMR_LAMBDA) -> list:
+    """The passages ``kb`` returns for ``query`` under one of MODES, best first."""
+    if mode == "hybrid+mmr":
+        return kb.search(query, k=k, mode="hybrid", mmr=mmr).passages
+    return kb.search(query, k=k, mode=mode).passages
+
+
+def retrieval_scores(
+    kb,
+    questions: Sequence[Question],
+    spans: dict[str, tuple[int, int]],
+    modes: Sequence[str] = MODES,
+    mmr: float = MMR_LAMBDA,
+) -> dict:
+    """Per mode: recall@5 and MRR@10 over all questions and per style, the median search latency (ms) and
+    every question's rank of its answer passage (None when it is not among the first K)."""
+    out = {}
+    for mode in modes:
+        ranks: dict[str, int | None] = {}
+        ms = []
+        for q in questions:
+            t0 = time.perf_counter()
+            passages = search(kb, q.question, mode, mmr=mmr)
+            ms.append((time.perf_counter() - t0) * 1000)
+            ranks[q.id] = first_rank(is_answer_passage(p, q, spans[q.id]) for p in passages)
+        row = {"n": len(questions), **_scores(list(ranks.values()))}
+        for style in ("lexical", "paraphrase"):
+            sub = [ranks[q.id] for q in questions if q.style == style]
+            row[style] = {"n": len(sub), **_scores(sub)}
+        row["latency_ms_p50"] = round(statistics.median(ms), 1) if ms else None
+        row["ranks"] = ranks
+        out[mode] = row
+    return out
+
+
+def _scores(ranks: Sequence[int | None]) -> dict:
+    return {f"recall@{RECALL_AT}": recall_at(ranks, RECALL_AT), f"mrr@{K}": mrr(ranks, K)}
+
+
+# ---- cited answers
+
+
+def ask_scores(kb, questions: Sequence[Question], spans: dict[str, tuple[int, int]], n_passages: int) -> dict:
+    raise NotImplementedError("waiting for clearlm.knowledge.answer")
+
+
+def print_ask(ask: dict) -> None:
+    print(ask)
+
+
+# ---- the script
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.2f}"
+
+
+def print_retrieval(retrieval: dict) -> None:
+    n = next(iter(retrieval.values()))
+    print(
+        f"\n| mode | recall@{RECALL_AT} | MRR@{K} | lexical recall@{RECALL_AT} ({n['lexical']['n']}) "
+        f"| paraphrase recall@{RECALL_AT} ({n['paraphrase']['n']}) | search p50 ms |\n|---|---|---|---|---|---|"
+    )
+    for mode, r in retrieval.items():
+        print(
+            f"| {mode} | {fmt(r[f'recall@{RECALL_AT}'])} | {fmt(r[f'mrr@{K}'])} "
+            f"| {fmt(r['lexical'][f'recall@{RECALL_AT}'])} | {fmt(r['paraphrase'][f'recall@{RECALL_AT}'])} "
+            f"| {r['latency_ms_p50']} |",
+            flush=True,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--questions", type=int, default=None, help="use N questions, taken in turn per chapter"
+    )
+    parser.add_argument("--ask", type=int, default=5, help="cited answers for the first N of them (0: none)")
+    parser.add_argument("--ask-passages", type=int, default=5, help="hybrid passages given to each answer")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="keep the knowledge base under HOME/knowledge and reuse it"
+    )
+    parser.add_argument("--chapters", default=None, help=f"comma-separated subset of {','.join(FILES)}")
+    parser.add_argument("--mmr", type=float, default=MMR_LAMBDA, help="MMR lambda of the hybrid+mmr mode")
+    parser.add_argument("--check", action="store_true", help="only check the questions against the manual")
+    args = parser.parse_args(argv)
+
+    paths = manual_paths(args.chapters.split(",") if args.chapters else None)
+    texts = extracted_texts(paths)
+    questions = select(load_questions(), None, files=texts)
+    problems = check_questions(questions, texts)
+    version = manual_version()
+    if problems:
+        print(f"the questions do not match the manual (debian-reference-en {version}):", file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    print(f"{len(questions)} questions checked against {len(paths)} files of debian-reference-en {version}")
+    if args.check:
+        return 0
+    questions = select(questions, args.questions)
+    spans = answer_spans(questions, texts)
+
+    with tempfile.TemporaryDirectory(prefix="clearlm-kb-bench-") as tmp:
+        home = args.home or Path(tmp)
+        print(f"knowledge base {KB_NAME!r} in {home / 'knowledge'}", flush=True)
+        kb, ingest = build(paths, home)
+        with kb:
+            figures = evaluate(kb, questions, spans, ingest, args)
+    figures["manual"] = {
+        "package": "debian-reference-en",
+        "version": version,
+        "files": [p.name for p in paths],
+    }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def evaluate(
+    kb, questions: Sequence[Question], spans: dict[str, tuple[int, int]], ingest: dict, args
+) -> dict:
+    """Print and return the figures of one run on an open knowledge base."""
+    print(
+        f"ingest: {ingest['files']} files, {ingest['chunks']} chunks ({ingest['chunks_added']} new) in "
+        f"{ingest['seconds']} s, {ingest['chunks_per_s']} chunks/s",
+        flush=True,
+    )
+    retrieval = retrieval_scores(kb, questions, spans, mmr=args.mmr)
+    print_retrieval(retrieval)
+    figures = {"questions": len(questions), "ingest": ingest, "retrieval": retrieval}
+    if args.ask > 0:
+        figures["ask"] = ask_scores(kb, questions[: args.ask], spans, args.ask_passages)
+        print_ask(figures["ask"])
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
