@@ -237,3 +237,37 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# clearlm: knowledge bases (/v1/kb)
+
+
+class KnowledgeBaseCreate(_Request):
+    """``POST /v1/kb``: a new knowledge base; chunk sizes in the embedding model's tokens."""
+
+    name: str
+    chunk_tokens: int | None = None
+    overlap: int | None = None
+
+
+class UploadedFile(_Request):
+    """A document sent to ``POST /v1/kb/{name}/files``: its file name (the extension picks the reader: .txt
+    .md .html .pdf) and its content, as text or base64 (binary formats such as PDF)."""
+
+    filename: str
+    content: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class KnowledgeBaseFiles(_Request):
+    files: list[UploadedFile] = Field(min_length=1)
+
+
+class KnowledgeBaseSearch(_Request):
+    """``POST /v1/kb/{name}/search``: see ``KnowledgeBase.search`` for the modes and MMR."""
+
+    query: str
+    k: int = 5
+    mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
+    mmr: float | None = None
+    path_prefix: str | None = None

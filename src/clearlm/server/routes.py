@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from clearlm.errors import ModelNotFoundError
+from clearlm.server import knowledge
 from clearlm.server import protocol as p
 from clearlm.server.auth import authenticate
 from clearlm.server.completions import chat_completion, text_completion
@@ -62,6 +63,36 @@ async def embeddings(body: p.EmbeddingRequest, request: Request):
 @api.post("/explain")
 async def explain(body: p.ExplainRequest, request: Request):
     return await create_explanation(request, body, state(request))
+
+
+@api.get("/kb")
+async def list_knowledge_bases(request: Request):
+    return await knowledge.listing(state(request))
+
+
+@api.post("/kb", status_code=201)
+async def create_knowledge_base(body: p.KnowledgeBaseCreate, request: Request):
+    return await knowledge.create(request, body, state(request))
+
+
+@api.get("/kb/{name}")
+async def get_knowledge_base(name: str, request: Request):
+    return await knowledge.retrieve(request, name, state(request))
+
+
+@api.post("/kb/{name}/files")
+async def add_knowledge_base_files(name: str, body: p.KnowledgeBaseFiles, request: Request):
+    return await knowledge.add_files(request, name, body, state(request))
+
+
+@api.delete("/kb/{name}/files/{filename}")
+async def remove_knowledge_base_file(name: str, filename: str, request: Request):
+    return await knowledge.remove_file(request, name, filename, state(request))
+
+
+@api.post("/kb/{name}/search")
+async def search_knowledge_base(name: str, body: p.KnowledgeBaseSearch, request: Request):
+    return await knowledge.search(request, name, body, state(request))
 
 
 @ops.get("/health")

@@ -20,7 +20,9 @@ class ServerConfig:
     max_active generations at once and max_waiting in the queue (past both: 429); default_max_tokens
     when a request names none (capped by what is left of the context); retry_after (seconds, in 429s);
     embedding_model for /v1/embeddings; policy: the YAML policy file applied to every request (an API
-    key created with its own policy uses that one instead)."""
+    key created with its own policy uses that one instead); kb_url: None for the embedded knowledge
+    bases under $CLEARLM_HOME/knowledge, or a PostgreSQL URL (pgvector); files_dir: where documents
+    uploaded to /v1/kb are kept (default $CLEARLM_HOME/uploads)."""
 
     model: str = DEFAULT_MODEL
     backend: str = "torch"
@@ -31,6 +33,8 @@ class ServerConfig:
     retry_after: int = 1
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     policy: str | None = None
+    kb_url: str | None = None
+    files_dir: str | None = None
 
 
 class ServerState:
