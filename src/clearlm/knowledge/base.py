@@ -39,7 +39,6 @@ from clearlm.knowledge.retrieval import (
     MODES,
     SearchResult,
     maximal_marginal_relevance,
-    min_max,
     reciprocal_rank_fusion,
 )
 
@@ -425,9 +424,10 @@ class KnowledgeBase:
             mode: "hybrid" (BM25 and vectors fused by reciprocal rank fusion, k=60; Cormack et al. 2009),
                 "vector" (cosine similarity of all-MiniLM-L6-v2 embeddings) or "bm25" (Robertson's BM25,
                 k1=1.2, b=0.75).
-            mmr: None, or lambda in [0, 1] to re-rank the top candidates by maximal marginal relevance
-                (Carbonell & Goldstein 1998) for diversity: relevance is the mode's score scaled to [0, 1],
-                redundancy the cosine similarity to passages already picked; 1 keeps the plain ranking.
+            mmr: None, or lambda in [0, 1] to re-rank the mode's top 50 candidates by maximal marginal
+                relevance (Carbonell & Goldstein 1998) for diversity: relevance and redundancy are cosine
+                similarities (to the query, and to the passages already picked); 1 orders the candidates by
+                similarity to the query alone, lower values favour passages unlike those already picked.
             path_prefix: keep sources whose path starts with this (a folder keeps what lies under it).
             source: keep one source (its path).
 
@@ -453,8 +453,10 @@ class KnowledgeBase:
         result = SearchResult(query, mode)
         depth = max(k, CANDIDATES) if (mode == "hybrid" or mmr is not None) else k
         rankings: dict[str, list[tuple[str, float]]] = {}
-        if mode in ("hybrid", "vector"):
+        vector = None
+        if mode in ("hybrid", "vector") or mmr is not None:
             vector = self._embed_query(query, result.warnings)
+        if mode in ("hybrid", "vector"):
             rankings["vector"] = self.index.vector_search(vector, depth, filters)
         if mode in ("hybrid", "bm25"):
             rankings["bm25"] = self.index.keyword_search(query, depth, filters)
@@ -466,7 +468,7 @@ class KnowledgeBase:
             ranked = [(cid, score, {mode: i}) for i, (cid, score) in enumerate(rankings[mode], start=1)]
         if mmr is not None and len(ranked) > 1:
             vectors = self.index.vectors([cid for cid, _, _ in ranked])
-            picked = maximal_marginal_relevance(min_max([s for _, s, _ in ranked]), vectors, k, mmr)
+            picked = maximal_marginal_relevance(vectors @ vector, vectors, k, mmr)
             ranked = [ranked[i] for i in picked]
         ranked = ranked[:k]
         found = self.index.passages([cid for cid, _, _ in ranked])

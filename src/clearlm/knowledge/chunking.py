@@ -2,7 +2,7 @@
 
 A chunk never crosses a heading. Within a section, whole paragraphs are packed into chunks of at most
 ``chunk_tokens`` tokens (the embedding model's tokenizer, no special tokens); a paragraph too long for one
-chunk is split into sentences, and a sentence too long into windows of tokens. Each new chunk starts with
+chunk is split into sentences, and a sentence too long into windows of whole words. Each new chunk starts with
 up to ``overlap`` tokens of the previous chunk's last whole paragraphs or sentences (none after a token
 window). Every chunk is a span of the document's text: ``chunk.text == document.text[chunk.start:chunk.end]``.
 """
@@ -134,11 +134,16 @@ def _units(text: str, start: int, end: int, toks: list[tuple[int, int]], budget:
                 if n:
                     units.append(_Unit(ss, se, n, False))
                 continue
-            first = bisect.bisect_left(starts, ss)
-            last = bisect.bisect_left(starts, se)
-            for i in range(first, last, budget):
+            i, last = bisect.bisect_left(starts, ss), bisect.bisect_left(starts, se)
+            while i < last:
                 j = min(i + budget, last)
+                # cut between words (white space between two tokens), unless one word fills the window
+                k = j
+                while j < last and k > i + 1 and toks[k][0] == toks[k - 1][1]:
+                    k -= 1
+                j = k if j == last or toks[k][0] != toks[k - 1][1] else j
                 units.append(_Unit(toks[i][0], toks[j - 1][1], j - i, True))
+                i = j
     return units
 
 

@@ -50,7 +50,7 @@ def maximal_marginal_relevance(
     ``argmax lambda * rel(d) - (1 - lambda) * max_{s picked} cos(d, s)``.
 
     Args:
-        relevance: float[n], the candidates' relevance to the query, scaled to [0, 1].
+        relevance: float[n], the candidates' relevance to the query (e.g. cosine similarity).
         vectors: float32[n, d], L2-normalised embeddings of the candidates.
         k: how many to pick (at most n).
         lambda_: 1 = pure relevance (the input order), 0 = pure diversity.
@@ -73,12 +73,3 @@ def maximal_marginal_relevance(
         available[best] = False
         redundancy = np.maximum(redundancy, sims[best])
     return chosen
-
-
-def min_max(scores: Sequence[float]) -> np.ndarray:
-    """Scores rescaled to [0, 1] (all ones when they are all equal)."""
-    arr = np.asarray(scores, dtype=np.float64)
-    if arr.size == 0:
-        return arr
-    span = arr.max() - arr.min()
-    return np.ones_like(arr) if span <= 0 else (arr - arr.min()) / span
