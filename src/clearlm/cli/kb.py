@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -29,6 +30,14 @@ def _open(name: str, db: str | None):
     from clearlm.knowledge import KnowledgeBase
 
     return KnowledgeBase.open(name, url=db)
+
+
+def _shown(path: str) -> str:
+    """A source's path as shown: relative to the working directory when it lies under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _snippet(text: str, width: int = 160) -> str:
@@ -59,6 +68,9 @@ def add(
     db: str = KB_DB,
 ) -> None:
     """Add files and folders: chunk, embed, index. Unchanged files are skipped; changed ones replaced."""
+    # the report's warnings are printed below; without this, logging's last-resort handler would print
+    # each skipped file a second time
+    logging.getLogger("clearlm.knowledge").addHandler(logging.NullHandler())
     with _open(name, db) as kb:
         with err_console.status("loading the embedding model ..."):
             kb.embedder  # noqa: B018 (loads it, so the bar below measures the work itself)
@@ -113,7 +125,7 @@ def sources(name: str = NAME, db: str = KB_DB) -> None:
     with _open(name, db) as kb:
         table = Table("path", "kind", "title", "chunks", "added")
         for s in kb.sources():
-            table.add_row(escape(s.path), s.kind, escape(s.title), str(s.chunks), s.added_at[:19])
+            table.add_row(escape(_shown(s.path)), s.kind, escape(s.title), str(s.chunks), s.added_at[:19])
         console.print(table)
 
 
@@ -147,7 +159,14 @@ def search(
     if not result.passages:
         console.print("no passages match")
         return
-    table = Table("rank", "score", "path", "heading", "snippet", title=f"{escape(name)}: {mode}")
+    table = Table(title=f"{escape(name)}: {mode}")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")
+    table.add_column("heading", overflow="fold")
+    table.add_column("snippet")
     for i, p in enumerate(result.passages, start=1):
-        table.add_row(str(i), f"{p.score:.4g}", escape(p.path), escape(p.heading), escape(_snippet(p.text)))
+        table.add_row(
+            str(i), f"{p.score:.4g}", escape(_shown(p.path)), escape(p.heading), escape(_snippet(p.text))
+        )
     console.print(table)
