@@ -1,0 +1,401 @@
+"""Cited answers: answer a question from numbered passages, map its [n] citations to the passages, and
+measure how much the answer actually relied on each passage (context attribution).
+
+The flow: the passages go into the prompt numbered [1], [2], ... under a system instruction to answer only
+from them and cite them; the model answers (greedy); citations are parsed (``[1]``, ``[1, 2]``, ``[1][3]``,
+``[1-3]``) and mapped to passages; ``clearlm.explain.context`` attributes the answer to every passage by
+ablation (ContextCite) and by gradients; a passage cited but not relied on, or relied on but not cited, is
+flagged. Retrieval is the caller's job: ``answer`` takes the passages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clearlm.errors import BackendUnavailableError, InvalidInputError
+from clearlm.explain.context import ContextAttribution, ContextSources, context_attribution
+from clearlm.knowledge.passage import Passage
+from clearlm.models.backends.base import SamplingParams, generate
+from clearlm.models.chat import Message
+from clearlm.paths import write_text_atomic
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_NEW_TOKENS = 80
+DEFAULT_ABLATIONS = 16
+# A passage is "relied on" when keeping it rather than dropping it raises the answer's score (the logit of
+# its mean token probability, citation markers left out) by at least this much: the odds of the answer's
+# mean token probability multiplied by e^1 = 2.7 or more.
+RELIED_THRESHOLD = 1.0
+
+SYSTEM_PROMPT = (
+    "Answer questions using only the numbered passages you are given. Cite the passage that supports each "
+    "sentence with its number in square brackets."
+)
+# One worked example before the real question: small models follow the citation format far more reliably
+# with it (measured on qwen2.5-0.5b-instruct). It precedes every passage, so each ablation shares it (its
+# key/value cache is computed once).
+EXAMPLE_PASSAGES = (
+    "Rivers > Nile\nThe Nile flows north through eleven countries into the Mediterranean Sea.",
+    "Deserts > Sahara\nThe Sahara is the largest hot desert, covering most of North Africa.",
+    "Mountains > Everest\nMount Everest is the highest mountain on Earth, 8,849 metres above sea level.",
+)
+EXAMPLE_QUESTION = "Where does the Nile flow?"
+EXAMPLE_ANSWER = "The Nile flows north into the Mediterranean Sea [1]."
+
+# [1], [1, 2], [1;2], [1-3], [1–3]: a bracket holding numbers, commas, semicolons, dashes and spaces.
+_CITATION = re.compile(r"\[(\s*\d+(?:\s*(?:[,;]|[-–])\s*\d+)*\s*)\]")
+_RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One cited number in the answer: ``number`` as written, ``start``/``end`` the character span of its
+    bracket in the answer (a bracket citing several numbers gives one Citation each, same span), and
+    ``passage`` the 0-based index of the passage it names (None: no passage has that number)."""
+
+    number: int
+    start: int
+    end: int
+    passage: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PassageSupport:
+    """How the answer used one passage (``number`` = index + 1).
+
+    cited: the answer cites it; weight: its ablation weight (logit units, ``ContextAttribution.weights``);
+    gradient / gradient_share: input x gradient summed over its tokens (nats) and its share of the total
+    |gradient|; relied: weight >= the answer's ``relied_threshold``; flag: "cited_not_relied",
+    "relied_not_cited" or None. Without attribution the numbers are NaN and relied and flag None.
+    """
+
+    number: int
+    cited: bool
+    weight: float
+    gradient: float
+    gradient_share: float
+    relied: bool | None
+    flag: str | None
+
+
+@dataclass(slots=True)
+class CitedAnswer:
+    """A question's answer from numbered passages, its citations, and what it relied on.
+
+    Fields:
+        question: the question; text: the answer as generated; model: the model's name;
+        finish_reason: "stop" (the model ended its answer) or "length" (``max_new_tokens`` reached).
+        passages: Passage[n], numbered [1]..[n] in the prompt in this order.
+        citations: Citation[k] in order of appearance; unknown_citations: the cited numbers that name no
+            passage (each once, in order of appearance).
+        support: PassageSupport[n], one per passage.
+        attribution: the ``ContextAttribution`` over the passages (None when not asked for, or when the
+            answer is empty).
+        relied_threshold: the ablation weight from which a passage counts as relied on (logit units).
+        seconds: wall-clock seconds of "generate" and "attribute".
+    """
+
+    question: str
+    text: str
+    model: str
+    finish_reason: str
+    passages: list[Passage]
+    citations: list[Citation]
+    unknown_citations: list[int]
+    support: list[PassageSupport]
+    attribution: ContextAttribution | None = None
+    relied_threshold: float = RELIED_THRESHOLD
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cited(self) -> list[int]:
+        """The passage numbers the answer cites (existing passages only), ascending."""
+        return sorted({c.number for c in self.citations if c.passage is not None})
+
+    @property
+    def flagged(self) -> list[PassageSupport]:
+        return [s for s in self.support if s.flag is not None]
+
+    def passage(self, number: int) -> Passage | None:
+        """The passage numbered ``number`` ([1] is the first), None if there is none."""
+        return self.passages[number - 1] if 1 <= number <= len(self.passages) else None
+
+    def top_attributed(self) -> int | None:
+        """The number of the passage with the largest ablation weight (None without attribution)."""
+        if self.attribution is None:
+            return None
+        return self.attribution.ranking()[0] + 1
+
+    # ---- serialization -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN as null); ``from_dict`` restores an equal CitedAnswer."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "question": self.question,
+            "text": self.text,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "passages": [_passage_dict(p) for p in self.passages],
+            "citations": [asdict(c) for c in self.citations],
+            "unknown_citations": list(self.unknown_citations),
+            "support": [{k: _nan_null(v) for k, v in asdict(s).items()} for s in self.support],
+            "attribution": None if self.attribution is None else self.attribution.to_dict(),
+            "relied_threshold": self.relied_threshold,
+            "seconds": dict(self.seconds),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CitedAnswer:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported cited answer schema version {data.get('schema_version')!r}")
+        attribution = data.get("attribution")
+        return cls(
+            question=data["question"],
+            text=data["text"],
+            model=data["model"],
+            finish_reason=data["finish_reason"],
+            passages=[
+                Passage(**{**p, "heading_path": tuple(p["heading_path"]), "ranks": dict(p["ranks"])})
+                for p in data["passages"]
+            ],
+            citations=[Citation(**c) for c in data["citations"]],
+            unknown_citations=list(data["unknown_citations"]),
+            support=[
+                PassageSupport(**{k: (math.nan if v is None and k in _FLOATS else v) for k, v in s.items()})
+                for s in data["support"]
+            ],
+            attribution=None if attribution is None else ContextAttribution.from_dict(attribution),
+            relied_threshold=float(data["relied_threshold"]),
+            seconds=dict(data.get("seconds", {})),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> CitedAnswer:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON form to ``path`` atomically (a temporary file, then a rename)."""
+        return write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> CitedAnswer:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def answer(
+    backend,
+    question: str,
+    passages: list[Passage],
+    *,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    ablations: int = DEFAULT_ABLATIONS,
+    attribute: bool = True,
+    gradient: bool = True,
+    relied_threshold: float = RELIED_THRESHOLD,
+    seed: int = 0,
+) -> CitedAnswer:
+    """Answer ``question`` from ``passages`` with citations, and attribute the answer to each passage.
+
+    Cost (measured on the default model, 2 CPU cores; see the README): one greedy generation of at most
+    ``max_new_tokens`` tokens; with ``attribute``, the ablations (every subset of passages when 2^n fits
+    in ``ablations``, else that many random ones; shared token prefixes run once) and, with ``gradient``,
+    one forward and backward pass over prompt and answer.
+
+    Args:
+        backend: any backend to answer; attribution needs the torch backend.
+        question: the question (non-empty).
+        passages: the passages to answer from, in the order they are numbered (at least one).
+        max_new_tokens: the answer's length limit in tokens.
+        ablations: the ablation budget of the context attribution (>= 2).
+        attribute: run context attribution (ablation, and gradient if ``gradient``).
+        relied_threshold: the ablation weight (logit units) from which a passage counts as relied on.
+        seed: seeds the random ablations.
+
+    Returns:
+        A ``CitedAnswer``.
+
+    Raises:
+        InvalidInputError: an empty question, no passages, a bad ``max_new_tokens`` or ``ablations``, a
+            prompt longer than the model's context.
+        BackendUnavailableError: ``attribute`` with a backend other than torch (pass ``attribute=False``
+            or load the model with backend='torch').
+    """
+    if not question.strip():
+        raise InvalidInputError("the question is empty: ask something")
+    if not passages:
+        raise InvalidInputError("no passages to answer from: retrieve some (or add documents) first")
+    if attribute and getattr(backend, "kind", None) != "torch":
+        raise BackendUnavailableError(
+            "attributing the answer to passages needs the torch backend: load the model with "
+            "backend='torch', or answer without attribution"
+        )
+    if attribute and ablations < 2:
+        raise InvalidInputError(f"context attribution needs at least 2 ablations, got {ablations}")
+    sources = passage_sources(question, passages)
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
+
+    started = time.perf_counter()
+    completion = generate(backend, sources.render([True] * len(passages)), params)
+    seconds = {"generate": time.perf_counter() - started}
+    ids = list(completion.token_ids)
+    text = backend.decode(ids)
+    citations, unknown = parse_citations(text, len(passages))
+
+    attribution = None
+    if attribute and ids:
+        started = time.perf_counter()
+        counted = _outside(token_char_spans(backend, ids), [(c.start, c.end) for c in citations])
+        with backend.lock:
+            attribution = context_attribution(
+                backend,
+                sources,
+                ids,
+                ablations=ablations,
+                seed=seed,
+                gradient=gradient,
+                counted=counted if any(counted) else None,
+            )
+        seconds["attribute"] = time.perf_counter() - started
+    return CitedAnswer(
+        question=question,
+        text=text,
+        model=backend.name,
+        finish_reason=completion.finish_reason,
+        passages=list(passages),
+        citations=citations,
+        unknown_citations=unknown,
+        support=support(len(passages), citations, attribution, relied_threshold),
+        attribution=attribution,
+        relied_threshold=relied_threshold,
+        seconds=seconds,
+    )
+
+
+def passage_sources(question: str, passages: list[Passage]) -> ContextSources:
+    """The prompt of ``answer``, with the passages as its sources.
+
+    Messages: ``SYSTEM_PROMPT``; the worked example (its passages and question, and its cited answer);
+    then a user message with the passages, each a block ``[n] heading`` (the heading path, else the title)
+    over its text, and the question. Leaving a passage out removes its block and keeps the others'
+    numbers, so a citation names the same passage in every ablation.
+    """
+    blocks = tuple(_block(n, p.heading or p.title, p.text) for n, p in enumerate(passages, start=1))
+    example = _user(EXAMPLE_QUESTION, [f"[{n}] {t}" for n, t in enumerate(EXAMPLE_PASSAGES, start=1)])
+    question = question.strip()
+
+    def render(mask) -> list[Message]:
+        kept = [b for b, keep in zip(blocks, mask, strict=True) if keep]
+        return [
+            Message("system", SYSTEM_PROMPT),
+            Message("user", example),
+            Message("assistant", EXAMPLE_ANSWER),
+            Message("user", _user(question, kept)),
+        ]
+
+    return ContextSources(blocks, render)
+
+
+def _block(number: int, label: str, text: str) -> str:
+    return f"[{number}] {label}\n{text.strip()}" if label else f"[{number}] {text.strip()}"
+
+
+def _user(question: str, blocks: list[str]) -> str:
+    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def parse_citations(text: str, n_passages: int) -> tuple[list[Citation], list[int]]:
+    """The citations in ``text``: ``[1]``, ``[1, 2]``, ``[1;2]``, ``[1][3]``, ``[1-3]`` (a range of at
+    most ``n_passages`` numbers). Returns (citations in order, the numbers naming no passage, each once)."""
+    citations: list[Citation] = []
+    unknown: list[int] = []
+    for match in _CITATION.finditer(text):
+        numbers: list[int] = []
+        for part in re.split(r"\s*[,;]\s*", match.group(1).strip()):
+            if span := _RANGE.fullmatch(part):
+                lo, hi = int(span.group(1)), int(span.group(2))
+                numbers += list(range(lo, hi + 1)) if lo <= hi <= lo + max(n_passages, 1) else [lo, hi]
+            else:
+                numbers.append(int(part))
+        for number in dict.fromkeys(numbers):
+            known = 1 <= number <= n_passages
+            citations.append(Citation(number, match.start(), match.end(), number - 1 if known else None))
+            if not known and number not in unknown:
+                unknown.append(number)
+    return citations, unknown
+
+
+def support(
+    n_passages: int,
+    citations: list[Citation],
+    attribution: ContextAttribution | None,
+    relied_threshold: float = RELIED_THRESHOLD,
+) -> list[PassageSupport]:
+    """One PassageSupport per passage: cited or not, its attribution, and its flag."""
+    cited = {c.passage for c in citations if c.passage is not None}
+    out = []
+    for i in range(n_passages):
+        if attribution is None:
+            out.append(PassageSupport(i + 1, i in cited, math.nan, math.nan, math.nan, None, None))
+            continue
+        weight = float(attribution.weights[i])
+        relied = weight >= relied_threshold
+        flag = None
+        if i in cited and not relied:
+            flag = "cited_not_relied"
+        elif relied and i not in cited:
+            flag = "relied_not_cited"
+        grad = attribution.gradient
+        share = attribution.gradient_shares
+        out.append(
+            PassageSupport(
+                number=i + 1,
+                cited=i in cited,
+                weight=weight,
+                gradient=math.nan if grad is None else float(grad[i]),
+                gradient_share=math.nan if share is None else float(share[i]),
+                relied=relied,
+                flag=flag,
+            )
+        )
+    return out
+
+
+def token_char_spans(backend, ids: list[int]) -> list[tuple[int, int]]:
+    """[start, end) characters of each token in ``backend.decode(ids)``, by decoding growing prefixes (a
+    token that completes a multi-byte character owns it)."""
+    spans, previous = [], 0
+    for k in range(1, len(ids) + 1):
+        text = backend.decode(ids[:k])
+        end = len(text.rstrip("\ufffd")) if k < len(ids) else len(text)
+        end = max(end, previous)
+        spans.append((previous, end))
+        previous = end
+    return spans
+
+
+def _outside(token_spans: list[tuple[int, int]], marked: list[tuple[int, int]]) -> list[bool]:
+    """For each token, True when it overlaps none of the ``marked`` character spans."""
+    return [not any(s < b and e > a for a, b in marked) for s, e in token_spans]
+
+
+_FLOATS = {"weight", "gradient", "gradient_share"}
+
+
+def _nan_null(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _passage_dict(p: Passage) -> dict[str, Any]:
+    out = asdict(p)
+    out["heading_path"] = list(p.heading_path)
+    return out
