@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,11 +329,111 @@ def _scores(ranks: Sequence[int | None]) -> dict:
 
 
 def ask_scores(kb, questions: Sequence[Question], spans: dict[str, tuple[int, int]], n_passages: int) -> dict:
-    raise NotImplementedError("waiting for clearlm.knowledge.answer")
+    """Cited answers by the packaged chat model (torch backend) over the top ``n_passages`` hybrid passages.
+
+    Per question: the numbers of the passages that are its answer passage; the top-attributed passage, i.e.
+    the one with the largest ablation weight (ContextCite's surrogate), counted only when that weight is
+    positive and no other passage shares it (else None); the passage with the largest input x gradient
+    sum; the cited numbers; seconds. Rates are over all asked questions, and over those whose answer passage
+    was among the passages given ("retrieved"). ``top1_baseline`` is how often the answer passage was
+    passage [1], the share a position-biased attribution could score without reading."""
+    from clearlm.knowledge.answer import answer
+    from clearlm.models import DEFAULT_MODEL, load_backend
+
+    backend = load_backend(DEFAULT_MODEL)
+    rows = []
+    for q in questions:
+        passages = kb.search(q.question, k=n_passages, mode="hybrid").passages
+        known = [i for i, p in enumerate(passages, 1) if is_answer_passage(p, q, spans[q.id])]
+        result = answer(backend, q.question, passages)
+        att = result.attribution
+        top = grad_top = None
+        lds = None
+        if att is not None:
+            top = top_passage(att.weights)
+            grad_top = None if att.gradient is None else int(att.gradient.argmax()) + 1
+            lds = None if att.lds != att.lds else round(float(att.lds), 3)
+        rows.append(
+            {
+                "id": q.id,
+                "answer_passages": known,
+                "top_attributed": top,
+                "top_gradient": grad_top,
+                "cited": result.cited,
+                "lds": lds,
+                "flags": [f"[{s.number}] {s.flag}" for s in result.flagged],
+                "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+                "answer": result.text,
+            }
+        )
+        print(
+            f"  ask {q.id}: answer passage {known or '-'}, top-attributed {top or '-'}, cited {result.cited}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {"passages": n_passages, "model": backend.name, **ask_rates(rows), "rows": rows}
+
+
+def top_passage(weights: Sequence[float]) -> int | None:
+    """The 1-based number of the passage with the largest weight, when that weight is positive and no
+    other passage has it; else None (nothing was relied on, or a tie)."""
+    best = max(weights, default=0.0)
+    if not best > 0 or sum(w == best for w in weights) != 1:
+        return None
+    return list(weights).index(best) + 1
+
+
+def ask_rates(rows: Sequence[dict]) -> dict:
+    """The rates ``ask_scores`` reports, from its per-question rows."""
+
+    def rate(hit: Callable[[dict], bool], among: Sequence[dict]) -> float:
+        return sum(map(hit, among)) / len(among) if among else float("nan")
+
+    def given(r: dict) -> bool:
+        return bool(r["answer_passages"])
+
+    def top_is(r: dict) -> bool:
+        return r["top_attributed"] in r["answer_passages"]
+
+    def gradient_is(r: dict) -> bool:
+        return r["top_gradient"] in r["answer_passages"]
+
+    def cites(r: dict) -> bool:
+        return bool(set(r["cited"]) & set(r["answer_passages"]))
+
+    def first(r: dict) -> bool:
+        return 1 in r["answer_passages"]
+
+    retrieved = [r for r in rows if given(r)]
+    seconds = [sum(r["seconds"].values()) for r in rows]
+    return {
+        "n": len(rows),
+        "retrieved": rate(given, rows),
+        "top_attributed_is_answer": rate(top_is, rows),
+        "top_attributed_is_answer_when_retrieved": rate(top_is, retrieved),
+        "top_gradient_is_answer_when_retrieved": rate(gradient_is, retrieved),
+        "cites_answer": rate(cites, rows),
+        "cites_answer_when_retrieved": rate(cites, retrieved),
+        "top1_baseline_when_retrieved": rate(first, retrieved),
+        "seconds_per_answer_p50": round(statistics.median(seconds), 1) if seconds else None,
+    }
 
 
 def print_ask(ask: dict) -> None:
-    print(ask)
+    n, got = ask["n"], round(ask["retrieved"] * ask["n"])
+    print(
+        f"\n| cited answers ({ask['model']}, top {ask['passages']} hybrid passages) | all {n} "
+        f"| answer passage given ({got}) |\n|---|---|---|"
+    )
+    print(f"| answer passage among the passages | {fmt(ask['retrieved'])} | 1.00 |")
+    print(
+        f"| top-attributed passage (ablation) is it | {fmt(ask['top_attributed_is_answer'])} "
+        f"| {fmt(ask['top_attributed_is_answer_when_retrieved'])} |"
+    )
+    print(f"| top passage by gradient is it | - | {fmt(ask['top_gradient_is_answer_when_retrieved'])} |")
+    print(f"| the answer cites it | {fmt(ask['cites_answer'])} | {fmt(ask['cites_answer_when_retrieved'])} |")
+    print(f"| (it was passage [1]) | - | {fmt(ask['top1_baseline_when_retrieved'])} |")
+    print(f"\nseconds per cited answer (generate + attribute), p50: {ask['seconds_per_answer_p50']}")
 
 
 # ---- the script
