@@ -157,6 +157,9 @@ def test_flags_follow_the_stated_threshold():
         (False, True, "relied_not_cited"),
     ]
     assert rows[1].weight == 2.5 and math.isnan(rows[1].gradient)
+    assert hand_made("A [1].", weights=(0.2, 2.5, 1.4)).top_attributed() == 2
+    assert hand_made("A [1].", weights=(-0.2, 0.0, -1.4)).top_attributed() is None  # nothing relied on
+    assert hand_made("A [1].", weights=(0.5, 0.5, 0.1)).top_attributed() is None  # a tie
     rows = support(3, citations, None)
     assert [(s.cited, s.relied, s.flag) for s in rows] == [
         (True, None, None),

@@ -127,10 +127,15 @@ class CitedAnswer:
         return self.passages[number - 1] if 1 <= number <= len(self.passages) else None
 
     def top_attributed(self) -> int | None:
-        """The number of the passage with the largest ablation weight (None without attribution)."""
+        """The number of the passage with the largest ablation weight; None without attribution, or when
+        that weight is not positive (the answer relied on no passage) or several passages share it."""
         if self.attribution is None:
             return None
-        return self.attribution.ranking()[0] + 1
+        weights = self.attribution.weights
+        best = float(weights.max())
+        if best <= 0 or int((weights == best).sum()) > 1:
+            return None
+        return int(weights.argmax()) + 1
 
     # ---- serialization -------------------------------------------------------------------------------
 
