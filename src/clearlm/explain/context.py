@@ -384,6 +384,8 @@ def source_token_spans(backend, encoded, texts: Sequence[str]) -> list[tuple[int
             )
         end = at + len(text)
         hit = [k for k, (s, e) in enumerate(offsets) if e > s and s < end and e > at]
+        if not hit:
+            raise InvalidInputError(f"source {i + 1} maps to no token of the rendered prompt")
         spans.append((hit[0], hit[-1] + 1))
         cursor = end
     return spans
