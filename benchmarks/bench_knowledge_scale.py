@@ -7,7 +7,7 @@ words) and reports:
 - ingest throughput, chunks per second: embedding with the packaged all-MiniLM-L6-v2 (batched) plus
   writing the chunks (SQLite rows, FTS5) plus building the HNSW graph; each part is also given alone;
 - query latency (p50, p95, milliseconds) of ``KnowledgeBase.search`` in each mode, query embedding
-  included, over sentences taken from random chunks (each query has a passage that holds it);
+  (on one thread) included and also given alone, over sentences taken from random chunks (each query has a passage that holds it);
 - recall@10 of the approximate (HNSW) vector search against exact search (every vector scored), over the
   same queries.
 
@@ -185,7 +185,19 @@ def run_size(n: int, queries_n: int, embedder, folder: Path) -> dict:
     embed_s = n / embed_rate
     ingest = n / (embed_s + write_s + graph_s)
 
+    # One short query gains nothing from more threads, and on a shared machine torch's spinning threads
+    # can make it 20x slower (measured: 430 ms against 18 ms), so queries are embedded on one thread.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     kb.search(queries[0], k=10)  # warm: tokenizer copy, the graph's memory map, SQLite's cache
+    times = []
+    for q in queries:
+        began = time.perf_counter()
+        embedder.encode([q])
+        times.append((time.perf_counter() - began) * 1000)
+    embed_query = percentiles(times)
     latency = {}
     for mode in MODES:
         times = []
@@ -204,6 +216,7 @@ def run_size(n: int, queries_n: int, embedder, folder: Path) -> dict:
         got = {cid for cid, _ in kb.index.vector_search(q, 10, Filters())}
         recalls.append(len(got & {ids[j] for j in exact[row]}) / 10)
     kb.close()
+    torch.set_num_threads(threads)
     return {
         "chunks": n,
         "ingest_chunks_per_s": ingest,
@@ -211,6 +224,7 @@ def run_size(n: int, queries_n: int, embedder, folder: Path) -> dict:
         "write_chunks_per_s": n / write_s,
         "graph_build_s": graph_s,
         "latency_ms": {m: {"p50": p50, "p95": p95} for m, (p50, p95) in latency.items()},
+        "query_embedding_ms": {"p50": embed_query[0], "p95": embed_query[1]},
         "recall_at_10": float(np.mean(recalls)),
         "queries": len(queries),
         "index_bytes": sum(f.stat().st_size for f in (folder / f"scale-{n}").iterdir()),
@@ -224,6 +238,7 @@ def print_table(results: list[dict]) -> None:
     table = Table(title="embedded knowledge-base index (SQLite FTS5 + usearch HNSW), all-MiniLM-L6-v2")
     for col in ("chunks", "ingest/s", "embed/s", "write/s", "graph s"):
         table.add_column(col, justify="right")
+    table.add_column("query embedding p50/p95 ms", justify="right")
     for m in MODES:
         table.add_column(f"{m} p50/p95 ms", justify="right")
     table.add_column("recall@10", justify="right")
@@ -236,6 +251,7 @@ def print_table(results: list[dict]) -> None:
             f"{r['embed_chunks_per_s']:.0f}",
             f"{r['write_chunks_per_s']:.0f}",
             f"{r['graph_build_s']:.1f}",
+            f"{r['query_embedding_ms']['p50']:.1f} / {r['query_embedding_ms']['p95']:.1f}",
             *(f"{lat[m]['p50']:.1f} / {lat[m]['p95']:.1f}" for m in MODES),
             f"{r['recall_at_10']:.3f}",
             f"{r['index_bytes'] / 1e6:.0f}",

@@ -111,9 +111,11 @@ def _filter_sql(filters: Filters, alias: str = "c") -> tuple[str, list]:
     if filters.source is not None:
         sql.append(f"{alias}.path = ?")
         params.append(filters.source)
-    if filters.path_prefix is not None:
-        sql.append(f"substr({alias}.path, 1, ?) = ?")
-        params += [len(filters.path_prefix), filters.path_prefix]
+    if filters.path_prefix:
+        # a range on the path index: every string that starts with the prefix sorts in [prefix, upper)
+        prefix = filters.path_prefix
+        sql.append(f"{alias}.path >= ? AND {alias}.path < ?")
+        params += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
     return (" AND ".join(sql) or "1"), params
 
 
