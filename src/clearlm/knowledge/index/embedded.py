@@ -119,10 +119,27 @@ def _filter_sql(filters: Filters, alias: str = "c") -> tuple[str, list]:
     return (" AND ".join(sql) or "1"), params
 
 
+# The Snowball English stop words, as PostgreSQL's english configuration drops them (its english.stop), so
+# both backends match the same words. Without them a query's "the" matches nearly every chunk, and FTS5
+# scores every match: at 100k chunks that made a BM25 query 2-3x slower.
+_STOP = (
+    "i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers "
+    "herself it its itself they them their theirs themselves what which who whom this that these those am is "
+    "are was were be been being have has had having do does did doing a an the and but if or because as until "
+    "while of at by for with about against between into through during before after above below to from up "
+    "down in out on off over under again further then once here there when where why how all any both each "
+    "few more most other some such no nor not only own same so than too very s t can will just don should "
+    "now"
+)
+STOP_WORDS = frozenset(_STOP.split())
+
+
 def fts_query(query: str) -> str | None:
-    """An FTS5 query that ORs the query's words, each quoted (so no word acts as an operator)."""
-    words = dict.fromkeys(w.lower() for w in re.findall(r"\w+", query))
-    return " OR ".join(f'"{w}"' for w in words) or None
+    """An FTS5 query that ORs the query's words, stop words left out (unless there is nothing else), each
+    quoted so that no word acts as an operator. None when the query has no words."""
+    words = list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", query)))
+    content = [w for w in words if w not in STOP_WORDS] or words
+    return " OR ".join(f'"{w}"' for w in content) or None
 
 
 class EmbeddedIndex:
@@ -198,13 +215,21 @@ class EmbeddedIndex:
         match = fts_query(query)
         if match is None:
             return []
-        where, params = _filter_sql(filters)
-        rows = self._rows(
-            "SELECT c.chunk_id, -bm25(chunks_fts) AS score FROM chunks_fts "
-            "JOIN chunks c ON c.id = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? AND {where} ORDER BY score DESC, c.id LIMIT ?",
-            [match, *params, k],
-        )
+        if not filters.active:  # rank inside FTS5 first, then look up the few rows kept (2x faster)
+            rows = self._rows(
+                "SELECT c.chunk_id, t.score FROM (SELECT rowid AS id, -bm25(chunks_fts) AS score "
+                "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?) t "
+                "JOIN chunks c ON c.id = t.id ORDER BY t.score DESC, t.id",
+                [match, k],
+            )
+        else:
+            where, params = _filter_sql(filters)
+            rows = self._rows(
+                "SELECT c.chunk_id, -bm25(chunks_fts) AS score FROM chunks_fts "
+                "JOIN chunks c ON c.id = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH ? AND {where} ORDER BY score DESC, c.id LIMIT ?",
+                [match, *params, k],
+            )
         return [(cid, float(score)) for cid, score in rows]
 
     def vector_search(self, vector: np.ndarray, k: int, filters: Filters) -> list[tuple[str, float]]:
