@@ -227,6 +227,14 @@ def test_a_query_longer_than_the_model_reads_is_cut_with_a_warning(make_kb, corp
     assert kb.search(long, k=1, mode="bm25").warnings == []  # BM25 reads the whole query
 
 
+def test_stop_words_alone_match_nothing_by_bm25(make_kb, corpus):
+    kb = make_kb()
+    kb.add(corpus["txt"])
+    assert kb.search("the and of it", k=3, mode="bm25").passages == []
+    assert names(kb.search("the and of it", k=3)) == ["volcanoes.txt"]  # the vector half still answers
+    assert names(kb.search("the basalt", k=3, mode="bm25")) == ["volcanoes.txt"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

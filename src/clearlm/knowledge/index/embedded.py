@@ -135,11 +135,10 @@ STOP_WORDS = frozenset(_STOP.split())
 
 
 def fts_query(query: str) -> str | None:
-    """An FTS5 query that ORs the query's words, stop words left out (unless there is nothing else), each
-    quoted so that no word acts as an operator. None when the query has no words."""
-    words = list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", query)))
-    content = [w for w in words if w not in STOP_WORDS] or words
-    return " OR ".join(f'"{w}"' for w in content) or None
+    """An FTS5 query that ORs the query's words, stop words left out, each quoted so that no word acts as an
+    operator. None when no word is left (as PostgreSQL, BM25 then finds nothing)."""
+    words = dict.fromkeys(w.lower() for w in re.findall(r"\w+", query))
+    return " OR ".join(f'"{w}"' for w in words if w not in STOP_WORDS) or None
 
 
 class EmbeddedIndex:
