@@ -21,7 +21,7 @@ from clearlm.knowledge.answer import DEFAULT_ABLATIONS, answer, passage_sources
 from clearlm.knowledge.passage import Passage
 from clearlm.models import DEFAULT_MODEL, load_backend
 
-QUESTION = "What does the apt-get upgrade command never do?"
+QUESTION = "Where does dpkg keep its database of installed packages?"
 PASSAGES = [
     (
         "Package management > dpkg",
@@ -108,9 +108,9 @@ def main() -> None:
         for i, (h, text) in enumerate(PASSAGES)
     ]
     sizes = [len(backend.tokenizer(p.text)["input_ids"]) for p in passages]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = answer(backend, QUESTION, passages, ablations=args.ablations, gradient=not args.no_gradient)
-    total = time.perf_counter() - started
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu
     attribution = result.attribution
     print(f"passages: {len(passages)}, tokens each: {sizes}")
     print(f"answer ({result.finish_reason}): {result.text!r}")
@@ -128,6 +128,7 @@ def main() -> None:
     )
     timing = {
         "total": total,
+        "cpu_total": cpu,  # CPU seconds of this process (all threads): less sensitive to other load
         "generate": result.seconds["generate"],
         **{k: v for k, v in attribution.seconds.items()},
         "answer_tokens": len(attribution.response_ids),

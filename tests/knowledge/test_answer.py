@@ -14,6 +14,7 @@ from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.explain.context import ContextAttribution
 from clearlm.knowledge.answer import (
     EXAMPLE_ANSWER,
+    INSTRUCTION,
     SYSTEM_PROMPT,
     CitedAnswer,
     _outside,
@@ -179,7 +180,7 @@ def test_prompt_numbers_passages_and_keeps_numbers_when_one_is_left_out():
     full = sources.render([True, True, True])
     assert [m.role for m in full] == ["system", "user", "assistant", "user"]
     assert full[0].content == SYSTEM_PROMPT and full[2].content == EXAMPLE_ANSWER
-    assert full[3].content.endswith("\n\nQuestion: Where is the Eiffel Tower?")
+    assert full[3].content.endswith(f"\n\nQuestion: Where is the Eiffel Tower?\n{INSTRUCTION}")
     dropped = sources.render([True, False, True])[3].content
     assert "[1] Cities" in dropped and "[2]" not in dropped and "[3] Physics" in dropped
 

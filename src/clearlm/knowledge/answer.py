@@ -29,9 +29,12 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_NEW_TOKENS = 80
 DEFAULT_ABLATIONS = 16
 # A passage is "relied on" when keeping it rather than dropping it raises the answer's score (the logit of
-# its mean token probability, citation markers left out) by at least this much: the odds of the answer's
-# mean token probability multiplied by e^1 = 2.7 or more.
-RELIED_THRESHOLD = 1.0
+# its mean token probability, citation markers left out) by at least this much: the odds of the mean token
+# probability multiplied by e^0.5 = 1.65 or more. In our first runs on the real default model (3 to 5
+# passages, 8 to 16 ablations) passages the answer did not use got weights within +-0.3, and the passage
+# whose fact the answer states 1.3 to 3.5. An answer that mostly restates the question dilutes the mean:
+# a fact of 2 tokens in 20 moves it by about 0.75.
+RELIED_THRESHOLD = 0.5
 
 SYSTEM_PROMPT = (
     "Answer questions using only the numbered passages you are given. Cite the passage that supports each "
@@ -44,6 +47,10 @@ EXAMPLE_PASSAGES = (
     "Rivers > Nile\nThe Nile flows north through eleven countries into the Mediterranean Sea.",
     "Deserts > Sahara\nThe Sahara is the largest hot desert, covering most of North Africa.",
     "Mountains > Everest\nMount Everest is the highest mountain on Earth, 8,849 metres above sea level.",
+)
+# Repeated after the question: with long passages, the system message alone is too far back.
+INSTRUCTION = (
+    "Answer from the passages. Cite the passage each fact comes from by its number in square brackets."
 )
 EXAMPLE_QUESTION = "Where does the Nile flow?"
 EXAMPLE_ANSWER = "The Nile flows north into the Mediterranean Sea [1]."
@@ -291,7 +298,7 @@ def passage_sources(question: str, passages: list[Passage]) -> ContextSources:
 
     Messages: ``SYSTEM_PROMPT``; the worked example (its passages and question, and its cited answer);
     then a user message with the passages, each a block ``[n] heading`` (the heading path, else the title)
-    over its text, and the question. Leaving a passage out removes its block and keeps the others'
+    over its text, the question and ``INSTRUCTION``. Leaving a passage out removes its block and keeps the others'
     numbers, so a citation names the same passage in every ablation.
     """
     blocks = tuple(_block(n, p.heading or p.title, p.text) for n, p in enumerate(passages, start=1))
@@ -315,7 +322,7 @@ def _block(number: int, label: str, text: str) -> str:
 
 
 def _user(question: str, blocks: list[str]) -> str:
-    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n{INSTRUCTION}"
 
 
 def parse_citations(text: str, n_passages: int) -> tuple[list[Citation], list[int]]:
