@@ -35,7 +35,9 @@ def test_the_answer_cites_and_relies_on_the_passage_that_holds_it(default_backen
         )
         for i, (name, text) in enumerate(TOWNS.items())
     ]
-    result = answer(default_backend, "Who designed the lighthouse of Brisk Harbour?", passages, ablations=8)
+    # every subset of the 3 passages; the gradient view is checked in tests/explain/test_context_real_model.py
+    question = "Who designed the lighthouse of Brisk Harbour?"
+    result = answer(default_backend, question, passages, ablations=8, gradient=False)
     assert "Anika Brandt" in result.text
     assert result.cited == [2] and result.unknown_citations == []
     assert result.passage(2).path == "towns/brisk-harbour.md"
