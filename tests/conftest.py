@@ -48,8 +48,9 @@ def make_tokenizer():
     )
 
 
-def make_model(tokenizer, dtype=torch.float64, seed: int = 0, layers: int = 2):
-    """A Qwen2 causal LM with random weights: 2 layers, width 32, 4 heads (2 key/value heads)."""
+def make_model(tokenizer, dtype=torch.float64, seed: int = 0, layers: int = 2, context: int = 256):
+    """A Qwen2 causal LM with random weights: 2 layers, width 32, 4 heads (2 key/value heads), a context of
+    ``context`` tokens."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
@@ -60,7 +61,7 @@ def make_model(tokenizer, dtype=torch.float64, seed: int = 0, layers: int = 2):
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=context,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,

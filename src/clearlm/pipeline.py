@@ -1,6 +1,7 @@
 """The one turn every generation goes through, whatever the entry point (CLI, HTTP API, applications):
 
-    request -> input checks and policy -> generate (backend) -> output policy -> audit record -> response
+    request -> input checks and policy -> context (retrieved passages) -> generate (backend)
+            -> output policy -> audit record -> response
 
 so that no new entry point can skip the checks or the audit log. ``start_turn`` checks a request and
 returns a :class:`Turn`; iterating the turn streams the generation; closing it (or reaching its end)
@@ -13,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, PolicyViolationError
 from clearlm.govern.base import Action, ScanContext
@@ -27,13 +29,40 @@ CLIENT_CLOSED = 499  # nginx's status for a client that left before the response
 
 
 @dataclass(frozen=True, slots=True)
+class Retrieval:
+    """Answer from a knowledge base (retrieval-augmented generation, Lewis et al. 2020): the last user
+    message is the query, and the ``k`` passages that ``mode`` retrieval finds go into the prompt numbered
+    for citation (``clearlm.knowledge.answer.passage_sources``). ``knowledge_base`` is an open
+    ``clearlm.knowledge.KnowledgeBase``."""
+
+    knowledge_base: Any
+    k: int = 5
+    mode: str = "hybrid"
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What a turn with :class:`Retrieval` answered from: the question (after input redaction), the
+    passages in the order they are numbered, the prompt's sources for context attribution, and retrieval's
+    warnings (e.g. a query cut to the embedding model's length)."""
+
+    knowledge_base: str
+    question: str
+    passages: tuple
+    sources: Any  # clearlm.explain.context.ContextSources
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """A generation to run: ``prompt`` (text to continue, or chat messages), decoding ``params``, and
-    ``n`` independent choices (seeded runs get seeds ``seed, seed + 1, ...``)."""
+    """A generation to run: ``prompt`` (text to continue, or chat messages), decoding ``params``, ``n``
+    independent choices (seeded runs get seeds ``seed, seed + 1, ...``), and optionally ``retrieval``
+    from a knowledge base."""
 
     prompt: Prompt
     params: SamplingParams
     n: int = 1
+    retrieval: Retrieval | None = None
 
 
 @dataclass(slots=True)
@@ -60,10 +89,12 @@ class Turn:
         audit,
         policy: Policy | None = None,
         refusal: str | None = None,
+        grounding: Grounding | None = None,
     ) -> None:
         self.backend = backend
         self.policy = policy
         self.refusal = refusal
+        self.grounding = grounding
         self.request = request
         self.prompt_tokens = prompt_tokens
         self.choices = [Choice(i) for i in range(request.n)]
@@ -176,7 +207,7 @@ def start_turn(
     record.model = backend.name
     record.parameters = {"n": request.n, **_parameters(request.params)}
     record.prompt = _prompt_json(request.prompt)
-    refusal = None
+    refusal = grounding = None
     try:
         validate_prompt(request.prompt)
         if not 1 <= request.n <= MAX_CHOICES:
@@ -194,6 +225,16 @@ def start_turn(
                     )
                 refusal = policy.spec.refusal
             request = dataclasses.replace(request, prompt=prompt)
+        if request.retrieval is not None and refusal is None:
+            grounding = _ground(request.prompt, request.retrieval)
+            record.parameters["retrieval"] = {
+                "knowledge_base": grounding.knowledge_base,
+                "k": request.retrieval.k,
+                "mode": request.retrieval.mode,
+                "passages": [p.chunk_id for p in grounding.passages],
+            }
+            prompt = grounding.sources.render([True] * len(grounding.passages))
+            request = dataclasses.replace(request, prompt=prompt)
         prompt_tokens = len(backend.encode(request.prompt).token_ids)
         wanted = prompt_tokens + request.params.max_new_tokens
         if wanted > backend.context_length:
@@ -208,7 +249,24 @@ def start_turn(
         if audit is not None:
             audit.write(record)
         raise
-    return Turn(backend, request, prompt_tokens, record, audit, policy, refusal)
+    return Turn(backend, request, prompt_tokens, record, audit, policy, refusal, grounding)
+
+
+def _ground(prompt: Prompt, retrieval: Retrieval) -> Grounding:
+    """Retrieve passages for the last user message and build the prompt that cites them."""
+    from clearlm.knowledge.answer import passage_sources
+
+    messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    if not messages or messages[-1].role != "user":
+        raise InvalidInputError("to answer from a knowledge base, end the messages with the user's question")
+    kb, question = retrieval.knowledge_base, messages[-1].content
+    found = kb.search(question, k=retrieval.k, mode=retrieval.mode)
+    if not found.passages:
+        raise InvalidInputError(
+            f"the knowledge base {kb.name!r} holds no documents to answer from: add some first"
+        )
+    sources = passage_sources(question, found.passages, history=messages[:-1])
+    return Grounding(kb.name, question, tuple(found.passages), sources, tuple(found.warnings))
 
 
 def _check_input(policy: Policy, prompt: Prompt) -> tuple[Prompt, Prompt, dict]:
@@ -267,3 +325,32 @@ def explain_turn(explainer, turn: Turn, method: str, options: dict | None = None
 
     with explainer.lock:
         return explain(explainer, turn.request.prompt, turn.choices[0].text, method=method, **(options or {}))
+
+
+def cite_turn(explainer, turn: Turn, index: int = 0, **options):
+    """The citations in choice ``index`` of a turn that answered from a knowledge base, mapped to the
+    passages it was given; with an ``explainer`` (a torch backend of the served model), also how much the
+    answer relied on each passage (``clearlm.knowledge.answer.cite``; ``options`` are its ablations,
+    gradient, relied_threshold, seed).
+
+    Raises:
+        InvalidInputError: the turn did not answer from a knowledge base.
+    """
+    from clearlm.knowledge.answer import cite
+
+    g = turn.grounding
+    if g is None:
+        raise InvalidInputError("this turn did not answer from a knowledge base: there is nothing to cite")
+    choice = turn.choices[index]
+    same_model = explainer is turn.backend
+    return cite(
+        explainer,
+        g.question,
+        list(g.passages),
+        choice.text,
+        token_ids=choice.token_ids if same_model and choice.finish_reason != CONTENT_FILTER else None,
+        sources=g.sources,
+        model=turn.backend.name,
+        finish_reason=choice.finish_reason or "stop",
+        **options,
+    )

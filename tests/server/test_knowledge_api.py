@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx2 as httpx
 import pytest
+
+from conftest import make_model
 
 GUIDE = """# Clinic handbook
 
@@ -24,12 +27,20 @@ Invoices are sent by email at the end of each month. Payment is due within thirt
 """
 
 
+@pytest.fixture(scope="module")
+def long_backend(tiny_tokenizer):
+    """The tiny random model with a context long enough for a prompt holding passages."""
+    from clearlm.models.backends.torch_backend import TorchBackend
+
+    return TorchBackend(make_model(tiny_tokenizer, context=4096), tiny_tokenizer, "tiny-random-qwen2")
+
+
 @pytest.fixture
-def server(serve, tiny_backend, tmp_path, monkeypatch):
+def server(serve, long_backend, tmp_path, monkeypatch):
     from clearlm.models.embeddings import load_embedder
 
     monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
-    return serve(tiny_backend, embedder=load_embedder(), files_dir=str(tmp_path / "uploads"))
+    return serve(long_backend, embedder=load_embedder(), files_dir=str(tmp_path / "uploads"))
 
 
 def test_create_upload_search_and_delete(server, tmp_path):
@@ -104,3 +115,78 @@ def test_bad_requests_get_openai_error_bodies(server):
     empty = c.post("/v1/kb/kb/search", json={"query": "  "})
     assert empty.status_code == 400 and "empty" in empty.json()["error"]["message"]
     assert c.post("/v1/kb/kb/search", json={"query": "x", "k": 0}).status_code == 400
+
+
+def _clinic(c) -> None:
+    c.post("/v1/kb", json={"name": "clinic", "chunk_tokens": 64, "overlap": 8})
+    files = [{"filename": "handbook.md", "content": GUIDE}, {"filename": "billing.md", "content": BILLING}]
+    assert c.post("/v1/kb/clinic/files", json={"files": files}).status_code == 200
+
+
+def test_chat_completion_answers_from_a_knowledge_base(server):
+    c = httpx.Client(base_url=server.base, timeout=300)
+    _clinic(c)
+    question = "When is the clinic open on Saturdays?"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
+    plain = c.post(
+        "/v1/chat/completions", json={"model": "tiny-random-qwen2", "messages": messages, "max_tokens": 6}
+    )
+    body = {
+        "model": "tiny-random-qwen2",
+        "messages": messages,
+        "max_tokens": 6,
+        "knowledge_base": {"name": "clinic", "k": 2, "ablations": 4},
+    }
+    r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    cited = out["citations"]
+    assert cited["question"] == question and cited["text"] == out["choices"][0]["message"]["content"]
+    paths = [x["path"] for x in cited["passages"]]
+    assert (
+        len(paths) == 2 and paths[0].endswith("handbook.md") and "Saturdays" in cited["passages"][0]["text"]
+    )
+    # the passages went into the prompt the model saw, and every passage has an attribution
+    assert out["usage"]["prompt_tokens"] > plain.json()["usage"]["prompt_tokens"] + 40
+    assert len(cited["support"]) == 2 and len(cited["attribution"]["weights"]) == 2
+    rec = server.state.audit.get(out["id"])
+    assert rec.parameters["retrieval"]["knowledge_base"] == "clinic"
+    assert rec.parameters["retrieval"]["passages"] == [x["chunk_id"] for x in cited["passages"]]
+
+    streamed = c.post("/v1/chat/completions", json={**body, "stream": True})
+    events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+    last = [json.loads(e) for e in events if e != "[DONE]" and json.loads(e).get("citations")]
+    assert len(last) == 1 and last[0]["citations"]["attribution"] is None
+    assert [x["chunk_id"] for x in last[0]["citations"]["passages"]] == [
+        x["chunk_id"] for x in cited["passages"]
+    ]
+
+
+def test_knowledge_base_errors_in_chat(server):
+    c = httpx.Client(base_url=server.base, timeout=120)
+    user = [{"role": "user", "content": "hello"}]
+    missing = c.post(
+        "/v1/chat/completions",
+        json={"model": "tiny-random-qwen2", "messages": user, "knowledge_base": "nope"},
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "knowledge_base_not_found"
+    c.post("/v1/kb", json={"name": "empty"})
+    empty = c.post(
+        "/v1/chat/completions",
+        json={"model": "tiny-random-qwen2", "messages": user, "knowledge_base": "empty"},
+    )
+    assert empty.status_code == 400 and "holds no documents" in empty.json()["error"]["message"]
+    _clinic(c)
+    ends_with_assistant = [*user, {"role": "assistant", "content": "hi"}]
+    r = c.post(
+        "/v1/chat/completions",
+        json={"model": "tiny-random-qwen2", "messages": ends_with_assistant, "knowledge_base": "clinic"},
+    )
+    assert r.status_code == 400 and "user's question" in r.json()["error"]["message"]
+    bad = c.post(
+        "/v1/chat/completions",
+        json={"model": "tiny-random-qwen2", "messages": user, "knowledge_base": {"name": "clinic", "k": 0}},
+    )
+    assert bad.status_code in (400, 422)
+    statuses = [r.status_code for r in server.state.audit.records() if r.endpoint == "/v1/chat/completions"]
+    assert sorted(statuses) == [400, 400, 400, 404]

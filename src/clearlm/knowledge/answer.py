@@ -14,6 +14,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,16 +256,73 @@ def answer(
         raise InvalidInputError(f"context attribution needs at least 2 ablations, got {ablations}")
     sources = passage_sources(question, passages)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
-
     started = time.perf_counter()
     completion = generate(backend, sources.render([True] * len(passages)), params)
-    seconds = {"generate": time.perf_counter() - started}
-    ids = list(completion.token_ids)
-    text = backend.decode(ids)
-    citations, unknown = parse_citations(text, len(passages))
+    generated = time.perf_counter() - started
+    cited = cite(
+        backend if attribute else None,
+        question,
+        passages,
+        backend.decode(list(completion.token_ids)),
+        token_ids=completion.token_ids,
+        sources=sources,
+        model=backend.name,
+        finish_reason=completion.finish_reason,
+        ablations=ablations,
+        gradient=gradient,
+        relied_threshold=relied_threshold,
+        seed=seed,
+    )
+    cited.seconds = {"generate": generated, **cited.seconds}
+    return cited
 
-    attribution = None
-    if attribute and ids:
+
+def cite(
+    backend,
+    question: str,
+    passages: list[Passage],
+    text: str,
+    *,
+    token_ids: Sequence[int] | None = None,
+    sources: ContextSources | None = None,
+    model: str | None = None,
+    finish_reason: str = "stop",
+    ablations: int = DEFAULT_ABLATIONS,
+    gradient: bool = True,
+    relied_threshold: float = RELIED_THRESHOLD,
+    seed: int = 0,
+) -> CitedAnswer:
+    """The citations of an answer already generated from ``passages``, mapped to them; with a ``backend``
+    (torch), also how much the answer relied on each passage (context attribution, holding its lock).
+
+    Args:
+        backend: a torch backend of the model that answered, or None for citations alone.
+        text: the answer; token_ids: its tokens as generated (default: ``text`` tokenized again);
+            sources: the prompt it answered (default: ``passage_sources(question, passages)``); model,
+            finish_reason: recorded as given (model default: the backend's name).
+        The other arguments are those of :func:`answer`.
+
+    Raises:
+        InvalidInputError: fewer than 2 ablations. BackendUnavailableError: a backend other than torch.
+    """
+    if backend is not None and getattr(backend, "kind", None) != "torch":
+        raise BackendUnavailableError(
+            "attributing the answer to passages needs the torch backend: load the model with "
+            "backend='torch', or cite without attribution"
+        )
+    if backend is not None and ablations < 2:
+        raise InvalidInputError(f"context attribution needs at least 2 ablations, got {ablations}")
+    sources = sources if sources is not None else passage_sources(question, passages)
+    citations, unknown = parse_citations(text, len(passages))
+    attribution, seconds = None, {}
+    ids: list[int] = []
+    if backend is not None:
+        ids = (
+            list(token_ids)
+            if token_ids is not None
+            else backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
+    if ids:
         started = time.perf_counter()
         counted = _outside(token_char_spans(backend, ids), [(c.start, c.end) for c in citations])
         with backend.lock:
@@ -281,8 +339,8 @@ def answer(
     return CitedAnswer(
         question=question,
         text=text,
-        model=backend.name,
-        finish_reason=completion.finish_reason,
+        model=model or (backend.name if backend is not None else ""),
+        finish_reason=finish_reason,
         passages=list(passages),
         citations=citations,
         unknown_citations=unknown,
@@ -293,24 +351,31 @@ def answer(
     )
 
 
-def passage_sources(question: str, passages: list[Passage]) -> ContextSources:
+def passage_sources(
+    question: str, passages: list[Passage], history: Sequence[Message] = ()
+) -> ContextSources:
     """The prompt of ``answer``, with the passages as its sources.
 
-    Messages: ``SYSTEM_PROMPT``; the worked example (its passages and question, and its cited answer);
-    then a user message with the passages, each a block ``[n] heading`` (the heading path, else the title)
-    over its text, the question and ``INSTRUCTION``. Leaving a passage out removes its block and keeps the others'
-    numbers, so a citation names the same passage in every ablation.
+    Messages: ``SYSTEM_PROMPT`` (followed by the text of any system message in ``history``); the worked
+    example (its passages and question, and its cited answer); the rest of ``history`` (earlier turns of a
+    conversation, kept as they are); then a user message with the passages, each a block ``[n] heading``
+    (the heading path, else the title) over its text, the question and ``INSTRUCTION``. Leaving a passage
+    out removes its block and keeps the others' numbers, so a citation names the same passage in every
+    ablation.
     """
     blocks = tuple(_block(n, p.heading or p.title, p.text) for n, p in enumerate(passages, start=1))
     example = _user(EXAMPLE_QUESTION, [f"[{n}] {t}" for n, t in enumerate(EXAMPLE_PASSAGES, start=1)])
     question = question.strip()
+    system = "\n\n".join([SYSTEM_PROMPT, *(m.content for m in history if m.role == "system")])
+    earlier = [m for m in history if m.role != "system"]
 
     def render(mask) -> list[Message]:
         kept = [b for b, keep in zip(blocks, mask, strict=True) if keep]
         return [
-            Message("system", SYSTEM_PROMPT),
+            Message("system", system),
             Message("user", example),
             Message("assistant", EXAMPLE_ANSWER),
+            *earlier,
             Message("user", _user(question, kept)),
         ]
 

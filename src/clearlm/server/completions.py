@@ -18,9 +18,10 @@ from clearlm.govern import disclosure
 from clearlm.models import Message, SamplingParams
 from clearlm.models.backends.base import JsonOutput, TokenLogprob
 from clearlm.models.chat import Prompt, validate_prompt
-from clearlm.pipeline import Turn, TurnRequest, explain_turn, start_turn
+from clearlm.pipeline import Retrieval, Turn, TurnRequest, cite_turn, explain_turn, start_turn
 from clearlm.server import protocol as p
 from clearlm.server.errors import error_body
+from clearlm.server.knowledge import open_kb
 from clearlm.server.lifecycle import on_exit, own_record
 from clearlm.server.state import ServerState
 
@@ -243,6 +244,13 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         if body.stream:
             raise InvalidInputError("explain is not available with stream: true; call /v1/explain afterwards")
         check_explain(spec)
+    knowledge = (
+        p.KnowledgeSpec(name=body.knowledge_base)
+        if isinstance(body.knowledge_base, str)
+        else body.knowledge_base
+    )
+    if knowledge is not None and knowledge.attribute and body.stream:
+        knowledge = knowledge.model_copy(update={"attribute": False})  # citations only, at the end
     prompt = chat_prompt(body.messages)
     params = sampling_params(
         body,
@@ -252,7 +260,12 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         json=json_output(body.response_format),
     )
-    turn = await open_turn(request, state, TurnRequest(prompt, params, body.n), "chatcmpl-")
+    retrieval = None
+    if knowledge is not None:
+        kb = await anyio.to_thread.run_sync(open_kb, state, knowledge.name)
+        on_exit(request, lambda: anyio.to_thread.run_sync(kb.close))
+        retrieval = Retrieval(kb, knowledge.k, knowledge.mode)
+    turn = await open_turn(request, state, TurnRequest(prompt, params, body.n, retrieval), "chatcmpl-")
     response_id, created, decode = turn.record.request_id, int(time.time()), state.backend.decode
 
     def logprobs(lps) -> p.ChoiceLogprobs | None:
@@ -277,6 +290,8 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
             if c.finish_reason:
                 done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=c.finish_reason)])
                 done.ai_generated = disclosure.mark(state.model_id)
+                if turn.grounding is not None:
+                    done.citations = cite_turn(None, turn, index).to_dict()
                 yield done
 
         def tail():
@@ -291,6 +306,13 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         explainer = await anyio.to_thread.run_sync(state.explainer)
         attribution = await anyio.to_thread.run_sync(explain_turn, explainer, turn, spec.method, spec.options)
         explanation = attribution.to_dict()
+    citations = None
+    if turn.grounding is not None:
+        explainer = await anyio.to_thread.run_sync(state.explainer) if knowledge.attribute else None
+        cited = await anyio.to_thread.run_sync(
+            lambda: cite_turn(explainer, turn, 0, ablations=knowledge.ablations)
+        )
+        citations = cited.to_dict()
     return p.ChatCompletion(
         id=response_id,
         created=created,
@@ -306,6 +328,7 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         ],
         usage=usage(turn),
         explanation=explanation,
+        citations=citations,
         ai_generated=disclosure.mark(state.model_id),
     )
 

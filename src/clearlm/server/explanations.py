@@ -28,6 +28,11 @@ async def create_explanation(request: Request, body: p.ExplainRequest, state: Se
     """Three forms: ``completion_id`` (an earlier response of this server, read from the audit log);
     ``messages`` with ``target`` (a continuation to force); ``messages`` alone (generated first, through
     the pipeline, then explained)."""
+    if body.knowledge_base is not None:
+        raise InvalidInputError(
+            "knowledge_base is not taken by /v1/explain: send it to /v1/chat/completions, whose answer "
+            "then carries its citations and context attribution"
+        )
     spec = p.ExplainSpec(method=body.method, options=body.options)
     check_explain(spec)
     if body.model is not None:

@@ -55,6 +55,20 @@ class ExplainSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class KnowledgeSpec(BaseModel):
+    """clearlm: answer from a knowledge base. The last user message is the query; ``k`` passages found by
+    ``mode`` retrieval go into the prompt numbered for citation. ``attribute``: measure how much the answer
+    relied on each passage (context attribution: ``ablations`` forward passes and one backward; not with
+    ``stream``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    k: int = Field(default=5, ge=1, le=20)
+    mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
+    attribute: bool = True
+    ablations: int = Field(default=16, ge=2, le=256)
+
+
 class _Sampling(_Request):
     model: str
     max_tokens: int | None = Field(default=None, ge=1)
@@ -86,6 +100,7 @@ class ChatCompletionRequest(_Sampling):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     explain: bool | ExplainSpec | None = None  # clearlm: attach an attribution of the answer
+    knowledge_base: str | KnowledgeSpec | None = None  # clearlm: answer from it, with citations
 
 
 class CompletionRequest(_Sampling):
@@ -160,6 +175,7 @@ class ChatCompletion(BaseModel):
     usage: Usage
     system_fingerprint: str | None = None
     explanation: dict[str, Any] | None = None  # clearlm
+    citations: dict[str, Any] | None = None  # clearlm: a CitedAnswer, with knowledge_base
     ai_generated: dict[str, Any] | None = None  # clearlm: the disclosure mark
 
 
@@ -182,6 +198,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    citations: dict[str, Any] | None = None  # clearlm: on the chunk that ends a choice, with knowledge_base
     ai_generated: dict[str, Any] | None = None  # on the chunk that ends a choice
 
 
