@@ -19,6 +19,7 @@ from clearlm.knowledge.answer import (
     CitedAnswer,
     _outside,
     answer,
+    cite,
     parse_citations,
     passage_sources,
     support,
@@ -189,7 +190,9 @@ def test_prompt_numbers_passages_and_keeps_numbers_when_one_is_left_out():
 
 
 def test_answer_on_the_tiny_model(tiny, tmp_path):
-    result = answer(tiny, "Where is the Eiffel Tower?", PASSAGES, max_new_tokens=10, ablations=4)
+    result = answer(
+        tiny, "Where is the Eiffel Tower?", PASSAGES, max_new_tokens=10, ablations=4, gradient=True
+    )
     assert result.model == "tiny-random-qwen2" and result.finish_reason in ("stop", "length")
     assert result.text == tiny.decode(result.attribution.response_ids)
     attr = result.attribution
@@ -213,6 +216,23 @@ def test_citation_tokens_are_left_out_of_the_score(tiny):
     counted = _outside(spans, [(c.start, c.end) for c in citations])
     kept = "".join(text[a:b] for (a, b), keep in zip(spans, counted, strict=True) if keep)
     assert "[" not in kept and "]" not in kept and "Paris" in kept and "Rome" in kept
+
+
+def test_citing_a_given_answer_maps_citations_and_attributes_by_ablation_by_default(tiny):
+    text = "Paris [1]. Rome [2, 9]."
+    result = cite(tiny, "Where is the Eiffel Tower?", PASSAGES, text, ablations=4)
+    assert [(c.number, c.passage) for c in result.citations] == [(1, 0), (2, 1), (9, None)]
+    assert result.unknown_citations == [9] and result.cited == [1, 2]
+    attr = result.attribution
+    assert attr.gradient is None and attr.params["gradient_method"] is None  # the default: ablation only
+    ids = tiny.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert attr.response_ids == ids and not all(attr.counted)  # citation tokens left out of the score
+    for s in result.support:
+        relied = s.weight >= 0.5
+        expected = "cited_not_relied" if s.cited and not relied else None
+        expected = "relied_not_cited" if relied and not s.cited else expected
+        assert s.relied == relied and s.flag == expected
+    assert cite(None, "Where?", PASSAGES, text).attribution is None
 
 
 def test_answer_without_attribution_works_on_any_backend(tiny):

@@ -4,8 +4,8 @@ measure how much the answer actually relied on each passage (context attribution
 The flow: the passages go into the prompt numbered [1], [2], ... under a system instruction to answer only
 from them and cite them; the model answers (greedy); citations are parsed (``[1]``, ``[1, 2]``, ``[1][3]``,
 ``[1-3]``) and mapped to passages; ``clearlm.explain.context`` attributes the answer to every passage by
-ablation (ContextCite) and by gradients; a passage cited but not relied on, or relied on but not cited, is
-flagged. Retrieval is the caller's job: ``answer`` takes the passages.
+ablation (ContextCite) and, on request, by gradients; a passage cited but not relied on, or relied on but
+not cited, is flagged. Retrieval is the caller's job: ``answer`` takes the passages.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from clearlm.paths import write_text_atomic
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_NEW_TOKENS = 80
+# Defaults chosen to keep ``answer`` near a minute on 2 CPU cores with 5 passages of ~200 tokens (see the
+# README's figures): 16 ablations (ablations are most of the time; shared prefixes already run once), and
+# the gradient view off: its forward and backward pass over the whole prompt costs about a third of the
+# total, and on the default model its per-passage sums often disagreed with the ablations and with the
+# passage the answer quoted (pass gradient=True to have it).
 DEFAULT_ABLATIONS = 16
+DEFAULT_GRADIENT = False
 # A passage is "relied on" when keeping it rather than dropping it raises the answer's score (the logit of
 # its mean token probability, citation markers left out) by at least this much: the odds of the mean token
 # probability multiplied by e^0.5 = 1.65 or more. In our first runs on the real default model (3 to 5
@@ -213,16 +219,16 @@ def answer(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     ablations: int = DEFAULT_ABLATIONS,
     attribute: bool = True,
-    gradient: bool = True,
+    gradient: bool = DEFAULT_GRADIENT,
     relied_threshold: float = RELIED_THRESHOLD,
     seed: int = 0,
 ) -> CitedAnswer:
     """Answer ``question`` from ``passages`` with citations, and attribute the answer to each passage.
 
-    Cost (measured on the default model, 2 CPU cores; see the README): one greedy generation of at most
-    ``max_new_tokens`` tokens; with ``attribute``, the ablations (every subset of passages when 2^n fits
-    in ``ablations``, else that many random ones; shared token prefixes run once) and, with ``gradient``,
-    one forward and backward pass over prompt and answer.
+    Cost: one greedy generation of at most ``max_new_tokens`` tokens; with ``attribute``, the ablations
+    (every subset of passages when 2^n fits in ``ablations``, else that many random ones; shared token
+    prefixes run once) and, with ``gradient``, one forward and backward pass over prompt and answer. The
+    README gives measured times on the default model.
 
     Args:
         backend: any backend to answer; attribution needs the torch backend.
@@ -230,7 +236,8 @@ def answer(
         passages: the passages to answer from, in the order they are numbered (at least one).
         max_new_tokens: the answer's length limit in tokens.
         ablations: the ablation budget of the context attribution (>= 2).
-        attribute: run context attribution (ablation, and gradient if ``gradient``).
+        attribute: run context attribution by ablation.
+        gradient: also attribute by input x gradient per passage (about half again the attribution time).
         relied_threshold: the ablation weight (logit units) from which a passage counts as relied on.
         seed: seeds the random ablations.
 
@@ -288,7 +295,7 @@ def cite(
     model: str | None = None,
     finish_reason: str = "stop",
     ablations: int = DEFAULT_ABLATIONS,
-    gradient: bool = True,
+    gradient: bool = DEFAULT_GRADIENT,
     relied_threshold: float = RELIED_THRESHOLD,
     seed: int = 0,
 ) -> CitedAnswer:
