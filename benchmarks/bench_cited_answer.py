@@ -1,7 +1,7 @@
 """How long a cited answer takes: generation, ablations and gradient, with 5 passages of about 200 tokens.
 
-    python benchmarks/bench_cited_answer.py                      # default ablations, 2 threads
-    python benchmarks/bench_cited_answer.py --ablations 32 --threads 1 --json timing.json
+    python benchmarks/bench_cited_answer.py                      # the defaults of answer(), 2 threads
+    python benchmarks/bench_cited_answer.py --gradient --ablations 32 --threads 1 --json timing.json
 
 Prints the answer, its citations and flags, each passage's ablation weight and gradient share, the
 surrogate's fit (LDS, R^2), and the seconds of each stage. Also times the ablations without prefix sharing
@@ -95,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ablations", type=int, default=DEFAULT_ABLATIONS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-gradient", action="store_true")
+    parser.add_argument("--gradient", action="store_true", help="also the gradient view (off by default)")
     parser.add_argument("--compare-sharing", action="store_true")
     parser.add_argument("--json", help="write the timings here")
     args = parser.parse_args()
@@ -109,7 +109,7 @@ def main() -> None:
     ]
     sizes = [len(backend.tokenizer(p.text)["input_ids"]) for p in passages]
     started, cpu = time.perf_counter(), time.process_time()
-    result = answer(backend, QUESTION, passages, ablations=args.ablations, gradient=not args.no_gradient)
+    result = answer(backend, QUESTION, passages, ablations=args.ablations, gradient=args.gradient)
     total, cpu = time.perf_counter() - started, time.process_time() - cpu
     attribution = result.attribution
     print(f"passages: {len(passages)}, tokens each: {sizes}")
