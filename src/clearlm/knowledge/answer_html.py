@@ -89,7 +89,7 @@ def _flags_html(cited: CitedAnswer) -> str:
         items.append(
             f'<li class="flag {s.flag}"><a class="cite" href="#passage-{s.number}" '
             f'data-passage="{s.number}">[{s.number}]</a> {html.escape(FLAG_TEXT[s.flag])} '
-            f'<span class="muted">(weight {_fmt(s.weight)}; relied on from {_fmt(cited.relied_threshold)})'
+            f'<span class="muted">(weight {_fmt(s.weight)}; relied on from {cited.relied_threshold:.2f})'
             "</span></li>"
         )
     if cited.unknown_citations:
@@ -153,7 +153,7 @@ def _legend(cited: CitedAnswer) -> str:
             ("ablations", f"{a.n_ablations} ({kind})"),
             ("fit", f"LDS {_fmt(a.lds)}, R\u00b2 {_fmt(a.r2)}"),
             ("score", "logit of the mean token probability (citations left out)"),
-            ("relied on from", f"weight {_fmt(cited.relied_threshold)}"),
+            ("relied on from", f"weight {cited.relied_threshold:.2f}"),
         ]
     if cited.seconds:
         items.append(("seconds", ", ".join(f"{k} {v:.1f}" for k, v in cited.seconds.items())))
