@@ -1,9 +1,11 @@
-"""``clearlm kb``: knowledge bases. Create, add files, list, remove, search."""
+"""``clearlm kb``: knowledge bases. Create, add files, list, remove, search, and ask (cited answers)."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -11,7 +13,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clearlm.cli.common import console, err_console
+from clearlm.cli.common import console, err_console, load
+from clearlm.cli.generate import MODEL, _audit_log, _policy
+from clearlm.cli.govern import POLICY
+from clearlm.errors import InvalidInputError
+from clearlm.models import Message, SamplingParams
+from clearlm.paths import write_text_atomic
 
 app = typer.Typer(
     help="Knowledge bases: documents to search and to answer from, with citations.", no_args_is_help=True
@@ -170,3 +177,92 @@ def search(
             str(i), f"{p.score:.4g}", escape(_shown(p.path)), escape(p.heading), escape(_snippet(p.text))
         )
     console.print(table)
+
+
+@app.command()
+def ask(
+    name: str = NAME,
+    question: str = typer.Argument(..., help="the question"),
+    k: int = typer.Option(5, "--k", "-k", help="how many passages to answer from"),
+    mode: str = typer.Option("hybrid", "--mode", help="retrieval: hybrid, vector or bm25"),
+    model: str = MODEL,
+    max_new_tokens: int = typer.Option(160, "--max-new-tokens", "-n", help="the most tokens to generate"),
+    attribute: bool = typer.Option(
+        True, "--attribute/--no-attribute", help="measure how much the answer relied on each passage"
+    ),
+    ablations: int = typer.Option(16, "--ablations", help="context attribution's ablated prompts"),
+    gradient: bool = typer.Option(
+        False, "--gradient/--no-gradient", help="also attribute by input x gradient per passage (slower)"
+    ),
+    html: Path = typer.Option(None, "--html", help="write the answer, citations and passages as HTML"),
+    json_out: Path = typer.Option(None, "--json", help="write the cited answer as JSON"),
+    db: str = KB_DB,
+    audit_db: str = typer.Option(
+        None, "--audit-db", help="audit database URL (default: SQLite under $CLEARLM_HOME)"
+    ),
+    policy: Path = POLICY,
+) -> None:
+    """Answer a question from a knowledge base, citing its passages by number, and show which passages the
+    answer relied on (context attribution by ablation, ContextCite, and by gradients)."""
+    from clearlm.knowledge.answer_html import render_html
+    from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, start_turn
+    from clearlm.store import AuditRecord
+
+    for path in (html, json_out):
+        if path is not None and not path.parent.is_dir():
+            raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")
+    audit, gov = _audit_log(audit_db), _policy(policy)
+    with _open(name, db) as kb:
+        backend = load(model, "torch")
+        record = AuditRecord(
+            request_id=f"cli-{uuid.uuid4().hex[:24]}", created_at=datetime.now(UTC), endpoint="cli:kb ask"
+        )
+        request = TurnRequest(
+            [Message("user", question)],
+            SamplingParams(max_new_tokens=max_new_tokens),
+            retrieval=Retrieval(kb, k, mode),
+        )
+        with err_console.status("retrieving passages ..."):
+            turn = start_turn(backend, request, record, audit, gov)
+        try:
+            for _, chunk in turn:
+                console.print(chunk.text, end="", markup=False, soft_wrap=True)
+        finally:
+            turn.close(130, "interrupted")
+        console.print()
+    for message in turn.grounding.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    with err_console.status("attributing the answer to its passages ...") if attribute else nullcontext():
+        cited = cite_turn(backend if attribute else None, turn, ablations=ablations, gradient=gradient)
+    console.print(_support_table(cited))
+    if cited.unknown_citations:
+        numbers = ", ".join(f"[{n}]" for n in cited.unknown_citations)
+        err_console.print(f"[yellow]warning:[/] the answer cites {escape(numbers)}, which no passage has")
+    if json_out is not None:
+        cited.save(json_out)
+    if html is not None:
+        write_text_atomic(html, render_html(cited))
+        err_console.print(f"wrote {escape(str(html))}")
+
+
+def _support_table(cited) -> Table:
+    table = Table(title="passages")
+    for column, justify in (("n", "right"), ("source", "left"), ("heading", "left"), ("cited", "center")):
+        table.add_column(column, justify=justify, overflow="fold")
+    table.add_column("relied on (ablation)", justify="right")
+    gradient = any(s.gradient_share == s.gradient_share for s in cited.support)  # not NaN: computed
+    if gradient:
+        table.add_column("gradient share", justify="right")
+    table.add_column("flag")
+    for p, s in zip(cited.passages, cited.support, strict=True):
+        cells = [
+            str(s.number),
+            escape(f"{_shown(p.path)}:{p.start}-{p.end}"),
+            escape(p.heading),
+            "yes" if s.cited else "",
+            "-" if s.relied is None else f"{s.weight:+.2f}",
+        ]
+        if gradient:
+            cells.append(f"{100 * s.gradient_share:.0f}%")
+        table.add_row(*cells, escape((s.flag or "").replace("_", " ")))
+    return table
