@@ -28,6 +28,11 @@ def serve(
     max_waiting: int = typer.Option(32, "--max-waiting", help="requests queued beyond those (then 429)"),
     max_tokens: int = typer.Option(1024, "--default-max-tokens", help="max_tokens when a request gives none"),
     policy: str = typer.Option(None, "--policy", help="a YAML governance policy applied to every request"),
+    kb_db: str = typer.Option(
+        None,
+        "--kb-db",
+        help="PostgreSQL URL of the knowledge bases (default: the embedded ones under $CLEARLM_HOME)",
+    ),
     retention_days: int = typer.Option(
         RETENTION_DAYS, "--retention-days", help="prune audit records older than this at start (0: keep all)"
     ),
@@ -53,6 +58,7 @@ def serve(
         max_waiting=max_waiting,
         default_max_tokens=max_tokens,
         policy=policy,
+        kb_url=kb_db,
     )
     if policy is not None:  # a bad policy fails here, before the model loads
         from clearlm.govern import load_policy
