@@ -17,12 +17,10 @@ the prompt with any subset kept (``ContextSources``); tensors stay inside.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +32,7 @@ from clearlm.explain.scoring import logit_mean_prob, response_logprobs
 from clearlm.explain.sequence import TeacherForced
 from clearlm.explain.surrogate import KEEP_PROBABILITY, ablation_masks, fit_surrogate
 from clearlm.models.chat import Message, Prompt
-from clearlm.paths import write_text_atomic
+from clearlm.serialize import JsonResult
 
 SCHEMA_VERSION = 1
 DEFAULT_ABLATIONS = 32
@@ -106,7 +104,7 @@ class ContextSources:
 
 
 @dataclass(slots=True)
-class ContextAttribution:
+class ContextAttribution(JsonResult):
     """How much a response depended on each source of its prompt.
 
     Fields (n = n_sources, m = n_ablations, T = response tokens):
@@ -213,34 +211,6 @@ class ContextAttribution:
         for name in ("intercept", "lds", "r2"):
             kwargs[name] = math.nan if kwargs.get(name) is None else float(kwargs[name])
         return cls(**kwargs)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> ContextAttribution:
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> Path:
-        """Write the JSON form to ``path`` atomically (a temporary file, then a rename)."""
-        return write_text_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> ContextAttribution:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-    def equals(self, other: ContextAttribution) -> bool:
-        """Exact equality, NaN equal to NaN."""
-        for f in fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if a is None or b is None or a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
-                    return False
-            elif isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-                continue
-            elif a != b:
-                return False
-        return True
 
 
 def context_attribution(

@@ -10,13 +10,11 @@ not cited, is flagged. Retrieval is the caller's job: ``answer`` takes the passa
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
@@ -24,7 +22,7 @@ from clearlm.explain.context import ContextAttribution, ContextSources, context_
 from clearlm.knowledge.passage import Passage
 from clearlm.models.backends.base import SamplingParams, generate
 from clearlm.models.chat import Message
-from clearlm.paths import write_text_atomic
+from clearlm.serialize import JsonResult
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_NEW_TOKENS = 80
@@ -99,7 +97,7 @@ class PassageSupport:
 
 
 @dataclass(slots=True)
-class CitedAnswer:
+class CitedAnswer(JsonResult):
     """A question's answer from numbered passages, its citations, and what it relied on.
 
     Fields:
@@ -194,21 +192,6 @@ class CitedAnswer:
             relied_threshold=float(data["relied_threshold"]),
             seconds=dict(data.get("seconds", {})),
         )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), allow_nan=False, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> CitedAnswer:
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> Path:
-        """Write the JSON form to ``path`` atomically (a temporary file, then a rename)."""
-        return write_text_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> CitedAnswer:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
 def answer(
