@@ -489,14 +489,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         return 0
     questions = select(questions, args.questions)
-    spans = answer_spans(questions, texts)
 
     with tempfile.TemporaryDirectory(prefix="clearlm-kb-bench-") as tmp:
         home = args.home or Path(tmp)
         print(f"knowledge base {KB_NAME!r} in {home / 'knowledge'}", flush=True)
         kb, ingest = build(paths, home)
         with kb:
-            figures = evaluate(kb, questions, spans, ingest, args)
+            # Passages' offsets index into the text the knowledge base stored when it read each file (a
+            # reused base may have been built by another version of the reader): the spans come from it.
+            held = {Path(s.path).name: kb.source_text(s.path) for s in kb.sources()}
+            held = {name: held[name] for name in texts}
+            problems = check_questions(questions, held)
+            if problems:
+                print(f"the questions do not match the text held in {kb.location}:", file=sys.stderr)
+                print("\n".join(problems), file=sys.stderr)
+                print("build it afresh (another --home, or none)", file=sys.stderr)
+                return 1
+            figures = evaluate(kb, questions, answer_spans(questions, held), ingest, args)
     figures["manual"] = {
         "package": "debian-reference-en",
         "version": version,

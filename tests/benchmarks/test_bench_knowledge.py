@@ -137,13 +137,14 @@ def test_a_short_run_takes_questions_in_turn_from_each_file(bench):
 
 
 # Floors a margin below the figures measured on the whole manual and all 105 questions (2 shared cores,
-# 2026-11-30): recall@5 / MRR@10 vector 0.98 / 0.80, BM25 0.85 / 0.72, hybrid 0.94 / 0.80, hybrid+MMR
-# (lambda 0.5) 0.82 / 0.75; on the 64 paraphrased questions vector 0.97 against BM25 0.75.
+# 2026-11-30, 1025 chunks of 200 tokens): recall@5 / MRR@10 vector 0.98 / 0.80, BM25 0.88 / 0.72, hybrid
+# 0.91 / 0.79, hybrid+MMR (lambda 0.5) 0.73 / 0.70; on the 64 paraphrased questions vector 0.97 against
+# BM25 0.80 and hybrid 0.86; on the 41 lexical ones 1.00 for all three.
 FLOORS = {  # mode: (recall@5, MRR@10)
     "vector": (0.85, 0.65),
     "bm25": (0.70, 0.55),
-    "hybrid": (0.85, 0.65),
-    "hybrid+mmr": (0.65, 0.55),
+    "hybrid": (0.80, 0.65),
+    "hybrid+mmr": (0.60, 0.55),
 }
 ASKED = 2  # cited answers in CI: a few minutes each on two CPU cores
 
