@@ -328,15 +328,21 @@ def _scores(ranks: Sequence[int | None]) -> dict:
 # ---- cited answers
 
 
-def ask_scores(kb, questions: Sequence[Question], spans: dict[str, tuple[int, int]], n_passages: int) -> dict:
+def ask_scores(
+    kb,
+    questions: Sequence[Question],
+    spans: dict[str, tuple[int, int]],
+    n_passages: int,
+    gradient: bool = False,
+) -> dict:
     """Cited answers by the packaged chat model (torch backend) over the top ``n_passages`` hybrid passages.
 
-    Per question: the numbers of the passages that are its answer passage; the top-attributed passage, i.e.
-    the one with the largest ablation weight (ContextCite's surrogate), counted only when that weight is
-    positive and no other passage shares it (else None); the passage with the largest input x gradient
-    sum; the cited numbers; seconds. Rates are over all asked questions, and over those whose answer passage
-    was among the passages given ("retrieved"). ``top1_baseline`` is how often the answer passage was
-    passage [1], the share a position-biased attribution could score without reading."""
+    Per question: the numbers of the passages that are its answer passage; the top-attributed passage
+    (``CitedAnswer.top_attributed``: the largest ablation weight of ContextCite's surrogate, None when it is
+    not positive or is shared); with ``gradient``, the passage with the largest input x gradient sum; the
+    cited numbers; seconds. Rates are over all asked questions, and over those whose answer passage was among
+    the passages given ("when retrieved"). ``top1_baseline`` is how often the answer passage was passage [1],
+    the share a position-biased attribution could score without reading."""
     from clearlm.knowledge.answer import answer
     from clearlm.models import DEFAULT_MODEL, load_backend
 
@@ -345,14 +351,11 @@ def ask_scores(kb, questions: Sequence[Question], spans: dict[str, tuple[int, in
     for q in questions:
         passages = kb.search(q.question, k=n_passages, mode="hybrid").passages
         known = [i for i, p in enumerate(passages, 1) if is_answer_passage(p, q, spans[q.id])]
-        result = answer(backend, q.question, passages)
+        result = answer(backend, q.question, passages, gradient=gradient)
         att = result.attribution
-        top = grad_top = None
-        lds = None
-        if att is not None:
-            top = top_passage(att.weights)
-            grad_top = None if att.gradient is None else int(att.gradient.argmax()) + 1
-            lds = None if att.lds != att.lds else round(float(att.lds), 3)
+        top = result.top_attributed()
+        grad_top = None if att is None or att.gradient is None else int(att.gradient.argmax()) + 1
+        lds = None if att is None or att.lds != att.lds else round(float(att.lds), 3)
         rows.append(
             {
                 "id": q.id,
@@ -372,15 +375,6 @@ def ask_scores(kb, questions: Sequence[Question], spans: dict[str, tuple[int, in
             flush=True,
         )
     return {"passages": n_passages, "model": backend.name, **ask_rates(rows), "rows": rows}
-
-
-def top_passage(weights: Sequence[float]) -> int | None:
-    """The 1-based number of the passage with the largest weight, when that weight is positive and no
-    other passage has it; else None (nothing was relied on, or a tie)."""
-    best = max(weights, default=0.0)
-    if not best > 0 or sum(w == best for w in weights) != 1:
-        return None
-    return list(weights).index(best) + 1
 
 
 def ask_rates(rows: Sequence[dict]) -> dict:
@@ -411,7 +405,9 @@ def ask_rates(rows: Sequence[dict]) -> dict:
         "retrieved": rate(given, rows),
         "top_attributed_is_answer": rate(top_is, rows),
         "top_attributed_is_answer_when_retrieved": rate(top_is, retrieved),
-        "top_gradient_is_answer_when_retrieved": rate(gradient_is, retrieved),
+        "top_gradient_is_answer_when_retrieved": rate(
+            gradient_is, [r for r in retrieved if r["top_gradient"] is not None]
+        ),
         "cites_answer": rate(cites, rows),
         "cites_answer_when_retrieved": rate(cites, retrieved),
         "top1_baseline_when_retrieved": rate(first, retrieved),
@@ -430,7 +426,9 @@ def print_ask(ask: dict) -> None:
         f"| top-attributed passage (ablation) is it | {fmt(ask['top_attributed_is_answer'])} "
         f"| {fmt(ask['top_attributed_is_answer_when_retrieved'])} |"
     )
-    print(f"| top passage by gradient is it | - | {fmt(ask['top_gradient_is_answer_when_retrieved'])} |")
+    gradient = ask["top_gradient_is_answer_when_retrieved"]
+    if gradient == gradient:  # only with --gradient
+        print(f"| top passage by gradient (input x gradient) is it | - | {fmt(gradient)} |")
     print(f"| the answer cites it | {fmt(ask['cites_answer'])} | {fmt(ask['cites_answer_when_retrieved'])} |")
     print(f"| (it was passage [1]) | - | {fmt(ask['top1_baseline_when_retrieved'])} |")
     print(f"\nseconds per cited answer (generate + attribute), p50: {ask['seconds_per_answer_p50']}")
@@ -467,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--ask", type=int, default=5, help="cited answers for the first N of them (0: none)")
     parser.add_argument("--ask-passages", type=int, default=5, help="hybrid passages given to each answer")
+    parser.add_argument(
+        "--gradient", action="store_true", help="also attribute by input x gradient (a third more time)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--home", type=Path, default=None, help="keep the knowledge base under HOME/knowledge and reuse it"
@@ -529,7 +530,7 @@ def evaluate(
     print_retrieval(retrieval)
     figures = {"questions": len(questions), "ingest": ingest, "retrieval": retrieval}
     if args.ask > 0:
-        figures["ask"] = ask_scores(kb, questions[: args.ask], spans, args.ask_passages)
+        figures["ask"] = ask_scores(kb, questions[: args.ask], spans, args.ask_passages, args.gradient)
         print_ask(figures["ask"])
     return figures
 
