@@ -106,7 +106,10 @@ def rel_err(ours: np.ndarray, theirs: np.ndarray) -> float:
 def clearlm_fn(backend, prompt: str, target: str, method: str, steps: int) -> Callable[[], np.ndarray]:
     # Captum's FeatureAblation replaces a token with id 0 by default: occlude with the same token.
     baseline = backend.tokenizer.decode([0])
-    options = {"integrated_gradients": {"steps": steps}, "occlusion": {"baseline": baseline}}.get(method, {})
+    options = {
+        "integrated_gradients": {"steps": steps, "placement": "gauss-legendre"},  # Captum's rule
+        "occlusion": {"baseline": baseline},
+    }.get(method, {})
     return lambda: explain(backend, prompt, target, method=method, **options).scores
 
 

@@ -36,7 +36,7 @@ def assert_clean_failure(proc: subprocess.CompletedProcess, message: str) -> Non
     [
         (["explain", ""], "the prompt is empty"),
         (["explain", EIFFEL, "--method", "magic"], "unknown method 'magic'"),
-        (["explain", EIFFEL, "--method", "integrated_gradients", "--steps", "0"], "at least 1 step"),
+        (["explain", EIFFEL, "--method", "integrated_gradients", "--steps", "0"], "at least 32 steps"),
         (["explain", EIFFEL, "--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["explain", EIFFEL, "--model", "./missing-folder"], "no model file or folder"),
         (["explain"], "exactly one"),

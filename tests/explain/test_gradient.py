@@ -89,14 +89,16 @@ def captum_step_sizes(monkeypatch):
 def test_integrated_gradients_equal_captum(tiny_backend):
     from captum.attr import IntegratedGradients
 
-    scores = ours(tiny_backend, "integrated_gradients", steps=16, baseline="zero")
+    scores = ours(tiny_backend, "integrated_gradients", steps=16, baseline="zero", placement="gauss-legendre")
     seq = build_sequence(tiny_backend, PROMPT, TARGET)
     theirs = captum_per_step(tiny_backend, seq, IntegratedGradients, n_steps=16, method="gausslegendre").sum(
         -1
     )
     mask = ~np.isnan(scores)
     assert rel_err(scores[mask], theirs[mask]) < 1e-8
-    result = explain(tiny_backend, PROMPT, TARGET, method="integrated_gradients", steps=16)
+    result = explain(
+        tiny_backend, PROMPT, TARGET, method="integrated_gradients", steps=16, placement="gauss-legendre"
+    )
     assert result.params["steps"] == 16 and result.params["baseline"] == "zero"
     np.testing.assert_array_equal(result.scores, scores.astype(np.float32))
     assert result.completeness_gap.shape == (result.n_targets,)
@@ -113,9 +115,11 @@ def test_integration_points_integrate_polynomials(placement):
 
 def test_completeness_gap_is_reported_and_shrinks_with_steps(tiny_backend):
     seq = build_sequence(tiny_backend, PROMPT, TARGET)
-    coarse = G.gradient_attribution(tiny_backend.model, seq, "integrated_gradients", steps=16)
-    fine = G.gradient_attribution(
-        tiny_backend.model, seq, "integrated_gradients", steps=256, internal_batch_size=64
+    coarse, fine = (
+        G.gradient_attribution(
+            tiny_backend.model, seq, "integrated_gradients", steps=n, placement="gauss-legendre"
+        )
+        for n in (16, 256)
     )
     # recompute the gap independently: f(x) - f(0) from two forward passes
     with torch.no_grad():
@@ -161,3 +165,48 @@ def test_contrastive_is_difference_of_two_explanations(tiny_backend):
     assert r.contrast_probs[0] == pytest.approx(rb.target_probs[0], rel=1e-6)
     # later steps are contrasted with themselves: log p(a) - log p(a) has zero gradient
     assert np.all(np.nan_to_num(r.scores[1:]) == 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "kw"),
+    [
+        ("input_x_gradient", {}),
+        ("integrated_gradients", {"steps": 16, "placement": "gauss-legendre"}),
+        ("occlusion", {}),
+    ],
+)
+def test_sequence_level_equals_the_sum_of_token_rows(tiny_backend, method, kw):
+    """Attributing sum_t log p(target_t) (one backward per step) equals summing the token-level rows for
+    input x gradient and integrated gradients by linearity; occlusion's drops add up the same way."""
+    tokens = explain(tiny_backend, PROMPT, TARGET, method=method, **kw)
+    whole = explain(tiny_backend, PROMPT, TARGET, method=method, sequence=True, **kw)
+    assert whole.target_tokens == ["".join(tokens.target_tokens)] and whole.params["sequence"] is True
+    assert whole.scores.shape == (1, tokens.n_sources) and not np.isnan(whole.scores).any()
+    assert rel_err(whole.scores[0], np.nansum(tokens.scores, 0)) < 1e-5  # float32 results
+    assert whole.target_probs[0] == pytest.approx(np.prod(tokens.target_probs.astype(np.float64)), rel=1e-5)
+
+
+def test_sequence_level_input_x_gradient_equals_captum_seq_attr(tiny_backend):
+    from captum.attr import LayerGradientXActivation, LLMGradientAttribution, TextTokenInput
+
+    seq = build_sequence(tiny_backend, PROMPT, TARGET)
+    ours = G.gradient_attribution(tiny_backend.model, seq, "input_x_gradient", sequence=True).scores[0]
+    model, tok = tiny_backend.model, tiny_backend.tokenizer
+    llm = LLMGradientAttribution(LayerGradientXActivation(model, model.get_input_embeddings()), tok)
+    theirs = llm.attribute(TextTokenInput(PROMPT, tok), target=seq.target_ids).seq_attr.detach().numpy()
+    # One backward of the sum against a sum of per-token backwards: Qwen2's RMSNorm runs in float32 even in
+    # this float64 model, so the two orders of summation differ at float32's precision, not float64's.
+    assert rel_err(ours[: seq.n_prompt], theirs) < 1e-6
+
+
+def test_sequence_level_adaptive_integrated_gradients_meets_its_tolerance(tiny_backend):
+    seq = build_sequence(tiny_backend, PROMPT, TARGET)
+    out = G.gradient_attribution(tiny_backend.model, seq, "integrated_gradients", sequence=True, tolerance=1e-3)
+    assert out.scores.shape == (1, seq.n_sources) and out.completeness_gap[0] <= 1e-3
+
+
+def test_sequence_level_is_refused_by_attention(tiny_backend):
+    from clearlm.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="unknown option"):
+        explain(tiny_backend, PROMPT, TARGET, method="attention", sequence=True)

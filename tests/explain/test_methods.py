@@ -137,7 +137,7 @@ def test_json_round_trip_is_lossless(tiny_backend, tmp_path):
     tok = tiny_backend.tokenizer
     contrast = tok.decode(tok(" Madrid", add_special_tokens=False)["input_ids"][:1])
     for method, kw in [
-        ("integrated_gradients", {"steps": 4}),
+        ("integrated_gradients", {"steps": 4, "placement": "gauss-legendre"}),
         ("attention", {}),
         ("contrastive", {"contrast": contrast}),
     ]:
@@ -155,7 +155,9 @@ def test_json_round_trip_is_lossless(tiny_backend, tmp_path):
     [
         ({"method": "nope"}, "unknown method"),
         ({"method": "saliency", "steps": 3}, "unknown option"),
-        ({"method": "integrated_gradients", "steps": 0}, "at least 1 step"),
+        ({"method": "integrated_gradients", "steps": 0}, "at least 32 steps"),
+        ({"method": "integrated_gradients", "placement": "riemann", "steps": 0}, "at least 1 steps"),
+        ({"method": "integrated_gradients", "tolerance": 0}, "between 0 and 1"),
         ({"method": "integrated_gradients", "baseline": "blue"}, "unknown baseline"),
         ({"method": "contrastive"}, "needs a contrast"),
         ({"method": "occlusion", "unit": "sentence"}, "unit"),

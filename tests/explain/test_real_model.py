@@ -27,8 +27,9 @@ def test_eiffel_is_the_top_word_for_paris(default_backend, method):
     words = aggregate_words(r, "abs_sum")
     top = words.top_sources(0, k=1)[0][0]
     assert words.source_tokens[top] == " Eiffel"
-    if method == "integrated_gradients":
-        assert r.completeness_gap.shape == (1,) and np.isfinite(r.completeness_gap).all()
+    if method == "integrated_gradients":  # the default adaptive rule reaches its 1% tolerance
+        assert r.completeness_gap.shape == (1,) and r.completeness_gap[0] < 0.01
+        assert r.params["gradient_evaluations"] <= r.params["steps"]
 
 
 def test_input_x_gradient_equals_captum_on_the_real_model(default_backend):
@@ -50,7 +51,9 @@ def test_integrated_gradients_equal_captum_on_the_real_model(default_backend):
     from captum.attr import IntegratedGradients
 
     seq = build_sequence(default_backend, EIFFEL, " Paris")
-    ours = G.gradient_attribution(default_backend.model, seq, "integrated_gradients", steps=16).scores[0]
+    ours = G.gradient_attribution(
+        default_backend.model, seq, "integrated_gradients", steps=16, placement="gauss-legendre"
+    ).scores[0]
     model = default_backend.model
     target = int(seq.target_ids[0])
 

@@ -46,9 +46,16 @@ def explain(
         False, "--chat", help="send the prompt as a user message via the chat template"
     ),
     system: str = typer.Option(None, "--system", "-s", help="a system message (implies --chat)"),
-    steps: int = typer.Option(None, "--steps", help="integrated gradients: integration steps"),
+    steps: int = typer.Option(
+        None, "--steps", help="integrated gradients: most gradient evaluations (adaptive) or fixed nodes"
+    ),
     baseline: str = typer.Option(None, "--baseline", help="integrated gradients: zero, pad or mean"),
-    placement: str = typer.Option(None, "--placement", help="integrated gradients: step placement"),
+    placement: str = typer.Option(
+        None, "--placement", help="integrated gradients: adaptive (default), gauss-legendre or riemann"
+    ),
+    tolerance: float = typer.Option(
+        None, "--tolerance", help="integrated gradients, adaptive: the completeness gap to reach (0.01 = 1%)"
+    ),
     contrast: str = typer.Option(None, "--contrast", help="contrastive: the alternative token(s)"),
     unit: str = typer.Option(None, "--unit", help="occlusion: leave out one token or one word"),
     layer: int = typer.Option(None, "--layer", help="attention: one layer (default: average of all)"),
@@ -76,6 +83,7 @@ def explain(
             steps=steps,
             baseline=baseline,
             placement=placement,
+            tolerance=tolerance,
             contrast=contrast,
             unit=unit,
             layer=layer,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
-from clearlm.explain import attention, gradient, occlusion
+from clearlm.explain import attention, gradient, occlusion, quadrature
 from clearlm.explain.aggregate import word_spans
 from clearlm.explain.result import Attribution
 from clearlm.explain.sequence import TeacherForced, build_sequence
@@ -45,10 +45,13 @@ def explain(
             ``max_new_tokens`` tokens.
         method: one of METHODS.
         options: the method's options (see ``method_options``), e.g. ``steps=128`` for integrated
-            gradients, ``contrast=" London"`` for contrastive, ``unit="word"`` for occlusion.
+            gradients, ``contrast=" London"`` for contrastive, ``unit="word"`` for occlusion, and
+            ``sequence=True`` (gradient methods, contrastive, occlusion) to attribute the whole target's
+            log-probability in one row, as Captum's ``seq_attr``, instead of one row per target token.
 
     Returns:
-        An ``Attribution`` at token level (occlusion with ``unit="word"``: word level).
+        An ``Attribution`` at token level (occlusion with ``unit="word"``: word level); with ``sequence``,
+        one target row holding the whole target text.
 
     Raises:
         InvalidInputError: empty prompt or target, text longer than the context, unknown method or option,
@@ -73,17 +76,20 @@ def explain(
     seq = build_sequence(backend, prompt, target, max_new_tokens=max_new_tokens)
     fields = runner(backend, seq, **params)
     spans = fields.pop("source_spans", [(i, i + 1) for i in range(seq.n_sources)])
+    measured = fields.pop("measured", {})
+    targets = seq.tokens[seq.n_prompt :]  # figures of the run itself, kept with the parameters
     return Attribution(
         method=method,
         model=backend.name,
         source_tokens=["".join(seq.tokens[a:b]) for a, b in spans],
-        target_tokens=seq.tokens[seq.n_prompt :],
+        # a sequence-level result has one row: the whole target
+        target_tokens=["".join(targets)] if params.get("sequence") else targets,
         source_roles=[seq.roles[a] for a, _ in spans],
         source_message=[seq.message_index[a] for a, _ in spans],
         source_special=[any(seq.special[a:b]) for a, b in spans],
         n_prompt=sum(1 for a, _ in spans if a < seq.n_prompt),
         source_spans=spans,
-        params={k: v for k, v in params.items() if k not in _INTERNAL},
+        params={k: v for k, v in params.items() if k not in _INTERNAL} | measured,
         token_ids=seq.ids.tolist(),
         granularity="token" if all(b - a == 1 for a, b in spans) and len(spans) == seq.n_sources else "word",
         **fields,
@@ -99,7 +105,7 @@ def method_options(method: str) -> dict[str, Any]:
 def _check_options(method: str, params: dict[str, Any]) -> None:
     """Reject bad option values before any model work (generation can take a while)."""
     if method == "integrated_gradients":
-        gradient.integration_points(params["steps"], params["placement"])
+        quadrature.check_placement(params["steps"], params["placement"], params["tolerance"])
         if params["baseline"] not in gradient.BASELINES:
             raise InvalidInputError(
                 f"unknown baseline {params['baseline']!r}: choose one of {', '.join(gradient.BASELINES)}"
@@ -123,26 +129,29 @@ def _gradient_fields(backend, seq, method, contrast_ids=None, **kw) -> dict[str,
     fields: dict[str, Any] = {"scores": out.scores, "target_probs": _probs(out.target_logprobs)}
     if out.completeness_gap is not None:
         fields["completeness_gap"] = out.completeness_gap
+        fields["measured"] = {"gradient_evaluations": out.gradient_evaluations}
     if out.contrast_logprobs is not None:
         fields["contrast_probs"] = _probs(out.contrast_logprobs)
     return fields
 
 
-def _saliency(backend, seq, *, rows_per_call: int = 8):
-    return _gradient_fields(backend, seq, "saliency", rows_per_call=rows_per_call)
+def _saliency(backend, seq, *, sequence: bool = False, rows_per_call: int = 8):
+    return _gradient_fields(backend, seq, "saliency", sequence=sequence, rows_per_call=rows_per_call)
 
 
-def _input_x_gradient(backend, seq, *, rows_per_call: int = 8):
-    return _gradient_fields(backend, seq, "input_x_gradient", rows_per_call=rows_per_call)
+def _input_x_gradient(backend, seq, *, sequence: bool = False, rows_per_call: int = 8):
+    return _gradient_fields(backend, seq, "input_x_gradient", sequence=sequence, rows_per_call=rows_per_call)
 
 
 def _integrated_gradients(
     backend,
     seq,
     *,
-    steps: int = 64,
+    steps: int = 512,
     baseline: str = "zero",
-    placement: str = "gauss-legendre",
+    placement: str = "adaptive",
+    tolerance: float = 0.01,
+    sequence: bool = False,
     internal_batch_size: int = 8,
     rows_per_call: int = 8,
 ):
@@ -153,13 +162,21 @@ def _integrated_gradients(
         steps=steps,
         baseline=baseline,
         placement=placement,
+        tolerance=tolerance,
+        sequence=sequence,
         internal_batch_size=internal_batch_size,
         rows_per_call=rows_per_call,
     )
 
 
 def _contrastive(
-    backend, seq, *, contrast: str | None = None, base: str = "input_x_gradient", rows_per_call: int = 8
+    backend,
+    seq,
+    *,
+    contrast: str | None = None,
+    base: str = "input_x_gradient",
+    sequence: bool = False,
+    rows_per_call: int = 8,
 ):
     if base not in ("saliency", "input_x_gradient", "integrated_gradients"):
         raise InvalidInputError(f"contrastive base {base!r} must be a gradient method")
@@ -172,8 +189,11 @@ def _contrastive(
             "(compared at the first step) or as many tokens as the target"
         )
     # Where the contrast equals the target, f = log p(a) - log p(a) is 0 and so is its gradient.
-    fields = _gradient_fields(backend, seq, base, contrast_ids=torch.tensor(ids), rows_per_call=rows_per_call)
-    fields["contrast_tokens"] = [backend.tokenizer.decode([i]) for i in ids]
+    fields = _gradient_fields(
+        backend, seq, base, contrast_ids=torch.tensor(ids), sequence=sequence, rows_per_call=rows_per_call
+    )
+    contrast_tokens = [backend.tokenizer.decode([i]) for i in ids]
+    fields["contrast_tokens"] = ["".join(contrast_tokens)] if sequence else contrast_tokens
     return fields
 
 
@@ -192,7 +212,15 @@ def _attention_rollout(backend, seq):
     return {"scores": attention.rollout_scores(weights, seq), "target_probs": _target_probs(backend, seq)}
 
 
-def _occlusion(backend, seq, *, unit: str = "token", baseline: str | None = None, batch_size: int = 8):
+def _occlusion(
+    backend,
+    seq,
+    *,
+    unit: str = "token",
+    baseline: str | None = None,
+    sequence: bool = False,
+    batch_size: int = 8,
+):
     baseline_id = None
     if baseline is not None:
         ids = backend.tokenizer(baseline, add_special_tokens=False)["input_ids"]
@@ -207,6 +235,8 @@ def _occlusion(backend, seq, *, unit: str = "token", baseline: str | None = None
     scores, logprobs = occlusion.occlusion_scores(
         backend.model, seq, groups, baseline_id=baseline_id, batch_size=batch_size
     )
+    if sequence:  # the drop in the whole target's log-probability; NaN rows are targets a group cannot reach
+        scores, logprobs = np.nansum(scores, 0, keepdims=True), logprobs.sum(keepdims=True)
     return {"scores": scores, "target_probs": _probs(logprobs), "source_spans": groups}
 
 

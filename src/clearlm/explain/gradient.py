@@ -10,7 +10,8 @@ Methods (all reduce the per-dimension gradient over the embedding dimension D):
     saliency: ||grad||_2 (Simonyan et al. 2014, "Deep inside convolutional networks").
     input_x_gradient: sum_d x_d * grad_d (Shrikumar et al. 2016; Captum ``InputXGradient``).
     integrated_gradients: sum_d (x - x')_d * integral_0^1 grad_d(x' + a (x - x')) da
-        (Sundararajan et al. 2017; Captum ``IntegratedGradients``), with quadrature as below.
+        (Sundararajan et al. 2017; Captum ``IntegratedGradients``), with the quadrature of
+        ``clearlm.explain.quadrature`` (adaptive by default; Gauss-Legendre as Captum).
 The attributed function of target step t is f_t = log p(target_t | earlier tokens), or for contrastive
 explanations f_t = log p(target_t) - log p(contrast_t) (Yin and Neubig 2022, "Interpreting language models
 with contrastive explanations").
@@ -25,22 +26,25 @@ import numpy as np
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.explain.quadrature import adaptive_integral, check_placement, integration_points
 from clearlm.explain.sequence import TeacherForced, causal_mask
 
 GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients")
 BASELINES = ("zero", "pad", "mean")
-PLACEMENTS = ("gauss-legendre", "riemann")
 
 
 @dataclass(frozen=True, slots=True)
 class GradientOutput:
     """scores: float64[n_targets, n_sources] (NaN outside the causal mask); target_logprobs and
-    contrast_logprobs: float64[n_targets] at the input; completeness_gap: float64[n_targets] or None."""
+    contrast_logprobs: float64[n_targets] at the input; completeness_gap: float64[n_targets] or None;
+    gradient_evaluations: points on the path where gradients were taken (all targets together; 1 for
+    saliency and input x gradient)."""
 
     scores: np.ndarray
     target_logprobs: np.ndarray
     contrast_logprobs: np.ndarray | None
     completeness_gap: np.ndarray | None
+    gradient_evaluations: int = 1
 
 
 def step_logprobs(model, embeds: torch.Tensor, seq: TeacherForced, contrast_ids: torch.Tensor | None = None):
@@ -62,32 +66,6 @@ def step_logprobs(model, embeds: torch.Tensor, seq: TeacherForced, contrast_ids:
         return target, None
     contrast = logp.gather(-1, contrast_ids.to(logp.device)[None, :, None].expand(len(embeds), -1, 1))[..., 0]
     return target, contrast
-
-
-def integration_points(steps: int, placement: str = "gauss-legendre"):
-    """Quadrature nodes and weights for integral_0^1 g(a) da: float64[steps] each.
-
-    ``placement``: "gauss-legendre" (Captum's default) or "riemann" (trapezoid rule, uniform nodes).
-
-    Raises:
-        InvalidInputError: steps < 1, unknown placement.
-    """
-    if steps < 1:
-        raise InvalidInputError(f"integrated gradients needs at least 1 step, got {steps}")
-    if placement not in PLACEMENTS:
-        raise InvalidInputError(
-            f"unknown step placement {placement!r}: choose one of {', '.join(PLACEMENTS)}"
-        )
-    if placement == "gauss-legendre":
-        nodes, weights = np.polynomial.legendre.leggauss(steps)
-        u, w = 0.5 * (nodes + 1), 0.5 * weights
-    elif steps == 1:
-        u, w = np.array([1.0]), np.array([1.0])
-    else:
-        u = np.linspace(0, 1, steps)
-        w = np.full(steps, 1.0 / (steps - 1))
-        w[[0, -1]] /= 2
-    return u, w
 
 
 @torch.no_grad()
@@ -137,11 +115,13 @@ def gradient_attribution(
     method: str,
     *,
     contrast_ids: torch.Tensor | None = None,
-    steps: int = 64,
+    steps: int = 512,
     baseline: str = "zero",
-    placement: str = "gauss-legendre",
+    placement: str = "adaptive",
+    tolerance: float = 0.01,
     internal_batch_size: int = 8,
     rows_per_call: int = 8,
+    sequence: bool = False,
 ) -> GradientOutput:
     """Token-level gradient attribution of every target step to every earlier token.
 
@@ -150,15 +130,22 @@ def gradient_attribution(
         seq: the teacher-forced sequence (N tokens, T targets).
         method: one of GRADIENT_METHODS.
         contrast_ids: int64[T] or None; when given, f_t = log p(target_t) - log p(contrast_t).
-        steps, baseline, placement: integrated gradients' quadrature and baseline.
+        steps, baseline, placement, tolerance: integrated gradients' baseline and quadrature: "adaptive"
+            placement integrates each target on its own, halving segments until its completeness gap is at
+            most ``tolerance`` (relative) or ``steps`` gradient evaluations are spent on it; "gauss-legendre"
+            and "riemann" use ``steps`` nodes shared by all targets.
         internal_batch_size: interpolation steps per forward pass (integrated gradients).
         rows_per_call: target rows per batched backward call.
+        sequence: attribute the whole target's log-probability, f = sum_t f_t, with one row (Captum's
+            ``seq_attr``): one backward pass (per integration step) instead of one per target token. For
+            input x gradient and integrated gradients it equals the sum of the token-level rows.
 
     Returns:
-        GradientOutput with scores float64[T, N-1] (summed in float64 whatever the model's dtype).
+        GradientOutput with scores float64[T, N-1] (T = 1 with ``sequence``), summed in float64 whatever the
+        model's dtype.
 
     Raises:
-        InvalidInputError: unknown method, baseline or placement; steps < 1.
+        InvalidInputError: unknown method, baseline or placement; too few steps; tolerance outside (0, 1).
     """
     if method not in GRADIENT_METHODS:
         raise InvalidInputError(
@@ -167,24 +154,39 @@ def gradient_attribution(
     device = next(model.parameters()).device
     with torch.no_grad():
         x = model.get_input_embeddings()(seq.ids[None].to(device))  # [1, N, D]
-    n_t = seq.n_targets
+    n_t = 1 if sequence else seq.n_targets
     row_grads = _RowGradients(rows_per_call)
-    raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)  # float64 sums per source
-
-    def objective(embeds):
-        target, contrast = step_logprobs(model, embeds, seq, contrast_ids)
-        return (target - contrast if contrast is not None else target), target, contrast
+    objective = _objective(model, seq, contrast_ids, sequence)
 
     if method == "integrated_gradients":
-        alphas, weights = integration_points(steps, placement)
+        check_placement(steps, placement, tolerance)
         base = baseline_embeddings(model, seq, baseline, x)
-        delta = (x - base)[0]  # [N, D]
-        for lo in range(0, steps, internal_batch_size):
-            a = torch.as_tensor(alphas[lo : lo + internal_batch_size], dtype=x.dtype, device=device)
-            w = torch.as_tensor(weights[lo : lo + internal_batch_size], dtype=x.dtype, device=device)
-            xb = (base + a[:, None, None] * delta).detach().requires_grad_(True)
-            f = objective(xb)[0]  # [B, T]
-            _accumulate(raw, f, xb, w, row_grads, lambda g: (g * delta).sum(-1))
+        path = dict(batch=internal_batch_size, row_grads=row_grads)
+        if placement == "adaptive" and not sequence:
+            # One target at a time: each target's log-probability has its own steep stretches of the path.
+            raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)
+            evaluations = 0
+            for t in range(n_t):
+                end = seq.n_prompt + t + 1
+                contrast_t = None if contrast_ids is None else contrast_ids[t : t + 1]
+                f_t = _objective(model, seq.upto(t), contrast_t)
+                sums, values = _path_integrand(f_t, x[:, :end], base[:, :end], **path)
+                integral, used = adaptive_integral(
+                    sums, values, budget=steps, tolerance=tolerance, batch=internal_batch_size
+                )
+                raw[t, :end] = torch.as_tensor(integral[0], device=device)
+                evaluations += used
+        elif placement == "adaptive":
+            sums, values = _path_integrand(objective, x, base, **path)
+            integral, evaluations = adaptive_integral(
+                sums, values, budget=steps, tolerance=tolerance, batch=internal_batch_size
+            )
+            raw = torch.as_tensor(integral, device=device)
+        else:
+            sums, _ = _path_integrand(objective, x, base, **path)
+            alphas, weights = integration_points(steps, placement)
+            raw = torch.as_tensor(sums(alphas, weights, np.zeros(steps, dtype=np.int64))[0], device=device)
+            evaluations = steps
         with torch.no_grad():
             f_x, target, contrast = objective(x)
             f_base = objective(base)[0]
@@ -197,22 +199,76 @@ def gradient_attribution(
             reduce: Callable = lambda g: g.norm(dim=-1)  # noqa: E731
         else:
             reduce = lambda g: (g * x[0]).sum(-1)  # noqa: E731
+        raw = torch.zeros(1, n_t, x.shape[1], dtype=torch.float64, device=device)
         _accumulate(raw, f_x, xr, torch.ones(1, dtype=x.dtype, device=device), row_grads, reduce)
-        gap = None
+        raw, gap, evaluations = raw[0], None, 1
     scores = raw[:, :-1].cpu().numpy()
-    scores[~causal_mask(seq).numpy()] = np.nan
+    if not sequence:
+        scores[~causal_mask(seq).numpy()] = np.nan
     return GradientOutput(
         scores=scores,
         target_logprobs=target[0].detach().double().cpu().numpy(),
         contrast_logprobs=None if contrast is None else contrast[0].detach().double().cpu().numpy(),
         completeness_gap=gap,
+        gradient_evaluations=evaluations,
     )
 
 
-def _accumulate(out, f, inputs, weights, row_grads: _RowGradients, reduce) -> None:
-    """out[t] += reduce(sum_b weights[b] * d f[b, t] / d inputs[b]) for every target t.
+def _objective(model, seq: TeacherForced, contrast_ids: torch.Tensor | None = None, sequence: bool = False):
+    """embeds float[B, N, D] -> (f, target, contrast), each float[B, T] (float[B, 1] summed over the targets
+    with ``sequence``; contrast None without contrast_ids): f = target log-probability, minus the contrast's."""
 
-    f: float[B, T]; inputs: float[B, N, D]; weights: float[B]; reduce maps float[k, N, D] -> float[k, N].
+    def objective(embeds):
+        target, contrast = step_logprobs(model, embeds, seq, contrast_ids)
+        if sequence:
+            target = target.sum(-1, keepdim=True)
+            contrast = None if contrast is None else contrast.sum(-1, keepdim=True)
+        return (target - contrast if contrast is not None else target), target, contrast
+
+    return objective
+
+
+def _path_integrand(objective, x, base, *, batch: int, row_grads: _RowGradients):
+    """Integrated gradients' integrand along the straight path base + a (x - base), for ``quadrature``.
+
+    objective: as ``_objective`` returns; x, base: float[1, N, D]. Returns (gradient_sums, values):
+        gradient_sums(alphas float64[k], weights float64[k], groups int64[k]) -> float64[S, T, N], per group
+            the weighted sum of (grad f_t . (x - base)) per source position, ``batch`` nodes per pass;
+        values(alphas float64[k]) -> float64[k, T], f_t along the path (forward passes only).
+    """
+    delta = (x - base)[0]  # [N, D]
+
+    def f(embeds):
+        return objective(embeds)[0]
+
+    def gradient_sums(alphas: np.ndarray, weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        sums = None
+        for lo in range(0, len(alphas), batch):
+            a, w, g = (
+                torch.as_tensor(v[lo : lo + batch], dtype=dt, device=x.device)
+                for v, dt in ((alphas, x.dtype), (weights, x.dtype), (groups, torch.long))
+            )
+            xb = (base + a[:, None, None] * delta).detach().requires_grad_(True)
+            fb = f(xb)  # [B, T]
+            if sums is None:
+                shape = (int(groups.max()) + 1, fb.shape[1], x.shape[1])
+                sums = torch.zeros(shape, dtype=torch.float64, device=x.device)
+            _accumulate(sums, fb, xb, w, row_grads, lambda grad: (grad * delta).sum(-1), groups=g)
+        return sums.cpu().numpy()
+
+    @torch.no_grad()
+    def values(alphas: np.ndarray) -> np.ndarray:
+        a = torch.as_tensor(alphas, dtype=x.dtype, device=x.device)
+        return torch.cat([f(base + c[:, None, None] * delta) for c in a.split(batch)]).double().cpu().numpy()
+
+    return gradient_sums, values
+
+
+def _accumulate(out, f, inputs, weights, row_grads: _RowGradients, reduce, groups=None) -> None:
+    """out[groups[b], t] += reduce(sum_b weights[b] * d f[b, t] / d inputs[b]) for every target t.
+
+    out: float64[S, T, N]; f: float[B, T]; inputs: float[B, N, D]; weights: float[B]; groups: int64[B] in
+    [0, S) (None: all in group 0); reduce maps float[k, S, N, D] -> float[k, S, N].
     The weights multiply the gradients after the backward pass, as Captum does: models that run parts of
     the network in float32 whatever their dtype (Qwen2's RMSNorm) would otherwise round differently.
     """
@@ -222,5 +278,9 @@ def _accumulate(out, f, inputs, weights, row_grads: _RowGradients, reduce) -> No
         cot = torch.zeros(len(rows), *f.shape, dtype=f.dtype, device=f.device)
         for k, t in enumerate(rows):
             cot[k, :, t] = 1
-        g = (row_grads(f, inputs, cot) * weights[None, :, None, None]).sum(1)  # [k, N, D]
-        out[lo : lo + len(rows)] += reduce(g).double()
+        g = row_grads(f, inputs, cot) * weights[None, :, None, None]  # [k, B, N, D]
+        if groups is None:
+            summed = g.sum(1, keepdim=True)
+        else:
+            summed = g.new_zeros(len(rows), out.shape[0], *g.shape[2:]).index_add_(1, groups, g)
+        out[:, lo : lo + len(rows)] += reduce(summed).double().transpose(0, 1)

@@ -28,7 +28,8 @@ class Attribution(JsonResult):
             "occlusion" or "contrastive".
         model: the model's name (catalog name, path or hub id).
         source_tokens: str[n_sources], each source as text (sub-word pieces decode with their spaces).
-        target_tokens: str[n_targets].
+        target_tokens: str[n_targets]; a sequence-level result (``params["sequence"]``) has one target, the
+            whole target text, whose score row attributes the sum of the target tokens' log-probabilities.
         scores: float32[n_targets, n_sources]; ``scores[t, s]`` is source s's attribution for target t;
             NaN where source s is not earlier than target t (the causal mask). Units depend on the method:
             log-probability (nats) for input x gradient, integrated gradients, contrastive and occlusion;

@@ -41,6 +41,19 @@ class TeacherForced:
     def n_sources(self) -> int:
         return len(self.ids) - 1
 
+    def upto(self, t: int) -> TeacherForced:
+        """The sequence ending at target step t, with that step as its only target (earlier ones join the
+        prompt)."""
+        end = self.n_prompt + t + 1
+        return TeacherForced(
+            ids=self.ids[:end],
+            n_prompt=end - 1,
+            tokens=self.tokens[:end],
+            roles=self.roles[:end],
+            message_index=self.message_index[:end],
+            special=self.special[:end],
+        )
+
 
 def build_sequence(
     backend: TorchBackend,
