@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp docs-corpus lint
+.PHONY: setup models demo test browser llamacpp docs-corpus peers lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,7 +40,12 @@ docs-corpus:
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
 
-test: models browser llamacpp docs-corpus
+# inseq, a peer in benchmarks/bench_attribution.py: without its dependencies, whose metadata pulls CUDA wheels.
+peers: setup
+	@$(PY) -c "import inseq" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check --no-deps \
+		inseq==0.7.1 jaxtyping wadler_lindig 'typeguard<=2.13.3' treescope
+
+test: models browser llamacpp docs-corpus peers
 	$(PY) -m pytest
 
 lint: setup
