@@ -25,7 +25,7 @@ models: setup
 	$(CLEARLM) models pull gemma-3-270m
 
 demo: models
-	$(CLEARLM) explain "The Eiffel Tower is located in the city of" --method integrated_gradients --html eiffel.html
+	$(CLEARLM) explain "The Eiffel Tower is located in the city of" --method integrated_gradients -n 2 --html eiffel.html
 
 # Headless Chromium for the browser tests (Debian's package; as root, as CI runs).
 browser:
