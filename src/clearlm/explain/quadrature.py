@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -104,10 +105,9 @@ def adaptive_integral(
         w = np.concatenate([(hi - lo) * weights for lo, hi in bounds])
         return gradient_sums(alphas, w, np.repeat(np.arange(len(bounds)), len(nodes)))
 
-    def segment(lo, hi, f_lo, f_hi, contrib):
+    def segment(lo, hi, f_lo, f_hi, contrib) -> _Segment:
         errors = np.abs(contrib.sum(1) - (f_hi - f_lo)) / scale  # [T]
-        # heapq is a min-heap: order by the negated worst error; the id breaks ties without comparing arrays
-        return (-float(errors.max()), id(contrib), lo, hi, f_lo, f_hi, contrib, errors)
+        return _Segment(-float(errors.max()), lo, hi, f_lo, f_hi, contrib, errors)
 
     bounds = list(zip(edges[:-1], edges[1:], strict=True))
     heap = [
@@ -117,15 +117,29 @@ def adaptive_integral(
     heapq.heapify(heap)
     used = INITIAL_SEGMENTS * NODES_PER_SEGMENT
     per_round = max(1, batch // (2 * NODES_PER_SEGMENT))  # segments halved per round
-    while sum(s[7] for s in heap).max() > tolerance and used + 2 * NODES_PER_SEGMENT <= budget:
+    while sum(s.errors for s in heap).max() > tolerance and used + 2 * NODES_PER_SEGMENT <= budget:
         k = min(per_round, (budget - used) // (2 * NODES_PER_SEGMENT))
         worst = [heapq.heappop(heap) for _ in range(k)]
-        mids = np.array([(s[2] + s[3]) / 2 for s in worst])
+        mids = np.array([(s.lo + s.hi) / 2 for s in worst])
         f_mid = values(mids)
-        halves = [b for s, m in zip(worst, mids, strict=True) for b in ((s[2], m), (m, s[3]))]
+        halves = [b for s, m in zip(worst, mids, strict=True) for b in ((s.lo, m), (m, s.hi))]
         contribs = integrate(halves)
         for j, s in enumerate(worst):
-            heapq.heappush(heap, segment(s[2], mids[j], s[4], f_mid[j], contribs[2 * j]))
-            heapq.heappush(heap, segment(mids[j], s[3], f_mid[j], s[5], contribs[2 * j + 1]))
+            heapq.heappush(heap, segment(s.lo, mids[j], s.f_lo, f_mid[j], contribs[2 * j]))
+            heapq.heappush(heap, segment(mids[j], s.hi, f_mid[j], s.f_hi, contribs[2 * j + 1]))
         used += len(halves) * NODES_PER_SEGMENT
-    return sum(s[6] for s in heap), used
+    return sum(s.integral for s in heap), used
+
+
+@dataclass(order=True)
+class _Segment:
+    """One stretch [lo, hi] of the path: f at its ends (float64[T]), its quadrature (float64[T, N]) and its
+    relative errors (float64[T]). Ordered by ``priority``, the negated worst error (heapq pops the least)."""
+
+    priority: float
+    lo: float = field(compare=False)
+    hi: float = field(compare=False)
+    f_lo: np.ndarray = field(compare=False)
+    f_hi: np.ndarray = field(compare=False)
+    integral: np.ndarray = field(compare=False)
+    errors: np.ndarray = field(compare=False)
