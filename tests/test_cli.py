@@ -131,6 +131,15 @@ def test_explain_writes_json_html_png(tmp_path):
     assert "<script" in paths["html"].read_text() and paths["png"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_explain_sequence_level_gives_one_row_for_the_whole_target(tmp_path):
+    path = tmp_path / "whole.json"
+    proc = clearlm("explain", EIFFEL, "--target", " Paris, France", "--sequence", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(path.read_text())
+    assert data["target_tokens"] == [" Paris, France"] and data["params"]["sequence"] is True
+    assert len(data["scores"]) == 1 and None not in data["scores"][0]
+
+
 @pytest.mark.integration
 def test_html_from_the_real_model_opens_in_chromium(tmp_path):
     chromium = Path("/usr/bin/chromium")

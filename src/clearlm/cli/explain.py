@@ -57,6 +57,11 @@ def explain(
         None, "--tolerance", help="integrated gradients, adaptive: the completeness gap to reach (0.01 = 1%)"
     ),
     contrast: str = typer.Option(None, "--contrast", help="contrastive: the alternative token(s)"),
+    sequence: bool = typer.Option(
+        False,
+        "--sequence",
+        help="attribute the whole target's log-probability in one row (gradient methods, occlusion)",
+    ),
     unit: str = typer.Option(None, "--unit", help="occlusion: leave out one token or one word"),
     layer: int = typer.Option(None, "--layer", help="attention: one layer (default: average of all)"),
     head: int = typer.Option(None, "--head", help="attention: one head (default: average of all)"),
@@ -85,6 +90,7 @@ def explain(
             placement=placement,
             tolerance=tolerance,
             contrast=contrast,
+            sequence=sequence or None,
             unit=unit,
             layer=layer,
             head=head,
