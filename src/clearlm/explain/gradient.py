@@ -58,14 +58,68 @@ def step_logprobs(model, embeds: torch.Tensor, seq: TeacherForced, contrast_ids:
         (target, contrast): float[B, n_targets] each (contrast None without contrast_ids).
     """
     n_targets = seq.n_targets
-    # Only the positions that predict target tokens need logits: N-T-1 .. N-2.
-    logits = model(inputs_embeds=embeds, logits_to_keep=n_targets + 1, use_cache=False).logits[:, :-1]
-    logp = torch.log_softmax(logits.to(embeds.dtype), dim=-1)
-    target = logp.gather(-1, seq.target_ids.to(logp.device)[None, :, None].expand(len(embeds), -1, 1))[..., 0]
-    if contrast_ids is None:
-        return target, None
-    contrast = logp.gather(-1, contrast_ids.to(logp.device)[None, :, None].expand(len(embeds), -1, 1))[..., 0]
-    return target, contrast
+    head = _plain_head(model)
+    if head is None:  # a head with a bias or logit soft-capping: differentiate through the whole head
+        # Only the positions that predict target tokens need logits: N-T-1 .. N-2.
+        logits = model(inputs_embeds=embeds, logits_to_keep=n_targets + 1, use_cache=False).logits[:, :-1]
+        logp = torch.log_softmax(logits.to(embeds.dtype), dim=-1)
+
+        def pick(ids):
+            return logp.gather(-1, ids.to(logp.device)[None, :, None].expand(len(embeds), -1, 1))[..., 0]
+
+    else:
+        decoder = getattr(model, model.base_model_prefix)
+        hidden = decoder(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        hidden = hidden[:, -n_targets - 1 : -1]  # [B, T, D], the positions that predict the targets
+
+        def pick(ids):
+            return _TokenLogprob.apply(hidden, head, ids.to(hidden.device))[0].to(embeds.dtype)
+
+    target = pick(seq.target_ids)
+    return target, None if contrast_ids is None else pick(contrast_ids)
+
+
+def _plain_head(model) -> torch.Tensor | None:
+    """The output projection's weight float[V, D] when logits are just hidden @ weight.T, else None."""
+    head = model.get_output_embeddings()
+    if (
+        isinstance(head, torch.nn.Linear)
+        and head.bias is None
+        and getattr(model.config, "final_logit_softcapping", None) is None
+        and hasattr(model, getattr(model, "base_model_prefix", ""))
+    ):
+        return head.weight
+    return None
+
+
+class _TokenLogprob(torch.autograd.Function):
+    """log softmax(h W^T)[ids] per position, float[B, T], for hidden states h float[B, T, D] and the output
+    projection W float[V, D].
+
+    Its gradient, d/dh = W[ids] - softmax(h W^T) W, is computed in the forward pass (a [B, T, D] tensor) so
+    that backward passes never hold a [B, T, V] tensor: batched backward passes (one row per target token)
+    would otherwise hold one per row, hundreds of megabytes over a 150k-token vocabulary.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(hidden, weight, ids):
+        logits = hidden @ weight.T  # [B, T, V]
+        picked = logits.gather(-1, ids[None, :, None].expand(len(hidden), -1, 1))[..., 0]
+        logp = picked - torch.logsumexp(logits, dim=-1)
+        direction = weight[ids] - torch.softmax(logits, dim=-1) @ weight  # [B, T, D]
+        return logp, direction
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_logp, _grad_direction):
+        (direction,) = ctx.saved_tensors
+        return grad_logp[..., None] * direction, None, None
 
 
 @torch.no_grad()
