@@ -215,32 +215,19 @@ def gradient_attribution(
     if method == "integrated_gradients":
         check_placement(steps, placement, tolerance)
         base = baseline_embeddings(model, seq, baseline, x)
-        path = dict(batch=internal_batch_size, row_grads=row_grads)
-        if placement == "adaptive" and not sequence:
-            # One target at a time: each target's log-probability has its own steep stretches of the path.
-            raw = torch.zeros(n_t, x.shape[1], dtype=torch.float64, device=device)
-            evaluations = 0
-            for t in range(n_t):
-                end = seq.n_prompt + t + 1
-                contrast_t = None if contrast_ids is None else contrast_ids[t : t + 1]
-                f_t = _objective(model, seq.upto(t), contrast_t)
-                sums, values = _path_integrand(f_t, x[:, :end], base[:, :end], **path)
-                integral, used = adaptive_integral(
-                    sums, values, budget=steps, tolerance=tolerance, batch=internal_batch_size
-                )
-                raw[t, :end] = torch.as_tensor(integral[0], device=device)
-                evaluations += used
-        elif placement == "adaptive":
-            sums, values = _path_integrand(objective, x, base, **path)
-            integral, evaluations = adaptive_integral(
-                sums, values, budget=steps, tolerance=tolerance, batch=internal_batch_size
-            )
-            raw = torch.as_tensor(integral, device=device)
-        else:
-            sums, _ = _path_integrand(objective, x, base, **path)
-            alphas, weights = integration_points(steps, placement)
-            raw = torch.as_tensor(sums(alphas, weights, np.zeros(steps, dtype=np.int64))[0], device=device)
-            evaluations = steps
+        raw, evaluations = _integrate(
+            model,
+            seq,
+            x,
+            base,
+            contrast_ids,
+            sequence=sequence,
+            steps=steps,
+            placement=placement,
+            tolerance=tolerance,
+            batch=internal_batch_size,
+            row_grads=row_grads,
+        )
         with torch.no_grad():
             f_x, target, contrast = objective(x)
             f_base = objective(base)[0]
@@ -268,6 +255,36 @@ def gradient_attribution(
     )
 
 
+def _integrate(
+    model, seq, x, base, contrast_ids, *, sequence, steps, placement, tolerance, batch, row_grads
+) -> tuple[torch.Tensor, int]:
+    """Integrated gradients' integral for every target: (float64[T, N], gradient evaluations used)."""
+    if placement != "adaptive":
+        sums, _ = _path_integrand(_objective(model, seq, contrast_ids, sequence), x, base, batch, row_grads)
+        alphas, weights = integration_points(steps, placement)
+        integral = sums(alphas, weights, np.zeros(steps, dtype=np.int64))[0]
+        return torch.as_tensor(integral, device=x.device), steps
+    # Adaptive: one target at a time (each target's log-probability has its own steep stretches of the
+    # path), or the whole target's at once at sequence level.
+    jobs = (
+        [(seq, contrast_ids, x.shape[1])]
+        if sequence
+        else [
+            (seq.upto(t), None if contrast_ids is None else contrast_ids[t : t + 1], seq.n_prompt + t + 1)
+            for t in range(seq.n_targets)
+        ]
+    )
+    raw = torch.zeros(len(jobs), x.shape[1], dtype=torch.float64, device=x.device)
+    evaluations = 0
+    for row, (sub, contrast, end) in enumerate(jobs):
+        objective = _objective(model, sub, contrast, sequence)
+        sums, values = _path_integrand(objective, x[:, :end], base[:, :end], batch, row_grads)
+        integral, used = adaptive_integral(sums, values, budget=steps, tolerance=tolerance, batch=batch)
+        raw[row, :end] = torch.as_tensor(integral[0], device=x.device)
+        evaluations += used
+    return raw, evaluations
+
+
 def _objective(model, seq: TeacherForced, contrast_ids: torch.Tensor | None = None, sequence: bool = False):
     """embeds float[B, N, D] -> (f, target, contrast), each float[B, T] (float[B, 1] summed over the targets
     with ``sequence``; contrast None without contrast_ids): f = target log-probability, minus the contrast's."""
@@ -282,7 +299,7 @@ def _objective(model, seq: TeacherForced, contrast_ids: torch.Tensor | None = No
     return objective
 
 
-def _path_integrand(objective, x, base, *, batch: int, row_grads: _RowGradients):
+def _path_integrand(objective, x, base, batch: int, row_grads: _RowGradients):
     """Integrated gradients' integrand along the straight path base + a (x - base), for ``quadrature``.
 
     objective: as ``_objective`` returns; x, base: float[1, N, D]. Returns (gradient_sums, values):
