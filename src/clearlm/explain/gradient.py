@@ -92,6 +92,9 @@ def _plain_head(model) -> torch.Tensor | None:
     return None
 
 
+_HEAD_CHUNK = 2**21  # logits held at once by _TokenLogprob: 8 MB in float32
+
+
 class _TokenLogprob(torch.autograd.Function):
     """log softmax(h W^T)[ids] per position, float[B, T], for hidden states h float[B, T, D] and the output
     projection W float[V, D].
@@ -105,11 +108,16 @@ class _TokenLogprob(torch.autograd.Function):
 
     @staticmethod
     def forward(hidden, weight, ids):
-        logits = hidden @ weight.T  # [B, T, V]
-        picked = logits.gather(-1, ids[None, :, None].expand(len(hidden), -1, 1))[..., 0]
-        logp = picked - torch.logsumexp(logits, dim=-1)
-        direction = weight[ids] - torch.softmax(logits, dim=-1) @ weight  # [B, T, D]
-        return logp, direction
+        # A few positions at a time, so that the [B, T, V] logits never exist whole.
+        chunk = max(1, _HEAD_CHUNK // (len(hidden) * len(weight)))
+        logp, direction = [], []
+        for lo in range(0, hidden.shape[1], chunk):
+            logits = hidden[:, lo : lo + chunk] @ weight.T  # [B, chunk, V]
+            picked_ids = ids[lo : lo + chunk]
+            picked = logits.gather(-1, picked_ids[None, :, None].expand(len(hidden), -1, 1))[..., 0]
+            logp.append(picked - torch.logsumexp(logits, dim=-1))
+            direction.append(weight[picked_ids] - torch.softmax(logits, dim=-1) @ weight)  # [B, chunk, D]
+        return torch.cat(logp, 1), torch.cat(direction, 1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
