@@ -13,7 +13,7 @@ pulls CUDA wheels).
     python benchmarks/bench_attribution.py --slow-peers         # also the peers' integrated gradients and
                                                                 # inseq's occlusion (15-30 min each)
     python benchmarks/bench_attribution.py --text /usr/share/common-licenses/GPL-3 --prompt-tokens 2000 \
-        --target-tokens 64 --methods input_x_gradient --peers none --repeats 1   # long context
+        --target-tokens 64 --methods input_x_gradient --peers none --repeats 1 --no-floor  # long context
 
 Peers and what is compared:
     saliency          Captum LLMGradientAttribution + LayerGradientXActivation(multiply_by_inputs=False):
@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients' steps")
     parser.add_argument("--methods", default="saliency,input_x_gradient,integrated_gradients,occlusion")
     parser.add_argument("--peers", default="captum,inseq", help="comma-separated peers, or none")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor (it costs as much as a run)")
     parser.add_argument(
         "--slow-peers", action="store_true", help="also the peers' integrated gradients and inseq's occlusion"
     )
@@ -261,12 +262,13 @@ def main() -> None:
         f"target {args.target_tokens} tokens; median of {args.repeats}",
         flush=True,
     )
-    floor_s, _, _ = timed(floor_fn(backend, prompt, target), args.repeats)
-    print(
-        f"floor (one shared forward + {args.target_tokens} sequential input-gradient backward passes): "
-        f"{floor_s:.2f} s",
-        flush=True,
-    )
+    if not args.no_floor:
+        floor_s, _, _ = timed(floor_fn(backend, prompt, target), args.repeats)
+        print(
+            f"floor (one shared forward + {args.target_tokens} sequential input-gradient backward passes): "
+            f"{floor_s:.2f} s",
+            flush=True,
+        )
 
     print(
         f"\n{'method':30} {'tool':18} {'seconds':>9} {'peak MB':>9} {'peer/clearlm':>13} {'rel. error':>11}"

@@ -58,8 +58,8 @@ def step_logprobs(model, embeds: torch.Tensor, seq: TeacherForced, contrast_ids:
         (target, contrast): float[B, n_targets] each (contrast None without contrast_ids).
     """
     n_targets = seq.n_targets
-    head = _plain_head(model)
-    if head is None:  # a head with a bias or logit soft-capping: differentiate through the whole head
+    head = _plain_head(model) if torch.is_grad_enabled() else None
+    if head is None:  # no gradient wanted, or a head with a bias or soft-capping: the model's own head
         # Only the positions that predict target tokens need logits: N-T-1 .. N-2.
         logits = model(inputs_embeds=embeds, logits_to_keep=n_targets + 1, use_cache=False).logits[:, :-1]
         logp = torch.log_softmax(logits.to(embeds.dtype), dim=-1)
