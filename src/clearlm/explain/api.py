@@ -76,8 +76,8 @@ def explain(
     seq = build_sequence(backend, prompt, target, max_new_tokens=max_new_tokens)
     fields = runner(backend, seq, **params)
     spans = fields.pop("source_spans", [(i, i + 1) for i in range(seq.n_sources)])
-    measured = fields.pop("measured", {})
-    targets = seq.tokens[seq.n_prompt :]  # figures of the run itself, kept with the parameters
+    measured = fields.pop("measured", {})  # figures of the run itself, kept with the parameters
+    targets = seq.tokens[seq.n_prompt :]
     return Attribution(
         method=method,
         model=backend.name,
