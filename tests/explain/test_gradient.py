@@ -201,7 +201,9 @@ def test_sequence_level_input_x_gradient_equals_captum_seq_attr(tiny_backend):
 
 def test_sequence_level_adaptive_integrated_gradients_meets_its_tolerance(tiny_backend):
     seq = build_sequence(tiny_backend, PROMPT, TARGET)
-    out = G.gradient_attribution(tiny_backend.model, seq, "integrated_gradients", sequence=True, tolerance=1e-3)
+    out = G.gradient_attribution(
+        tiny_backend.model, seq, "integrated_gradients", sequence=True, tolerance=1e-3
+    )
     assert out.scores.shape == (1, seq.n_sources) and out.completeness_gap[0] <= 1e-3
 
 
