@@ -229,6 +229,7 @@ def gradient_attribution(
             x,
             base,
             contrast_ids,
+            objective,
             sequence=sequence,
             steps=steps,
             placement=placement,
@@ -264,29 +265,34 @@ def gradient_attribution(
 
 
 def _integrate(
-    model, seq, x, base, contrast_ids, *, sequence, steps, placement, tolerance, batch, row_grads
+    model, seq, x, base, contrast_ids, objective, *, sequence, steps, placement, tolerance, batch, row_grads
 ) -> tuple[torch.Tensor, int]:
-    """Integrated gradients' integral for every target: (float64[T, N], gradient evaluations used)."""
+    """Integrated gradients' integral for every target: (float64[T, N], gradient evaluations used).
+
+    ``objective`` is the whole sequence's (``_objective``); adaptive token-level integration builds one per
+    target over the sequence ending at it."""
     if placement != "adaptive":
-        sums, _ = _path_integrand(_objective(model, seq, contrast_ids, sequence), x, base, batch, row_grads)
+        sums, _ = _path_integrand(objective, x, base, batch, row_grads)
         alphas, weights = integration_points(steps, placement)
         integral = sums(alphas, weights, np.zeros(steps, dtype=np.int64))[0]
         return torch.as_tensor(integral, device=x.device), steps
     # Adaptive: one target at a time (each target's log-probability has its own steep stretches of the
     # path), or the whole target's at once at sequence level.
     jobs = (
-        [(seq, contrast_ids, x.shape[1])]
+        [(objective, x.shape[1])]
         if sequence
         else [
-            (seq.upto(t), None if contrast_ids is None else contrast_ids[t : t + 1], seq.n_prompt + t + 1)
+            (
+                _objective(model, seq.upto(t), None if contrast_ids is None else contrast_ids[t : t + 1]),
+                seq.n_prompt + t + 1,
+            )
             for t in range(seq.n_targets)
         ]
     )
     raw = torch.zeros(len(jobs), x.shape[1], dtype=torch.float64, device=x.device)
     evaluations = 0
-    for row, (sub, contrast, end) in enumerate(jobs):
-        objective = _objective(model, sub, contrast, sequence)
-        sums, values = _path_integrand(objective, x[:, :end], base[:, :end], batch, row_grads)
+    for row, (f, end) in enumerate(jobs):
+        sums, values = _path_integrand(f, x[:, :end], base[:, :end], batch, row_grads)
         integral, used = adaptive_integral(sums, values, budget=steps, tolerance=tolerance, batch=batch)
         raw[row, :end] = torch.as_tensor(integral[0], device=x.device)
         evaluations += used
