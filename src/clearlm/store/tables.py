@@ -54,6 +54,7 @@ class KeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     policy: Mapped[str | None] = mapped_column(Text)  # a policy file for this key's requests
     tenant: Mapped[str] = mapped_column(String(64), default="default")  # whose audit chain its requests join
+    scopes: Mapped[str] = mapped_column(String(64), default="user", server_default="user")  # space-separated: admin, user
 
 
 class ChainHead(Base):
