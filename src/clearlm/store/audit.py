@@ -106,13 +106,25 @@ class AuditLog:
         with self.db.session() as session:
             return session.scalar(select(func.count()).select_from(AuditRow)) or 0
 
-    def records(self, since: datetime | None = None, until: datetime | None = None) -> list[AuditRecord]:
-        """Records in the order they were written, optionally within [since, until)."""
+    def records(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tenant: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records in the order they were written, optionally within [since, until), of one tenant, at most
+        ``limit`` of them (the first ones)."""
         query = select(AuditRow).order_by(AuditRow.seq)
         if since is not None:
             query = query.where(AuditRow.created_at >= since)
         if until is not None:
             query = query.where(AuditRow.created_at < until)
+        if tenant is not None:
+            query = query.where(AuditRow.tenant == tenant)
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.session() as session:
             return [_record(row) for row in session.scalars(query)]
 
