@@ -33,8 +33,9 @@ from clearlm.knowledge.errors import (
     KnowledgeBaseNotFoundError,
     SourceNotFoundError,
 )
-from clearlm.knowledge.index import Filters, Index, Settings, SourceRecord, open_store
+from clearlm.knowledge.index import Filters, Index, IndexStore, Settings, SourceRecord, open_store
 from clearlm.knowledge.passage import Passage
+from clearlm.knowledge.tenants import DEFAULT_TENANT
 from clearlm.knowledge.retrieval import (
     MODES,
     SearchResult,
@@ -127,25 +128,43 @@ def _prefix(path: str | os.PathLike) -> str:
     return resolved.rstrip(os.sep) + os.sep if Path(resolved).is_dir() else resolved
 
 
+def _store(
+    url: str | None, root: str | Path | None, tenant: str, store: IndexStore | None
+) -> tuple[IndexStore, bool]:
+    """The store to use, and whether it was opened here (then it is closed with the knowledge base)."""
+    if store is not None:
+        return store, False
+    return open_store(url, root, tenant), True
+
+
 def list_knowledge_bases(
-    url: str | None = None, *, root: str | Path | None = None
+    url: str | None = None,
+    *,
+    root: str | Path | None = None,
+    tenant: str = DEFAULT_TENANT,
+    store: IndexStore | None = None,
 ) -> list[KnowledgeBaseInfo]:
-    """Every knowledge base in the embedded store (``root``, default ``$CLEARLM_HOME/knowledge``) or in the
-    PostgreSQL database at ``url``, by name."""
-    store = open_store(url, root)
+    """Every knowledge base of ``tenant`` in the embedded store (``root``, default
+    ``$CLEARLM_HOME/knowledge``) or in the PostgreSQL database at ``url`` (or in ``store``, an open store as
+    one tenant sees it), by name."""
+    store, owned = _store(url, root, tenant, store)
     out = []
-    for name in store.names():
-        index = store.open(name)
-        if index is None:
-            continue
-        try:
-            n_sources, n_chunks = index.counts()
-            s = index.settings
-            out.append(
-                KnowledgeBaseInfo(name, n_sources, n_chunks, s.chunk_tokens, s.overlap, index.location)
-            )
-        finally:
-            index.close()
+    try:
+        for name in store.names():
+            index = store.open(name)
+            if index is None:
+                continue
+            try:
+                n_sources, n_chunks = index.counts()
+                s = index.settings
+                out.append(
+                    KnowledgeBaseInfo(name, n_sources, n_chunks, s.chunk_tokens, s.overlap, index.location)
+                )
+            finally:
+                index.close()
+    finally:
+        if owned:
+            store.close()
     return out
 
 
@@ -156,10 +175,11 @@ class KnowledgeBase:
     use) must be the model the base was created with.
     """
 
-    def __init__(self, index: Index, embedder=None) -> None:
+    def __init__(self, index: Index, embedder=None, store: IndexStore | None = None) -> None:
         self.index = index
         self._embedder = embedder
         self._token_offsets = None
+        self._store = store  # closed with the knowledge base (a store opened for it alone)
 
     @property
     def name(self) -> str:
@@ -183,6 +203,8 @@ class KnowledgeBase:
         overlap: int = DEFAULT_OVERLAP,
         embedder=None,
         root: str | Path | None = None,
+        tenant: str = DEFAULT_TENANT,
+        store: IndexStore | None = None,
     ) -> KnowledgeBase:
         """Create an empty knowledge base.
 
@@ -192,10 +214,14 @@ class KnowledgeBase:
                 PostgreSQL URL (pgvector).
             chunk_tokens: chunk size in the embedding model's tokens (16 to 254).
             overlap: tokens repeated from the end of one chunk at the start of the next (0 to half a chunk).
+            tenant: whose knowledge base it is (see :mod:`clearlm.knowledge.tenants`).
+            store: an open store (as one tenant sees it) to use instead of ``url``, ``root`` and ``tenant``,
+                so that a server keeps one connection pool per database.
 
         Raises:
-            InvalidInputError: a bad name or sizes, or a URL that is not PostgreSQL or cannot be reached.
-            KnowledgeBaseExistsError: the name is taken.
+            InvalidInputError: a bad name, tenant or sizes, or a URL that is not PostgreSQL or cannot be
+                reached.
+            KnowledgeBaseExistsError: the name is taken (in that tenant).
         """
         from clearlm.models.embeddings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 
@@ -209,31 +235,50 @@ class KnowledgeBase:
         model = embedder.name if embedder is not None else DEFAULT_EMBEDDING_MODEL
         dims = embedder.dimensions if embedder is not None else EMBEDDING_MODELS[model].dimensions
         settings = Settings(chunk_tokens, overlap, model, dims)
-        return cls(open_store(url, root).create(name, settings), embedder)
+        store, owned = _store(url, root, tenant, store)
+        try:
+            return cls(store.create(name, settings), embedder, store if owned else None)
+        except BaseException:
+            if owned:
+                store.close()
+            raise
 
     @classmethod
     def open(
-        cls, name: str, *, url: str | None = None, embedder=None, root: str | Path | None = None
+        cls,
+        name: str,
+        *,
+        url: str | None = None,
+        embedder=None,
+        root: str | Path | None = None,
+        tenant: str = DEFAULT_TENANT,
+        store: IndexStore | None = None,
     ) -> KnowledgeBase:
-        """Open an existing knowledge base.
+        """Open an existing knowledge base (of ``tenant``; or in ``store``, as for :meth:`create`).
 
         Raises:
-            KnowledgeBaseNotFoundError: no knowledge base of that name at that location (404).
-            InvalidInputError: a bad name, or a URL that is not PostgreSQL or cannot be reached.
+            KnowledgeBaseNotFoundError: no knowledge base of that name at that location, for that tenant
+                (404; another tenant's knowledge base of the same name is not revealed).
+            InvalidInputError: a bad name or tenant, or a URL that is not PostgreSQL or cannot be reached.
         """
         _check_name(name)
-        store = open_store(url, root)
+        store, owned = _store(url, root, tenant, store)
         index = store.open(name)
         if index is None:
+            if owned:
+                store.close()
             where = f" --db {store.location}" if url else ""
             raise KnowledgeBaseNotFoundError(
                 f"no knowledge base named {name!r} in {store.location}: create it with "
                 f"`clearlm kb create {name}{where}` (or KnowledgeBase.create({name!r}))"
             )
-        return cls(index, embedder)
+        return cls(index, embedder, store if owned else None)
 
     def close(self) -> None:
         self.index.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def __enter__(self) -> KnowledgeBase:
         return self

@@ -8,20 +8,21 @@ from pathlib import Path
 from clearlm.knowledge.index.protocol import Filters, Index, IndexStore, Settings, SourceRecord
 
 
-def open_store(url: str | None = None, root: str | Path | None = None) -> IndexStore:
+def open_store(url: str | None = None, root: str | Path | None = None, tenant: str = "default") -> IndexStore:
     """The embedded store (``url`` None: folders under ``root``, default ``$CLEARLM_HOME/knowledge``) or
-    PostgreSQL (``postgresql://...``).
+    PostgreSQL (``postgresql://...``), as ``tenant`` sees it (see :mod:`clearlm.knowledge.tenants`). A
+    PostgreSQL store holds a connection pool: ``close()`` it, or keep one per URL.
 
     Raises:
-        InvalidInputError: a URL that is not PostgreSQL, or a server that cannot be reached.
+        InvalidInputError: a URL that is not PostgreSQL, a server that cannot be reached, a bad tenant name.
     """
     if url is None:
         from clearlm.knowledge.index.embedded import EmbeddedStore
 
-        return EmbeddedStore(root)
+        return EmbeddedStore(root, tenant)
     from clearlm.knowledge.index.pgvector import PgvectorStore
 
-    return PgvectorStore(url)
+    return PgvectorStore(url, tenant)
 
 
 __all__ = ["Filters", "Index", "IndexStore", "Settings", "SourceRecord", "open_store"]

@@ -29,6 +29,7 @@ from clearlm.knowledge.chunking import Chunk
 from clearlm.knowledge.errors import KnowledgeBaseExistsError
 from clearlm.knowledge.index.protocol import Filters, Settings, SourceRecord, body_for_keywords, chunk_id
 from clearlm.knowledge.passage import Passage
+from clearlm.knowledge.tenants import DEFAULT_TENANT, tenant_folder
 
 DB_FILE = "kb.sqlite"
 ANN_FILE = "vectors.usearch"
@@ -56,15 +57,29 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (body, tokenize = 'port
 
 
 class EmbeddedStore:
-    """Knowledge bases as folders under ``root`` (default ``$CLEARLM_HOME/knowledge``)."""
+    """Knowledge bases as folders under ``root`` (default ``$CLEARLM_HOME/knowledge``); another tenant's
+    than the default one's under ``root/.tenants/TENANT`` (see :mod:`clearlm.knowledge.tenants`).
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    Raises:
+        InvalidInputError: a tenant name that cannot name a folder.
+    """
+
+    def __init__(self, root: str | Path | None = None, tenant: str = DEFAULT_TENANT) -> None:
         if root is None:
             from clearlm.paths import clearlm_home
 
             root = clearlm_home() / "knowledge"
-        self.root = Path(root)
+        self.base = Path(root)
+        self.tenant = tenant
+        self.root = tenant_folder(self.base, tenant)
         self.location = str(self.root)
+
+    def for_tenant(self, tenant: str) -> EmbeddedStore:
+        """The same folder, as ``tenant`` sees it."""
+        return EmbeddedStore(self.base, tenant)
+
+    def close(self) -> None:
+        """Nothing to do: each knowledge base holds its own files."""
 
     def create(self, name: str, settings: Settings) -> EmbeddedIndex:
         folder = self.root / name

@@ -6,10 +6,16 @@ still return ``k`` rows (pgvector >= 0.8). Keywords: a ``tsvector`` per chunk (P
 configuration: stemming and stop words) under a GIN index, ranked by BM25 (k1=1.2, b=0.75, the same idf as
 SQLite FTS5) computed in SQL from the lexemes' positions, since PostgreSQL's own ``ts_rank`` is not BM25.
 Writers hold a PostgreSQL advisory lock per knowledge base, so writes from any number of machines queue.
+
+Each knowledge base belongs to a tenant (``kb_bases.tenant``; names are unique per tenant), and a chunk id is
+unique within its knowledge base (the same file may be in several). Tables made by earlier releases (a
+global unique name, a global unique chunk id, no tenant column) are brought up to this layout in place when a
+store opens them, under the schema lock; their knowledge bases become the ``default`` tenant's.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -56,6 +62,7 @@ from clearlm.knowledge.index.protocol import (
     chunk_id,
 )
 from clearlm.knowledge.passage import Passage
+from clearlm.knowledge.tenants import DEFAULT_TENANT, check_tenant
 
 DIMENSIONS = 384  # the packaged all-MiniLM-L6-v2; the column's type fixes it for every base in the database
 EF_SEARCH = 100  # HNSW candidates per search (pgvector's default is 40)
@@ -68,9 +75,11 @@ def _tables(metadata: MetaData, dims: int):
         "kb_bases",
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("name", String(64), nullable=False, unique=True),
+        Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
+        Column("name", String(64), nullable=False),
         Column("settings", JSON, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
+        SqlIndex("kb_bases_tenant_name", "tenant", "name", unique=True),
     )
     sources = Table(
         "kb_sources",
@@ -90,7 +99,7 @@ def _tables(metadata: MetaData, dims: int):
         metadata,
         Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("kb_id", Integer, ForeignKey("kb_bases.id", ondelete="CASCADE"), nullable=False),
-        Column("chunk_id", String(40), nullable=False, unique=True),
+        Column("chunk_id", String(40), nullable=False),
         Column("path", Text, nullable=False),
         Column("ordinal", Integer, nullable=False),
         Column("start_char", Integer, nullable=False),
@@ -101,6 +110,7 @@ def _tables(metadata: MetaData, dims: int):
         Column("tsv", TSVECTOR, nullable=False),
         Column("dl", Integer, nullable=False, server_default="0"),  # BM25's document length (tokens)
         SqlIndex("kb_chunks_kb_path", "kb_id", "path"),
+        SqlIndex("kb_chunks_kb_chunk", "kb_id", "chunk_id", unique=True),
         SqlIndex(
             "kb_chunks_embedding_hnsw",
             "embedding",
@@ -116,6 +126,23 @@ def _tables(metadata: MetaData, dims: int):
 def _lock_key(name: str) -> int:
     """A signed 64-bit advisory-lock key for a knowledge base name."""
     return int.from_bytes(hashlib.sha256(f"clearlm-kb:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+# Earlier releases' layout, and the statements that bring it to this one (run only where it is found).
+_OLD_LAYOUT = """
+SELECT
+  NOT EXISTS (SELECT 1 FROM information_schema.columns
+              WHERE table_schema = current_schema() AND table_name = 'kb_bases' AND column_name = 'tenant')
+  OR EXISTS (SELECT 1 FROM pg_constraint WHERE conname IN ('kb_bases_name_key', 'kb_chunks_chunk_id_key')
+             AND connamespace = current_schema()::regnamespace)
+"""
+_MIGRATE = (
+    f"ALTER TABLE kb_bases ADD COLUMN IF NOT EXISTS tenant VARCHAR(64) NOT NULL DEFAULT '{DEFAULT_TENANT}'",
+    "ALTER TABLE kb_bases DROP CONSTRAINT IF EXISTS kb_bases_name_key",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kb_bases_tenant_name ON kb_bases (tenant, name)",
+    "ALTER TABLE kb_chunks DROP CONSTRAINT IF EXISTS kb_chunks_chunk_id_key",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kb_chunks_kb_chunk ON kb_chunks (kb_id, chunk_id)",
+)
 
 
 def normalise_url(url: str) -> URL:
@@ -141,13 +168,17 @@ def normalise_url(url: str) -> URL:
 
 
 class PgvectorStore:
-    """Knowledge bases in one PostgreSQL database (the ``vector`` extension is created if missing).
+    """Knowledge bases in one PostgreSQL database (the ``vector`` extension is created if missing), as
+    ``tenant`` sees them. The store owns a connection pool (one engine): keep one store per URL, take
+    ``for_tenant`` views of it, and ``close()`` it at the end.
 
     Raises:
-        InvalidInputError: a URL that is not PostgreSQL, a server that cannot be reached, or no pgvector.
+        InvalidInputError: a URL that is not PostgreSQL, a server that cannot be reached, no pgvector, a bad
+            tenant name.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tenant: str = DEFAULT_TENANT) -> None:
+        self.tenant = check_tenant(tenant)
         self.url = normalise_url(url)
         self.location = self.url.render_as_string(hide_password=True)
         self.engine = create_engine(self.url, pool_pre_ping=True)
@@ -158,11 +189,29 @@ class PgvectorStore:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("schema")})
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
                 self.metadata.create_all(conn)
+                if conn.execute(text(_OLD_LAYOUT)).scalar():
+                    for statement in _MIGRATE:
+                        conn.execute(text(statement))
         except OperationalError as exc:
+            self.engine.dispose()
             raise InvalidInputError(
                 f"cannot use PostgreSQL at {self.location}: {str(exc.orig).strip()} "
                 "(is the server running, and is the pgvector extension installed?)"
             ) from None
+
+    def for_tenant(self, tenant: str) -> PgvectorStore:
+        """The same database as ``tenant`` sees it, sharing this store's connection pool.
+
+        Raises:
+            InvalidInputError: a bad tenant name.
+        """
+        view = copy.copy(self)
+        view.tenant = check_tenant(tenant)
+        return view
+
+    def close(self) -> None:
+        """Close the connection pool (every view of this store shares it)."""
+        self.engine.dispose()
 
     def create(self, name: str, settings: Settings) -> PgvectorIndex:
         if settings.dimensions != DIMENSIONS:
@@ -174,7 +223,10 @@ class PgvectorStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(self.bases).values(
-                        name=name, settings=json.loads(settings.to_json()), created_at=datetime.now(UTC)
+                        tenant=self.tenant,
+                        name=name,
+                        settings=json.loads(settings.to_json()),
+                        created_at=datetime.now(UTC),
                     )
                 )
         except IntegrityError:
@@ -185,17 +237,19 @@ class PgvectorStore:
         return self.open(name)  # type: ignore[return-value]
 
     def open(self, name: str) -> PgvectorIndex | None:
+        b = self.bases.c
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(self.bases.c.id, self.bases.c.settings).where(self.bases.c.name == name)
+                select(b.id, b.settings).where(b.tenant == self.tenant, b.name == name)
             ).first()
         if row is None:
             return None
         return PgvectorIndex(self, name, row.id, Settings(**row.settings))
 
     def names(self) -> list[str]:
+        b = self.bases.c
         with self.engine.connect() as conn:
-            return list(conn.execute(select(self.bases.c.name).order_by(self.bases.c.name)).scalars())
+            return list(conn.execute(select(b.name).where(b.tenant == self.tenant).order_by(b.name)).scalars())
 
 
 class PgvectorIndex:
@@ -208,6 +262,8 @@ class PgvectorIndex:
         self.settings = settings
         self.location = store.location
         self._locked = 0
+        # the default tenant's key is the one earlier releases took, so their writers and these queue together
+        self._lock = _lock_key(name if store.tenant == DEFAULT_TENANT else f"{store.tenant}/{name}")
 
     @property
     def _engine(self):
@@ -346,14 +402,14 @@ class PgvectorIndex:
     def write_lock(self) -> Iterator[None]:
         """A session-level advisory lock on its own connection, held while the writes run on others."""
         with self._engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key(self.name)})
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self._lock})
             conn.commit()
             self._locked += 1
             try:
                 yield
             finally:
                 self._locked -= 1
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(self.name)})
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock})
                 conn.commit()
 
     def _check_locked(self) -> None:

@@ -135,9 +135,19 @@ class Index(Protocol):
 
 
 class IndexStore(Protocol):
-    """Where knowledge bases live: a folder of embedded ones, or a PostgreSQL database."""
+    """Where knowledge bases live: a folder of embedded ones, or a PostgreSQL database; as one tenant sees
+    it (``create``, ``open`` and ``names`` reach only that tenant's knowledge bases)."""
 
     location: str
+    tenant: str
+
+    def for_tenant(self, tenant: str) -> IndexStore:
+        """The same place as ``tenant`` sees it (sharing this store's connections)."""
+        ...
+
+    def close(self) -> None:
+        """Give back what the store holds (a connection pool)."""
+        ...
 
     def create(self, name: str, settings: Settings) -> Index:
         """Raises KnowledgeBaseExistsError if ``name`` is taken."""
