@@ -1,23 +1,27 @@
 """The one turn every generation goes through, whatever the entry point (CLI, HTTP API, applications):
 
-    request -> input checks and policy -> context (retrieved passages) -> generate (backend)
-            -> output policy -> audit record -> response
+    request -> input checks and policy -> context (retrieved passages, checked too) -> generate (backend)
+            -> output policy -> audit record -> response (and what it carries: explanation, citations)
 
 so that no new entry point can skip the checks or the audit log. ``start_turn`` checks a request and
 returns a :class:`Turn`; iterating the turn streams the generation; closing it (or reaching its end)
-writes its one audit record. A request refused by the checks is recorded too.
+writes its one audit record. A request refused by the checks, or failing with any exception, is
+recorded too. The input policy scans every message whatever its role, a forced target, and every
+retrieved passage (indirect prompt injection); the output policy covers the answer and, through
+:func:`explain_turn` and :func:`cite_turn`, everything else returned with it (``clearlm.govern.outputs``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, PolicyViolationError
 from clearlm.govern.base import Action, ScanContext
+from clearlm.govern.outputs import govern_attribution, govern_citations
 from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
 from clearlm.models.chat import Message, Prompt, validate_prompt
@@ -25,7 +29,13 @@ from clearlm.store.audit import AuditLog, AuditRecord
 
 MAX_CHOICES = 16
 CONTENT_FILTER = "content_filter"  # the finish reason of an answer the policy replaced
+FORCED = "forced"  # the finish reason of a target the caller gave (nothing generated)
 CLIENT_CLOSED = 499  # nginx's status for a client that left before the response ended
+NO_PASSAGES = (
+    "I can't answer this from the knowledge base: every passage found for the question was withheld "
+    "by the content policy."
+)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,42 +53,50 @@ class Retrieval:
 @dataclass(frozen=True, slots=True)
 class Grounding:
     """What a turn with :class:`Retrieval` answered from: the question (after input redaction), the
-    passages in the order they are numbered, the prompt's sources for context attribution, and retrieval's
-    warnings (e.g. a query cut to the embedding model's length)."""
+    passages in the order they are numbered (after the input policy: redacted where it said so), the
+    prompt's sources for context attribution, retrieval's warnings (e.g. a query cut to the embedding
+    model's length), and the passages the input policy quarantined (not in the prompt)."""
 
     knowledge_base: str
     question: str
     passages: tuple
     sources: Any  # clearlm.explain.context.ContextSources
     warnings: tuple[str, ...] = ()
+    quarantined: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
     """A generation to run: ``prompt`` (text to continue, or chat messages), decoding ``params``, ``n``
-    independent choices (seeded runs get seeds ``seed, seed + 1, ...``), and optionally ``retrieval``
-    from a knowledge base."""
+    independent choices (seeded runs get seeds ``seed, seed + 1, ...``), optionally ``retrieval`` from a
+    knowledge base, or a ``target``: a continuation the caller gives (to explain it), taken as the answer
+    instead of generating one (finish reason "forced"; checked by both policies like any answer)."""
 
     prompt: Prompt
     params: SamplingParams
     n: int = 1
     retrieval: Retrieval | None = None
+    target: str | None = None
 
 
 @dataclass(slots=True)
 class Choice:
-    """One choice's output so far."""
+    """One choice's output so far. ``changed``: the output policy changed the text (redacted or replaced
+    it), so its token log-probabilities are withheld (they would spell the original)."""
 
     index: int
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    changed: bool = False
 
 
 class Turn:
     """A checked request, ready to stream. Iterate for ``(choice index, Chunk)`` pairs; ``close()``
-    ends it early (the generation stops) and writes the audit record if it is not written yet."""
+    ends it early (the generation stops) and writes the audit record if it is not written yet. A
+    ``deferred`` turn does not write its record when the generation ends: what follows (an explanation,
+    citations) belongs to the same request, so :meth:`settle` or :meth:`close` writes it afterwards."""
 
     def __init__(
         self,
@@ -90,6 +108,7 @@ class Turn:
         policy: Policy | None = None,
         refusal: str | None = None,
         grounding: Grounding | None = None,
+        deferred: bool = False,
     ) -> None:
         self.backend = backend
         self.policy = policy
@@ -99,6 +118,7 @@ class Turn:
         self.prompt_tokens = prompt_tokens
         self.choices = [Choice(i) for i in range(request.n)]
         self.record = record
+        self.deferred = deferred
         self._audit = audit
         self._stream: Iterator[Chunk] | None = None
         self._done = False
@@ -108,17 +128,23 @@ class Turn:
         return sum(len(c.token_ids) for c in self.choices)
 
     def __iter__(self) -> Iterator[tuple[int, Chunk]]:
+        held = self.policy is not None and bool(self.policy.spec.output)
         try:
             for choice in self.choices:
                 if self.refusal is not None:  # the input policy blocked the request: nothing is generated
                     choice.text, choice.finish_reason = self.refusal, CONTENT_FILTER
                     yield choice.index, Chunk(self.refusal, (), CONTENT_FILTER)
                     continue
+                if self.request.target is not None:  # the caller's answer, checked like a generated one
+                    choice.text, choice.finish_reason = self.request.target, FORCED
+                    if held:
+                        self._check_output(choice)
+                    yield choice.index, Chunk(choice.text, (), choice.finish_reason)
+                    continue
                 params = self.request.params
                 if params.seed is not None and choice.index:
                     params = dataclasses.replace(params, seed=params.seed + choice.index)
                 self._stream = self.backend.stream(self.request.prompt, params)
-                held = self.policy is not None and bool(self.policy.spec.output)
                 for chunk in self._stream:
                     choice.text += chunk.text
                     choice.token_ids.extend(chunk.token_ids)
@@ -141,7 +167,8 @@ class Turn:
         except Exception as exc:
             self._finish(500, f"{exc.__class__.__name__}: {exc}")
             raise
-        self._finish(200, None)
+        if not self.deferred:
+            self._finish(200, None)
 
     def run(self) -> Turn:
         """Run to the end (non-streaming)."""
@@ -157,7 +184,30 @@ class Turn:
         if not self._done:
             self._finish(status_code, error)
 
+    def settle(self, work: Callable[[], T]) -> T:
+        """Run ``work()`` (what the response carries besides the answer), then write the record with its
+        outcome: 200, or the status of the exception it raised (500 for one not clearlm's own)."""
+        try:
+            out = work()
+        except ClearlmError as exc:
+            self.close(exc.status_code, str(exc))
+            raise
+        except Exception as exc:
+            self.close(500, f"{exc.__class__.__name__}: {exc}")
+            raise
+        self.close(200, None)
+        return out
+
+    def note(self, notes: list[dict]) -> None:
+        """Add the output policy's findings on other returned fields (``governance["returned"]``) to the
+        record, if it is not written yet (a deferred turn's is not)."""
+        if notes and not self._done:
+            governance = self.record.governance or {"policy": self.policy.name}
+            governance.setdefault("returned", []).extend(notes)
+            self.record.governance = governance
+
     def _check_output(self, choice: Choice) -> None:
+        raw = choice.text
         decision = self.policy.check(choice.text, ScanContext("output", "assistant"))
         governance = self.record.governance or {"policy": self.policy.name}
         governance.setdefault("output", []).append({"choice": choice.index, **decision.to_dict()})
@@ -167,6 +217,8 @@ class Turn:
             choice.text, choice.finish_reason = self.policy.spec.refusal, CONTENT_FILTER
         else:
             choice.text = decision.text
+        if choice.text != raw:
+            choice.changed, choice.logprobs = True, []
 
     def _finish(self, status_code: int, error: str | None) -> None:
         if self._done:
@@ -190,30 +242,41 @@ def start_turn(
     record: AuditRecord,
     audit: AuditLog | None = None,
     policy: Policy | None = None,
+    deferred: bool = False,
 ) -> Turn:
     """Check ``request`` and return its :class:`Turn` (nothing is generated until it is iterated).
 
     ``record`` is the request's audit record, already holding its id, time, endpoint and key; the turn
     fills in the rest and writes it to ``audit`` (None: not recorded, e.g. in library use). ``policy``
-    scans the user's messages first (redacting, blocking or escalating as it says) and the output after;
-    a blocked request is answered with the policy's refusal (finish reason "content_filter") or, with
-    ``on_block: error``, refused with PolicyViolationError.
+    scans every message (each with its role), the target, and each retrieved passage (role "document":
+    a blocked passage is quarantined, left out of the prompt, and named in ``governance["documents"]``)
+    first, redacting, blocking or escalating as it says, and the output after; a blocked request is
+    answered with the policy's refusal (finish reason "content_filter") or, with ``on_block: error``,
+    refused with PolicyViolationError. When every passage is quarantined the answer says so
+    (``NO_PASSAGES``, finish reason "content_filter") without generating. ``deferred``: see :class:`Turn`.
 
     Raises:
-        InvalidInputError: an empty prompt, ``n`` out of range; ContextLengthError: the prompt plus
-            ``max_new_tokens`` exceed the model's context; PolicyViolationError. A refused request is
-            recorded before raising.
+        InvalidInputError: an empty prompt or target, ``n`` out of range; ContextLengthError: the prompt
+            plus ``max_new_tokens`` (or the target) exceed the model's context; PolicyViolationError. A
+            refused request, and one failing with any other exception, is recorded before raising.
     """
     record.model = backend.name
-    record.parameters = {"n": request.n, **_parameters(request.params)}
-    record.prompt = _prompt_json(request.prompt)
+    if request.target is None:
+        record.parameters = {"n": request.n, **_parameters(request.params)}
+    else:
+        record.parameters = {"forced_target": True}
+    record.prompt = None
     refusal = grounding = None
     try:
         validate_prompt(request.prompt)
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidInputError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
-        if policy is not None:
-            prompt, stored, decision = _check_input(policy, request.prompt)
+        if request.target is not None and (request.n != 1 or not request.target.strip()):
+            raise InvalidInputError("a target must be non-empty text, with n = 1")
+        if policy is None:
+            record.prompt = _prompt_json(request.prompt)
+        else:
+            prompt, stored, target, decision = _check_input(policy, request.prompt, request.target)
             record.prompt = _prompt_json(stored)
             record.governance = {"policy": policy.name, "input": decision}
             _mark_escalated(record.governance, decision)
@@ -224,36 +287,69 @@ def start_turn(
                         f"the request was blocked by the {policy.name!r} policy ({', '.join(found)})"
                     )
                 refusal = policy.spec.refusal
-            request = dataclasses.replace(request, prompt=prompt)
+            request = dataclasses.replace(request, prompt=prompt, target=target)
         if request.retrieval is not None and refusal is None:
-            grounding = _ground(request.prompt, request.retrieval)
+            grounding, screened = _ground(request.prompt, request.retrieval, policy)
             record.parameters["retrieval"] = {
                 "knowledge_base": grounding.knowledge_base,
                 "k": request.retrieval.k,
                 "mode": request.retrieval.mode,
                 "passages": [p.chunk_id for p in grounding.passages],
+                "quarantined": [p.chunk_id for p in grounding.quarantined],
             }
-            prompt = grounding.sources.render([True] * len(grounding.passages))
-            request = dataclasses.replace(request, prompt=prompt)
+            if screened:
+                record.governance["documents"] = screened
+                if any(d["action"] == Action.ESCALATE for d in screened):
+                    record.governance["escalated"] = True
+            if grounding.passages:
+                prompt = grounding.sources.render([True] * len(grounding.passages))
+                request = dataclasses.replace(request, prompt=prompt)
+            else:
+                refusal = NO_PASSAGES
         prompt_tokens = len(backend.encode(request.prompt).token_ids)
-        wanted = prompt_tokens + request.params.max_new_tokens
+        if request.target is None:
+            wanted = prompt_tokens + request.params.max_new_tokens
+        else:
+            wanted = prompt_tokens + len(backend.encode(request.target).token_ids)
         if wanted > backend.context_length:
             raise ContextLengthError(
                 f"this model's context holds {backend.context_length:,} tokens, but {wanted:,} were asked for "
-                f"({prompt_tokens:,} in the prompt, {request.params.max_new_tokens:,} to generate): "
+                f"({prompt_tokens:,} in the prompt, {wanted - prompt_tokens:,} to generate or force): "
                 "shorten the prompt or lower max_tokens"
             )
     except ClearlmError as exc:
-        record.status_code, record.error = exc.status_code, str(exc)
-        record.latency_ms = _since(record)
-        if audit is not None:
-            audit.write(record)
+        _refused(record, audit, policy, request.prompt, exc.status_code, str(exc))
         raise
-    return Turn(backend, request, prompt_tokens, record, audit, policy, refusal, grounding)
+    except Exception as exc:  # a fault (a scanner, the tokenizer, the index): recorded all the same
+        _refused(record, audit, policy, request.prompt, 500, f"{exc.__class__.__name__}: {exc}")
+        raise
+    return Turn(backend, request, prompt_tokens, record, audit, policy, refusal, grounding, deferred)
 
 
-def _ground(prompt: Prompt, retrieval: Retrieval) -> Grounding:
-    """Retrieve passages for the last user message and build the prompt that cites them."""
+def _refused(record, audit, policy, prompt, status_code: int, error: str) -> None:
+    """Write the record of a request that never became a turn (its prompt stored as the policy says)."""
+    if record.prompt is None and policy is not None and policy.spec.store_redacted:
+        try:
+            record.prompt = _prompt_json(_stored(policy, prompt))
+        except Exception:  # the redaction itself failed: store nothing rather than the raw text
+            record.prompt = None
+    elif record.prompt is None:
+        record.prompt = _prompt_json(prompt)
+    record.status_code, record.error = status_code, error
+    record.latency_ms = _since(record)
+    if audit is not None:
+        audit.write(record)
+
+
+def _stored(policy: Policy, prompt: Prompt) -> Prompt:
+    if isinstance(prompt, str):
+        return policy.stored(prompt)
+    return [Message(m.role, policy.stored(m.content)) for m in prompt]
+
+
+def _ground(prompt: Prompt, retrieval: Retrieval, policy: Policy | None) -> tuple[Grounding, list[dict]]:
+    """Retrieve passages for the last user message, screen them with the input policy, and build the
+    prompt that cites those kept. Returns the grounding and the screening's notes."""
     from clearlm.knowledge.answer import passage_sources
 
     messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
@@ -265,28 +361,81 @@ def _ground(prompt: Prompt, retrieval: Retrieval) -> Grounding:
         raise InvalidInputError(
             f"the knowledge base {kb.name!r} holds no documents to answer from: add some first"
         )
-    sources = passage_sources(question, found.passages, history=messages[:-1])
-    return Grounding(kb.name, question, tuple(found.passages), sources, tuple(found.warnings))
+    kept, quarantined, notes = screen_passages(policy, found.passages)
+    sources = passage_sources(question, kept, history=messages[:-1])
+    grounding = Grounding(kb.name, question, tuple(kept), sources, tuple(found.warnings), tuple(quarantined))
+    return grounding, notes
 
 
-def _check_input(policy: Policy, prompt: Prompt) -> tuple[Prompt, Prompt, dict]:
-    """Scan the user's text (every user message); return the prompt to use, the prompt to store, and the
-    decision: the most severe action and each scanned message's results."""
-    if isinstance(prompt, str):
-        d = policy.check(prompt, ScanContext("input", "user"))
-        return d.text, d.stored, {"action": d.action.value, "results": d.to_dict()["results"]}
-    used, stored, results, action = [], [], [], Action.ALLOW
-    for i, m in enumerate(prompt):
-        if m.role != "user":
-            used.append(m)
-            stored.append(Message(m.role, policy.stored(m.content)))
+def screen_passages(policy: Policy | None, passages) -> tuple[list, list, list[dict]]:
+    """Indirect prompt injection and the like: each retrieved passage's text, title and headings are
+    model input, so the input policy checks them (role "document") before they enter a prompt. A passage
+    it blocks is quarantined (left out); what it redacts is redacted.
+
+    Returns:
+        (kept passages, quarantined passages, notes): one note per passage with findings,
+        ``{"chunk_id", "path", "action", "results": [{"field", "scanner", "risk", "action", "findings"}]}``
+        (findings give type, span and score, never the text).
+    """
+    if policy is None or not policy.spec.input:
+        return list(passages), [], []
+    kept, quarantined, notes, seen = [], [], [], {}
+
+    def check(text: str):
+        if text not in seen:
+            seen[text] = policy.check(text, ScanContext("input", "document"))
+        return seen[text]
+
+    for p in passages:
+        fields = {
+            "text": p.text,
+            "title": p.title,
+            **{f"heading_path[{i}]": h for i, h in enumerate(p.heading_path)},
+        }
+        decisions = {name: check(text) for name, text in fields.items() if text.strip()}
+        action = max((d.action for d in decisions.values()), key=lambda a: a.severity, default=Action.ALLOW)
+        results = [{"field": name, **r} for name, d in decisions.items() for r in d.to_dict()["results"]]
+        if results or action is not Action.ALLOW:
+            notes.append({"chunk_id": p.chunk_id, "path": p.path, "action": action.value, "results": results})
+        if action is Action.BLOCK:
+            quarantined.append(p)
             continue
-        d = policy.check(m.content, ScanContext("input", "user"))
-        used.append(Message(m.role, d.text))
-        stored.append(Message(m.role, d.stored))
-        results += [{"message": i, **r} for r in d.to_dict()["results"]]
+
+        used = {name: decisions[name].text if name in decisions else text for name, text in fields.items()}
+        headings = tuple(used[f"heading_path[{i}]"] for i in range(len(p.heading_path)))
+        kept.append(dataclasses.replace(p, text=used["text"], title=used["title"], heading_path=headings))
+    return kept, quarantined, notes
+
+
+def _check_input(
+    policy: Policy, prompt: Prompt, target: str | None = None
+) -> tuple[Prompt, Prompt, str | None, dict]:
+    """Scan every message, whatever its role (system, user and assistant content from an API caller is
+    all model input), and the target (role "assistant"); return the prompt to use, the prompt to store,
+    the target to use, and the decision: the most severe action and each scanned text's results
+    (``message``: its index; ``target``: true for the target)."""
+    texts = [("user", prompt)] if isinstance(prompt, str) else [(m.role, m.content) for m in prompt]
+    if target is not None:
+        texts.append(("assistant", target))
+    used, stored, results, action = [], [], [], Action.ALLOW
+    for i, (role, text) in enumerate(texts):
+        d = policy.check(text, ScanContext("input", role))
+        used.append(d.text)
+        stored.append(d.stored)
+        if target is not None and i == len(texts) - 1:
+            where = {"target": True}
+        else:
+            where = {} if isinstance(prompt, str) else {"message": i}
+        results += [{**where, **r} for r in d.to_dict()["results"]]
         action = d.action if d.action.severity > action.severity else action
-    return used, stored, {"action": action.value, "results": results}
+    new_target = used.pop() if target is not None else None
+    stored_prompt: Prompt
+    if isinstance(prompt, str):
+        new_prompt, stored_prompt = used[0], stored[0]
+    else:
+        new_prompt = [Message(m.role, t) for m, t in zip(prompt, used, strict=True)]
+        stored_prompt = [Message(m.role, t) for m, t in zip(prompt, stored, strict=False)]
+    return new_prompt, stored_prompt, new_target, {"action": action.value, "results": results}
 
 
 def _mark_escalated(governance: dict, decision) -> None:
@@ -315,23 +464,39 @@ def _prompt_json(prompt: Prompt) -> object:
 
 
 def explain_turn(explainer, turn: Turn, method: str, options: dict | None = None):
-    """Explain a finished turn's first choice: its text forced as the target of ``method``
-    (see ``clearlm.explain.explain``), holding the explainer's lock.
+    """Explain a finished turn's first choice: the answer as returned (after the output policy) forced
+    as the target of ``method`` (see ``clearlm.explain.explain``), holding the explainer's lock; the
+    token strings then pass the output policy (``clearlm.govern.outputs.govern_attribution``), its
+    findings noted in the record (``governance["returned"]``, for a deferred turn). Returns None when
+    the answer was withheld (a refusal, or a passage-less answer): there is nothing generated to explain.
 
     Raises:
         InvalidInputError: an unknown method or option, or an empty answer (nothing to explain).
     """
     from clearlm.explain import explain
 
+    choice = turn.choices[0]
+    turn.record.parameters["explain"] = {"method": method, **(options or {})}
+    if choice.finish_reason == CONTENT_FILTER:
+        return None
+    if not choice.text.strip():
+        raise InvalidInputError(
+            "the model generated nothing for this prompt (it ended its turn at once): give a target to explain"
+        )
     with explainer.lock:
-        return explain(explainer, turn.request.prompt, turn.choices[0].text, method=method, **(options or {}))
+        result = explain(explainer, turn.request.prompt, choice.text, method=method, **(options or {}))
+    result, notes = govern_attribution(turn.policy, result)
+    turn.note(notes)
+    return result
 
 
 def cite_turn(explainer, turn: Turn, index: int = 0, **options):
     """The citations in choice ``index`` of a turn that answered from a knowledge base, mapped to the
     passages it was given; with an ``explainer`` (a torch backend of the served model), also how much the
     answer relied on each passage (``clearlm.knowledge.answer.cite``; ``options`` are its ablations,
-    gradient, relied_threshold, seed).
+    gradient, relied_threshold, seed). Everything is computed over the answer as returned (a redacted
+    answer is attributed as redacted, never through its original tokens), and the question, passages and
+    attribution's texts pass the output policy (``clearlm.govern.outputs.govern_citations``).
 
     Raises:
         InvalidInputError: the turn did not answer from a knowledge base.
@@ -343,14 +508,18 @@ def cite_turn(explainer, turn: Turn, index: int = 0, **options):
         raise InvalidInputError("this turn did not answer from a knowledge base: there is nothing to cite")
     choice = turn.choices[index]
     same_model = explainer is turn.backend
-    return cite(
-        explainer,
+    original = choice.finish_reason != CONTENT_FILTER and not choice.changed
+    cited = cite(
+        explainer if g.passages else None,  # no passage kept: nothing to attribute to
         g.question,
         list(g.passages),
         choice.text,
-        token_ids=choice.token_ids if same_model and choice.finish_reason != CONTENT_FILTER else None,
+        token_ids=choice.token_ids if same_model and original else None,
         sources=g.sources,
         model=turn.backend.name,
         finish_reason=choice.finish_reason or "stop",
         **options,
     )
+    cited, notes = govern_citations(turn.policy, cited)
+    turn.note(notes)
+    return cited
