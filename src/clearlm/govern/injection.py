@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import html
 import json
 import re
 import threading
@@ -30,12 +31,12 @@ _AI = r"(AI|A\.I\.|assistant|chatbot|model|LLM|grader|reviewer|summari[sz]er|bot
 PATTERNS: dict[str, list[tuple[str, float]]] = {
     "instruction_override": [
         (
-            r"\b(ignore|disregard|forget|override|bypass|skip|discard|drop)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the|system|initial|original|preceding)\b[^.\n]{0,30}\b(instructions?|rules?|prompts?|guidelines|directions?|directives?|constraints|context|polic(y|ies)|programming|configuration)",
+            r"\b(ignore|disregard|forget|override|bypass|discard|abandon|set aside)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the|system|initial|original|preceding|safety)\b[^.\n]{0,30}\b(instructions?|rules?|prompts?|guidelines|directions?|directives?|constraints|polic(y|ies)|programming|restrictions|guardrails|safeguards)\b",
             0.9,
         ),
         (r"\bignore (the|all) (above|previous|prior)\b", 0.9),
         (
-            r"\b(new|updated|real|actual)\s+(instructions?|rules|system prompt|task)\b[^.\n]{0,40}(:|supersede|priority|are|is)",
+            r"\b(new|updated|real|actual)\s+(instructions?|rules|system prompt|directives?)\s*(:|supersede|override|take (priority|precedence))|\byour\s+(new|updated|real|actual|only)\s+(instructions?|rules|task|directives?|objective|priority)\b",
             0.9,
         ),
         (
@@ -58,16 +59,23 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
     ],
     "role_play": [
         (
-            r"\b(you are|you're|act as|acting as|pretend( to be| you are)?|roleplay|role-play|play the role of|imagine you are|if you were|respond as|answer as|become)\b[^\n]{0,80}\b(DAN|jailbr(oken|eak)|unrestricted|unfiltered|uncensored|no (ethical |moral )?(rules|limits|restrictions|filters|guidelines|ethics)|without (any )?(rules|limits|restrictions|filters|ethics|guidelines)|evil|rogue|developer mode)",
+            r"\b(you are|you're|act as|acting as|pretend( to be| you are)?|roleplay|role-play|play the role of|imagine you are|if you were|respond as|answer as|become)\b[^\n]{0,80}(\b(?-i:DAN|STAN|AIM|DUDE)\b|\b(jailbr(oken|eak)|unrestricted|unfiltered|uncensored|no (ethical |moral )?(rules|limits|restrictions|filters|guidelines|ethics)|without (any )?(rules|limits|restrictions|filters|ethics|guidelines)|evil|rogue|developer mode))",
             0.9,
         ),
         (
-            r"\b(DAN|do anything now|developer mode enabled|god mode|jailbreak mode|opposite mode|STAN|AIM|BetterDAN)\b",
+            r"(?-i:\b(DAN|STAN|AIM|DUDE|BetterDAN)\b)[^\n]{0,40}\b(stands for|do anything now|strive to avoid norms|always intelligent|has no|have no|never|without|mode|jailbr\w+|persona|character)\b"
+            r"|\bdo anything now\b[^\n]{0,80}\b(AI|assistant|model|ChatGPT|rules|restrictions|limits|polic(y|ies)|filters)\b"
+            r"|\bdeveloper mode enabled\b|\b(jailbreak|opposite|DAN|unrestricted|unfiltered|uncensored|evil) mode\b"
+            r"|\b(you|your|yourself)\b[^.\n]{0,30}\bgod mode\b|\b(god|developer) mode\b[^.\n]{0,40}\b(you (will |can |must )?(generate|answer|respond|ignore|have no)|uncensored|unrestricted|unfiltered|no (rules|restrictions|limits|filters))",
             0.9,
         ),
-        (r"\b(never|won't|will not|doesn't|does not) (refuses?|says? (it|that it) can'?t|decline)", 0.9),
         (
-            r"\b(stay|remain|bleib|reste) in (character|this role|dieser rolle|le rôle)\b|\bin character\b",
+            r"\b(you|DAN|AIM|STAN|the (AI|assistant|bot|model|chatbot))\s+(will\s+|must\s+|should\s+|shall\s+)?(never|won't|will not|doesn't|does not|don't|do not|cannot|can't)\s+(ever\s+)?(refuses?|decline|say (no|(that )?(it|you) can'?t))\b"
+            r"|^\s*never (refuse|decline|say you can'?t|apologi[sz]e)",
+            0.9,
+        ),
+        (
+            r"(^|[.!?;:,]\s*|\b(you|must|always|and|please|to)\s+)(stay|remain|bleib|reste) in (character|this role|dieser rolle|le rôle)\b|\b(never|don'?t|do not) break character\b",
             0.9,
         ),
         (r"\b(two|2|both) personas?\b", 0.6),
@@ -78,9 +86,15 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
         ),
     ],
     "system_prompt_extraction": [
-        (r"\b(system|hidden|secret|confidential|initial|original) (prompt|instructions)\b", 0.9),
         (
-            r"\b(reveal|show|print|repeat|output|display|paste|quote|leak|dump|translate|summari[sz]e|spell out|list)\b[^.\n]{0,40}\b(your|the) (instructions|rules|prompt|configuration)\b",
+            r"\b(your|the (AI|assistant|bot|model|chatbot)'?s?)\s+(own\s+)?(system|hidden|secret|confidential|initial|original|internal|developer|setup)\s+(prompt|instructions|message|rules|guidelines)\b"
+            r"|\b(reveal|show|print|repeat|output|display|paste|quote|leak|dump|spell out|translate|tell me|give me|what('s| is| are| were))\b[^.\n]{0,30}\b(your|the|its)\s+(\w+\s+)?(system|hidden|secret|initial|internal|confidential)\s+(prompt|instructions|message)\b",
+            0.9,
+        ),
+        (r"\b(system|hidden|secret|confidential|initial|original) (prompt|instructions)\b", 0.6),
+        (
+            r"\b(reveal|show|print|repeat|output|display|paste|quote|leak|dump|translate|summari[sz]e|spell out|list)\b[^.\n]{0,40}\b(your|the (system|assistant|bot|AI|model)'?s?) (own )?(instructions|rules|prompt|configuration|guidelines)\b"
+            r"|\b(instructions|rules|guidelines|configuration|prompt)\s+(that\s+)?you\s+(follow|were given|received|got|operate under|have been given|were loaded with)\b",
             0.9,
         ),
         (
@@ -128,11 +142,11 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
     ],
     "indirect": [
         (
-            rf"\b(note|instruction|message|p\.?\s?s\.?|instrucción( oculta)?|hinweis)\s+(to|for|para|für)\s+(the |any |all |la |die )?{_AI}",
+            rf"\b(note|instruction|message|p\.?\s?s\.?|instrucción( oculta)?|hinweis)\s+(to|for|para|für)\s+(the |any |all |la |die )?(?!reviewer|grader){_AI}(?!\s+(teacher|manager|coach|principal|director|editor|head|professor|nurse|librarian))",
             0.9,
         ),
         (
-            rf"\b(when|if|whenever)\s+(an?\s+|the\s+)?{_AI}\b[^.\n]{{0,30}}\b(reads?|summari[sz]es?|process(es)?|renders?|sees?)\b",
+            rf"\b(when|if|whenever)\s+(an?\s+|the\s+)?{_AI}\b[^.\n]{{0,30}}\b(reads?|summari[sz]es?|process(es)?|renders?|sees?)\s+(this|these|it\b|the following|the (document|page|email|text|message|file|review|CV|post|article))",
             0.9,
         ),
         (
@@ -141,7 +155,7 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
         ),
         (rf"\bto any {_AI}\b", 0.9),
         (r"\b(important|hidden|secret|system) (instruction|note)s?\b", 0.9),
-        (r"\bif you are an? (AI|language model|assistant|LLM)\b", 0.9),
+        (r"\bif you are an? (AI|language model|LLM)( (assistant|model|agent|system))?\s*([,:.]|reading|that reads|processing|summari)", 0.9),
     ],
 }
 INVISIBLE = re.compile(
@@ -151,6 +165,23 @@ JOINERS = re.compile("[\u200c\u200d]{1}")  # legitimate in emoji sequences and P
 BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}\s?){16,}\b")
 LEET = str.maketrans("013457@$", "oieastas")
+BASE32 = re.compile(r"\b[A-Z2-7]{16,}={0,6}")
+BINARY = re.compile(r"\b(?:[01]{8}\s?){4,}")
+MORSE = re.compile(r"(?:[.\-•·_]{1,7}[ /|]+){6,}[.\-•·_]{1,7}")
+UNI_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
+ATBASH = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA",
+)
+# International Morse code (ITU-R M.1677-1) and English Braille grade 1 letters (U+2800 block).
+MORSE_CODE = dict(
+    zip(
+        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.."
+        " ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+    )
+)
+BRAILLE = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz "))
 
 _embed_lock = threading.Lock()
 
@@ -163,7 +194,10 @@ def known_attacks() -> list[str]:
 def features(embedder, text: str) -> np.ndarray:
     """The classifier's input: the text's embedding next to the element-wise maximum over its sentences'
     embeddings (float32[2 * dimensions]), so one planted sentence in a long document still shows."""
-    sentences = [s for s in re.split(r"(?<=[.!?\n])\s+", text) if s.strip()][:32] or [text]
+    sentences = [s for s in re.split(r"(?<=[.!?\n])\s+", text) if s.strip()][:32]
+    if len(sentences) <= 1:  # one sentence: its embedding is the text's (one model pass, not two)
+        v = embedder.encode([text])
+        return np.concatenate([v[0], v[0]])
     v = embedder.encode([text, *sentences])
     return np.concatenate([v[0], v[1:].max(axis=0)])
 
@@ -233,6 +267,23 @@ def _decoded_payloads(text: str) -> list[str]:
     out = [text[::-1], text.translate(LEET), re.sub(r"(?<=\b\w)[-. ](?=\w\b)", "", text)]
     if "%" in text:
         out.append(urllib.parse.unquote(text))
+    if "&" in text:
+        out.append(html.unescape(text))
+    if UNI_ESCAPE.search(text):
+        out.append(UNI_ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text))
+    if re.search(r"\batbash\b|\bmirror(ed)? alphabet\b", text, _I):
+        out.append(text.translate(ATBASH))
+    if any(c in BRAILLE for c in text):
+        out.append("".join(BRAILLE.get(c, c) for c in text))
+    for m in MORSE.finditer(text):
+        words = re.split(r"\s*[/|]\s*|\s{2,}", m.group(0).replace("•", ".").replace("·", ".").replace("_", "-"))
+        out.append(" ".join("".join(MORSE_CODE.get(c, "") for c in w.split()) for w in words))
+    for m in BINARY.finditer(text):
+        with contextlib.suppress(ValueError):
+            out.append("".join(chr(int(b, 2)) for b in m.group(0).split()))
+    for m in BASE32.finditer(text):
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+            out.append(base64.b32decode(m.group(0) + "=" * (-len(m.group(0)) % 8)).decode("utf-8"))
     for m in BASE64.finditer(text):
         with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
             out.append(base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4)).decode("utf-8"))
