@@ -38,21 +38,54 @@ def _when(value: str | None, flag: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+PUBLIC_KEY = typer.Option(
+    None,
+    "--public-key",
+    help="the pinned Ed25519 public key the log must be signed with: 64 hex characters or a key file "
+    "(default: this machine's signing key, $CLEARLM_AUDIT_KEY or $CLEARLM_HOME/audit-signing-key.pem)",
+)
+
+
 @app.command()
-def verify(db: str = DB) -> None:
-    """Check every tenant's hash chain; name each edited, deleted or moved record. Exits 1 on a problem."""
-    report = _log(db).verify()
+def verify(
+    public_key: str = PUBLIC_KEY,
+    tenant: str = typer.Option(None, help="only this tenant's chain"),
+    db: str = DB,
+) -> None:
+    """Check every tenant's hash chain and its signed head with the pinned public key; name the first bad
+    record of each chain (edited, deleted, moved, truncated, or behind a forged checkpoint). Exits 1 on a
+    problem."""
+    from clearlm.store.chain import pinned_public_key
+
+    pinned = pinned_public_key(public_key) if public_key else None
+    report = _log(db).verify(pinned, tenant=tenant)
     if report.ok:
         console.print(
             f"[green]ok[/]: {report.records} records in {report.tenants} chain(s) verify"
             + (f", from {report.checkpoints} signed retention checkpoint(s)" if report.checkpoints else "")
+            + (f", signed with {report.public_key}" if report.public_key else "")
         )
         return
     table = Table("tenant", "position", "request id", "problem", title="the audit log was tampered with")
     for p in report.problems:
         table.add_row(p.tenant, str(p.chain_seq), p.request_id or "-", p.message)
     console.print(table)
-    raise ClearlmError(f"{len(report.problems)} problem(s) in the audit log")
+    first = {}
+    for p in report.problems:
+        first.setdefault(p.tenant, p)
+    named = "; ".join(
+        f"{t}: #{p.chain_seq}" + (f" ({p.request_id})" if p.request_id else "") for t, p in first.items()
+    )
+    raise ClearlmError(f"{len(report.problems)} problem(s) in the audit log; first bad record: {named}")
+
+
+@app.command("public-key")
+def public_key_cmd(db: str = DB) -> None:
+    """Print the public key (hex) this machine signs the audit log with: pin it where the log is verified
+    (`clearlm audit verify --public-key HEX`)."""
+    from clearlm.store.chain import public_hex, signing_key
+
+    console.print(public_hex(signing_key()), highlight=False)
 
 
 @app.command()
@@ -61,15 +94,13 @@ def export(
     until: str = typer.Option(None, "--until", help="up to this date or time, excluded"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
     output: Path = typer.Option(None, "--output", "-o", help="write to this file (default: standard output)"),
+    tenant: str = typer.Option(None, help="only this tenant's records"),
     db: str = DB,
 ) -> None:
     """Export audit records, oldest first."""
-    from clearlm.store.chain import canonical
-
     if fmt not in ("jsonl", "csv"):
         raise InvalidInputError(f"--format must be jsonl or csv, got {fmt!r}")
-    records = _log(db).records(_when(since, "--since"), _when(until, "--until"))
-    rows = [canonical(r) for r in records]
+    rows = _log(db).export(tenant, _when(since, "--since"), _when(until, "--until"))
     if fmt == "jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     else:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Text, cast, delete, func, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
+from clearlm.errors import ClearlmError
 from clearlm.store.chain import (
     GENESIS,
+    HASH_VERSION,
     Problem,
     Verification,
+    canonical,
     checkpoint_message,
+    head_message,
     public_hex,
     record_hash,
     signature_valid,
@@ -24,6 +30,9 @@ from clearlm.store.chain import (
 )
 from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import AuditRow, ChainHead, Checkpoint
+
+log = logging.getLogger(__name__)
+_JSON_FIELDS = ("parameters", "prompt", "output", "governance")
 
 
 @dataclass(slots=True)
@@ -35,10 +44,10 @@ class AuditRecord:
     model; parameters (the decoding parameters asked for); prompt (text or a list of role/content
     dicts); output (the text returned, or what had streamed when the client left); prompt_tokens,
     completion_tokens; latency_ms (arrival to last byte, milliseconds); finish_reason ("stop",
-    "length", "cancelled", or None when refused); status_code (the HTTP status; 200 for the CLI);
-    error (the message the caller got, if any); governance (the policy's name, each stage's action and
-    scanner findings as type, span and score, never the text found; ``escalated`` for a human); tenant
-    (whose hash chain the record joins).
+    "length", "cancelled", one per choice joined by commas, or None when refused); status_code (the HTTP
+    status; 200 for the CLI); error (the message the caller got, if any); governance (the policy's name,
+    each stage's action and scanner findings as type, span and score, never the text found;
+    ``escalated`` for a human); tenant (whose hash chain the record joins).
     """
 
     request_id: str
@@ -59,24 +68,58 @@ class AuditRecord:
     tenant: str = "default"
 
 
-class AuditLog:
-    """Writes and reads audit records in ``db``: append-only, one hash chain per tenant (see ``chain``)."""
+class UnreadableRecordError(ClearlmError):
+    """A stored record whose JSON no longer parses: someone edited the database by hand."""
 
-    def __init__(self, db: Database) -> None:
+
+class AuditLog:
+    """Writes and reads audit records in ``db``: append-only, one hash chain per tenant, each chain's head
+    signed with the key outside the database (see ``store.chain``).
+
+    Args:
+        db: the database.
+        key: the Ed25519 private key that signs chain heads and checkpoints; None = the key file
+            (:func:`clearlm.store.chain.signing_key`, created on first write).
+    """
+
+    def __init__(self, db: Database, key=None) -> None:
         self.db = db
+        self._key = key
+
+    def _signing_key(self):
+        if self._key is None:
+            self._key = signing_key()
+        return self._key
+
+    def public_key(self) -> str:
+        """The hex Ed25519 public key this log's heads and checkpoints are signed with."""
+        return public_hex(self._signing_key())
 
     def write(self, record: AuditRecord) -> None:
-        """Append one record to its tenant's chain, in one transaction (all of it, or nothing).
+        """Append one record to its tenant's chain and sign the new head, in one transaction (all of it,
+        or nothing).
 
         The chain's head row is locked while the record is appended (``SELECT ... FOR UPDATE`` on
-        PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so concurrent writers never fork a chain.
+        PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so concurrent writers never fork a chain. If the key
+        file cannot be read or created, the record is still written and its head left unsigned (a
+        warning is logged; ``verify`` reports it): losing a record would be worse.
         """
+        try:
+            key = self._signing_key()
+        except OSError as exc:
+            log.warning("the audit chain's head is left unsigned: cannot read the signing key: %s", exc)
+            key = None
         with self._writing() as session:
             head = self._locked_head(session, record.tenant)
             seq, prev = head.chain_seq + 1, head.hash
             digest = record_hash(record, seq, prev)
-            session.add(AuditRow(**asdict(record), chain_seq=seq, prev_hash=prev, hash=digest))
+            session.add(
+                AuditRow(
+                    **asdict(record), chain_seq=seq, prev_hash=prev, hash=digest, hash_version=HASH_VERSION
+                )
+            )
             head.chain_seq, head.hash = seq, digest
+            head.signature = key.sign(head_message(record.tenant, seq, digest)).hex() if key else None
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
@@ -97,88 +140,111 @@ class AuditLog:
             head = session.scalar(query)
         return head
 
-    def get(self, request_id: str) -> AuditRecord | None:
-        with self.db.session() as session:
-            row = session.scalar(select(AuditRow).where(AuditRow.request_id == request_id))
-            return _record(row) if row else None
+    # Reading
 
-    def count(self) -> int:
+    def get(self, request_id: str, tenant: str | None = None) -> AuditRecord | None:
+        """The record with this request id (only if it is ``tenant``'s, when given), or None.
+
+        Raises:
+            UnreadableRecordError: its stored JSON no longer parses.
+        """
+        query = _raw_query().where(AuditRow.request_id == request_id)
+        if tenant is not None:
+            query = query.where(AuditRow.tenant == tenant)
         with self.db.session() as session:
-            return session.scalar(select(func.count()).select_from(AuditRow)) or 0
+            row = session.execute(query).one_or_none()
+            return _readable(row) if row else None
+
+    def count(self, tenant: str | None = None) -> int:
+        """How many records are held (of ``tenant``, when given)."""
+        query = select(func.count()).select_from(AuditRow)
+        if tenant is not None:
+            query = query.where(AuditRow.tenant == tenant)
+        with self.db.session() as session:
+            return session.scalar(query) or 0
 
     def records(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        *,
-        tenant: str | None = None,
-        limit: int | None = None,
+        self, since: datetime | None = None, until: datetime | None = None, tenant: str | None = None
     ) -> list[AuditRecord]:
-        """Records in the order they were written, optionally within [since, until), of one tenant, at most
-        ``limit`` of them (the first ones)."""
-        query = select(AuditRow).order_by(AuditRow.seq)
+        """Records in the order they were written, optionally within [since, until) and of one tenant.
+
+        Raises:
+            UnreadableRecordError: a record's stored JSON no longer parses (``verify`` names it).
+        """
+        query = _raw_query().order_by(AuditRow.seq)
         if since is not None:
             query = query.where(AuditRow.created_at >= since)
         if until is not None:
             query = query.where(AuditRow.created_at < until)
         if tenant is not None:
             query = query.where(AuditRow.tenant == tenant)
-        if limit is not None:
-            query = query.limit(limit)
         with self.db.session() as session:
-            return [_record(row) for row in session.scalars(query)]
+            return [_readable(row) for row in session.execute(query)]
 
-    def verify(self, public_key: str | None = None) -> Verification:
-        """Check every tenant's chain: each record's hash against its content (an edited record), each
-        link (a deleted record), the chain order against the insertion order (reordered records), the
-        head (records deleted at the end), and the signature of any retention checkpoint.
+    def export(
+        self, tenant: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict]:
+        """Records as JSON-ready dicts (``store.chain.canonical``: every ``AuditRecord`` field, the time as
+        ISO 8601 UTC), oldest first, of one tenant when given, within [since, until).
 
-        ``public_key``: the Ed25519 public key (hex) checkpoints must be signed with; None = the key of
-        this machine's signing key file, if it exists.
+        Raises:
+            UnreadableRecordError: a record's stored JSON no longer parses.
         """
-        if public_key is None and signing_key_path().exists():
-            public_key = public_hex(signing_key())
+        return [canonical(r) for r in self.records(since, until, tenant)]
+
+    # Verifying
+
+    def verify(self, public_key: str | None = None, tenant: str | None = None) -> Verification:
+        """Check every tenant's chain (or one): each record's hash against its content (an edited record,
+        one whose stored JSON no longer parses included), each link (a deleted record), the chain order
+        against the insertion order (reordered records), the head against the last record (records
+        deleted at the end), the head's signature (the newest records deleted and the head rewound to
+        match, or the whole chain recomputed), and the signature of any retention checkpoint. Every
+        signature is checked with ``public_key``, never a key read from the database.
+
+        Args:
+            public_key: the pinned Ed25519 public key (hex); None = the key of this machine's signing key
+                file (``$CLEARLM_AUDIT_KEY`` or ``$CLEARLM_HOME/audit-signing-key.pem``).
+
+        Returns:
+            A ``Verification``; its problems are in chain order, so each chain's first names its first
+            bad record.
+
+        Raises:
+            InvalidInputError: no public key was given and this machine has no signing key file, while
+                there are signatures to check.
+        """
         problems: list[Problem] = []
         n_records = n_checkpoints = 0
         with self.db.session() as session:
             heads = {h.tenant: h for h in session.scalars(select(ChainHead))}
             tenants = sorted(set(heads) | set(session.scalars(select(AuditRow.tenant).distinct())))
-            for tenant in tenants:
+            if tenant is not None:
+                tenants = [t for t in tenants if t == tenant]
+            if tenants and public_key is None:
+                public_key = _machine_public_key()
+            for name in tenants:
                 cp = session.scalar(
                     select(Checkpoint)
-                    .where(Checkpoint.tenant == tenant)
+                    .where(Checkpoint.tenant == name)
                     .order_by(Checkpoint.upto_seq.desc())
                     .limit(1)
                 )
-                prev_seq, prev_hash = 0, GENESIS
-                if cp is not None:
-                    n_checkpoints += 1
-                    prev_seq, prev_hash = cp.upto_seq, cp.upto_hash
-                    message = checkpoint_message(
-                        tenant, cp.upto_seq, cp.upto_hash, cp.pruned, as_utc(cp.created_at)
-                    )
-                    if (public_key and cp.public_key != public_key) or not signature_valid(
-                        cp.public_key, cp.signature, message
-                    ):
-                        problems.append(
-                            Problem(
-                                tenant, cp.upto_seq, None, "the retention checkpoint's signature is not valid"
-                            )
-                        )
-                rows = list(
-                    session.scalars(
-                        select(AuditRow).where(AuditRow.tenant == tenant).order_by(AuditRow.chain_seq)
-                    )
-                )
+                rows = session.execute(
+                    _raw_query().where(AuditRow.tenant == name).order_by(AuditRow.chain_seq)
+                ).all()
                 n_records += len(rows)
-                problems += _check_rows(tenant, rows, prev_seq, prev_hash, heads.get(tenant))
-        return Verification(len(tenants), n_records, n_checkpoints, tuple(problems))
+                n_checkpoints += cp is not None
+                problems += _check_chain(name, cp, rows, heads.get(name), public_key)
+        return Verification(len(tenants), n_records, n_checkpoints, tuple(problems), public_key)
+
+    # Retention
 
     def prune(self, before: datetime) -> int:
         """Retention: delete each tenant's records written before ``before`` (a prefix of its chain),
-        leaving a checkpoint signed with this machine's signing key, so the chain still verifies.
+        leaving a checkpoint signed with this log's signing key, so the chain still verifies.
         Returns the number of records deleted."""
-        key = signing_key()
+        key = self._signing_key()
         deleted = 0
         with self._writing() as session:
             for tenant in list(session.scalars(select(ChainHead.tenant))):
@@ -207,6 +273,7 @@ class AuditLog:
                         created_at=now,
                         public_key=public_hex(key),
                         signature=key.sign(message).hex(),
+                        version=HASH_VERSION,
                     )
                 )
                 session.execute(
@@ -216,11 +283,39 @@ class AuditLog:
         return deleted
 
 
-def _check_rows(tenant: str, rows, prev_seq: int, prev_hash: str, head) -> list[Problem]:
+def _machine_public_key() -> str:
+    from clearlm.errors import InvalidInputError
+
+    if not signing_key_path().exists():
+        raise InvalidInputError(
+            f"no signing key at {signing_key_path()} to check the audit log's signatures with: pass the "
+            "public key of the machine that writes the log (--public-key HEX|FILE; `clearlm audit "
+            "public-key` prints it there)"
+        )
+    return public_hex(signing_key())
+
+
+def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
+    """The problems of one chain, in chain order."""
     problems = []
+    prev_seq, prev_hash = 0, GENESIS
+    if cp is not None:
+        message = checkpoint_message(
+            tenant, cp.upto_seq, cp.upto_hash, cp.pruned, as_utc(cp.created_at), cp.version
+        )
+        if not signature_valid(public_key, cp.signature, message):
+            problems.append(
+                Problem(
+                    tenant,
+                    1,
+                    None,
+                    f"records 1-{cp.upto_seq} are gone behind a retention checkpoint whose signature "
+                    "does not verify with the pinned key (forged or altered)",
+                )
+            )
+        prev_seq, prev_hash = cp.upto_seq, cp.upto_hash
     last_insert = None
     for row in rows:
-        record = _record(row)
         if row.chain_seq != prev_seq + 1 or row.prev_hash != prev_hash:
             missing = row.chain_seq - prev_seq - 1
             what = (
@@ -229,15 +324,13 @@ def _check_rows(tenant: str, rows, prev_seq: int, prev_hash: str, head) -> list[
                 else "its link to the previous record is broken"
             )
             problems.append(Problem(tenant, row.chain_seq, row.request_id, what))
-        if record_hash(record, row.chain_seq, row.prev_hash) != row.hash:
-            problems.append(
-                Problem(
-                    tenant,
-                    row.chain_seq,
-                    row.request_id,
-                    "the record was edited (its content no longer matches its hash)",
-                )
-            )
+        try:
+            edited = record_hash(_record(row), row.chain_seq, row.prev_hash, row.hash_version) != row.hash
+            how = "its content no longer matches its hash"
+        except ValueError as exc:  # JSON that no longer parses, or a value canonical JSON refuses
+            edited, how = True, f"its stored JSON no longer parses: {exc}"
+        if edited:
+            problems.append(Problem(tenant, row.chain_seq, row.request_id, f"the record was edited ({how})"))
         if last_insert is not None and row.seq < last_insert:
             problems.append(
                 Problem(
@@ -249,22 +342,69 @@ def _check_rows(tenant: str, rows, prev_seq: int, prev_hash: str, head) -> list[
             )
         last_insert = row.seq
         prev_seq, prev_hash = row.chain_seq, row.hash
-    if head is not None and (head.chain_seq, head.hash) != (prev_seq, prev_hash):
+    if head is None:
+        if rows:
+            problems.append(Problem(tenant, prev_seq + 1, None, "the chain's head was deleted"))
+    elif (head.chain_seq, head.hash) != (prev_seq, prev_hash):
         missing = head.chain_seq - prev_seq
         problems.append(
             Problem(
                 tenant,
-                head.chain_seq,
+                prev_seq + 1,
                 None,
                 f"the last {missing} record(s) of the chain were deleted"
                 if missing > 0
                 else "the chain's head does not match its last record",
             )
         )
+    elif not signature_valid(public_key, head.signature, head_message(tenant, head.chain_seq, head.hash)):
+        problems.append(
+            Problem(
+                tenant,
+                prev_seq + 1,
+                None,
+                f"the chain head's signature does not verify with the pinned key: records after #{prev_seq} were "
+                "deleted and the head rewound to match, or the chain was rewritten",
+            )
+        )
+    problems.sort(key=lambda p: p.chain_seq)  # stable: a record's own problems keep their order
     return problems
 
 
-def _record(row: AuditRow) -> AuditRecord:
-    record = AuditRecord(**{name: getattr(row, name) for name in AuditRecord.__slots__})
-    record.created_at = as_utc(record.created_at)
-    return record
+def _raw_query():
+    """The audit rows with their JSON columns as text, parsed by ``_record`` (so a value edited into
+    invalid JSON is an edited record, not a crash)."""
+    columns = [
+        cast(getattr(AuditRow, c.key), Text).label(c.key)
+        if c.key in _JSON_FIELDS
+        else getattr(AuditRow, c.key)
+        for c in AuditRow.__table__.columns
+    ]
+    return select(*columns)
+
+
+def _record(row) -> AuditRecord:
+    """An ``AuditRecord`` from a ``_raw_query`` row.
+
+    Raises:
+        ValueError: a JSON column no longer parses.
+    """
+    values = {name: getattr(row, name) for name in AuditRecord.__slots__}
+    for name in _JSON_FIELDS:
+        text = values[name]
+        try:
+            values[name] = None if text is None else json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    values["created_at"] = as_utc(values["created_at"])
+    return AuditRecord(**values)
+
+
+def _readable(row) -> AuditRecord:
+    try:
+        return _record(row)
+    except ValueError as exc:
+        raise UnreadableRecordError(
+            f"audit record {row.request_id} cannot be read ({exc}): it was edited in the database; "
+            "`clearlm audit verify` lists what was tampered with"
+        ) from None

@@ -1,9 +1,46 @@
-"""The audit log's hash chain: how a record is hashed, how a chain is verified, and the Ed25519-signed
+"""The audit log's hash chain: how a record is hashed, how a chain's head is signed, and the signed
 checkpoints that retention leaves when it prunes old records (so the rest still verifies).
 
-Each tenant's records form a chain: record n carries ``prev_hash`` = record n-1's ``hash`` (the first
-record's is 64 zeros) and ``hash`` = SHA-256 of the canonical JSON of its content, ``chain_seq`` and
-``prev_hash``. Editing a record changes its hash; deleting or reordering records breaks the links.
+Each tenant's records form a chain. Record n carries ``prev_hash`` = record n-1's ``hash`` (the first
+record's is ``GENESIS``, 64 zeros) and ``hash``. Editing a record changes its hash; deleting or
+reordering records breaks the links. Anyone with write access to the database could recompute every
+link, so the chain's head is also signed (Ed25519) with a key kept outside the database (the file
+:func:`signing_key_path`); a verifier checks it with a public key it was given, never one read from the
+database. Rewriting the chain, or deleting its newest records and rewinding the head to match, then
+shows as a head whose signature does not verify.
+
+Version 2 (records written by this release; ``hash_version`` = 2), reproducible in any language:
+
+- ``hash`` = lowercase hex SHA-256 of the UTF-8 bytes of the RFC 8785 (JSON Canonicalization Scheme)
+  serialisation of::
+
+      {"version": 2, "chain_seq": <int, 1-based position in the tenant's chain>,
+       "prev_hash": <64 hex>, "record": {
+          "request_id": str, "created_at": "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" (UTC, 6 decimals),
+          "endpoint": str, "api_key_id": str|null, "model": str|null, "parameters": object,
+          "prompt": any, "output": any, "prompt_tokens": int, "completion_tokens": int,
+          "latency_ms": number, "finish_reason": str|null, "status_code": int, "error": str|null,
+          "governance": object|null, "tenant": str}}
+
+  Values are the JSON stored in the row's columns. Two rules keep them inside RFC 8785's domain
+  (I-JSON, RFC 7493 section 2.2): an integer outside +-(2**53 - 1) is hashed as its decimal string, and
+  a non-finite float as ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``.
+- The head's signature is Ed25519 over the RFC 8785 bytes of
+  ``{"type": "clearlm.audit.head", "version": 2, "tenant": str, "chain_seq": int, "hash": 64 hex}``,
+  stored in hex in ``audit_chain_heads.signature`` and renewed with every append.
+- A checkpoint's signature is Ed25519 over the RFC 8785 bytes of
+  ``{"type": "clearlm.audit.checkpoint", "version": 2, "tenant": str, "upto_seq": int,
+  "upto_hash": 64 hex, "pruned": int, "created_at": "...+00:00" as above}``.
+
+Version 1 (records and checkpoints written before; ``hash_version`` / ``version`` = 1) is the same
+structure without the ``version`` and ``type`` members, serialised by Python's
+``json.dumps(sort_keys=True, separators=(",", ":"))`` (``ensure_ascii=False`` for records), and is still
+verified as such.
+
+What the signed head does not cover: an attacker who kept an older signed head (a backup) can put it
+back together with the records up to it; deleting a tenant's whole chain (records and head) leaves no
+trace in the database. Keep a copy of the signed heads elsewhere (``clearlm audit verify`` prints them)
+where that matters.
 """
 
 from __future__ import annotations
@@ -11,36 +48,106 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import rfc8785
+
+from clearlm.errors import InvalidInputError
 from clearlm.paths import clearlm_home
 
 GENESIS = "0" * 64
+HASH_VERSION = 2  # what this release writes
+_MAX_SAFE = 2**53 - 1
+
+
+def timestamp(value: datetime) -> str:
+    """A time as the chain hashes it: ISO 8601 in UTC with microseconds, e.g. ``2026-01-02T03:04:05.678000+00:00``."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def canonical(record) -> dict:
     """The content a record's hash covers: every field of the ``AuditRecord``, the time in UTC."""
     data = dataclasses.asdict(record)
-    data["created_at"] = record.created_at.astimezone(UTC).isoformat(timespec="microseconds")
+    data["created_at"] = timestamp(record.created_at)
     return data
 
 
-def record_hash(record, chain_seq: int, prev_hash: str) -> str:
-    body = json.dumps(
-        {"record": canonical(record), "chain_seq": chain_seq, "prev_hash": prev_hash},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+def _ijson(value):
+    """``value`` with integers beyond +-(2**53 - 1) and non-finite floats as strings (RFC 7493 2.2)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -_MAX_SAFE <= value <= _MAX_SAFE else str(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _ijson(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_ijson(v) for v in value]
+    return value
+
+
+def jcs(value) -> bytes:
+    """RFC 8785 canonical JSON bytes of ``value`` (after the I-JSON rules above), by the ``rfc8785`` package."""
+    return rfc8785.dumps(_ijson(value))
+
+
+def record_hash(record, chain_seq: int, prev_hash: str, version: int = HASH_VERSION) -> str:
+    """The hex SHA-256 of a record at ``chain_seq`` after ``prev_hash`` (see the module docstring)."""
+    if version == 1:
+        body = json.dumps(
+            {"record": canonical(record), "chain_seq": chain_seq, "prev_hash": prev_hash},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+    else:
+        body = jcs(
+            {"version": 2, "chain_seq": chain_seq, "prev_hash": prev_hash, "record": canonical(record)}
+        )
+    return hashlib.sha256(body).hexdigest()
+
+
+def head_message(tenant: str, chain_seq: int, head_hash: str) -> bytes:
+    """The bytes a chain head's signature covers."""
+    return jcs(
+        {
+            "type": "clearlm.audit.head",
+            "version": 2,
+            "tenant": tenant,
+            "chain_seq": chain_seq,
+            "hash": head_hash,
+        }
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def checkpoint_message(
+    tenant: str, upto_seq: int, upto_hash: str, pruned: int, created_at: datetime, version: int = HASH_VERSION
+) -> bytes:
+    """The bytes a retention checkpoint's signature covers."""
+    body = {
+        "tenant": tenant,
+        "upto_seq": upto_seq,
+        "upto_hash": upto_hash,
+        "pruned": pruned,
+        "created_at": timestamp(created_at),
+    }
+    if version == 1:
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return jcs({"type": "clearlm.audit.checkpoint", "version": 2, **body})
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A break in a chain: the tenant, the record's chain position and request id, and what is wrong."""
+    """A break in a chain: the tenant, the first bad record's chain position and request id (None when
+    the record is gone), and what is wrong."""
 
     tenant: str
     chain_seq: int
@@ -50,17 +157,21 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
+    """The result of verifying the audit log: chains, records and checkpoints seen, at most one problem
+    per chain (its first), and the public key (hex) signatures were checked against."""
+
     tenants: int
     records: int
     checkpoints: int
     problems: tuple[Problem, ...]
+    public_key: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-# Signing checkpoints
+# The signing key
 
 
 def signing_key_path() -> Path:
@@ -69,47 +180,81 @@ def signing_key_path() -> Path:
 
 
 def signing_key():
-    """The Ed25519 private key that signs retention checkpoints (generated once)."""
+    """The Ed25519 private key that signs chain heads and retention checkpoints (generated once; two
+    processes creating it at once end up with the same key)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = signing_key_path()
-    if path.exists():
-        return serialization.load_pem_private_key(path.read_bytes(), password=None)
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    return key
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".audit-key-")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            os.link(tmp, path)  # atomic, and refuses to replace a key another process just wrote
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 
 def public_hex(key) -> str:
+    """The raw 32-byte Ed25519 public key of a private key, in hex."""
     from cryptography.hazmat.primitives import serialization
 
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
 
-def checkpoint_message(
-    tenant: str, upto_seq: int, upto_hash: str, pruned: int, created_at: datetime
-) -> bytes:
-    body = {
-        "tenant": tenant,
-        "upto_seq": upto_seq,
-        "upto_hash": upto_hash,
-        "pruned": pruned,
-        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+def pinned_public_key(value: str) -> str:
+    """A public key given by the user: 64 hex characters, or a file holding them, a PEM public key or
+    the PEM signing key itself. Returns it in hex.
+
+    Raises:
+        InvalidInputError: neither a key nor a readable file holding one.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    text = value.strip()
+    if len(text) != 64 or not _is_hex(text):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise InvalidInputError(
+                f"--public-key must be 64 hex characters or a key file, got {value!r}: "
+                "`clearlm audit public-key` prints it on the machine that writes the log"
+            )
+        data = path.read_bytes()
+        try:
+            if b"PRIVATE KEY" in data:
+                return public_hex(serialization.load_pem_private_key(data, password=None))
+            if b"PUBLIC KEY" in data:
+                raw = serialization.load_pem_public_key(data).public_bytes(
+                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
+                )
+                return raw.hex()
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"{path} holds no Ed25519 key: {exc}") from None
+        text = data.decode(errors="replace").strip()
+        if len(text) != 64 or not _is_hex(text):
+            raise InvalidInputError(f"{path} holds neither a PEM key nor 64 hex characters")
+    return text.lower()
 
 
-def signature_valid(public_key_hex: str, signature_hex: str, message: bytes) -> bool:
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def signature_valid(public_key_hex: str, signature_hex: str | None, message: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    if not signature_hex:
+        return False
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(
             bytes.fromhex(signature_hex), message

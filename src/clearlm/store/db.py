@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clearlm.errors import InvalidInputError
 from clearlm.paths import clearlm_home
-from clearlm.store.tables import Base
+from clearlm.store.migrate import upgrade
 
 
 def default_url() -> str:
@@ -21,7 +21,8 @@ def default_url() -> str:
 
 
 class Database:
-    """An engine and its session factory; creates the tables on first open.
+    """An engine and its session factory. Opening creates the tables, or upgrades a database an earlier
+    release wrote to the current schema (``store.migrate``).
 
     Args:
         url: a SQLAlchemy URL, e.g. ``sqlite:///path/clearlm.db`` or ``postgresql+psycopg://user@host/db``
@@ -55,7 +56,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         try:
-            Base.metadata.create_all(self.engine)
+            upgrade(self.engine)
         except OperationalError as exc:
             raise InvalidInputError(
                 f"cannot open the database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
