@@ -35,13 +35,13 @@ from clearlm.knowledge.errors import (
 )
 from clearlm.knowledge.index import Filters, Index, IndexStore, Settings, SourceRecord, open_store
 from clearlm.knowledge.passage import Passage
-from clearlm.knowledge.tenants import DEFAULT_TENANT
 from clearlm.knowledge.retrieval import (
     MODES,
     SearchResult,
     maximal_marginal_relevance,
     reciprocal_rank_fusion,
 )
+from clearlm.knowledge.tenants import DEFAULT_TENANT
 
 log = logging.getLogger("clearlm.knowledge")
 

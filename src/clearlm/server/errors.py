@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from clearlm.errors import ClearlmError
+from clearlm.server.protocol import MAX_BODY_BYTES
 
 log = logging.getLogger("clearlm.server")
 
@@ -17,6 +18,21 @@ log = logging.getLogger("clearlm.server")
 class AuthenticationError(ClearlmError):
     status_code = 401
     code = "invalid_api_key"
+
+
+class PermissionDeniedError(ClearlmError):
+    """The key is valid but lacks the scope the route needs (an ``admin`` route called with a ``user`` key)."""
+
+    status_code = 403
+    error_type = "permission_error"
+    code = "insufficient_scope"
+
+
+class PayloadTooLargeError(ClearlmError):
+    """A request body, or an uploaded file, past its bound."""
+
+    status_code = 413
+    code = "payload_too_large"
 
 
 class OverloadedError(ClearlmError):
@@ -68,7 +84,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return error_response(request, exc.status_code, str(exc.detail), error_type, headers=exc.headers)
+        message, code = str(exc.detail), None
+        if exc.status_code == 413:  # FastAPI's body limit (routes.api's max_body_size)
+            message = (
+                f"the request body is larger than {MAX_BODY_BYTES:,} bytes: split it (fewer files per upload)"
+            )
+            code = PayloadTooLargeError.code
+        return error_response(request, exc.status_code, message, error_type, code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -2,13 +2,96 @@
 
 Only shapes live here: no logic, no routes. Field names and defaults follow the OpenAI API reference.
 Unknown fields are ignored (clients send provider-specific extras); known fields are type-checked.
+
+Every size a caller controls is bounded by a named constant below, stated in its field's description (so in
+``/openapi.json``); a request past a bound gets 400 (413 for the body as a whole) with an OpenAI-style error
+body, never a 5xx.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from clearlm.explain import METHODS
+
+# ---- bounds (each documented where it applies)
+
+MAX_BODY_BYTES = 32 * 2**20  # a request body (JSON); a larger one gets 413
+MAX_MODEL_CHARS = 256  # a model name
+MAX_USER_CHARS = 256  # the caller's end-user id
+MAX_MESSAGES = 512  # messages in one chat request
+MAX_MESSAGE_CHARS = 200_000  # one message's content (all its parts), a completion prompt, a forced target
+MAX_CONTENT_PARTS = 64  # parts of one message's content
+MAX_NAME_CHARS = 64  # a message's participant name, a JSON schema's name
+MAX_STOPS = 4  # stop sequences (the OpenAI API's limit)
+MAX_STOP_CHARS = 256  # one stop sequence
+MAX_N = 16  # choices per request
+MAX_TOKENS = 2**20  # max_tokens; the model's context is the tighter bound (400 context_length_exceeded)
+MAX_TOP_K = (
+    2**31 - 1
+)  # top_k (a 32-bit integer in llama.cpp; at or above the vocabulary it keeps every token)
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # a 64-bit signed seed, as the OpenAI API
+MAX_TOP_LOGPROBS = 20  # chat: alternatives per token
+MAX_COMPLETION_LOGPROBS = 5  # completions: alternatives per token
+MAX_EMBEDDING_INPUTS = 2048  # texts per /v1/embeddings request (the OpenAI API's limit)
+MAX_EMBEDDING_CHARS = 32_768  # one text to embed (the model reads its first 256 tokens)
+MAX_DIMENSIONS = 4096  # embeddings' dimensions (the model's own is the only one accepted)
+MAX_IG_STEPS = 1024  # integrated gradients: gradient evaluations per target token (default 512)
+MAX_EXPLAIN_BATCH = 64  # internal_batch_size, rows_per_call, batch_size: rows per forward/backward pass
+MAX_LAYER_INDEX = 1024  # attention: layer and head indices (the model's own sizes are checked too)
+MAX_CONTRAST_CHARS = 1024  # contrastive: the contrast text; occlusion: the baseline token's text
+MAX_TARGET_CHARS = 8192  # /v1/explain: a target to force
+MAX_ID_CHARS = 64  # an id (completion, key)
+MAX_KB_K = 20  # chat: passages retrieved from a knowledge base
+MAX_ABLATIONS = 256  # chat: context-attribution forward passes
+MAX_SEARCH_K = 100  # /v1/kb/{name}/search: passages returned
+MAX_QUERY_CHARS = 4096  # a knowledge-base search query
+MAX_PATH_PREFIX_CHARS = 256  # a search's path_prefix
+MAX_UPLOAD_FILES = 64  # files per upload request
+MAX_FILE_BYTES = 16 * 2**20  # one uploaded file, decoded; a larger one gets 413
+MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 16, 254  # a knowledge base's chunk size (embedding-model tokens)
+MAX_OVERLAP = MAX_CHUNK_TOKENS // 2  # tokens shared by neighbouring chunks (at most half a chunk)
+MAX_KEY_NAME_CHARS = 128  # an API key's name
+MAX_AUDIT_PAGE = 1000  # records per GET /v1/audit
+
+KB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+FILENAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$"
+PATH_PREFIX_PATTERN = r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._ /-]{1,256}$"  # relative, no '.' or '..' part
+KB_NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+FILENAME_RULE = "1-128 letters, digits, '.', '_', '-' or spaces, starting with a letter or digit (no folders)"
+
+
+def _matching(pattern: str, message: str, description: str):
+    """A string type that must match ``pattern`` (stated in the JSON schema), else 400 with ``message``."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{message}; got {value[:80]!r}")
+        return value
+
+    return Annotated[
+        str, Field(description=description, json_schema_extra={"pattern": pattern}), AfterValidator(check)
+    ]
+
+
+KnowledgeBaseName = _matching(
+    KB_NAME_PATTERN, f"a knowledge base name is {KB_NAME_RULE}", f"A knowledge base's name: {KB_NAME_RULE}."
+)
+FileName = _matching(
+    FILENAME_PATTERN,
+    f"bad file name: use a plain name, {FILENAME_RULE}",
+    f"A file's name in its knowledge base: {FILENAME_RULE}; the extension picks the reader.",
+)
+PathPrefix = _matching(
+    PATH_PREFIX_PATTERN,
+    "path_prefix is a relative path inside the knowledge base's uploads (no '..', no leading '/')",
+    f"Keep passages whose file lies under this relative path (at most {MAX_PATH_PREFIX_CHARS} characters).",
+)
 
 
 class _Request(BaseModel):
@@ -17,13 +100,27 @@ class _Request(BaseModel):
 
 class ContentPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: str = Field(max_length=MAX_MESSAGE_CHARS, description=f"At most {MAX_MESSAGE_CHARS:,} characters.")
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
+    content: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)]
+        | None
+    ) = Field(
+        default=None,
+        description=f"Text, or at most {MAX_CONTENT_PARTS} text parts; at most {MAX_MESSAGE_CHARS:,} "
+        "characters in all.",
+    )
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        if isinstance(self.content, list) and sum(len(p.text) for p in self.content) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"a message's content is at most {MAX_MESSAGE_CHARS:,} characters in all")
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -32,8 +129,8 @@ class ChatMessage(BaseModel):
 
 
 class JsonSchemaSpec(BaseModel):
-    name: str = "response"
-    description: str | None = None
+    name: str = Field(default="response", max_length=MAX_NAME_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
 
@@ -47,12 +144,78 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+_BATCH = Field(
+    default=None,
+    ge=1,
+    le=MAX_EXPLAIN_BATCH,
+    description=f"Rows per forward/backward pass (1 to {MAX_EXPLAIN_BATCH}); changes speed, not results.",
+)
+_INDEX = Field(
+    default=None,
+    ge=-MAX_LAYER_INDEX,
+    le=MAX_LAYER_INDEX - 1,
+    description="attention: one layer / head (negative counts from the end; None averages); "
+    "past the model's own count gets 400.",
+)
+
+
+class ExplainOptions(BaseModel):
+    """The options of every attribution method (each method takes some of them: see
+    ``clearlm.explain.method_options``; another method's option gets 400). Omitted options take the method's
+    default."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_IG_STEPS,
+        description=f"integrated_gradients: gradient evaluations per target token, at most {MAX_IG_STEPS} "
+        "(adaptive placement: at least 32).",
+    )
+    baseline: str | None = Field(
+        default=None,
+        max_length=MAX_CONTRAST_CHARS,
+        description="integrated_gradients: zero, pad or mean; occlusion: the one token put in a source's place.",
+    )
+    placement: Literal["adaptive", "gauss-legendre", "riemann"] | None = None
+    tolerance: float | None = Field(
+        default=None, gt=0, lt=1, description="integrated_gradients: relative gap."
+    )
+    sequence: bool | None = None
+    internal_batch_size: int | None = _BATCH
+    rows_per_call: int | None = _BATCH
+    batch_size: int | None = _BATCH
+    contrast: str | None = Field(
+        default=None,
+        max_length=MAX_CONTRAST_CHARS,
+        description=f"contrastive: the text compared against (at most {MAX_CONTRAST_CHARS} characters).",
+    )
+    base: Literal["saliency", "input_x_gradient", "integrated_gradients"] | None = None
+    layer: int | None = _INDEX
+    head: int | None = _INDEX
+    unit: Literal["token", "word"] | None = None
+
+
+def _given(options: ExplainOptions) -> dict[str, Any]:
+    return options.model_dump(exclude_unset=True)
+
+
+# Validated as ExplainOptions (typed, bounded, documented), handed on as the dict of the options given.
+Options = Annotated[ExplainOptions, AfterValidator(_given)]
+_METHOD = Field(
+    default="input_x_gradient",
+    max_length=64,
+    description=f"The attribution method: one of {', '.join(METHODS)}.",
+    json_schema_extra={"enum": list(METHODS)},
+)
+
+
 class ExplainSpec(BaseModel):
     """Which attribution method to run, and its options (see ``clearlm.explain.method_options``)."""
 
     model_config = ConfigDict(extra="forbid")
-    method: str = "input_x_gradient"
-    options: dict[str, Any] = Field(default_factory=dict)
+    method: str = _METHOD
+    options: Options = Field(default_factory=dict)  # type: ignore[assignment]
 
 
 class KnowledgeSpec(BaseModel):
@@ -62,72 +225,138 @@ class KnowledgeSpec(BaseModel):
     ``stream``)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
-    k: int = Field(default=5, ge=1, le=20)
+    name: KnowledgeBaseName
+    k: int = Field(default=5, ge=1, le=MAX_KB_K, description=f"Passages retrieved, 1 to {MAX_KB_K}.")
     mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
     attribute: bool = True
-    ablations: int = Field(default=16, ge=2, le=256)
+    ablations: int = Field(
+        default=16, ge=2, le=MAX_ABLATIONS, description=f"Forward passes, 2 to {MAX_ABLATIONS}."
+    )
+
+
+def _stops(value):
+    """Friendlier messages than the schema's for the commonest mistakes (other shapes: the schema's)."""
+    stops = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    if len(stops) > MAX_STOPS:
+        raise ValueError(f"at most {MAX_STOPS} stop sequences")
+    if any(s == "" for s in stops):
+        raise ValueError("stop sequences must not be empty")
+    return value
 
 
 class _Sampling(_Request):
-    model: str
-    max_tokens: int | None = Field(default=None, ge=1)
+    model: str = Field(max_length=MAX_MODEL_CHARS, description="The served model's id (GET /v1/models).")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description=f"Tokens to generate at most (1 to {MAX_TOKENS:,}, and no more than the context holds).",
+    )
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    top_k: int = Field(default=0, ge=0)  # an extension, as in vLLM and llama.cpp's server
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1, le=16)
+    top_k: int = Field(
+        default=0, ge=0, le=MAX_TOP_K, description=f"0 keeps every token; at most {MAX_TOP_K} (an extension)."
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=SEED_MIN,
+        le=SEED_MAX,
+        description="A 64-bit signed integer: the same seed, the same draw.",
+    )
+    stop: (
+        Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+        | Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]], Field(max_length=MAX_STOPS)
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=f"At most {MAX_STOPS} non-empty sequences of at most {MAX_STOP_CHARS} characters each.",
+    )
+    n: int = Field(default=1, ge=1, le=MAX_N, description=f"Choices to generate, 1 to {MAX_N}.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: str | None = Field(default=None, max_length=MAX_USER_CHARS)
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
     def _at_most_four_stops(cls, value):
-        stops = [value] if isinstance(value, str) else value or []
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
-        if any(not s for s in stops):
-            raise ValueError("stop sequences must not be empty")
-        return value
+        return _stops(value)
 
 
 class ChatCompletionRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=MAX_MESSAGES, description=f"1 to {MAX_MESSAGES} messages."
+    )
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS, description="The newer name of max_tokens (same bounds)."
+    )
     logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(
+        default=None, ge=0, le=MAX_TOP_LOGPROBS, description=f"0 to {MAX_TOP_LOGPROBS}; needs logprobs."
+    )
     response_format: ResponseFormat | None = None
     explain: bool | ExplainSpec | None = None  # clearlm: attach an attribution of the answer
-    knowledge_base: str | KnowledgeSpec | None = None  # clearlm: answer from it, with citations
+    knowledge_base: KnowledgeBaseName | KnowledgeSpec | None = None  # clearlm: answer from it, with citations
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
-    logprobs: int | None = Field(default=None, ge=0, le=5)
+    prompt: (
+        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[
+            list[Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]], Field(min_length=1, max_length=1)
+        ]
+    ) = Field(description=f"One prompt (a list holds exactly one), at most {MAX_MESSAGE_CHARS:,} characters.")
+    logprobs: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COMPLETION_LOGPROBS,
+        description=f"Alternatives per token, 0 to {MAX_COMPLETION_LOGPROBS}.",
+    )
     echo: bool = False
-    max_tokens: int | None = Field(default=16, ge=1)  # the completions API's default is 16
+    max_tokens: int | None = Field(
+        default=16,
+        ge=1,
+        le=MAX_TOKENS,
+        description="The completions API's default is 16 (same bounds as chat).",
+    )
 
 
 class EmbeddingRequest(_Request):
-    model: str
-    input: str | list[str]
+    model: str = Field(max_length=MAX_MODEL_CHARS)
+    input: (
+        Annotated[str, Field(max_length=MAX_EMBEDDING_CHARS)]
+        | Annotated[
+            list[Annotated[str, Field(max_length=MAX_EMBEDDING_CHARS)]],
+            Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS),
+        ]
+    ) = Field(
+        description=f"A text, or 1 to {MAX_EMBEDDING_INPUTS} texts, each at most {MAX_EMBEDDING_CHARS:,} "
+        "characters (the model reads the first 256 tokens)."
+    )
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
+    user: str | None = Field(default=None, max_length=MAX_USER_CHARS)
 
 
 class ExplainRequest(ChatCompletionRequest):
     """``/v1/explain``: a chat completion's body plus the method; or ``completion_id`` to explain an
-    earlier response of this server (its prompt and output are read from the audit log)."""
+    earlier response of this server (its prompt and output are read from the audit log; another tenant's
+    response is not found)."""
 
-    messages: list[ChatMessage] = Field(default_factory=list)
-    model: str | None = None  # type: ignore[assignment]
-    method: str = "input_x_gradient"
-    options: dict[str, Any] = Field(default_factory=dict)
-    completion_id: str | None = None
-    target: str | None = None  # a continuation to force instead of generating one
+    messages: list[ChatMessage] = Field(
+        default_factory=list, max_length=MAX_MESSAGES, description=f"At most {MAX_MESSAGES} messages."
+    )
+    model: str | None = Field(default=None, max_length=MAX_MODEL_CHARS)  # type: ignore[assignment]
+    method: str = _METHOD
+    options: Options = Field(default_factory=dict)  # type: ignore[assignment]
+    completion_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    target: str | None = Field(
+        default=None,
+        max_length=MAX_TARGET_CHARS,
+        description=f"A continuation to force instead of generating one (at most {MAX_TARGET_CHARS:,} "
+        "characters).",
+    )
 
 
 # Responses
@@ -260,31 +489,111 @@ class ModelList(BaseModel):
 
 
 class KnowledgeBaseCreate(_Request):
-    """``POST /v1/kb``: a new knowledge base; chunk sizes in the embedding model's tokens."""
+    """``POST /v1/kb``: a new knowledge base of the caller's tenant; chunk sizes in the embedding model's
+    tokens."""
 
-    name: str
-    chunk_tokens: int | None = None
-    overlap: int | None = None
+    name: KnowledgeBaseName
+    chunk_tokens: int | None = Field(
+        default=None,
+        ge=MIN_CHUNK_TOKENS,
+        le=MAX_CHUNK_TOKENS,
+        description=f"Chunk size, {MIN_CHUNK_TOKENS} to {MAX_CHUNK_TOKENS} tokens (default 200).",
+    )
+    overlap: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_OVERLAP,
+        description="Tokens shared by neighbouring chunks, 0 to half the chunk size (default 40).",
+    )
 
 
 class UploadedFile(_Request):
     """A document sent to ``POST /v1/kb/{name}/files``: its file name (the extension picks the reader: .txt
     .md .html .pdf) and its content, as text or base64 (binary formats such as PDF)."""
 
-    filename: str
-    content: str
+    filename: FileName
+    content: str = Field(
+        max_length=(MAX_FILE_BYTES * 4) // 3 + 4,
+        description=f"The file's content; at most {MAX_FILE_BYTES // 2**20} MiB once decoded (else 413).",
+    )
     encoding: Literal["utf-8", "base64"] = "utf-8"
 
 
 class KnowledgeBaseFiles(_Request):
-    files: list[UploadedFile] = Field(min_length=1)
+    files: list[UploadedFile] = Field(
+        min_length=1,
+        max_length=MAX_UPLOAD_FILES,
+        description=f"1 to {MAX_UPLOAD_FILES} files; the whole body at most {MAX_BODY_BYTES // 2**20} MiB "
+        "(else 413).",
+    )
 
 
 class KnowledgeBaseSearch(_Request):
     """``POST /v1/kb/{name}/search``: see ``KnowledgeBase.search`` for the modes and MMR."""
 
-    query: str
-    k: int = 5
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS, description=f"1 to {MAX_QUERY_CHARS:,} characters."
+    )
+    k: int = Field(default=5, ge=1, le=MAX_SEARCH_K, description=f"Passages, 1 to {MAX_SEARCH_K}.")
     mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
-    mmr: float | None = None
-    path_prefix: str | None = None
+    mmr: float | None = Field(default=None, ge=0, le=1, description="MMR's lambda, 0 to 1 (None: no MMR).")
+    path_prefix: PathPrefix | None = None
+
+
+# clearlm: API keys and the audit log (/v1/keys, /v1/audit: admin keys only)
+
+
+class KeyCreate(_Request):
+    """``POST /v1/keys``: a new key of the caller's tenant."""
+
+    name: str = Field(
+        min_length=1, max_length=MAX_KEY_NAME_CHARS, description="Who or what will use the key."
+    )
+    scope: Literal["admin", "user"] = Field(
+        default="user",
+        description="user: the model and knowledge-base endpoints; admin: also the tenant's keys and audit log.",
+    )
+
+
+class KeyInfo(BaseModel):
+    id: str
+    object: Literal["api_key"] = "api_key"
+    name: str
+    prefix: str = Field(description="The secret's first characters, to recognise it by.")
+    tenant: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedKey(KeyInfo):
+    secret: str = Field(description="The key itself: shown once, never again (only its hash is stored).")
+
+
+class KeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KeyInfo]
+
+
+class AuditPage(BaseModel):
+    """Records of the caller's tenant in the order they were written; ``has_more``: more match."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    has_more: bool
+
+
+# Errors
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error, as the OpenAI API shapes it."""
+
+    error: ErrorDetail

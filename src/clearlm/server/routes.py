@@ -1,24 +1,61 @@
-"""The routes: thin functions that hand a validated body to the logic modules."""
+"""The routes: thin functions that hand a validated body to the logic modules.
+
+Every /v1 route authenticates (when keys exist) and takes a body of at most ``MAX_BODY_BYTES`` (413 past
+it). ``/v1/keys`` and ``/v1/audit`` need an admin key (403 for a user key) and see the caller's tenant only.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from clearlm.errors import ModelNotFoundError
-from clearlm.server import knowledge
+from clearlm.server import admin, knowledge
 from clearlm.server import protocol as p
-from clearlm.server.auth import authenticate
+from clearlm.server.auth import authenticate, require_admin
 from clearlm.server.completions import chat_completion, text_completion
 from clearlm.server.embeddings import create_embeddings
 from clearlm.server.explanations import create_explanation
 from clearlm.server.state import ServerState
 
-api = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+
+def _error(description: str) -> dict:
+    return {"model": p.ErrorResponse, "description": description}
+
+
+ERRORS = {
+    400: _error("Bad input (a value past its bound, a malformed body): an OpenAI-style error body."),
+    401: _error("A key is needed (once any key exists), or the key is unknown or revoked."),
+    404: _error("Not found, or another tenant's."),
+    413: _error(f"The request body is larger than {p.MAX_BODY_BYTES:,} bytes, or a file is too large."),
+    429: _error("Every generation slot and queue place is taken: retry after Retry-After seconds."),
+}
+ADMIN = {"dependencies": [Depends(require_admin)], "responses": {403: _error("The key is not an admin key.")}}
+
+api = APIRouter(
+    prefix="/v1", dependencies=[Depends(authenticate)], responses=ERRORS, max_body_size=p.MAX_BODY_BYTES
+)
 ops = APIRouter()
+
+KbName = Annotated[
+    str,
+    Path(
+        pattern=p.KB_NAME_PATTERN,
+        max_length=64,
+        description="The knowledge base's name (of the caller's tenant): " + p.KB_NAME_RULE + ".",
+    ),
+]
+FileName = Annotated[
+    str,
+    Path(pattern=p.FILENAME_PATTERN, max_length=128, description="A file's name: " + p.FILENAME_RULE + "."),
+]
+KeyId = Annotated[str, Path(max_length=p.MAX_ID_CHARS, description="The key's id (key_...).")]
 
 
 def state(request: Request) -> ServerState:
@@ -67,32 +104,70 @@ async def explain(body: p.ExplainRequest, request: Request):
 
 @api.get("/kb")
 async def list_knowledge_bases(request: Request):
-    return await knowledge.listing(state(request))
+    return await knowledge.listing(request, state(request))
 
 
-@api.post("/kb", status_code=201)
+@api.post("/kb", status_code=201, responses={409: _error("The tenant has a knowledge base of that name.")})
 async def create_knowledge_base(body: p.KnowledgeBaseCreate, request: Request):
     return await knowledge.create(request, body, state(request))
 
 
 @api.get("/kb/{name}")
-async def get_knowledge_base(name: str, request: Request):
+async def get_knowledge_base(name: KbName, request: Request):
     return await knowledge.retrieve(request, name, state(request))
 
 
 @api.post("/kb/{name}/files")
-async def add_knowledge_base_files(name: str, body: p.KnowledgeBaseFiles, request: Request):
+async def add_knowledge_base_files(name: KbName, body: p.KnowledgeBaseFiles, request: Request):
     return await knowledge.add_files(request, name, body, state(request))
 
 
 @api.delete("/kb/{name}/files/{filename}")
-async def remove_knowledge_base_file(name: str, filename: str, request: Request):
+async def remove_knowledge_base_file(name: KbName, filename: FileName, request: Request):
     return await knowledge.remove_file(request, name, filename, state(request))
 
 
 @api.post("/kb/{name}/search")
-async def search_knowledge_base(name: str, body: p.KnowledgeBaseSearch, request: Request):
+async def search_knowledge_base(name: KbName, body: p.KnowledgeBaseSearch, request: Request):
     return await knowledge.search(request, name, body, state(request))
+
+
+@api.get("/keys", response_model=p.KeyList, **ADMIN)
+async def list_keys(request: Request):
+    """The keys of the caller's tenant (never their secrets)."""
+    return await admin.list_keys(request, state(request))
+
+
+@api.post("/keys", response_model=p.CreatedKey, status_code=201, **ADMIN)
+async def create_key(body: p.KeyCreate, request: Request):
+    """A new key of the caller's tenant, under the caller's key's policy; its secret is shown once."""
+    return await admin.create_key(request, body, state(request))
+
+
+@api.get("/keys/{key_id}", response_model=p.KeyInfo, **ADMIN)
+async def get_key(key_id: KeyId, request: Request):
+    return await admin.get_key(request, key_id, state(request))
+
+
+@api.delete("/keys/{key_id}", response_model=p.KeyInfo, **ADMIN)
+async def revoke_key(key_id: KeyId, request: Request):
+    """Revoke a key of the caller's tenant (its requests get 401 from then on)."""
+    return await admin.revoke_key(request, key_id, state(request))
+
+
+@api.get("/audit", response_model=p.AuditPage, **ADMIN)
+async def audit_log(
+    request: Request,
+    since: Annotated[
+        datetime | None, Query(description="Records created at or after this time (ISO 8601; UTC if naive).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Records created before this time.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=p.MAX_AUDIT_PAGE, description=f"Records per page, 1 to {p.MAX_AUDIT_PAGE}.")
+    ] = 100,
+):
+    """The caller's tenant's audit records, oldest first (a page: ``has_more`` says whether more match)."""
+    return await admin.audit_page(request, state(request), since, until, limit)
 
 
 @ops.get("/health")

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from clearlm.govern.policy import Policy, load_policy
+from clearlm.knowledge.index import IndexStore, open_store
 from clearlm.models import DEFAULT_MODEL, load_backend
 from clearlm.models.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
 from clearlm.server.gate import Gate
@@ -62,6 +63,8 @@ class ServerState:
         self._explainer = self.backend if self.backend.kind == "torch" else None
         self._load_lock = threading.Lock()
         self._policies: dict[str, Policy] = {}
+        self._kb_store: IndexStore | None = None  # one per server (so one connection pool for --kb-db)
+        self._kb_lock = threading.Lock()
         self.policy: Policy | None = None
         self.policy = self.policy_for(config.policy)
 
@@ -96,5 +99,19 @@ class ServerState:
                 self._explainer = load_backend(self.config.model, "torch")
             return self._explainer
 
+    def kb_store(self, tenant: str) -> IndexStore:
+        """The knowledge bases' store as ``tenant`` sees it: opened once (for PostgreSQL, one engine and
+        connection pool for every request and tenant), a view per tenant.
+
+        Raises:
+            InvalidInputError: the --kb-db server cannot be reached (tried again on the next request).
+        """
+        with self._kb_lock:
+            if self._kb_store is None:
+                self._kb_store = open_store(self.config.kb_url)
+            return self._kb_store.for_tenant(tenant)
+
     def close(self) -> None:
         self.db.close()
+        if self._kb_store is not None:
+            self._kb_store.close()

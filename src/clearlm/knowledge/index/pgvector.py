@@ -249,7 +249,9 @@ class PgvectorStore:
     def names(self) -> list[str]:
         b = self.bases.c
         with self.engine.connect() as conn:
-            return list(conn.execute(select(b.name).where(b.tenant == self.tenant).order_by(b.name)).scalars())
+            return list(
+                conn.execute(select(b.name).where(b.tenant == self.tenant).order_by(b.name)).scalars()
+            )
 
 
 class PgvectorIndex:
