@@ -10,6 +10,7 @@ import sys
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import typer
+from rich.markup import escape
 
 from clearlm.cli import audit as audit_cmd
 from clearlm.cli import explain as explain_cmd
@@ -49,7 +50,7 @@ def main() -> None:
     try:
         app()
     except ClearlmError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[dim]interrupted[/]")
