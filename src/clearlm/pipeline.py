@@ -272,7 +272,9 @@ def start_turn(
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidInputError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
         if request.target is not None and (request.n != 1 or not request.target.strip()):
-            raise InvalidInputError("a target must be non-empty text, with n = 1")
+            raise InvalidInputError(
+                "the target is empty (it tokenizes to nothing): give a non-empty target text, with n = 1"
+            )
         if policy is None:
             record.prompt = _prompt_json(request.prompt)
         else:
@@ -461,6 +463,27 @@ def _prompt_json(prompt: Prompt) -> object:
     if isinstance(prompt, str):
         return prompt
     return [{"role": m.role, "content": m.content} for m in prompt if isinstance(m, Message)]
+
+
+def check_method(method: str, options: dict | None = None) -> None:
+    """Check an explanation method and its options before anything is generated (what
+    ``clearlm.explain.explain`` would reject only after the generation).
+
+    Raises:
+        InvalidInputError: an unknown method or option, or a bad option value.
+    """
+    from clearlm.explain.api import METHODS, _check_options, method_options
+
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    allowed = method_options(method)
+    unknown = set(options or {}) - set(allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for method {method!r}; "
+            f"it accepts: {', '.join(allowed) or 'none'}"
+        )
+    _check_options(method, {**allowed, **(options or {})})
 
 
 def explain_turn(explainer, turn: Turn, method: str, options: dict | None = None):

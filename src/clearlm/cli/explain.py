@@ -7,13 +7,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clearlm.cli.common import console, err_console, load, read_prompt
+from clearlm.cli.common import DB, console, err_console, load, read_prompt
+from clearlm.cli.generate import _audit_log, _policy, start
+from clearlm.cli.govern import POLICY
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.explain import DEFAULT_METHOD, METHODS, aggregate_words
-from clearlm.explain import explain as run_explain
 from clearlm.explain.render import render_png, render_terminal, write_html
 from clearlm.govern import disclosure
-from clearlm.models import DEFAULT_MODEL, Message
+from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
+from clearlm.pipeline import TurnRequest, check_method, explain_turn
 
 
 def faithfulness_table(backend, result) -> Table:
@@ -77,8 +79,14 @@ def explain(
         "--evaluate",
         help="measure faithfulness (comprehensiveness, sufficiency, Soft-NC/NS) vs random",
     ),
+    db: str = DB,
+    policy: Path = POLICY,
 ) -> None:
-    """Explain what in the prompt made the model say what it said, token by token."""
+    """Explain what in the prompt made the model say what it said, token by token.
+
+    The generation (or the forced --target) goes through the pipeline like `generate`: checked by
+    --policy (whose output rules also redact the explanation's token strings) and written to the audit
+    log (--db) with its explanation's method."""
     text = read_prompt(prompt, file)
     if level not in ("word", "token"):
         raise InvalidInputError(f"--level must be 'word' or 'token', got {level!r}")
@@ -104,9 +112,32 @@ def explain(
     for path in outputs:
         if not path.parent.is_dir():
             raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")
+    check_method(method, options)
+    audit = _audit_log(db)
+    gov = _policy(policy)
     b = load(model, "torch", dtype)
-    with err_console.status(f"explaining with {method} ..."):
-        result = run_explain(b, the_prompt, target, method=method, max_new_tokens=max_new_tokens, **options)
+    if target is None:
+        request = TurnRequest(the_prompt, SamplingParams(max_new_tokens=max_new_tokens))
+    else:
+        request = TurnRequest(the_prompt, SamplingParams(max_new_tokens=1), target=target)
+    # One pipeline turn (checked by the policy and audited, as `generate` is), then its explanation; the
+    # turn's record is written once the explanation is done, with how it ended.
+    turn = start(b, request, "cli:explain", audit, gov, deferred=True)
+
+    def work():
+        with err_console.status("generating ..." if target is None else "checking ..."):
+            turn.run()
+        with err_console.status(f"explaining with {method} ..."):
+            return explain_turn(b, turn, method, options)
+
+    try:
+        result = turn.settle(work)
+    finally:
+        turn.close(130, "interrupted")  # nothing to do when the turn ended by itself
+    if result is None:
+        console.print(turn.choices[0].text, markup=False)
+        err_console.print("[yellow](answered by the policy's refusal: nothing to explain)[/]")
+        return
     shown = aggregate_words(result) if level == "word" and result.granularity == "token" else result
     render_terminal(shown, console, top_k=top_k, show_template=show_template)
     if evaluate:

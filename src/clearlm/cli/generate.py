@@ -44,16 +44,23 @@ def _policy(path: Path | None):
     return policy
 
 
-def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str, policy=None) -> str:
-    """Print a generation as it streams, through the pipeline (so it is checked and audited); return
-    its text."""
-    from clearlm.pipeline import TurnRequest, start_turn
+def start(backend, request, endpoint: str, audit, policy=None, deferred: bool = False):
+    """A pipeline turn for a command (``endpoint`` e.g. "cli:generate"), with its audit record."""
+    from clearlm.pipeline import start_turn
     from clearlm.store import AuditRecord
 
     record = AuditRecord(
         request_id=f"cli-{uuid.uuid4().hex[:24]}", created_at=datetime.now(UTC), endpoint=endpoint
     )
-    turn = start_turn(backend, TurnRequest(prompt, params), record, audit, policy)
+    return start_turn(backend, request, record, audit, policy, deferred)
+
+
+def _stream(backend, prompt, params: SamplingParams, audit, endpoint: str, policy=None) -> str:
+    """Print a generation as it streams, through the pipeline (so it is checked and audited); return
+    its text."""
+    from clearlm.pipeline import TurnRequest
+
+    turn = start(backend, TurnRequest(prompt, params), endpoint, audit, policy)
     try:
         for _, chunk in turn:
             console.print(chunk.text, end="", markup=False, soft_wrap=True)

@@ -37,8 +37,9 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class ScanContext:
-    """Where the text comes from: ``stage`` "input" or "output", the message ``role``, and its language
-    (ISO 639-1, None = unknown)."""
+    """Where the text comes from: ``stage`` "input" or "output"; ``role``: the message's role ("system",
+    "user", "assistant"; "document" for a retrieved passage, or a passage returned by a search; None when
+    unknown), since every role's text is scanned; and its language (ISO 639-1, None = unknown)."""
 
     stage: str = "input"
     role: str | None = "user"

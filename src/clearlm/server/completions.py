@@ -1,173 +1,41 @@
 """The logic of /v1/chat/completions and /v1/completions: a request becomes one pipeline turn, and the
-turn becomes a response body or a stream of server-sent events ending in ``data: [DONE]``."""
+turn becomes a response body or a stream of server-sent events ending in ``data: [DONE]``.
+
+Everything returned passes the output policy: the answer (in the turn), its explanation and citations
+(``explain_turn``, ``cite_turn``), and an echoed prompt. A choice whose text the output policy changed
+returns no token log-probabilities (``logprobs: null``): their token strings would spell what it
+redacted."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import anyio
 from fastapi import Request
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
-from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, ModelNotFoundError
-from clearlm.explain import METHODS, method_options
+from clearlm.errors import InvalidInputError
 from clearlm.govern import disclosure
-from clearlm.models import Message, SamplingParams
-from clearlm.models.backends.base import JsonOutput, TokenLogprob
-from clearlm.models.chat import Prompt, validate_prompt
-from clearlm.pipeline import Retrieval, Turn, TurnRequest, cite_turn, explain_turn, start_turn
+from clearlm.govern.outputs import govern_text
+from clearlm.models.backends.base import TokenLogprob
+from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, explain_turn
 from clearlm.server import protocol as p
-from clearlm.server.errors import error_body
+from clearlm.server.auth import tenant_of
 from clearlm.server.knowledge import open_kb
-from clearlm.server.lifecycle import on_exit, own_record
+from clearlm.server.lifecycle import on_exit
+from clearlm.server.serving import (
+    chat_prompt,
+    check_explain,
+    check_model,
+    json_output,
+    open_turn,
+    run_to_end,
+    sampling_params,
+    sse,
+    stream_events,
+    usage,
+)
 from clearlm.server.state import ServerState
-
-
-def check_model(model: str | None, state: ServerState) -> None:
-    if model != state.model_id:
-        raise ModelNotFoundError(
-            f"the model {model!r} is not served here: this server serves {state.model_id!r}"
-        )
-
-
-def chat_prompt(messages: list[p.ChatMessage]) -> list[Message]:
-    """OpenAI messages as clearlm messages ("developer" is the newer name of "system")."""
-    return [Message("system" if m.role == "developer" else m.role, m.text()) for m in messages]
-
-
-def json_output(fmt: p.ResponseFormat | None) -> JsonOutput | None:
-    """The JSON constraint a ``response_format`` asks for.
-
-    Raises:
-        InvalidInputError: ``json_schema`` without a schema, or a schema that is not valid JSON Schema.
-    """
-    if fmt is None or fmt.type == "text":
-        return None
-    if fmt.type == "json_object":
-        return JsonOutput()
-    if fmt.json_schema is None or not fmt.json_schema.schema_:
-        raise InvalidInputError("response_format.json_schema.schema is required when the type is json_schema")
-    import jsonschema
-
-    schema = fmt.json_schema.schema_
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise InvalidInputError(
-            f"response_format.json_schema.schema is not valid JSON Schema: {exc.message}"
-        ) from None
-    return JsonOutput(json.dumps(schema))
-
-
-def sampling_params(
-    body: p._Sampling,
-    state: ServerState,
-    prompt: Prompt,
-    max_tokens: int | None,
-    logprobs: int | None = None,
-    json: JsonOutput | None = None,
-) -> SamplingParams:
-    """Decoding parameters; without ``max_tokens``, the config's default capped by what the context has left.
-
-    Raises:
-        InvalidInputError: an empty prompt; ContextLengthError: ``max_tokens`` larger than the context.
-    """
-    validate_prompt(prompt)
-    ctx = state.backend.context_length
-    if max_tokens is None:
-        n_prompt = len(state.backend.encode(prompt).token_ids)
-        max_tokens = max(1, min(state.config.default_max_tokens, ctx - n_prompt))
-    elif max_tokens > ctx:
-        raise ContextLengthError(
-            f"max_tokens is {max_tokens:,} but this model's context holds {ctx:,} tokens in all: lower max_tokens"
-        )
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    return SamplingParams(
-        max_new_tokens=max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        top_k=body.top_k,
-        seed=body.seed,
-        stop=stop,
-        logprobs=logprobs,
-        json_output=json,
-    )
-
-
-async def admit(request: Request, state: ServerState) -> None:
-    """Wait for a generation slot (or raise OverloadedError); it is given back when the request ends."""
-    await state.gate.acquire()
-    released = False
-
-    async def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            await state.gate.release()
-
-    on_exit(request, release)
-
-
-async def open_turn(request: Request, state: ServerState, turn_request: TurnRequest, id_prefix: str) -> Turn:
-    """Admit the request, then start its pipeline turn, which owns the request's audit record from here on
-    (and is closed when the request ends, however it ends)."""
-    await admit(request, state)
-    record = own_record(request)
-    record.request_id = id_prefix + record.request_id.removeprefix("req-")
-    policy = await anyio.to_thread.run_sync(state.policy_for, getattr(request.state, "key_policy", None))
-    turn = await anyio.to_thread.run_sync(
-        start_turn, state.backend, turn_request, record, state.audit, policy
-    )
-
-    async def close() -> None:
-        await anyio.to_thread.run_sync(turn.close)
-
-    on_exit(request, close)
-    return turn
-
-
-class _Timing:
-    """Feeds the time-to-first-token and tokens-per-second histograms from a turn's chunks."""
-
-    def __init__(self, state: ServerState, turn: Turn) -> None:
-        self.metrics = state.metrics
-        self.arrived = turn.record.created_at.timestamp()
-        self.first: float | None = None
-        self.turn = turn
-
-    def chunk(self, has_tokens: bool) -> None:
-        if has_tokens and self.first is None:
-            self.first = time.time()
-            self.metrics.ttft.observe(self.first - self.arrived)
-
-    def done(self) -> None:
-        self.metrics.tokens_in.inc(self.turn.prompt_tokens)
-        self.metrics.tokens_out.inc(self.turn.completion_tokens)
-        n = self.turn.completion_tokens
-        if self.first is not None and n > 1:
-            self.metrics.tokens_per_second.observe((n - 1) / max(time.time() - self.first, 1e-6))
-
-
-async def run_to_end(state: ServerState, turn: Turn) -> None:
-    timing = _Timing(state, turn)
-
-    def work() -> None:
-        for _, chunk in turn:
-            timing.chunk(bool(chunk.token_ids))
-
-    await anyio.to_thread.run_sync(work)
-    timing.done()
-
-
-def usage(turn: Turn) -> p.Usage:
-    return p.Usage(
-        prompt_tokens=turn.prompt_tokens,
-        completion_tokens=turn.completion_tokens,
-        total_tokens=turn.prompt_tokens + turn.completion_tokens,
-    )
 
 
 def chat_logprobs(
@@ -185,54 +53,6 @@ def chat_logprobs(
             for lp in logprobs
         ]
     )
-
-
-def event(payload: BaseModel | dict) -> str:
-    data = (
-        payload.model_dump_json(exclude_none=False) if isinstance(payload, BaseModel) else json.dumps(payload)
-    )
-    return f"data: {data}\n\n"
-
-
-async def stream_events(
-    state: ServerState, turn: Turn, render: Callable, tail: Callable
-) -> AsyncIterator[str]:
-    """Server-sent events: ``render(index, chunk)`` gives each chunk's events, ``tail()`` the last ones;
-    an error after the stream began arrives as an ``{"error": ...}`` event, since the status is sent."""
-    timing = _Timing(state, turn)
-    items = iter(turn)
-    try:
-        while (item := await anyio.to_thread.run_sync(next, items, None)) is not None:
-            timing.chunk(bool(item[1].token_ids))
-            for payload in render(*item):
-                yield event(payload)
-        timing.done()
-        for payload in tail():
-            yield event(payload)
-    except ClearlmError as exc:
-        yield event(error_body(str(exc), exc.error_type, exc.code))
-    except Exception as exc:  # the turn recorded it; the client gets a body, not a cut connection
-        yield event(error_body(f"internal error: {exc.__class__.__name__}", "server_error"))
-    yield "data: [DONE]\n\n"
-
-
-def sse(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def check_explain(spec: p.ExplainSpec) -> None:
-    if spec.method not in METHODS:
-        raise InvalidInputError(f"unknown explain method {spec.method!r}: choose one of {', '.join(METHODS)}")
-    unknown = set(spec.options) - set(method_options(spec.method))
-    if unknown:
-        raise InvalidInputError(
-            f"unknown option(s) {', '.join(sorted(unknown))} for method {spec.method!r}; "
-            f"it accepts: {', '.join(method_options(spec.method)) or 'none'}"
-        )
 
 
 async def chat_completion(request: Request, body: p.ChatCompletionRequest, state: ServerState):
@@ -262,14 +82,16 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
     )
     retrieval = None
     if knowledge is not None:
-        kb = await anyio.to_thread.run_sync(open_kb, state, knowledge.name)
+        kb = await anyio.to_thread.run_sync(open_kb, state, knowledge.name, tenant_of(request))
         on_exit(request, lambda: anyio.to_thread.run_sync(kb.close))
         retrieval = Retrieval(kb, knowledge.k, knowledge.mode)
     turn = await open_turn(request, state, TurnRequest(prompt, params, body.n, retrieval), "chatcmpl-")
     response_id, created, decode = turn.record.request_id, int(time.time()), state.backend.decode
 
-    def logprobs(lps) -> p.ChoiceLogprobs | None:
-        return chat_logprobs(decode, lps) if body.logprobs else None
+    def logprobs(index: int, lps) -> p.ChoiceLogprobs | None:
+        if not body.logprobs or turn.choices[index].changed:
+            return None
+        return chat_logprobs(decode, lps)
 
     if body.stream:
         started: set[int] = set()
@@ -285,7 +107,11 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
                 yield chunk([p.ChunkChoice(index=index, delta=p.Delta(role="assistant", content=""))])
             if c.text or c.logprobs:
                 yield chunk(
-                    [p.ChunkChoice(index=index, delta=p.Delta(content=c.text), logprobs=logprobs(c.logprobs))]
+                    [
+                        p.ChunkChoice(
+                            index=index, delta=p.Delta(content=c.text), logprobs=logprobs(index, c.logprobs)
+                        )
+                    ]
                 )
             if c.finish_reason:
                 done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=c.finish_reason)])
@@ -305,7 +131,7 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
     if spec is not None:
         explainer = await anyio.to_thread.run_sync(state.explainer)
         attribution = await anyio.to_thread.run_sync(explain_turn, explainer, turn, spec.method, spec.options)
-        explanation = attribution.to_dict()
+        explanation = None if attribution is None else attribution.to_dict()
     citations = None
     if turn.grounding is not None:
         explainer = await anyio.to_thread.run_sync(state.explainer) if knowledge.attribute else None
@@ -322,7 +148,7 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
                 index=c.index,
                 message=p.AssistantMessage(content=c.text),
                 finish_reason=c.finish_reason,
-                logprobs=logprobs(c.logprobs),
+                logprobs=logprobs(c.index, c.logprobs),
             )
             for c in turn.choices
         ],
@@ -358,7 +184,15 @@ async def text_completion(request: Request, body: p.CompletionRequest, state: Se
     params = sampling_params(body, state, prompt, body.max_tokens, logprobs=body.logprobs)
     turn = await open_turn(request, state, TurnRequest(prompt, params, body.n), "cmpl-")
     response_id, created, decode = turn.record.request_id, int(time.time()), state.backend.decode
-    echo = prompt if body.echo else ""
+    echo = ""
+    if body.echo:  # returned, so held to the output policy like the rest
+        echo, notes = await anyio.to_thread.run_sync(govern_text, turn.policy, prompt, "user", "echo")
+        turn.note(notes)
+
+    def logprobs(index: int, lps, offset: int) -> p.CompletionLogprobs | None:
+        if body.logprobs is None or turn.choices[index].changed:
+            return None
+        return completion_logprobs(decode, lps, offset)
 
     if body.stream:
         started: set[int] = set()
@@ -369,9 +203,7 @@ async def text_completion(request: Request, body: p.CompletionRequest, state: Se
             if index not in started:
                 started.add(index)
                 text, offsets[index] = echo + text, len(echo)
-            lps = (
-                completion_logprobs(decode, c.logprobs, offsets[index]) if body.logprobs is not None else None
-            )
+            lps = logprobs(index, c.logprobs, offsets[index])
             offsets[index] += len(c.text)
             if text or c.finish_reason or c.logprobs:
                 choice = p.CompletionChoice(
@@ -400,9 +232,7 @@ async def text_completion(request: Request, body: p.CompletionRequest, state: Se
                 index=c.index,
                 text=echo + c.text,
                 finish_reason=c.finish_reason,
-                logprobs=completion_logprobs(decode, c.logprobs, len(echo))
-                if body.logprobs is not None
-                else None,
+                logprobs=logprobs(c.index, c.logprobs, len(echo)),
             )
             for c in turn.choices
         ],

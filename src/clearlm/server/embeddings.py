@@ -1,4 +1,6 @@
-"""The logic of /v1/embeddings: batched input, float or base64 (little-endian float32) vectors."""
+"""The logic of /v1/embeddings: batched input, float or base64 (little-endian float32) vectors. The
+request's audit record keeps the input texts as the policy stores text (PII-redacted with
+``store_redacted``); vectors are not text, so the output policy has nothing to redact in them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from fastapi import Request
 
 from clearlm.errors import InvalidInputError, ModelNotFoundError
 from clearlm.server import protocol as p
+from clearlm.server.serving import policy_of
 from clearlm.server.state import ServerState
 
 
@@ -20,8 +23,10 @@ async def create_embeddings(
         raise ModelNotFoundError(f"the embedding model {body.model!r} is not served here: use {name!r}")
     texts = [body.input] if isinstance(body.input, str) else body.input
     record = request.state.audit_record
-    record.model, record.prompt = name, texts
+    record.model = name
     record.parameters = {"encoding_format": body.encoding_format, "dimensions": body.dimensions}
+    policy = await anyio.to_thread.run_sync(policy_of, request, state)
+    record.prompt = await anyio.to_thread.run_sync(stored_texts, policy, texts)
     embedder = await anyio.to_thread.run_sync(state.embedder)
     if body.dimensions not in (None, embedder.dimensions):
         raise InvalidInputError(
@@ -39,3 +44,8 @@ async def create_embeddings(
         model=name,
         usage=p.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
     )
+
+
+def stored_texts(policy, texts: list[str]) -> list[str]:
+    """The texts as the audit log may keep them (each through ``Policy.stored``)."""
+    return list(texts) if policy is None else [policy.stored(t) for t in texts]

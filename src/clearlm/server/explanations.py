@@ -1,4 +1,10 @@
-"""The logic of /v1/explain: attribute a generated (or given, or earlier) answer to its prompt tokens."""
+"""The logic of /v1/explain: attribute a generated (or given, or earlier) answer to its prompt tokens.
+
+Every form is one pipeline turn (a given target is a forced answer: checked by the input and output
+policies like a generated one, and recorded), so each request writes one audit record. The
+explanation's token strings pass the output policy (``clearlm.govern.outputs.govern_attribution``):
+the target tokens join to the answer as the policy returns it, and the prompt's tokens are redacted the
+same way; a refused request has nothing to explain (``explanation: null``)."""
 
 from __future__ import annotations
 
@@ -8,12 +14,11 @@ import anyio
 from fastapi import Request
 
 from clearlm.errors import InvalidInputError, ModelNotFoundError
-from clearlm.explain import explain
-from clearlm.models import Message
+from clearlm.models import Message, SamplingParams
 from clearlm.pipeline import TurnRequest, explain_turn
 from clearlm.server import protocol as p
-from clearlm.server.completions import (
-    admit,
+from clearlm.server.auth import tenant_of
+from clearlm.server.serving import (
     chat_prompt,
     check_explain,
     check_model,
@@ -38,46 +43,36 @@ async def create_explanation(request: Request, body: p.ExplainRequest, state: Se
     if body.model is not None:
         check_model(body.model, state)
     record = request.state.audit_record
-    record.model, record.parameters = state.model_id, {"method": spec.method, **spec.options}
+    record.model, record.parameters = state.model_id, {"explain": {"method": spec.method, **spec.options}}
     if body.completion_id is not None:
-        prompt, target = await _earlier(state, body.completion_id)
+        prompt, target = await _earlier(state, body.completion_id, tenant_of(request))
     elif not body.messages:
         raise InvalidInputError("give messages to explain, or the completion_id of an earlier response")
     else:
         prompt, target = chat_prompt(body.messages), body.target
     explainer = await anyio.to_thread.run_sync(state.explainer)
-    if target is None:  # generate through the pipeline (recorded as a turn), then explain the answer
+    if target is None:  # generate through the pipeline, then explain the answer
         params = sampling_params(body, state, prompt, body.max_completion_tokens or body.max_tokens)
-        turn = await open_turn(request, state, TurnRequest(prompt, params), "explain-")
-        await run_to_end(state, turn)
-        attribution = await anyio.to_thread.run_sync(explain_turn, explainer, turn, spec.method, spec.options)
-        completion_id = turn.record.request_id
+        turn_request = TurnRequest(prompt, params)
     else:
-        record.prompt = (
-            prompt if isinstance(prompt, str) else [{"role": m.role, "content": m.content} for m in prompt]
-        )
-        record.output = target
-        await admit(request, state)
-
-        def work():
-            with explainer.lock:
-                return explain(explainer, prompt, target, method=spec.method, **spec.options)
-
-        attribution = await anyio.to_thread.run_sync(work)
-        completion_id = body.completion_id
+        turn_request = TurnRequest(prompt, SamplingParams(max_new_tokens=1), target=target)
+    turn = await open_turn(request, state, turn_request, "explain-")
+    await run_to_end(state, turn)
+    attribution = await anyio.to_thread.run_sync(explain_turn, explainer, turn, spec.method, spec.options)
     return {
-        "id": record.request_id,
+        "id": turn.record.request_id,
         "object": "explanation",
         "created": int(time.time()),
         "model": state.model_id,
-        "completion_id": completion_id,
-        "explanation": attribution.to_dict(),
+        "completion_id": turn.record.request_id if target is None else body.completion_id,
+        "explanation": None if attribution is None else attribution.to_dict(),
     }
 
 
-async def _earlier(state: ServerState, completion_id: str):
+async def _earlier(state: ServerState, completion_id: str, tenant: str):
+    """An earlier response's prompt and output; another tenant's is not found (404, as a missing one)."""
     earlier = await anyio.to_thread.run_sync(state.audit.get, completion_id)
-    if earlier is None or earlier.status_code != 200 or earlier.output is None:
+    if earlier is None or earlier.tenant != tenant or earlier.status_code != 200 or earlier.output is None:
         raise ModelNotFoundError(
             f"no completed response with id {completion_id!r} in this server's audit log"
         )

@@ -1,7 +1,8 @@
 """What happens around every HTTP request (pure ASGI, so streaming responses are covered to their end):
 an audit record is prepared; if no pipeline turn takes it over, it is written before the last byte of
-the response is sent (or when the request ends without one); cleanups run even when the client leaves;
-then the request is counted and logged."""
+the response is sent (or when the request ends without one); cleanups run even when the client leaves
+(a pipeline turn's writes the turn's record, with the request's ``outcome``); then the request is counted
+and logged."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import anyio
 from starlette.requests import Request
 
 from clearlm.govern import disclosure
+from clearlm.pipeline import CLIENT_CLOSED
 from clearlm.store.audit import AuditRecord
 
 log = logging.getLogger("clearlm.server")
@@ -40,7 +42,9 @@ class Lifecycle:
             request_id="req-" + new_id(), created_at=datetime.now(UTC), endpoint=scope["path"]
         )
         st = scope.setdefault("state", {})
-        st.update(audit_record=record, audit_owned=False, cleanups=[])
+        st.update(
+            audit_record=record, audit_owned=False, cleanups=[], status=None, complete=False, failed=False
+        )
         status = 500
         written = False
 
@@ -65,10 +69,11 @@ class Lifecycle:
         async def send_recorded(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = st["status"] = message["status"]
                 if scope["path"] in GENERATING:  # the AI disclosure mark, on every generated answer
                     message = {**message, "headers": [*message.get("headers", []), *DISCLOSURE]}
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                st["complete"] = True
                 await finish()  # released, recorded and counted before the client has the whole answer
             await send(message)
 
@@ -76,6 +81,7 @@ class Lifecycle:
             await self.app(scope, receive, send_recorded)
         except Exception as exc:  # answered 500 by the outermost handler
             record.error = record.error or f"internal error: {exc.__class__.__name__}"
+            st["failed"] = True
             raise
         finally:
             with anyio.CancelScope(shield=True):
@@ -102,3 +108,15 @@ def own_record(request: Request) -> AuditRecord:
 def on_exit(request: Request, cleanup) -> None:
     """Run ``await cleanup()`` when the request ends, however it ends (idempotent cleanups only)."""
     request.state.cleanups.append(cleanup)
+
+
+def outcome(request: Request) -> tuple[int, str | None]:
+    """The status and error to record for a request's pipeline turn when the request ends: 500 when the
+    handler raised, the response's status (with its error message) when the response was sent whole,
+    else 499 (the client left first)."""
+    st, record = request.state, request.state.audit_record
+    if st.failed:
+        return 500, record.error or "internal error"
+    if st.complete and st.status is not None:
+        return st.status, record.error if st.status >= 400 else None
+    return CLIENT_CLOSED, "the client closed the request"
