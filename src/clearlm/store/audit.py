@@ -164,9 +164,15 @@ class AuditLog:
             return session.scalar(query) or 0
 
     def records(
-        self, since: datetime | None = None, until: datetime | None = None, tenant: str | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tenant: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[AuditRecord]:
-        """Records in the order they were written, optionally within [since, until) and of one tenant.
+        """Records in the order they were written, optionally within [since, until) and of one tenant, at
+        most ``limit`` (the first ones).
 
         Raises:
             UnreadableRecordError: a record's stored JSON no longer parses (``verify`` names it).
@@ -178,19 +184,26 @@ class AuditLog:
             query = query.where(AuditRow.created_at < until)
         if tenant is not None:
             query = query.where(AuditRow.tenant == tenant)
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.session() as session:
             return [_readable(row) for row in session.execute(query)]
 
     def export(
-        self, tenant: str | None = None, since: datetime | None = None, until: datetime | None = None
+        self,
+        tenant: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[dict]:
         """Records as JSON-ready dicts (``store.chain.canonical``: every ``AuditRecord`` field, the time as
-        ISO 8601 UTC), oldest first, of one tenant when given, within [since, until).
+        ISO 8601 UTC), oldest first, of one tenant when given, within [since, until), at most ``limit``.
 
         Raises:
             UnreadableRecordError: a record's stored JSON no longer parses.
         """
-        return [canonical(r) for r in self.records(since, until, tenant)]
+        return [canonical(r) for r in self.records(since, until, tenant, limit=limit)]
 
     # Verifying
 
