@@ -7,7 +7,6 @@ so an admin cannot mint a key that escapes the policy the operator gave it.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import anyio
@@ -74,6 +73,6 @@ async def audit_page(
     }
     tenant = tenant_of(request)
     records = await anyio.to_thread.run_sync(
-        lambda: state.audit.records(_utc(since), _utc(until), tenant=tenant, limit=limit + 1)
+        lambda: state.audit.export(tenant, _utc(since), _utc(until), limit=limit + 1)
     )
-    return p.AuditPage(data=[dataclasses.asdict(r) for r in records[:limit]], has_more=len(records) > limit)
+    return p.AuditPage(data=records[:limit], has_more=len(records) > limit)
