@@ -45,11 +45,18 @@ def pii_examples(limit: int | None = None) -> list[tuple[str, list[tuple[str, in
 
 
 INJECTION_SETS = {
-    # the set the patterns were revised against once, after a first run (so its figures are optimistic)
+    # the set the patterns were revised against once, after a first run, and the classifier trains on
+    # (so its figures are optimistic)
     "development": "injection_prompts.jsonl",
     # written afterwards by someone who saw neither the patterns nor the other set
     "held-out": "injection_heldout.jsonl",
+    # issue 11: real benign sentences (support and classroom questions, manuals, docstrings, hard
+    # negatives); the patterns were revised against it, the classifier never trained on it
+    "benign": "injection_benign.jsonl",
+    # issue 11: written after the patterns and classifier were revised, before the detector was run on it
+    "held-out 2": "injection_heldout2.jsonl",
 }
+INJECTION_MODES = ("patterns", "patterns+classifier")
 
 
 def injection_examples(limit: int | None = None, name: str = "development") -> list[dict]:
@@ -91,28 +98,40 @@ def pii_scores(limit: int | None = None) -> dict:
     return rows
 
 
-def injection_scores(threshold: float, limit: int | None = None, name: str = "development") -> dict:
+def injection_scores(
+    threshold: float, limit: int | None = None, name: str = "development", modes=INJECTION_MODES
+) -> dict:
+    """Per mode ("patterns", "patterns+classifier"): detection rate per attack family and overall, the
+    false-positive rate on benign texts, the counts, and the scanner's median latency in ms."""
     from clearlm.govern.base import ScanContext
     from clearlm.govern.injection import InjectionScanner
     from clearlm.models.embeddings import load_embedder
 
     rows = injection_examples(limit, name)
     out = {}
-    for mode, embedder in (("patterns", None), ("patterns+classifier", load_embedder())):
-        scanner = InjectionScanner(embedder)
+    for mode in modes:
+        scanner = InjectionScanner(load_embedder() if mode == "patterns+classifier" else None)
+        times = []
         hit, total = Counter(), Counter()
         for r in rows:
-            flagged = any(f.score >= threshold for f in scanner.findings(r["text"], ScanContext()))
+            start = time.perf_counter()
+            found = scanner.findings(r["text"], ScanContext())
+            times.append((time.perf_counter() - start) * 1000)
+            flagged = any(f.score >= threshold for f in found)
             key = r["family"] if r["label"] == "attack" else "benign"
             hit[key] += flagged
             total[key] += 1
         attacks = [k for k in total if k != "benign"]
+        n_attacks = sum(total[k] for k in attacks)
         out[mode] = {
             "families": {k: hit[k] / total[k] for k in sorted(attacks)},
-            "detection_rate": sum(hit[k] for k in attacks) / max(1, sum(total[k] for k in attacks)),
+            "detection_rate": sum(hit[k] for k in attacks) / n_attacks if n_attacks else None,
             "false_positive_rate": hit["benign"] / total["benign"] if total["benign"] else None,
-            "attacks": sum(total[k] for k in attacks),
+            "attacks": n_attacks,
+            "detected": sum(hit[k] for k in attacks),
             "benign": total["benign"],
+            "false_positives": hit["benign"],
+            "p50_ms": statistics.median(times) if times else None,
         }
     return out
 
@@ -185,17 +204,16 @@ def main() -> None:
         )
     inj = {name: injection_scores(args.threshold, args.limit, name) for name in INJECTION_SETS}
     families = list(inj["development"]["patterns"]["families"])
-    header = f"| injection set, checks (threshold {args.threshold}) | detection | false positives | "
+    header = f"| injection set, checks (threshold {args.threshold}) | detection | false positives | p50 ms | "
     print("\n" + header + " | ".join(families) + " |")
-    print("|---|---|---|" + "---|" * len(families))
+    print("|---|---|---|---|" + "---|" * len(families))
     for name, modes in inj.items():
         for mode, r in modes.items():
             fams = " | ".join(fmt(r["families"].get(f)) for f in families)
             label = f"{name} ({r['attacks']} attacks, {r['benign']} benign), {mode}"
-            print(
-                f"| {label} | {fmt(r['detection_rate'])} | {fmt(r['false_positive_rate'])} | {fams} |",
-                flush=True,
-            )
+            det = f"{fmt(r['detection_rate'])} ({r['detected']}/{r['attacks']})" if r["attacks"] else "-"
+            fp = f"{fmt(r['false_positive_rate'])} ({r['false_positives']}/{r['benign']})" if r["benign"] else "-"
+            print(f"| {label} | {det} | {fp} | {r['p50_ms']:.0f} | {fams} |", flush=True)
     over = overhead(args.runs)
     print(f"\n| scanner ({over['prompt_chars']}-character prompt) | p50 ms | p95 ms |\n|---|---|---|")
     for k, v in over["ms"].items():

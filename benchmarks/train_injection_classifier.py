@@ -67,7 +67,7 @@ def cross_validated_scores(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray
 
 
 def main() -> None:
-    rows = training_rows()
+    rows = [r for r in training_rows() if normalise(r["text"]).strip()]  # hidden-only texts: not classified
     embedder = load_embedder()
     x = np.stack([features(embedder, normalise(r["text"])) for r in rows])
     y = np.array([r["label"] == "attack" for r in rows])

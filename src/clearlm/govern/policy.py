@@ -50,6 +50,7 @@ class ToxicityRule(_Rule):
 
 class InjectionRule(_Rule):
     scanner: Literal["prompt_injection"]
+    threshold: float = Field(default=0.8, ge=0, le=1)  # what its scores are set for (0.6: merely suspicious)
     classifier: bool = True  # also run the embedding classifier (loads the embedding model)
 
 
