@@ -364,7 +364,7 @@ def _ground(prompt: Prompt, retrieval: Retrieval, policy: Policy | None) -> tupl
             f"the knowledge base {kb.name!r} holds no documents to answer from: add some first"
         )
     kept, quarantined, notes = screen_passages(policy, found.passages)
-    sources = passage_sources(question, kept, history=messages[:-1])
+    sources = passage_sources(question, kept, history=messages[:-1]) if kept else None
     grounding = Grounding(kb.name, question, tuple(kept), sources, tuple(found.warnings), tuple(quarantined))
     return grounding, notes
 
@@ -524,16 +524,28 @@ def cite_turn(explainer, turn: Turn, index: int = 0, **options):
     Raises:
         InvalidInputError: the turn did not answer from a knowledge base.
     """
-    from clearlm.knowledge.answer import cite
+    from clearlm.knowledge.answer import CitedAnswer, cite, parse_citations
 
     g = turn.grounding
     if g is None:
         raise InvalidInputError("this turn did not answer from a knowledge base: there is nothing to cite")
     choice = turn.choices[index]
+    if not g.passages:  # every passage was quarantined: the answer cites nothing and relied on nothing
+        citations, unknown = parse_citations(choice.text, 0)
+        return CitedAnswer(
+            g.question,
+            choice.text,
+            turn.backend.name,
+            choice.finish_reason or "stop",
+            [],
+            citations,
+            unknown,
+            [],
+        )
     same_model = explainer is turn.backend
     original = choice.finish_reason != CONTENT_FILTER and not choice.changed
     cited = cite(
-        explainer if g.passages else None,  # no passage kept: nothing to attribute to
+        explainer,
         g.question,
         list(g.passages),
         choice.text,
