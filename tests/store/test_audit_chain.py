@@ -312,6 +312,10 @@ def test_cli_names_a_tail_truncation_only_the_signed_head_catches(log, tmp_path)
     fill(log, 5)
     pinned = log.public_key()
     log.db.close()
+    from clearlm.cli import app
+
+    printed = CliRunner().invoke(app, ["audit", "public-key"])  # on the machine that writes the log
+    assert printed.exit_code == 0 and printed.output.strip() == pinned
     ok = run_verify(log.db.url.render_as_string(hide_password=False), "--public-key", pinned)
     assert ok.exit_code == 0 and "5 records in 1 chain(s) verify" in ok.output and pinned in ok.output
     sql(log, TRUNCATE_AND_REWIND[0])

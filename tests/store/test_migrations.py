@@ -234,3 +234,15 @@ def test_downgrades_run(tmp_path, monkeypatch, revision):
     with db.engine.begin() as conn:
         command.downgrade(_config(conn), revision)
     assert current_revision(db.engine) == revision
+
+
+def test_a_database_from_a_newer_release_is_refused_with_a_message(tmp_path):
+    from clearlm.errors import InvalidInputError
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    db = Database(url)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    db.close()
+    with pytest.raises(InvalidInputError, match="revision '0999'.*upgrade clearlm"):
+        Database(url)

@@ -12,6 +12,8 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from clearlm.errors import InvalidInputError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"  # the schema of clearlm 0.1.0
 HEAD = "0003"  # the newest revision (tests/store/test_migrations.py checks it against the scripts)
@@ -23,11 +25,24 @@ def upgrade(engine: Engine) -> None:
     database at once migrate it once (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``).
 
     Raises:
+        InvalidInputError: the database was migrated by a newer clearlm (a revision this one lacks).
         sqlalchemy.exc.OperationalError: the database cannot be reached.
     """
-    if current_revision(engine) == HEAD:  # the common case, without loading Alembic
+    current = current_revision(engine)
+    if current == HEAD:  # the common case, without loading Alembic
         return
     from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    if current is not None:
+        try:
+            ScriptDirectory(str(MIGRATIONS)).get_revision(current)
+        except CommandError:
+            raise InvalidInputError(
+                f"the database is at schema revision {current!r}, which this clearlm does not know: it was "
+                "written by a newer release; upgrade clearlm (pip install -U clearlm) to open it"
+            ) from None
 
     with engine.connect().execution_options(immediate=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
