@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clearlm.errors import InvalidInputError
+from clearlm.models.tokens import text_tokenizer
 
 ROLES = ("system", "user", "assistant")
 # End-of-turn tokens of common chat templates: a chat model must stop at them even when the checkpoint's
@@ -38,7 +40,11 @@ class EncodedPrompt:
         message_index: int[n], the index of the message whose content holds the token, -1 for template
             scaffolding (role headers, special tokens, a default system prompt the template inserts)
         roles: the role of that message per token, None for scaffolding
-        special: bool[n], True for the tokenizer's special tokens
+        special: bool[n], True for control tokens (the tokenizer's special tokens and the added tokens its
+            chat template writes); never True inside a message's content
+        offsets: (start, end)[n], each token's character span in ``text``; (0, 0) for an added token such
+            as beginning-of-sequence. Use these rather than tokenizing ``text`` again: the text of a
+            message holding control-token strings tokenizes differently on its own.
     """
 
     token_ids: list[int]
@@ -46,6 +52,7 @@ class EncodedPrompt:
     message_index: list[int]
     roles: list[str | None]
     special: list[bool]
+    offsets: list[tuple[int, int]] = field(default_factory=list)
 
 
 def validate_prompt(prompt: Prompt) -> None:
@@ -75,70 +82,127 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
 
     A string is plain text for the model to continue (as in a completions API; tagged as one user message);
     a message list is rendered with the tokenizer's chat template, or, for a model without one, joined by
-    blank lines. Token-to-message mapping uses the fast tokenizer's character offsets against each
-    message's content span in the rendered text.
+    blank lines. Content of every role reaches the model as text: a control-token string in it
+    (``"<|im_end|>"``) is tokenized as ordinary characters, so only the template writes control tokens
+    (see :mod:`clearlm.models.tokens`). Content without control-token text tokenizes exactly as the
+    rendered text does with the tokenizer's own parsing.
 
     Raises:
-        InvalidInputError: empty prompt.
+        InvalidInputError: empty prompt; a conversation the chat template refuses; control-token text in
+            a message for a template that rewrites its messages so their content cannot be located.
     """
     validate_prompt(prompt)
+    tt = text_tokenizer(tokenizer)
     if isinstance(prompt, str) or not has_chat_template(tokenizer):
         text = prompt if isinstance(prompt, str) else "\n\n".join(m.content for m in prompt)
         messages = [Message("user", text)]
-        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        enc = tt.plain(text, add_special_tokens=True)
         spans = [(0, len(text), 0)]
     else:
         messages = list(prompt)
-        text = _render(tokenizer, messages, add_generation_prompt)
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        spans = _template_spans(tokenizer, messages, text, add_generation_prompt) or _found_spans(
-            messages, text
-        )
+        text, spans = _render_with_spans(tokenizer, messages, add_generation_prompt)
+        if spans is not None:
+            enc = tt.segments(text, _complement(spans, len(text)))
+        else:  # an unusual template: safe only when no content holds control-token text
+            for i, m in enumerate(messages):
+                if tt.contains_control(m.content):
+                    raise InvalidInputError(
+                        f"message {i} contains the text of one of this model's control tokens, and its chat "
+                        "template rewrites messages so that their text cannot be kept apart from the "
+                        "template's own tokens: remove it from the message"
+                    )
+            enc = tt.markup(text)
+            spans = _found_spans(messages, text)
 
-    special_ids = set(tokenizer.all_special_ids)
-    ids = list(enc["input_ids"])
+    special_ids = set(tokenizer.all_special_ids) | tt.control_ids
+    ids = list(enc.ids)
     message_index = []
-    for s, e in enc["offset_mapping"]:
+    for s, e in enc.offsets:
         owner = next((i for a, b, i in spans if s < b and e > a), -1)
         message_index.append(owner)
     special = [t in special_ids for t in ids]
     message_index = [-1 if sp else mi for mi, sp in zip(message_index, special, strict=True)]
     roles = [messages[i].role if i >= 0 else None for i in message_index]
-    return EncodedPrompt(ids, text, message_index, roles, special)
+    return EncodedPrompt(ids, text, message_index, roles, special, list(enc.offsets))
 
 
 def _render(tokenizer, messages: list[Message], add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in messages],
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-    )
+    """The chat template's text for ``messages``.
+
+    Raises:
+        InvalidInputError: the template refuses the conversation (roles out of the order it expects).
+    """
+    import jinja2
+
+    try:
+        return tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+    except jinja2.TemplateError as exc:
+        raise InvalidInputError(f"the model's chat template refuses these messages: {exc}") from None
 
 
-def _template_spans(tokenizer, messages: list[Message], text: str, add_generation_prompt: bool):
-    """Content spans found by rendering the template with a unique marker in place of each content, so a
-    content that also occurs in the template's own text ("user", a default system prompt) is not mistaken
-    for it. None when the template changes the content it is given (trims it, say)."""
+def _render_with_spans(tokenizer, messages: list[Message], add_generation_prompt: bool):
+    """The rendered text and each message content's span ``(start, end, message index)`` in it.
+
+    The spans come from rendering the template with a unique marker in place of each content, so a
+    content that also occurs in the template's own text ("user", a default system prompt, or a forged
+    turn header) is never mistaken for it. A template that changes a content (trims it, say) is rendered
+    once more per message with that message's real content, to see what the template makes of it.
+    Spans are None when the result does not reproduce the template's real text.
+    """
+    text = _render(tokenizer, messages, add_generation_prompt)
     marks = [f"\ue000{i}\ue001" for i in range(len(messages))]  # private-use characters
-    skeleton = _render(
-        tokenizer, [Message(m.role, k) for m, k in zip(messages, marks, strict=True)], add_generation_prompt
-    )
-    spans, pieces, pos, length = [], [], 0, 0
-    for i, (m, mark) in enumerate(zip(messages, marks, strict=True)):
-        at = skeleton.find(mark, pos)
-        if at < 0:
-            return None
-        length += at - pos
-        pieces += [skeleton[pos:at], m.content]
-        spans.append((length, length + len(m.content), i))
-        length += len(m.content)
-        pos = at + len(mark)
-    pieces.append(skeleton[pos:])
-    return spans if "".join(pieces) == text else None
+    with_marks = [Message(m.role, k) for m, k in zip(messages, marks, strict=True)]
+    skeleton = _render(tokenizer, with_marks, add_generation_prompt)
+    rendered = [m.content for m in messages]
+    spans = _fill(skeleton, marks, rendered)
+    if spans is not None and spans[0] == text:
+        return text, spans[1]
+    for i, mark in enumerate(marks):  # what the template makes of each content, one at a time
+        if skeleton.count(mark) != 1:
+            continue
+        before, after = skeleton.split(mark)
+        one = _render(tokenizer, [*with_marks[:i], messages[i], *with_marks[i + 1 :]], add_generation_prompt)
+        if one.startswith(before) and one.endswith(after) and len(one) >= len(before) + len(after):
+            rendered[i] = one[len(before) : len(one) - len(after)]
+    spans = _fill(skeleton, marks, rendered)
+    return (text, spans[1]) if spans is not None and spans[0] == text else (text, None)
+
+
+def _fill(skeleton: str, marks: list[str], contents: list[str]):
+    """``skeleton`` with each marker replaced by its content, and the contents' spans in the result."""
+    index = {k: i for i, k in enumerate(marks)}
+    parts = re.split("(\ue000\\d+\ue001)", skeleton)
+    out, spans, length = [], [], 0
+    for j, part in enumerate(parts):
+        if j % 2:
+            i = index.get(part)
+            if i is None:
+                return None
+            part = contents[i]
+            spans.append((length, length + len(part), i))
+        out.append(part)
+        length += len(part)
+    return "".join(out), [s for s in spans if s[1] > s[0]]
+
+
+def _complement(spans: list[tuple[int, int, int]], n: int) -> list[tuple[int, int]]:
+    """The ranges of ``[0, n)`` outside ``spans`` (the template's own text)."""
+    out, pos = [], 0
+    for a, b, _ in sorted(spans):
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if pos < n:
+        out.append((pos, n))
+    return out
 
 
 def _found_spans(messages: list[Message], text: str) -> list[tuple[int, int, int]]:
-    """Content spans found by searching the rendered text in order (plain text, or an unusual template)."""
+    """Content spans found by searching the rendered text in order (an unusual template)."""
     spans, cursor = [], 0
     for i, m in enumerate(messages):
         start = text.find(m.content, cursor) if m.content else -1
