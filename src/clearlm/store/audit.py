@@ -69,7 +69,12 @@ class AuditRecord:
 
 
 class UnreadableRecordError(ClearlmError):
-    """A stored record whose JSON no longer parses: someone edited the database by hand."""
+    """A stored record whose JSON no longer parses: someone edited the database by hand (the server's
+    fault, not the caller's: 500)."""
+
+    status_code = 500
+    error_type = "server_error"
+    code = "audit_record_unreadable"
 
 
 class AuditLog:
