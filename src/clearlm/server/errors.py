@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from clearlm.errors import ClearlmError
-from clearlm.server.protocol import MAX_BODY_BYTES
 
 log = logging.getLogger("clearlm.server")
 
@@ -61,6 +60,16 @@ def error_response(
     return JSONResponse(error_body(message, error_type, code, param), status_code=status, headers=headers)
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "json-or-python"}
+
+
+def _union_member(part) -> bool:
+    """Whether a validation error's location part names a union member's type rather than a field."""
+    if isinstance(part, int):
+        return False
+    return part in _TYPE_TAGS or "[" in part or part[:1].isupper()
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into an OpenAI-style body (never a bare 500 page)."""
 
@@ -73,8 +82,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        errors = exc.errors() or [{"msg": "invalid request", "loc": ()}]
+        # a value that fits no member of a union fails once per member: the deepest failure is the one that
+        # names what is wrong (explain.options.steps, not explain.bool)
+        first = max(errors, key=lambda e: len(e.get("loc", ())))
+        loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _union_member(p)]
         if first.get("type") == "json_invalid":
             message = "the request body is not valid JSON (it must be UTF-8 encoded JSON): " + first["msg"]
         else:
@@ -85,10 +97,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException):
         error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message, code = str(exc.detail), None
-        if exc.status_code == 413:  # FastAPI's body limit (routes.api's max_body_size)
-            message = (
-                f"the request body is larger than {MAX_BODY_BYTES:,} bytes: split it (fewer files per upload)"
-            )
+        if exc.status_code == 413:  # a body past its bound (routes.BoundedBody)
             code = PayloadTooLargeError.code
         return error_response(request, exc.status_code, message, error_type, code, headers=exc.headers)
 

@@ -60,37 +60,46 @@ MAX_AUDIT_PAGE = 1000  # records per GET /v1/audit
 
 KB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 FILENAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$"
-PATH_PREFIX_PATTERN = r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._ /-]{1,256}$"  # relative, no '.' or '..' part
+# relative; no part starts with '.', so none is '.' or '..'
+PATH_PREFIX_PATTERN = r"^[A-Za-z0-9_ -][A-Za-z0-9._ -]*(/[A-Za-z0-9_ -][A-Za-z0-9._ -]*)*/?$"
 KB_NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 FILENAME_RULE = "1-128 letters, digits, '.', '_', '-' or spaces, starting with a letter or digit (no folders)"
 
 
-def _matching(pattern: str, message: str, description: str):
+def _matching(pattern: str, message: str, description: str, max_length: int):
     """A string type that must match ``pattern`` (stated in the JSON schema), else 400 with ``message``."""
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):
             raise ValueError(f"{message}; got {value[:80]!r}")
         return value
 
     return Annotated[
-        str, Field(description=description, json_schema_extra={"pattern": pattern}), AfterValidator(check)
+        str,
+        Field(max_length=max_length, description=description, json_schema_extra={"pattern": pattern}),
+        AfterValidator(check),
     ]
 
 
 KnowledgeBaseName = _matching(
-    KB_NAME_PATTERN, f"a knowledge base name is {KB_NAME_RULE}", f"A knowledge base's name: {KB_NAME_RULE}."
+    KB_NAME_PATTERN,
+    f"a knowledge base name is {KB_NAME_RULE}",
+    f"A knowledge base's name: {KB_NAME_RULE}.",
+    64,
 )
 FileName = _matching(
     FILENAME_PATTERN,
     f"bad file name: use a plain name, {FILENAME_RULE}",
     f"A file's name in its knowledge base: {FILENAME_RULE}; the extension picks the reader.",
+    128,
 )
 PathPrefix = _matching(
     PATH_PREFIX_PATTERN,
-    "path_prefix is a relative path inside the knowledge base's uploads (no '..', no leading '/')",
+    "path_prefix is a relative path inside the knowledge base's uploads (no leading '/', no part starting "
+    "with '.')",
     f"Keep passages whose file lies under this relative path (at most {MAX_PATH_PREFIX_CHARS} characters).",
+    MAX_PATH_PREFIX_CHARS,
 )
 
 

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
@@ -21,6 +22,7 @@ from clearlm.server import protocol as p
 from clearlm.server.auth import authenticate, require_admin
 from clearlm.server.completions import chat_completion, text_completion
 from clearlm.server.embeddings import create_embeddings
+from clearlm.server.errors import PayloadTooLargeError
 from clearlm.server.explanations import create_explanation
 from clearlm.server.state import ServerState
 
@@ -38,9 +40,40 @@ ERRORS = {
 }
 ADMIN = {"dependencies": [Depends(require_admin)], "responses": {403: _error("The key is not an admin key.")}}
 
-api = APIRouter(
-    prefix="/v1", dependencies=[Depends(authenticate)], responses=ERRORS, max_body_size=p.MAX_BODY_BYTES
-)
+
+class BoundedBody(APIRoute):
+    """A route that takes at most ``MAX_BODY_BYTES`` of body: a larger Content-Length is refused before a
+    byte is read, and a body sent without one (chunked) is counted as it arrives; either way 413 with an
+    OpenAI-style body. (FastAPI's own ``max_body_size`` answers a large Content-Length in plain text.)"""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request):
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > p.MAX_BODY_BYTES:
+                raise PayloadTooLargeError(_too_large())
+            received = 0
+            receive = request.receive
+
+            async def counted():
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > p.MAX_BODY_BYTES:  # FastAPI passes an HTTPException through its body parsing
+                    raise HTTPException(413, _too_large())
+                return message
+
+            return await handler(Request(request.scope, counted, request._send))
+
+        return bounded
+
+
+def _too_large() -> str:
+    return f"the request body is larger than {p.MAX_BODY_BYTES:,} bytes: split it (fewer files per upload)"
+
+
+api = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=ERRORS, route_class=BoundedBody)
 ops = APIRouter()
 
 KbName = Annotated[
