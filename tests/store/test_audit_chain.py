@@ -180,6 +180,16 @@ def test_integers_beyond_ijson_and_long_values_are_recorded_and_verify(log):
     assert log.verify().ok
 
 
+def test_the_hash_covers_what_is_stored_not_what_was_passed(log):
+    """Tuples, non-string keys and a naive time read back changed; the record still verifies."""
+    log.write(
+        AuditRecord("t", datetime(2026, 1, 1, 12), "/v1/x", parameters={None: 1, 2: (3, 4)}, output=("a",))
+    )
+    assert log.get("t").parameters == {"null": 1, "2": [3, 4]} and log.get("t").output == ["a"]
+    assert log.get("t").created_at == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert log.verify().ok
+
+
 def test_finish_reasons_and_paths_longer_than_the_old_columns_keep_their_record(log):
     """PostgreSQL refused these (VARCHAR(32) and VARCHAR(64)) and the record was lost."""
     reasons = ",".join(

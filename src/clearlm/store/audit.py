@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Text, cast, delete, func, select
@@ -114,6 +114,7 @@ class AuditLog:
         except OSError as exc:
             log.warning("the audit chain's head is left unsigned: cannot read the signing key: %s", exc)
             key = None
+        record = _as_stored(record)
         with self._writing() as session:
             head = self._locked_head(session, record.tenant)
             seq, prev = head.chain_seq + 1, head.hash
@@ -387,6 +388,14 @@ def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
         )
     problems.sort(key=lambda p: p.chain_seq)  # stable: a record's own problems keep their order
     return problems
+
+
+def _as_stored(record: AuditRecord) -> AuditRecord:
+    """The record as it will read back: its JSON fields through a JSON round trip (tuples become lists,
+    keys strings) and its time in UTC (a naive time is taken as UTC, as it reads back), so the hash
+    covers exactly what is stored."""
+    values = {name: json.loads(json.dumps(getattr(record, name))) for name in _JSON_FIELDS}
+    return replace(record, created_at=as_utc(record.created_at), **values)
 
 
 def _raw_query():
