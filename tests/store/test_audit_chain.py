@@ -328,6 +328,8 @@ def test_cli_names_a_tail_truncation_only_the_signed_head_catches(log, tmp_path)
     assert printed.exit_code == 0 and printed.output.strip() == pinned
     ok = run_verify(log.db.url.render_as_string(hide_password=False), "--public-key", pinned)
     assert ok.exit_code == 0 and "5 records in 1 chain(s) verify" in ok.output and pinned in ok.output
+    head = log.verify().heads[0]
+    assert head[:2] == ("default", 5) and f"head of default: #5 {head[2]}" in ok.output
     sql(log, TRUNCATE_AND_REWIND[0])
     rewind_head(log, "default", "default-2")
     result = run_verify(log.db.url.render_as_string(hide_password=False), "--public-key", pinned)

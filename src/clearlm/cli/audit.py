@@ -65,6 +65,8 @@ def verify(
             + (f", from {report.checkpoints} signed retention checkpoint(s)" if report.checkpoints else "")
             + (f", signed with {report.public_key}" if report.public_key else "")
         )
+        for tenant_name, seq, digest in report.heads:  # keep these elsewhere to catch an old head put back
+            console.print(f"head of {tenant_name}: #{seq} {digest}", highlight=False)
         return
     table = Table("tenant", "position", "request id", "problem", title="the audit log was tampered with")
     for p in report.problems:

@@ -255,7 +255,8 @@ class AuditLog:
                 n_records += len(rows)
                 n_checkpoints += cp is not None
                 problems += _check_chain(name, cp, rows, heads.get(name), public_key)
-        return Verification(len(tenants), n_records, n_checkpoints, tuple(problems), public_key)
+        signed = tuple((t, heads[t].chain_seq, heads[t].hash) for t in tenants if t in heads)
+        return Verification(len(tenants), n_records, n_checkpoints, tuple(problems), public_key, signed)
 
     # Retention
 

@@ -39,7 +39,7 @@ verified as such.
 
 What the signed head does not cover: an attacker who kept an older signed head (a backup) can put it
 back together with the records up to it; deleting a tenant's whole chain (records and head) leaves no
-trace in the database. Keep a copy of the signed heads elsewhere (``clearlm audit verify`` prints them)
+trace in the database. Keep a copy of the signed heads elsewhere (``clearlm audit verify`` prints them; ``Verification.heads``)
 where that matters.
 """
 
@@ -157,14 +157,17 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """The result of verifying the audit log: chains, records and checkpoints seen, at most one problem
-    per chain (its first), and the public key (hex) signatures were checked against."""
+    """The result of verifying the audit log: chains, records and checkpoints seen, the problems in chain
+    order (each chain's first names its first bad record), the public key (hex) signatures were checked
+    against, and each chain's head as ``(tenant, chain_seq, hash)`` (to keep elsewhere and compare later:
+    the defence against an old signed head put back)."""
 
     tenants: int
     records: int
     checkpoints: int
     problems: tuple[Problem, ...]
     public_key: str | None = None
+    heads: tuple[tuple[str, int, str], ...] = ()
 
     @property
     def ok(self) -> bool:
