@@ -46,11 +46,43 @@ NAMED = [  # issue 11's three false positives: always evaluated
     "Stan Lee created Spider-Man with Steve Ditko in 1962.",
 ]
 STDLIB = (
-    "argparse collections csv datetime email.message functools http.client itertools json logging "
-    "os os.path pathlib shutil sqlite3 string subprocess tarfile textwrap threading unittest "
-    "urllib.request zipfile calendar decimal fractions statistics random hashlib secrets tempfile "
-    "configparser gettext locale difflib pprint"
-).split()
+    "argparse",
+    "collections",
+    "csv",
+    "datetime",
+    "email.message",
+    "functools",
+    "http.client",
+    "itertools",
+    "json",
+    "logging",
+    "os",
+    "os.path",
+    "pathlib",
+    "shutil",
+    "sqlite3",
+    "string",
+    "subprocess",
+    "tarfile",
+    "textwrap",
+    "threading",
+    "unittest",
+    "urllib.request",
+    "zipfile",
+    "calendar",
+    "decimal",
+    "fractions",
+    "statistics",
+    "random",
+    "hashlib",
+    "secrets",
+    "tempfile",
+    "configparser",
+    "gettext",
+    "locale",
+    "difflib",
+    "pprint",
+)
 
 
 def prose(s: str) -> bool:

@@ -83,7 +83,7 @@ def test_the_jailbreak_families_are_still_recognised(text, family):
 
 
 def _braille(text: str) -> str:
-    cells = dict(zip("abcdefghijklmnopqrstuvwxyz ", "⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀"))
+    cells = dict(zip("abcdefghijklmnopqrstuvwxyz ", "⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", strict=True))
     return "".join(cells[c] for c in text)
 
 
@@ -144,7 +144,7 @@ def test_false_positive_rate_on_the_benign_set_is_at_most_one_percent(scanner):
     rows = _rows("injection_benign.jsonl")
     start = time.perf_counter()
     for threshold in (0.8,):
-        flagged = [r["text"] for r, hit in zip(rows, _flagged(scanner, rows, threshold)) if hit]
+        flagged = [r["text"] for r, hit in zip(rows, _flagged(scanner, rows, threshold), strict=True) if hit]
         assert len(flagged) <= 0.01 * len(rows), flagged
     assert time.perf_counter() - start < 120
 

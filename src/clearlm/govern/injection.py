@@ -1,9 +1,14 @@
 """Prompt-injection checks: patterns for the known attack families, hidden Unicode, encoded payloads, and
 a classifier (logistic regression on all-MiniLM-L6-v2 embeddings, ``data/injection_classifier.json``,
-trained by ``benchmarks/train_injection_classifier.py`` on the development set and the known attacks in
-``data/known_attacks.txt``).
+trained by ``benchmarks/train_injection_classifier.py`` on the development set, the known attacks in
+``data/known_attacks.txt`` and issue 11's training attacks and real benign sentences).
 
-Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection).
+Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection); the decoders cover
+the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32, hex, binary,
+URL, HTML entities, backslash-u escapes, ROT13 and Caesar shifts, Atbash, Morse, Braille, leetspeak, reversed
+and spelled-out text). Names that are also jailbreaks (DAN, STAN, AIM) count only in capitals and next to
+what makes them one ("stands for", "mode", "has no rules", "you are ..."), so "Dan will call" passes.
+Scores: 0.9 is a confident attack; 0.6 a suspicious sign, under the default policy threshold of 0.8.
 """
 
 from __future__ import annotations
@@ -155,7 +160,10 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
         ),
         (rf"\bto any {_AI}\b", 0.9),
         (r"\b(important|hidden|secret|system) (instruction|note)s?\b", 0.9),
-        (r"\bif you are an? (AI|language model|LLM)( (assistant|model|agent|system))?\s*([,:.]|reading|that reads|processing|summari)", 0.9),
+        (
+            r"\bif you are an? (AI|language model|LLM)( (assistant|model|agent|system))?\s*([,:.]|reading|that reads|processing|summari)",
+            0.9,
+        ),
     ],
 }
 INVISIBLE = re.compile(
@@ -174,14 +182,12 @@ ATBASH = str.maketrans(
     "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA",
 )
 # International Morse code (ITU-R M.1677-1) and English Braille grade 1 letters (U+2800 block).
-MORSE_CODE = dict(
-    zip(
-        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.."
-        " ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
-        "abcdefghijklmnopqrstuvwxyz0123456789",
-    )
+_MORSE = (
+    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.."
+    " ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----."
 )
-BRAILLE = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz "))
+MORSE_CODE = dict(zip(_MORSE.split(), "abcdefghijklmnopqrstuvwxyz0123456789", strict=True))
+BRAILLE = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz ", strict=True))
 
 _embed_lock = threading.Lock()
 
@@ -276,7 +282,9 @@ def _decoded_payloads(text: str) -> list[str]:
     if any(c in BRAILLE for c in text):
         out.append("".join(BRAILLE.get(c, c) for c in text))
     for m in MORSE.finditer(text):
-        words = re.split(r"\s*[/|]\s*|\s{2,}", m.group(0).replace("•", ".").replace("·", ".").replace("_", "-"))
+        words = re.split(
+            r"\s*[/|]\s*|\s{2,}", m.group(0).replace("•", ".").replace("·", ".").replace("_", "-")
+        )
         out.append(" ".join("".join(MORSE_CODE.get(c, "") for c in w.split()) for w in words))
     for m in BINARY.finditer(text):
         with contextlib.suppress(ValueError):
