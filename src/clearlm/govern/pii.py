@@ -281,16 +281,33 @@ def _from_ner(result) -> bool:
     return (result.recognition_metadata or {}).get("recognizer_name") == "SpacyRecognizer"
 
 
+# Lower-case words that belong inside names ("Willem de Vries", "Khalid bin Saeed"), never at their end.
+PARTICLES = frozenset(
+    "al bin binti bint da das de del della der des di do dos du el ibn la le op ten ter van von y zu".split()
+)
+
+
 def _plausible(result, text: str) -> bool:
     """False for what the model or a recogniser gets wrong in a way the text shows: a 3-2-4 "phone
-    number" (an SSN's shape), a person's name with digits or an e-mail or URL's characters in it."""
+    number" (an SSN's shape); a person's name with digits, an e-mail or URL's characters, a lower-case
+    word other than a particle ("Bitte senden Sie", "je m'appelle") or a particle at its end; a name or
+    place that is the name of an identity document ("Aadhaar", "Reisepass")."""
+    from clearlm.govern.recognizers import is_document_word
+
     value = text[result.start : result.end]
     if result.entity_type == "PHONE_NUMBER":
         return not SSN_SHAPE.fullmatch(value)
-    if _from_ner(result) and result.entity_type == "PERSON":
-        return not re.search(r"[\d@:/]", value)
-    if _from_ner(result):
-        return not re.search(r"[@:/]", value)
+    if not _from_ner(result):
+        return True
+    if re.search(r"[@:/]", value) or is_document_word(value):
+        return False
+    if result.entity_type == "PERSON":
+        words = value.split()
+        return (
+            not re.search(r"\d", value)
+            and all(w[0].isupper() or w.lower() in PARTICLES for w in words)
+            and words[-1].lower() not in PARTICLES
+        )
     return True
 
 

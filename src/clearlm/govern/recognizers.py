@@ -226,5 +226,14 @@ def identity_recognizers() -> list[PatternRecognizer]:
     ]
 
 
+def is_document_word(text: str) -> bool:
+    """Whether ``text`` is just the name of an identity document or number ("Aadhaar", "Reisepass",
+    "PESEL"): the language model sometimes takes one for a person or a place."""
+    return any(
+        re.fullmatch(f"(?:{fmt.cue})", text.strip(), re.IGNORECASE)
+        for fmt in (*SSN_FORMATS, *PASSPORT_FORMATS, *NATIONAL_ID_FORMATS)
+    )
+
+
 # Presidio's own recognisers that ours replace (removed from the registry by name).
 REPLACED = ("UsSsnRecognizer", "IpRecognizer")
