@@ -249,12 +249,16 @@ class AuditLog:
                     .order_by(Checkpoint.upto_seq.desc())
                     .limit(1)
                 )
-                rows = session.execute(
-                    _raw_query().where(AuditRow.tenant == name).order_by(AuditRow.chain_seq)
-                ).all()
-                n_records += len(rows)
+                rows = session.execute(  # streamed: a chain of millions of records is not held in memory
+                    _raw_query()
+                    .where(AuditRow.tenant == name)
+                    .order_by(AuditRow.chain_seq)
+                    .execution_options(yield_per=1000)
+                )
+                found, n = _check_chain(name, cp, rows, heads.get(name), public_key)
+                problems += found
+                n_records += n
                 n_checkpoints += cp is not None
-                problems += _check_chain(name, cp, rows, heads.get(name), public_key)
         signed = tuple((t, heads[t].chain_seq, heads[t].hash) for t in tenants if t in heads)
         return Verification(len(tenants), n_records, n_checkpoints, tuple(problems), public_key, signed)
 
@@ -315,9 +319,10 @@ def _machine_public_key() -> str:
     return public_hex(signing_key())
 
 
-def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
-    """The problems of one chain, in chain order."""
+def _check_chain(tenant: str, cp, rows, head, public_key: str) -> tuple[list[Problem], int]:
+    """The problems of one chain, in chain order, and the number of its records."""
     problems = []
+    n = 0
     prev_seq, prev_hash = 0, GENESIS
     if cp is not None:
         message = checkpoint_message(
@@ -336,6 +341,7 @@ def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
         prev_seq, prev_hash = cp.upto_seq, cp.upto_hash
     last_insert = None
     for row in rows:
+        n += 1
         if row.chain_seq != prev_seq + 1 or row.prev_hash != prev_hash:
             missing = row.chain_seq - prev_seq - 1
             what = (
@@ -363,7 +369,7 @@ def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
         last_insert = row.seq
         prev_seq, prev_hash = row.chain_seq, row.hash
     if head is None:
-        if rows:
+        if n:
             problems.append(Problem(tenant, prev_seq + 1, None, "the chain's head was deleted"))
     elif (head.chain_seq, head.hash) != (prev_seq, prev_hash):
         missing = head.chain_seq - prev_seq
@@ -388,7 +394,7 @@ def _check_chain(tenant: str, cp, rows, head, public_key: str) -> list[Problem]:
             )
         )
     problems.sort(key=lambda p: p.chain_seq)  # stable: a record's own problems keep their order
-    return problems
+    return problems, n
 
 
 def _as_stored(record: AuditRecord) -> AuditRecord:
