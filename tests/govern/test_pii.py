@@ -6,7 +6,6 @@ The values are invented; identity numbers carry valid check digits where their f
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -152,8 +151,7 @@ def test_the_set_has_the_spread_and_a_held_out_slice(bench):
     assert sum(not spans for _, spans in rows) >= 80  # lines without PII: versions, codes, dates, companies
 
 
-def test_precision_and_recall_on_the_whole_set(bench):
-    started = time.perf_counter()
-    scores = bench.pii_scores()["all"]
+def test_precision_and_recall_on_the_held_out_slice(bench):
+    # The whole set's floors (the same 0.95 and 0.90) are in tests/benchmarks/test_bench_governance.py.
+    scores = bench.pii_scores(split="held-out")["all"]
     assert scores["precision"] >= 0.95 and scores["recall"] >= 0.90, scores
-    assert time.perf_counter() - started < 180
