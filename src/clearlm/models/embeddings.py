@@ -32,7 +32,11 @@ DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
 class Embedder:
-    """A sentence-transformers model. ``encode`` returns L2-normalised float32[n, dimensions]."""
+    """A sentence-transformers model. ``encode`` returns L2-normalised float32[n, dimensions].
+
+    Thread safe: every use of the model and of its tokenizer holds ``_lock`` (a call to a Hugging Face
+    tokenizer sets its truncation and padding, so two at once spoil each other's batches).
+    """
 
     def __init__(self, spec: EmbeddingSpec, model) -> None:
         self.name = spec.name
@@ -63,8 +67,21 @@ class Embedder:
 
     def count_tokens(self, texts: list[str]) -> int:
         """Tokens the model reads for ``texts`` (special tokens included, truncation applied)."""
-        enc = self.model.tokenizer(texts, truncation=True, max_length=self.max_tokens)
+        with self._lock:  # each call sets the shared tokenizer's truncation and padding
+            enc = self.model.tokenizer(texts, truncation=True, max_length=self.max_tokens)
         return sum(len(ids) for ids in enc["input_ids"])
+
+    def tokenizer_copy(self):
+        """A private copy of the model's ``tokenizers.Tokenizer``, truncation and padding off, for callers
+        that tokenize on their own (chunking by token offsets) without racing the model's copy."""
+        from tokenizers import Tokenizer
+
+        with self._lock:
+            spec = self.model.tokenizer.backend_tokenizer.to_str()
+        copy = Tokenizer.from_str(spec)
+        copy.no_truncation()
+        copy.no_padding()
+        return copy
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu") -> Embedder:
