@@ -190,3 +190,56 @@ def test_knowledge_base_errors_in_chat(server):
     assert bad.status_code in (400, 422)
     statuses = [r.status_code for r in server.state.audit.records() if r.endpoint == "/v1/chat/completions"]
     assert sorted(statuses) == [400, 400, 400, 404]
+
+
+def test_a_kb_db_server_keeps_one_engine_for_every_request(
+    serve, long_backend, tmp_path, monkeypatch, postgres_url
+):
+    """With --kb-db, every request and tenant shares one SQLAlchemy engine (one connection pool); before,
+    each request built its own and never closed it."""
+    import uuid
+
+    import psycopg
+
+    import clearlm.knowledge.index.pgvector as pgvector
+    from clearlm.models.embeddings import load_embedder
+
+    name = "srv_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.replace("/postgres?", f"/{name}?", 1)
+    engines = []
+    real = pgvector.create_engine
+    monkeypatch.setattr(
+        pgvector, "create_engine", lambda *a, **kw: engines.append(real(*a, **kw)) or engines[-1]
+    )
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
+    server = serve(long_backend, embedder=load_embedder(), files_dir=str(tmp_path / "uploads"), kb_url=url)
+    _, other = server.state.keys.create("clinic app", tenant="clinic")
+    _, mine = server.state.keys.create("default app")
+    c = httpx.Client(base_url=server.base, timeout=120, headers={"Authorization": f"Bearer {mine}"})
+    _clinic(c)
+    for _ in range(3):
+        assert c.post("/v1/kb/clinic/search", json={"query": "opening hours", "k": 1}).json()["data"]
+    assert c.get("/v1/kb/clinic").status_code == 200 and len(c.get("/v1/kb").json()["data"]) == 1
+    answer = c.post(
+        "/v1/chat/completions",
+        json={
+            "model": "tiny-random-qwen2",
+            "messages": [{"role": "user", "content": "When does the clinic open?"}],
+            "max_tokens": 2,
+            "knowledge_base": {"name": "clinic", "k": 1, "attribute": False},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    theirs = httpx.Client(base_url=server.base, timeout=60, headers={"Authorization": f"Bearer {other}"})
+    assert theirs.get("/v1/kb/clinic").status_code == 404 and theirs.get("/v1/kb").json()["data"] == []
+    assert c.delete("/v1/kb/clinic/files/billing.md").json()["deleted"] is True
+    assert len(engines) == 1
+    with psycopg.connect(postgres_url) as conn:
+        held = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+    assert 1 <= held <= 5  # the one pool's connections (pool_size 5)
+    server.stop()
+    with psycopg.connect(postgres_url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+    assert left == 0
