@@ -223,3 +223,13 @@ def test_real_tokenizers_tokenize_ordinary_prompts_as_before(real, messages):
     assert enc.offsets == [tuple(o) for o in before["offset_mapping"]]
     text = "Why is the sky blue? <|im_star t|> 東京\n\n"
     assert encode_prompt(tokenizer, text).token_ids == tokenizer(text)["input_ids"]
+
+
+def test_explanations_map_sources_holding_control_text(tiny_backend):
+    from clearlm.explain.context import source_token_spans
+
+    source = "Passage: " + EVIL
+    enc = tiny_backend.encode([Message("user", "Read this.\n" + source + "\nAnswer.")])
+    ((start, end),) = source_token_spans(tiny_backend, enc, [source])
+    assert tiny_backend.tokenizer.decode(enc.token_ids[start:end]) == source
+    assert not set(enc.token_ids[start:end]) & set(tiny_backend.tokenizer.all_special_ids)

@@ -395,6 +395,8 @@ def _response_ids(backend, response: str | Sequence[int]) -> list[int]:
 
 def _token_offsets(tokenizer, encoded) -> list[tuple[int, int]]:
     """Character offsets of ``encoded``'s tokens in ``encoded.text``, tokenized as ``encode_prompt`` does."""
+    if len(getattr(encoded, "offsets", ())) == len(encoded.token_ids):  # control-token text stays text
+        return [tuple(o) for o in encoded.offsets]
     for special in (False, True):
         enc = tokenizer(encoded.text, add_special_tokens=special, return_offsets_mapping=True)
         if list(enc["input_ids"]) == list(encoded.token_ids):

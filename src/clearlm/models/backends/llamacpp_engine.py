@@ -8,6 +8,7 @@ This uses llama-cpp-python's ``_internals`` wrappers (context, batch, sampler ch
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import threading
@@ -16,13 +17,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clearlm.errors import InvalidInputError
 from clearlm.models.backends.base import SamplingParams, token_logprob
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """A generation the llama.cpp engine could not finish (a fault in llama.cpp or in clearlm, not in the
+    request). Only that generation ends; the engine goes on with the others."""
 
 
 @dataclass(eq=False)
 class Sequence:
     """One generation in the engine. ``out`` receives ``(token id, TokenLogprob | None)`` per new token,
-    then None at the end (or an exception). Set ``cancel`` to stop it at the next step."""
+    then None at the end, or an :class:`EngineError` (the last item) when it fails. Set ``cancel`` to stop it
+    at the next step."""
 
     prompt: list[int]
     params: SamplingParams
@@ -39,6 +49,9 @@ class Sequence:
 
 class Engine:
     """A scheduler thread over a llama.cpp context with ``slots`` sequences of ``n_ctx_per_slot`` tokens.
+
+    A fault while serving one sequence (its sampler, its logits, freeing its slot) ends that sequence with
+    an :class:`EngineError` and the thread goes on; a failed decode ends the sequences in that batch.
 
     Args:
         model: ``llama_cpp._internals.LlamaModel``; eos: ids that end a sequence; n_threads: CPU threads.
@@ -70,11 +83,26 @@ class Engine:
         self._waiting: deque[Sequence] = deque()
         self._active: list[Sequence] = []
         self._free = list(range(slots))
+        self._dirty: list[int] = []  # slots whose cache could not be cleared yet
+        self._dead: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llamacpp-engine", daemon=True)
         self._thread.start()
 
     def submit(self, seq: Sequence) -> Sequence:
+        """Queue ``seq``.
+
+        Raises:
+            InvalidInputError: a prompt token id outside the model's vocabulary.
+            EngineError: the engine thread has stopped.
+        """
+        bad = next((t for t in seq.prompt if not 0 <= t < self.n_vocab), None)
+        if bad is not None:
+            raise InvalidInputError(
+                f"token id {bad} is not in the model's vocabulary (0 to {self.n_vocab - 1})"
+            )
         with self._cv:
+            if self._dead is not None:
+                raise EngineError(f"the llama.cpp engine has stopped ({self._dead!r}): reload the model")
             self._waiting.append(seq)
             self._cv.notify()
         return seq
@@ -100,23 +128,52 @@ class Engine:
         return s
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                try:
+                    self._admit()
+                    for seq in [s for s in self._active if s.cancel.is_set()]:
+                        self._finish(seq)
+                    if self._active:
+                        self._step()
+                except Exception as exc:  # outside any one sequence's work: end those in flight, go on
+                    log.exception("llama.cpp engine step failed")
+                    for seq in list(self._active):
+                        self._fail(seq, exc)
+        except BaseException as exc:  # the thread itself is ending: no stream may wait for it
             with self._cv:
-                while not self._waiting and not self._active:
-                    self._cv.wait()
-                while self._waiting and self._free:
-                    seq = self._waiting.popleft()
-                    seq.slot, seq.sampler = self._free.pop(), self._sampler(seq)
-                    self._active.append(seq)
-            for seq in [s for s in self._active if s.cancel.is_set()]:
-                self._finish(seq)
-            if self._active:
-                self._step()
+                self._dead = exc
+                stranded = [*self._active, *self._waiting]
+                self._waiting.clear()
+            for seq in stranded:
+                seq.out.put(EngineError(f"the llama.cpp engine stopped: {exc!r}"))
+            raise
+
+    def _admit(self) -> None:
+        """Wait for work, then move waiting sequences into free slots."""
+        with self._cv:
+            while not self._waiting and not self._active:
+                self._cv.wait()
+            for slot in list(self._dirty):
+                if self._clear(slot):
+                    self._dirty.remove(slot)
+                    self._free.append(slot)
+            while self._waiting and self._free:
+                seq = self._waiting.popleft()
+                try:
+                    seq.sampler = self._sampler(seq)
+                except Exception as exc:
+                    log.exception("llama.cpp sampler setup failed")
+                    seq.out.put(EngineError(f"llama.cpp could not set up this generation: {exc!r}"))
+                    continue
+                seq.slot = self._free.pop()
+                self._active.append(seq)
 
     def _step(self) -> None:
         b = self.batch.batch
         b.n_tokens = 0
         rows: list[tuple[Sequence, int]] = []
+        in_batch: list[Sequence] = []
 
         def add(seq: Sequence, token: int, logits: bool) -> None:
             j = b.n_tokens
@@ -128,6 +185,8 @@ class Engine:
                 logits,
             )
             b.n_tokens, seq.pos = j + 1, seq.pos + 1
+            if not in_batch or in_batch[-1] is not seq:
+                in_batch.append(seq)
             if logits:
                 rows.append((seq, j))
 
@@ -139,19 +198,22 @@ class Engine:
                 add(seq, seq.prompt[seq.pos], seq.pos == len(seq.prompt) - 1)
         try:
             self.ctx.decode(self.batch)
-        except Exception as exc:  # e.g. the KV cache is full: fail this step's sequences, keep serving
-            for seq in list(self._active):
-                seq.out.put(RuntimeError(f"llama.cpp could not decode: {exc}"))
-                self._finish(seq, signal=False)
+        except Exception as exc:  # e.g. the KV cache is full: fail this batch's sequences, keep serving
+            for seq in dict.fromkeys(in_batch):
+                self._fail(seq, exc, "llama.cpp could not decode")
             return
         for seq, j in rows:
-            token = seq.sampler.sample(self.ctx, j)
-            lp = None
-            if seq.params.logprobs is not None:
-                row = self._llama_cpp.llama_get_logits_ith(self.ctx.ctx, j)
-                lp = token_logprob(
-                    np.ctypeslib.as_array(row, shape=(self.n_vocab,)), token, seq.params.logprobs
-                )
+            try:
+                token = seq.sampler.sample(self.ctx, j)
+                lp = None
+                if seq.params.logprobs is not None:
+                    row = self._llama_cpp.llama_get_logits_ith(self.ctx.ctx, j)
+                    lp = token_logprob(
+                        np.ctypeslib.as_array(row, shape=(self.n_vocab,)), token, seq.params.logprobs
+                    )
+            except Exception as exc:
+                self._fail(seq, exc, "llama.cpp could not sample the next token")
+                continue
             seq.n_new += 1
             seq.out.put((token, lp))
             if token in self.eos or seq.n_new >= seq.max_new:
@@ -160,10 +222,30 @@ class Engine:
                 seq.next_token = token
 
     def _finish(self, seq: Sequence, signal: bool = True) -> None:
-        self.ctx.kv_cache_seq_rm(seq.slot, -1, -1)
-        seq.sampler.close()
+        """Take ``seq`` out of the engine and free its slot (and end its stream when ``signal``)."""
+        try:
+            seq.sampler.close()
+        except Exception:
+            log.exception("llama.cpp sampler close failed")
         with self._cv:
-            self._active.remove(seq)
-            self._free.append(seq.slot)
+            if seq in self._active:
+                self._active.remove(seq)
+                (self._free if self._clear(seq.slot) else self._dirty).append(seq.slot)
         if signal:
             seq.out.put(None)
+
+    def _fail(self, seq: Sequence, exc: BaseException, what: str = "the llama.cpp engine failed") -> None:
+        """End ``seq``'s stream with an :class:`EngineError` and free its slot."""
+        if not isinstance(exc, EngineError):
+            log.error("%s (slot %d): %r", what, seq.slot, exc)
+        seq.out.put(EngineError(f"{what}: {exc!r}; other generations go on, so the request can be retried"))
+        self._finish(seq, signal=False)
+
+    def _clear(self, slot: int) -> bool:
+        """Drop ``slot``'s cached keys and values; False if llama.cpp refused (the slot stays out of use)."""
+        try:
+            self.ctx.kv_cache_seq_rm(slot, -1, -1)
+            return True
+        except Exception:
+            log.exception("llama.cpp could not clear slot %d", slot)
+            return False
