@@ -66,11 +66,9 @@ def cross_validated_scores(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray
     return out
 
 
-def main() -> None:
-    rows = [r for r in training_rows() if normalise(r["text"]).strip()]  # hidden-only texts: not classified
-    embedder = load_embedder()
-    x = np.stack([features(embedder, normalise(r["text"])) for r in rows])
-    y = np.array([r["label"] == "attack" for r in rows])
+def fit(x: np.ndarray, y: np.ndarray) -> dict:
+    """The classifier's JSON body for features ``x`` (float[n, 768]) and labels ``y`` (bool[n], True =
+    attack): C chosen by cross-validated log-loss, the bias shifted for the benign rate at THRESHOLD."""
 
     def log_loss(z: np.ndarray) -> float:
         p = np.clip(1 / (1 + np.exp(-z)), 1e-9, 1 - 1e-9)
@@ -83,23 +81,30 @@ def main() -> None:
     logit = float(np.log(THRESHOLD / (1 - THRESHOLD)))
     shift = min(0.0, logit - float(np.quantile(z[~y], 1 - BENIGN_RATE)))
     clf = _model(c).fit(x, y)
-    detected = float(np.mean(z[y] + shift >= logit))
-    body = {
+    return {
         "about": "Logistic regression on all-MiniLM-L6-v2 features; see benchmarks/train_injection_classifier.py",
         "trained_on": f"{int(y.sum())} attacks and {int((~y).sum())} benign texts from {', '.join(TRAIN)} "
         "and known_attacks.txt",
         "C": c,
         "bias_shift": round(shift, 6),
         "cross_validated": {
-            "attacks_detected": round(detected, 4),
+            "attacks_detected": round(float(np.mean(z[y] + shift >= logit)), 4),
             "benign_flagged": round(float(np.mean(z[~y] + shift >= logit)), 4),
             "threshold": THRESHOLD,
         },
         "coef": [round(float(v), 6) for v in clf.coef_[0]],
         "intercept": float(clf.intercept_[0]) + shift,
     }
+
+
+def main() -> None:
+    rows = [r for r in training_rows() if normalise(r["text"]).strip()]  # hidden-only texts: not classified
+    embedder = load_embedder()
+    x = np.stack([features(embedder, normalise(r["text"])) for r in rows])
+    y = np.array([r["label"] == "attack" for r in rows])
+    body = fit(x, y)
     OUT.write_text(json.dumps(body))
-    print(f"wrote {OUT}: C={c}, bias shift {shift:.3f}, cross-validated {body['cross_validated']}")
+    print(f"wrote {OUT}: C={body['C']}, bias shift {body['bias_shift']:.3f}, {body['cross_validated']}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ def test_the_data_sets_are_large_enough_and_well_formed(bench):
     for name in bench.INJECTION_SETS:
         rows = bench.injection_examples(name=name)
         labels = [r["label"] for r in rows]
-        assert labels.count("attack") >= 100 and labels.count("benign") >= 100
+        if name == "benign":  # issue 11: real benign sentences only
+            assert labels.count("benign") >= 300 and "attack" not in labels
+        else:
+            assert labels.count("attack") >= 100 and labels.count("benign") >= 100
 
 
 def test_pii_precision_and_recall_stay_above_their_floors(bench):
