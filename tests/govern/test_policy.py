@@ -118,3 +118,26 @@ def test_escalation_is_flagged_in_the_record(tiny_backend, tmp_path):
     )
     _turn(tiny_backend, "I will call my lawyer about this.", policy, audit).run()
     assert audit.records()[0].governance["escalated"] is True
+
+
+def test_returned_text_a_policy_blocks_is_withheld_whole():
+    """The output policy over fields other than the answer: a blocked passage or token run is withheld
+    (not cut to pieces that could be joined back), a redacted one is redacted in place."""
+    from clearlm.govern.outputs import WITHHELD, govern_passages, govern_pieces
+    from clearlm.knowledge import Passage
+
+    policy = parse_policy(
+        "output:\n"
+        "  - {scanner: regex, patterns: {codename: '(?i)project bluebird'}, action: block}\n"
+        "  - {scanner: pii, action: redact, entities: [EMAIL_ADDRESS]}"
+    )
+    passages = [
+        Passage("a", "Project Bluebird ships in May.", "a.md", "Plans", ("Roadmap",), 0, 30),
+        Passage("b", "Write to ops@example.com.", "b.md", "Contacts", (), 0, 25),
+    ]
+    out, notes = govern_passages(policy, passages)
+    assert out[0].text == WITHHELD and out[0].chunk_id == "a" and out[0].heading_path == ("Roadmap",)
+    assert out[1].text == "Write to <EMAIL_ADDRESS>." and out[1].path == "b.md"
+    assert [(n["chunk_id"], n["action"]) for n in notes] == [("a", "block"), ("b", "redact")]
+    pieces, _ = govern_pieces(policy, ["Project", " Blue", "bird", " soon"], "user")
+    assert pieces == [WITHHELD, "", "", ""]
