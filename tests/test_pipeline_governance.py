@@ -299,3 +299,36 @@ def test_forced_targets_are_checked_like_input(tiny_backend, audit):
     assert audit.records()[0].governance["input"]["results"][0]["target"] is True
     with pytest.raises(InvalidInputError, match="tokenizes to nothing"):
         start_turn(tiny_backend, dataclasses.replace(request, target=""), _record(), audit, policy)
+
+
+def test_clearlm_explain_goes_through_the_pipeline_and_is_audited(tiny_backend, tmp_path):
+    """Before: `clearlm explain` generated outside the pipeline: no policy, no audit record."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "tiny"
+    tiny_backend.model.save_pretrained(folder)
+    tiny_backend.tokenizer.save_pretrained(folder)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(REDACT_OUT)
+    db, out = f"sqlite:///{tmp_path / 'audit.db'}", tmp_path / "e.json"
+    args = ["explain", f"Write to {EMAIL} at once", "--model", str(folder), "--target", f" {EMAIL}"]
+    args += ["--method", "saliency", "--db", db, "--policy", str(policy), "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "clearlm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(out.read_text())
+    assert "".join(saved["target_tokens"]) == " <EMAIL_ADDRESS>" and "example" not in "".join(
+        saved["source_tokens"]
+    )
+    [rec] = AuditLog(Database(db)).records()
+    assert rec.endpoint == "cli:explain" and rec.status_code == 200 and rec.finish_reason == "forced"
+    assert rec.prompt == "Write to <EMAIL_ADDRESS> at once" and rec.output == " <EMAIL_ADDRESS>"
+    assert rec.parameters["explain"] == {"method": "saliency"} and rec.governance["policy"] == "redact-out"
