@@ -1,15 +1,6 @@
-"""The one turn every generation goes through, whatever the entry point (CLI, HTTP API, applications):
-
-    request -> input checks and policy -> context (retrieved passages, checked too) -> generate (backend)
-            -> output policy -> audit record -> response (and what it carries: explanation, citations)
-
-so that no new entry point can skip the checks or the audit log. ``start_turn`` checks a request and
-returns a :class:`Turn`; iterating the turn streams the generation; closing it (or reaching its end)
-writes its one audit record. A request refused by the checks, or failing with any exception, is
-recorded too. The input policy scans every message whatever its role, a forced target, and every
-retrieved passage (indirect prompt injection); the output policy covers the answer and, through
-:func:`explain_turn` and :func:`cite_turn`, everything else returned with it (``clearlm.govern.outputs``).
-"""
+"""The pipeline's turn: ``start_turn`` checks a request (every message, a forced target, the retrieved
+passages) and returns a :class:`Turn`; iterating it streams the generation through the output policy;
+closing it writes its one audit record."""
 
 from __future__ import annotations
 
@@ -17,52 +8,21 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, PolicyViolationError
 from clearlm.govern.base import Action, ScanContext
-from clearlm.govern.outputs import govern_attribution, govern_citations
 from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
 from clearlm.models.chat import Message, Prompt, validate_prompt
+from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, ground
 from clearlm.store.audit import AuditLog, AuditRecord
 
 MAX_CHOICES = 16
 CONTENT_FILTER = "content_filter"  # the finish reason of an answer the policy replaced
 FORCED = "forced"  # the finish reason of a target the caller gave (nothing generated)
 CLIENT_CLOSED = 499  # nginx's status for a client that left before the response ended
-NO_PASSAGES = (
-    "I can't answer this from the knowledge base: every passage found for the question was withheld "
-    "by the content policy."
-)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Retrieval:
-    """Answer from a knowledge base (retrieval-augmented generation, Lewis et al. 2020): the last user
-    message is the query, and the ``k`` passages that ``mode`` retrieval finds go into the prompt numbered
-    for citation (``clearlm.knowledge.answer.passage_sources``). ``knowledge_base`` is an open
-    ``clearlm.knowledge.KnowledgeBase``."""
-
-    knowledge_base: Any
-    k: int = 5
-    mode: str = "hybrid"
-
-
-@dataclass(frozen=True, slots=True)
-class Grounding:
-    """What a turn with :class:`Retrieval` answered from: the question (after input redaction), the
-    passages in the order they are numbered (after the input policy: redacted where it said so), the
-    prompt's sources for context attribution, retrieval's warnings (e.g. a query cut to the embedding
-    model's length), and the passages the input policy quarantined (not in the prompt)."""
-
-    knowledge_base: str
-    question: str
-    passages: tuple
-    sources: Any  # clearlm.explain.context.ContextSources
-    warnings: tuple[str, ...] = ()
-    quarantined: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +251,7 @@ def start_turn(
                 refusal = policy.spec.refusal
             request = dataclasses.replace(request, prompt=prompt, target=target)
         if request.retrieval is not None and refusal is None:
-            grounding, screened = _ground(request.prompt, request.retrieval, policy)
+            grounding, screened = ground(request.prompt, request.retrieval, policy)
             record.parameters["retrieval"] = {
                 "knowledge_base": grounding.knowledge_base,
                 "k": request.retrieval.k,
@@ -349,66 +309,6 @@ def _stored(policy: Policy, prompt: Prompt) -> Prompt:
     return [Message(m.role, policy.stored(m.content)) for m in prompt]
 
 
-def _ground(prompt: Prompt, retrieval: Retrieval, policy: Policy | None) -> tuple[Grounding, list[dict]]:
-    """Retrieve passages for the last user message, screen them with the input policy, and build the
-    prompt that cites those kept. Returns the grounding and the screening's notes."""
-    from clearlm.knowledge.answer import passage_sources
-
-    messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
-    if not messages or messages[-1].role != "user":
-        raise InvalidInputError("to answer from a knowledge base, end the messages with the user's question")
-    kb, question = retrieval.knowledge_base, messages[-1].content
-    found = kb.search(question, k=retrieval.k, mode=retrieval.mode)
-    if not found.passages:
-        raise InvalidInputError(
-            f"the knowledge base {kb.name!r} holds no documents to answer from: add some first"
-        )
-    kept, quarantined, notes = screen_passages(policy, found.passages)
-    sources = passage_sources(question, kept, history=messages[:-1]) if kept else None
-    grounding = Grounding(kb.name, question, tuple(kept), sources, tuple(found.warnings), tuple(quarantined))
-    return grounding, notes
-
-
-def screen_passages(policy: Policy | None, passages) -> tuple[list, list, list[dict]]:
-    """Indirect prompt injection and the like: each retrieved passage's text, title and headings are
-    model input, so the input policy checks them (role "document") before they enter a prompt. A passage
-    it blocks is quarantined (left out); what it redacts is redacted.
-
-    Returns:
-        (kept passages, quarantined passages, notes): one note per passage with findings,
-        ``{"chunk_id", "path", "action", "results": [{"field", "scanner", "risk", "action", "findings"}]}``
-        (findings give type, span and score, never the text).
-    """
-    if policy is None or not policy.spec.input:
-        return list(passages), [], []
-    kept, quarantined, notes, seen = [], [], [], {}
-
-    def check(text: str):
-        if text not in seen:
-            seen[text] = policy.check(text, ScanContext("input", "document"))
-        return seen[text]
-
-    for p in passages:
-        fields = {
-            "text": p.text,
-            "title": p.title,
-            **{f"heading_path[{i}]": h for i, h in enumerate(p.heading_path)},
-        }
-        decisions = {name: check(text) for name, text in fields.items() if text.strip()}
-        action = max((d.action for d in decisions.values()), key=lambda a: a.severity, default=Action.ALLOW)
-        results = [{"field": name, **r} for name, d in decisions.items() for r in d.to_dict()["results"]]
-        if results or action is not Action.ALLOW:
-            notes.append({"chunk_id": p.chunk_id, "path": p.path, "action": action.value, "results": results})
-        if action is Action.BLOCK:
-            quarantined.append(p)
-            continue
-
-        used = {name: decisions[name].text if name in decisions else text for name, text in fields.items()}
-        headings = tuple(used[f"heading_path[{i}]"] for i in range(len(p.heading_path)))
-        kept.append(dataclasses.replace(p, text=used["text"], title=used["title"], heading_path=headings))
-    return kept, quarantined, notes
-
-
 def _check_input(
     policy: Policy, prompt: Prompt, target: str | None = None
 ) -> tuple[Prompt, Prompt, str | None, dict]:
@@ -463,98 +363,3 @@ def _prompt_json(prompt: Prompt) -> object:
     if isinstance(prompt, str):
         return prompt
     return [{"role": m.role, "content": m.content} for m in prompt if isinstance(m, Message)]
-
-
-def check_method(method: str, options: dict | None = None) -> None:
-    """Check an explanation method and its options before anything is generated (what
-    ``clearlm.explain.explain`` would reject only after the generation).
-
-    Raises:
-        InvalidInputError: an unknown method or option, or a bad option value.
-    """
-    from clearlm.explain.api import METHODS, _check_options, method_options
-
-    if method not in METHODS:
-        raise InvalidInputError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    allowed = method_options(method)
-    unknown = set(options or {}) - set(allowed)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown option(s) {', '.join(sorted(unknown))} for method {method!r}; "
-            f"it accepts: {', '.join(allowed) or 'none'}"
-        )
-    _check_options(method, {**allowed, **(options or {})})
-
-
-def explain_turn(explainer, turn: Turn, method: str, options: dict | None = None):
-    """Explain a finished turn's first choice: the answer as returned (after the output policy) forced
-    as the target of ``method`` (see ``clearlm.explain.explain``), holding the explainer's lock; the
-    token strings then pass the output policy (``clearlm.govern.outputs.govern_attribution``), its
-    findings noted in the record (``governance["returned"]``, for a deferred turn). Returns None when
-    the answer was withheld (a refusal, or a passage-less answer): there is nothing generated to explain.
-
-    Raises:
-        InvalidInputError: an unknown method or option, or an empty answer (nothing to explain).
-    """
-    from clearlm.explain import explain
-
-    choice = turn.choices[0]
-    turn.record.parameters["explain"] = {"method": method, **(options or {})}
-    if choice.finish_reason == CONTENT_FILTER:
-        return None
-    if not choice.text.strip():
-        raise InvalidInputError(
-            "the model generated nothing for this prompt (it ended its turn at once): give a target to explain"
-        )
-    with explainer.lock:
-        result = explain(explainer, turn.request.prompt, choice.text, method=method, **(options or {}))
-    result, notes = govern_attribution(turn.policy, result)
-    turn.note(notes)
-    return result
-
-
-def cite_turn(explainer, turn: Turn, index: int = 0, **options):
-    """The citations in choice ``index`` of a turn that answered from a knowledge base, mapped to the
-    passages it was given; with an ``explainer`` (a torch backend of the served model), also how much the
-    answer relied on each passage (``clearlm.knowledge.answer.cite``; ``options`` are its ablations,
-    gradient, relied_threshold, seed). Everything is computed over the answer as returned (a redacted
-    answer is attributed as redacted, never through its original tokens), and the question, passages and
-    attribution's texts pass the output policy (``clearlm.govern.outputs.govern_citations``).
-
-    Raises:
-        InvalidInputError: the turn did not answer from a knowledge base.
-    """
-    from clearlm.knowledge.answer import CitedAnswer, cite, parse_citations
-
-    g = turn.grounding
-    if g is None:
-        raise InvalidInputError("this turn did not answer from a knowledge base: there is nothing to cite")
-    choice = turn.choices[index]
-    if not g.passages:  # every passage was quarantined: the answer cites nothing and relied on nothing
-        citations, unknown = parse_citations(choice.text, 0)
-        return CitedAnswer(
-            g.question,
-            choice.text,
-            turn.backend.name,
-            choice.finish_reason or "stop",
-            [],
-            citations,
-            unknown,
-            [],
-        )
-    same_model = explainer is turn.backend
-    original = choice.finish_reason != CONTENT_FILTER and not choice.changed
-    cited = cite(
-        explainer,
-        g.question,
-        list(g.passages),
-        choice.text,
-        token_ids=choice.token_ids if same_model and original else None,
-        sources=g.sources,
-        model=turn.backend.name,
-        finish_reason=choice.finish_reason or "stop",
-        **options,
-    )
-    cited, notes = govern_citations(turn.policy, cited)
-    turn.note(notes)
-    return cited
