@@ -283,7 +283,8 @@ def _from_ner(result) -> bool:
 
 # Lower-case words that belong inside names ("Willem de Vries", "Khalid bin Saeed"), never at their end.
 PARTICLES = frozenset(
-    "al bin binti bint da das de del della der des di do dos du el ibn la le op ten ter van von y zu".split()
+    {"al", "bin", "binti", "bint", "da", "das", "de", "del", "della", "der", "des", "di", "do", "dos", "du"}
+    | {"el", "ibn", "la", "le", "op", "ten", "ter", "van", "von", "y", "zu"}
 )
 
 

@@ -2,10 +2,11 @@
 
 Every number is found by a pattern, checked by python-stdnum where its format has a check (Aadhaar's
 Verhoeff digit, the Chinese resident ID's ISO 7064 digit, PESEL's and My Number's weighted sums, the DNI
-letter, the SSA's unissued SSN ranges), and scored by its cue: a word such as "passport" or "Aadhaar" at
-most ``CUE_BEFORE`` characters before it or ``CUE_AFTER`` after. Formats that any long number can take
-(9 to 12 digits) count only with their cue; distinctive ones (a National Insurance number, a Chinese
-resident ID, a DNI) count without one, at a lower score.
+letter) or against the SSA's unissued SSN ranges, and scored by its cue: a word such as "passport" or
+"Aadhaar" ending at most ``CUE_BEFORE`` characters before it or starting ``CUE_AFTER`` after. Shapes that
+any long number can take (a passport number, 9 to 12 plain digits) count only with their cue; distinctive
+ones (123-45-6789, a National Insurance number, a Chinese resident ID, a DNI) count without one, at a
+lower score.
 
 Types: ``US_SSN``, ``PASSPORT`` (any country: 6 to 9 capitals and digits, at least 3 of them digits, or
 Russia's "75 4019283"), ``NATIONAL_ID`` (UK NINO, Indian Aadhaar, Chinese resident ID, Nigerian NIN,
@@ -47,10 +48,19 @@ def _digits(text: str) -> str:
 
 
 def _ssn(text: str) -> bool:
-    from stdnum.us import ssn
-
+    """The SSA never issues area 000, 666 or 900-999 (900-999 are ITINs), group 00 or serial 0000. Unlike
+    python-stdnum, published sample numbers (078-05-1120, 219-09-9999) still count: pasted into a prompt,
+    they are better redacted than let through."""
     digits = _digits(text)
-    return len(set(digits)) > 1 and ssn.is_valid(digits)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return (
+        len(digits) == 9
+        and len(set(digits)) > 1
+        and area not in ("000", "666")
+        and area[0] != "9"
+        and group != "00"
+        and serial != "0000"
+    )
 
 
 def _aadhaar(text: str) -> bool:
@@ -158,9 +168,7 @@ class IdNumberRecognizer(PatternRecognizer):
 
     def __init__(self, entity: str, formats: tuple[IdFormat, ...], name: str):
         self.formats = formats
-        self._compiled = [
-            (f, re.compile(f.pattern), re.compile(f.cue, re.IGNORECASE)) for f in formats
-        ]
+        self._compiled = [(f, re.compile(f.pattern), re.compile(f.cue, re.IGNORECASE)) for f in formats]
         super().__init__(
             supported_entity=entity,
             name=name,
@@ -173,7 +181,11 @@ class IdNumberRecognizer(PatternRecognizer):
             for m in pattern.finditer(text):
                 if fmt.check is not None and not fmt.check(m.group()):
                     continue
-                near = text[max(0, m.start() - CUE_BEFORE) : m.start()] + " | " + text[m.end() : m.end() + CUE_AFTER]
+                near = (
+                    text[max(0, m.start() - CUE_BEFORE) : m.start()]
+                    + " | "
+                    + text[m.end() : m.end() + CUE_AFTER]
+                )
                 score = fmt.cue_score if cue.search(near) else fmt.score
                 if score is not None:
                     out.append(self._result(m.start(), m.end(), score, fmt.name))
