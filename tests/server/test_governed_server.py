@@ -207,6 +207,16 @@ def test_every_role_and_passage_is_checked_and_named(desk):
     )
     assert spoofed.choices[0].finish_reason == "content_filter" and spoofed.usage.completion_tokens == 0
     assert server.state.audit.get(spoofed.id).governance["input"]["results"][0]["message"] == 0
+    streamed = c.chat.completions.create(
+        model=TINY,
+        messages=[{"role": "user", "content": "When does the desk open?"}],
+        max_tokens=3,
+        stream=True,
+        extra_body={"knowledge_base": {"name": "desk", "k": 3}},
+    )
+    [last] = [x for x in streamed if x.model_extra.get("citations")]
+    rec = server.state.audit.get(last.id)  # written before the client saw [DONE]
+    assert rec.status_code == 200 and rec.parameters["retrieval"]["quarantined"] == [note["chunk_id"]]
 
 
 def test_embeddings_are_stored_redacted(desk):

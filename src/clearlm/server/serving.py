@@ -205,6 +205,7 @@ async def stream_events(
         timing.done()
         for payload in tail():
             yield event(payload)
+        await anyio.to_thread.run_sync(turn.close, 200, None)  # recorded before the client sees [DONE]
     except ClearlmError as exc:  # recorded by the turn, or here when render() raised it
         await anyio.to_thread.run_sync(turn.close, exc.status_code, str(exc))
         yield event(error_body(str(exc), exc.error_type, exc.code))
