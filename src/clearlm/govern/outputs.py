@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import difflib
 
 from clearlm.govern.base import Action, ScanContext
 
 WITHHELD = "[withheld by policy]"  # what a text the output policy blocks is returned as
-_MIN_KEPT = 4  # unchanged runs shorter than this between two edits join the edit (a cleaner hand-back)
 
 
 def active(policy) -> bool:
@@ -54,8 +52,7 @@ def redact_pieces(pieces: list[str], redacted: str) -> list[str]:
 
     Text left unchanged stays with its piece; each edited span (a redacted value) goes whole to the piece
     where it began, and the other pieces it covered become empty. So ``"".join(result) == redacted`` and
-    no piece keeps a character of a replaced span. Spans are found by ``difflib.SequenceMatcher``
-    (Ratcliff/Obershelp matching), with short unchanged runs between two edits merged into one edit.
+    no piece keeps a character of a replaced span (see :func:`_edits` for how spans are found).
     """
     text = "".join(pieces)
     if redacted == text:
@@ -86,19 +83,55 @@ def redact_pieces(pieces: list[str], redacted: str) -> list[str]:
 
 
 def _edits(a: str, b: str) -> list[tuple[str, int, int, int, int]]:
-    """SequenceMatcher's opcodes, with an unchanged run shorter than ``_MIN_KEPT`` between two edits
-    merged into them (so "Maria Okafor" -> "<PERSON>" is one edit, not three around a shared "O")."""
-    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-    merged: list[list] = []
-    for k, (tag, i1, i2, j1, j2) in enumerate(ops):
-        inner = 0 < k < len(ops) - 1 and i2 - i1 < _MIN_KEPT
-        if tag == "equal" and not inner:
-            merged.append(["equal", i1, i2, j1, j2])
-        elif merged and merged[-1][0] == "edit":
-            merged[-1][2], merged[-1][4] = i2, j2
-        else:
-            merged.append(["edit", i1, i2, j1, j2])
-    return [tuple(m) for m in merged]
+    """An alignment of ``a`` with its redacted version ``b``, as difflib-style opcodes ("equal" or "edit",
+    a[i1:i2] -> b[j1:j2]). Redaction replaces spans, so it walks both texts together and, at each
+    difference, resumes at the first ``_ANCHOR``-character run of ``a`` found again in ``b`` nearby: linear
+    in practice, where difflib's matching is quadratic on long, repetitive prompts. Any alignment keeps
+    ``redact_pieces`` exact (equal runs are equal); a finer one only places replacements better."""
+    ops: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    while i < len(a) or j < len(b):
+        k = _common_prefix(a, b, i, j)
+        if k:
+            ops.append(("equal", i, i + k, j, j + k))
+            i, j = i + k, j + k
+            continue
+        i2, j2 = _resync(a, b, i, j)
+        ops.append(("edit", i, i2, j, j2))
+        i, j = i2, j2
+    return ops
+
+
+_ANCHOR = 8  # characters that must agree again for an edit to end
+_WINDOW = 2000  # the longest span (and replacement) looked across, in characters
+
+
+def _common_prefix(a: str, b: str, i: int, j: int) -> int:
+    n = min(len(a) - i, len(b) - j)
+    step = 64
+    k = 0
+    while k < n:  # in blocks (compared in C), then character by character in the last block
+        m = min(step, n - k)
+        if a[i + k : i + k + m] == b[j + k : j + k + m]:
+            k += m
+            continue
+        while a[i + k] == b[j + k]:
+            k += 1
+        break
+    return k
+
+
+def _resync(a: str, b: str, i: int, j: int) -> tuple[int, int]:
+    """Where ``a`` and ``b`` agree again after a difference at (i, j): the least skip in ``a`` whose next
+    ``_ANCHOR`` characters (fewer at the end) appear in ``b`` within the window; (len(a), len(b)) if none."""
+    for d in range(min(_WINDOW, len(a) - i) + 1):
+        anchor = a[i + d : i + d + _ANCHOR]
+        if not anchor:
+            break
+        at = b.find(anchor, j, j + _WINDOW + len(anchor))
+        if at >= 0 and (len(anchor) == _ANCHOR or at + len(anchor) == len(b)):
+            return i + d, at
+    return len(a), len(b)
 
 
 def govern_passages(policy, passages, field: str = "passages") -> tuple[list, list]:
