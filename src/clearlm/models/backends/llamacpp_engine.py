@@ -238,8 +238,8 @@ class Engine:
         """End ``seq``'s stream with an :class:`EngineError` and free its slot."""
         if not isinstance(exc, EngineError):
             log.error("%s (slot %d): %r", what, seq.slot, exc)
-        seq.out.put(EngineError(f"{what}: {exc!r}; other generations go on, so the request can be retried"))
         self._finish(seq, signal=False)
+        seq.out.put(EngineError(f"{what}: {exc!r}; other generations go on, so the request can be retried"))
 
     def _clear(self, slot: int) -> bool:
         """Drop ``slot``'s cached keys and values; False if llama.cpp refused (the slot stays out of use)."""
