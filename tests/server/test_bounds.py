@@ -111,6 +111,16 @@ def test_chat_bounds(c, body, needle):
     refused(c.post("/v1/chat/completions", json=body), 400, needle)
 
 
+def test_a_vanishing_temperature_decodes_greedily(c):
+    # 2.2e-308 divided the logits into infinities: "probability tensor contains inf" (a 500), found by schemathesis
+    tiny = c.post("/v1/chat/completions", json=chat(temperature=2.2e-308, max_tokens=4))
+    greedy = c.post("/v1/chat/completions", json=chat(temperature=0, max_tokens=4))
+    assert tiny.status_code == 200, tiny.text
+    assert (
+        tiny.json()["choices"][0]["message"]["content"] == greedy.json()["choices"][0]["message"]["content"]
+    )
+
+
 def test_the_largest_seed_is_taken(c):
     for seed in (p.SEED_MAX, p.SEED_MIN, 2**32):
         r = c.post("/v1/chat/completions", json=chat(seed=seed, temperature=1.0))

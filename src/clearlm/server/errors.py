@@ -67,7 +67,7 @@ def _union_member(part) -> bool:
     """Whether a validation error's location part names a union member's type rather than a field."""
     if isinstance(part, int):
         return False
-    return part in _TYPE_TAGS or "[" in part or part[:1].isupper()
+    return part in _TYPE_TAGS or "[" in part or "-" in part or part[:1].isupper()
 
 
 def install(app: FastAPI) -> None:

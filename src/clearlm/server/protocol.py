@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from clearlm.explain import METHODS
 
@@ -30,6 +31,7 @@ MAX_NAME_CHARS = 64  # a message's participant name, a JSON schema's name
 MAX_STOPS = 4  # stop sequences (the OpenAI API's limit)
 MAX_STOP_CHARS = 256  # one stop sequence
 MAX_N = 16  # choices per request
+MIN_TEMPERATURE = 1e-5  # a smaller positive temperature decodes greedily (the logits / it would overflow)
 MAX_TOKENS = 2**20  # max_tokens; the model's context is the tighter bound (400 context_length_exceeded)
 MAX_TOP_K = (
     2**31 - 1
@@ -140,11 +142,22 @@ class ChatMessage(BaseModel):
 class JsonSchemaSpec(BaseModel):
     name: str = Field(default="response", max_length=MAX_NAME_CHARS)
     description: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    schema_: dict[str, Any] = Field(
+        default_factory=dict, alias="schema", json_schema_extra={"minProperties": 1}
+    )
     strict: bool | None = None
 
 
+def _response_format_schema(schema: dict) -> None:
+    # json_schema needs its schema (the server refuses it without one)
+    schema["anyOf"] = [
+        {"properties": {"type": {"enum": ["text", "json_object"]}}},
+        {"properties": {"type": {"const": "json_schema"}}, "required": ["json_schema"]},
+    ]
+
+
 class ResponseFormat(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_response_format_schema)
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
 
@@ -219,10 +232,34 @@ _METHOD = Field(
 )
 
 
+def _method_variants() -> list[dict]:
+    """JSON Schema: each method with the options it takes (the server refuses another method's option), so
+    that data the schema allows is data the server takes. Without ``method``, the default method's."""
+    from clearlm.explain import DEFAULT_METHOD, method_options
+    from clearlm.explain.gradient import BASELINES
+
+    props = ExplainOptions.model_json_schema()["properties"]
+    variants = []
+    for method in METHODS:
+        allowed = {k: props[k] for k in method_options(method) if k in props}
+        if method == "integrated_gradients":
+            allowed["baseline"] = {"enum": list(BASELINES)}
+        options = {"type": "object", "properties": allowed, "additionalProperties": False}
+        variant: dict = {"properties": {"method": {"const": method}, "options": options}}
+        if method != DEFAULT_METHOD:
+            variant["required"] = ["method"]
+        variants.append(variant)
+    return variants
+
+
+def _explain_spec_schema(schema: dict) -> None:
+    schema["anyOf"] = _method_variants()
+
+
 class ExplainSpec(BaseModel):
     """Which attribution method to run, and its options (see ``clearlm.explain.method_options``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_explain_spec_schema)
     method: str = _METHOD
     options: Options = Field(default_factory=dict)  # type: ignore[assignment]
 
@@ -243,6 +280,10 @@ class KnowledgeSpec(BaseModel):
     )
 
 
+def _greedy_below_min(value: float) -> float:
+    return 0.0 if value < MIN_TEMPERATURE else value
+
+
 def _stops(value):
     """Friendlier messages than the schema's for the commonest mistakes (other shapes: the schema's)."""
     stops = [value] if isinstance(value, str) else value if isinstance(value, list) else []
@@ -261,7 +302,13 @@ class _Sampling(_Request):
         le=MAX_TOKENS,
         description=f"Tokens to generate at most (1 to {MAX_TOKENS:,}, and no more than the context holds).",
     )
-    temperature: float = Field(default=1.0, ge=0, le=2)
+    temperature: Annotated[float, AfterValidator(_greedy_below_min)] = Field(
+        default=1.0,
+        ge=0,
+        le=2,
+        description=f"0 to 2; below {MIN_TEMPERATURE:g}, greedy decoding (as 0: dividing the logits by a "
+        "smaller one overflows them).",
+    )
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int = Field(
         default=0, ge=0, le=MAX_TOP_K, description=f"0 keeps every token; at most {MAX_TOP_K} (an extension)."
@@ -293,9 +340,51 @@ class _Sampling(_Request):
         return _stops(value)
 
 
+# a message with some text in it (the server refuses a list of messages that are all empty)
+_SOME_TEXT = {
+    "type": "object",
+    "required": ["content"],
+    "properties": {
+        "content": {
+            "anyOf": [
+                {"type": "string", "pattern": "\\S"},
+                {"type": "array", "contains": {"properties": {"text": {"type": "string", "pattern": "\\S"}}}},
+            ]
+        }
+    },
+}
+
+# top_logprobs needs logprobs: true; explain is not taken with stream: true
+_CHAT_DEPENDENCIES = {
+    "top_logprobs": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}},
+    "explain": {"properties": {"stream": {"const": False}}},
+}
+
+
+def _chat_schema(schema: dict) -> None:
+    schema["dependentSchemas"] = _CHAT_DEPENDENCIES
+
+
+def _explain_request_schema(schema: dict) -> None:
+    schema["dependentSchemas"] = _CHAT_DEPENDENCIES
+    schema["allOf"] = [
+        {"anyOf": _method_variants()},
+        {  # something to explain: messages, or an earlier completion
+            "anyOf": [
+                {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+                {"required": ["completion_id"], "properties": {"completion_id": {"type": "string"}}},
+            ]
+        },
+    ]
+
+
 class ChatCompletionRequest(_Sampling):
+    model_config = ConfigDict(json_schema_extra=_chat_schema)
     messages: list[ChatMessage] = Field(
-        min_length=1, max_length=MAX_MESSAGES, description=f"1 to {MAX_MESSAGES} messages."
+        min_length=1,
+        max_length=MAX_MESSAGES,
+        description=f"1 to {MAX_MESSAGES} messages, at least one with some text.",
+        json_schema_extra={"contains": _SOME_TEXT},
     )
     max_completion_tokens: int | None = Field(
         default=None, ge=1, le=MAX_TOKENS, description="The newer name of max_tokens (same bounds)."
@@ -311,9 +400,10 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: (
-        Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+        Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
         | Annotated[
-            list[Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]], Field(min_length=1, max_length=1)
+            list[Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]],
+            Field(min_length=1, max_length=1),
         ]
     ) = Field(description=f"One prompt (a list holds exactly one), at most {MAX_MESSAGE_CHARS:,} characters.")
     logprobs: int | None = Field(
@@ -334,9 +424,9 @@ class CompletionRequest(_Sampling):
 class EmbeddingRequest(_Request):
     model: str = Field(max_length=MAX_MODEL_CHARS)
     input: (
-        Annotated[str, Field(max_length=MAX_EMBEDDING_CHARS)]
+        Annotated[str, Field(min_length=1, max_length=MAX_EMBEDDING_CHARS)]
         | Annotated[
-            list[Annotated[str, Field(max_length=MAX_EMBEDDING_CHARS)]],
+            list[Annotated[str, Field(min_length=1, max_length=MAX_EMBEDDING_CHARS)]],
             Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS),
         ]
     ) = Field(
@@ -353,8 +443,15 @@ class ExplainRequest(ChatCompletionRequest):
     earlier response of this server (its prompt and output are read from the audit log; another tenant's
     response is not found)."""
 
+    model_config = ConfigDict(json_schema_extra=_explain_request_schema)
+    # refused here with a message that says where it goes (/v1/chat/completions); not part of the schema
+    knowledge_base: SkipJsonSchema[str | KnowledgeSpec | None] = None  # type: ignore[assignment]
+
     messages: list[ChatMessage] = Field(
-        default_factory=list, max_length=MAX_MESSAGES, description=f"At most {MAX_MESSAGES} messages."
+        default_factory=list,
+        max_length=MAX_MESSAGES,
+        description=f"At most {MAX_MESSAGES} messages, at least one with some text (or give completion_id).",
+        json_schema_extra={"contains": _SOME_TEXT},
     )
     model: str | None = Field(default=None, max_length=MAX_MODEL_CHARS)  # type: ignore[assignment]
     method: str = _METHOD

@@ -1,0 +1,43 @@
+"""Schemathesis hooks for tests/server/test_schemathesis.py (loaded by its config file's ``hooks``).
+
+What a deployment knows that the generic schema cannot: which models it serves (``$CLEARLM_ST_MODELS``,
+comma-separated), how many tokens its model's context leaves to generate, its embeddings' dimensions, and
+which knowledge base exists (``$CLEARLM_ST_KB``). Pinning those lets generated requests
+reach the code behind the 404s; every other field is generated from the schema as served."""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+
+MODELS = os.environ.get("CLEARLM_ST_MODELS", "").split(",")
+KB = os.environ.get("CLEARLM_ST_KB")
+CONTEXT = int(
+    os.environ.get("CLEARLM_ST_CONTEXT", "8")
+)  # tokens to generate at most (the tiny model's context)
+DIMENSIONS = int(os.environ.get("CLEARLM_ST_DIMENSIONS", "384"))  # the embedding model's own
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema: dict) -> None:
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    for name in ("ChatCompletionRequest", "CompletionRequest", "EmbeddingRequest", "ExplainRequest"):
+        model = schemas.get(name, {}).get("properties", {}).get("model")
+        if model is not None:
+            served = MODELS[1:] if name == "EmbeddingRequest" else MODELS[:1]
+            model.pop("anyOf", None)
+            model.update({"type": "string", "enum": served})
+        properties = schemas.get(name, {}).get("properties", {})
+        for field in ("max_tokens", "max_completion_tokens"):
+            if field in properties:
+                properties[field] = {
+                    "anyOf": [{"type": "integer", "minimum": 1, "maximum": CONTEXT}, {"type": "null"}]
+                }
+        if "dimensions" in properties:
+            properties["dimensions"] = {"anyOf": [{"enum": [DIMENSIONS]}, {"type": "null"}]}
+    for item in raw_schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") == "name" and KB:
+                    parameter["schema"] = {"type": "string", "enum": [KB]}
