@@ -121,6 +121,14 @@ def test_a_vanishing_temperature_decodes_greedily(c):
     )
 
 
+def test_a_null_option_takes_its_default(c):
+    # {"rows_per_call": null} reached the method as None: a TypeError, a 500 (found by schemathesis)
+    body = chat(explain={"method": "saliency", "options": {"rows_per_call": None, "sequence": None}})
+    r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["explanation"]["method"] == "saliency"
+
+
 def test_the_largest_seed_is_taken(c):
     for seed in (p.SEED_MAX, p.SEED_MIN, 2**32):
         r = c.post("/v1/chat/completions", json=chat(seed=seed, temperature=1.0))

@@ -219,7 +219,8 @@ class ExplainOptions(BaseModel):
 
 
 def _given(options: ExplainOptions) -> dict[str, Any]:
-    return options.model_dump(exclude_unset=True)
+    """The options given; a null one takes the method's default (as if left out)."""
+    return options.model_dump(exclude_unset=True, exclude_none=True)
 
 
 # Validated as ExplainOptions (typed, bounded, documented), handed on as the dict of the options given.
