@@ -5,6 +5,7 @@ from clearlm.models.catalog import CATALOG, DEFAULT_MODEL, ModelSpec, get_spec
 from clearlm.models.chat import EncodedPrompt, Message, Prompt, encode_prompt
 from clearlm.models.loader import BACKENDS, load_backend
 from clearlm.models.pull import PullHooks, install_state, pull
+from clearlm.models.tokens import encode_text, text_tokenizer
 
 __all__ = [
     "BACKENDS",
@@ -20,9 +21,11 @@ __all__ = [
     "PullHooks",
     "SamplingParams",
     "encode_prompt",
+    "encode_text",
     "generate",
     "get_spec",
     "install_state",
     "load_backend",
     "pull",
+    "text_tokenizer",
 ]
