@@ -48,8 +48,8 @@ def test_pii_precision_and_recall_stay_above_their_floors(bench):
 @pytest.mark.integration
 def test_injection_detection_on_the_held_out_set_stays_above_its_floor(bench):
     held = bench.injection_scores(0.8, name="held-out")
-    assert held["patterns+classifier"]["detection_rate"] >= 0.55
-    assert held["patterns+classifier"]["false_positive_rate"] <= 0.2
+    assert held["patterns+classifier"]["detection_rate"] >= 0.65  # 0.69 after issue 11 (0.64 before)
+    assert held["patterns+classifier"]["false_positive_rate"] <= 0.15  # 0.13 (0.15 before)
     assert held["patterns+classifier"]["detection_rate"] > held["patterns"]["detection_rate"]
 
 
