@@ -14,6 +14,7 @@ from clearlm.explain.aggregate import word_spans
 from clearlm.explain.result import Attribution
 from clearlm.explain.sequence import TeacherForced, build_sequence
 from clearlm.models.chat import Prompt
+from clearlm.models.tokens import encode_text
 
 METHODS = (
     "saliency",
@@ -180,7 +181,7 @@ def _contrastive(
 ):
     if base not in ("saliency", "input_x_gradient", "integrated_gradients"):
         raise InvalidInputError(f"contrastive base {base!r} must be a gradient method")
-    ids = backend.tokenizer(contrast, add_special_tokens=False)["input_ids"]
+    ids = encode_text(backend.tokenizer, contrast)
     if len(ids) == 1 and seq.n_targets > 1:
         ids = ids + seq.target_ids[1:].tolist()  # contrast only the first step
     if len(ids) != seq.n_targets:
@@ -223,7 +224,7 @@ def _occlusion(
 ):
     baseline_id = None
     if baseline is not None:
-        ids = backend.tokenizer(baseline, add_special_tokens=False)["input_ids"]
+        ids = backend.tokenizer(baseline, add_special_tokens=False)["input_ids"]  # may name a special token
         if len(ids) != 1:
             raise InvalidInputError(
                 f"the occlusion baseline {baseline!r} must be exactly one token, got {len(ids)}"

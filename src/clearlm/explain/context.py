@@ -32,6 +32,7 @@ from clearlm.explain.scoring import logit_mean_prob, response_logprobs
 from clearlm.explain.sequence import TeacherForced
 from clearlm.explain.surrogate import KEEP_PROBABILITY, ablation_masks, fit_surrogate
 from clearlm.models.chat import Message, Prompt
+from clearlm.models.tokens import encode_text
 from clearlm.serialize import JsonResult
 
 SCHEMA_VERSION = 1
@@ -385,7 +386,7 @@ def gradient_per_token(model, prompt_ids: Sequence[int], response_ids: Sequence[
 
 def _response_ids(backend, response: str | Sequence[int]) -> list[int]:
     if isinstance(response, str):
-        ids = backend.tokenizer(response, add_special_tokens=False)["input_ids"]
+        ids = encode_text(backend.tokenizer, response)
     else:
         ids = [int(i) for i in response]
     if not ids:

@@ -10,6 +10,7 @@ from clearlm.errors import InvalidInputError
 from clearlm.models.backends.base import SamplingParams, generate
 from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.models.chat import Prompt
+from clearlm.models.tokens import encode_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ def build_sequence(
             "shorten the prompt"
         )
     if target is not None:
-        target_ids = backend.tokenizer(target, add_special_tokens=False)["input_ids"]
+        target_ids = encode_text(backend.tokenizer, target)
         if not target_ids:
             raise InvalidInputError("the target tokenizes to nothing: give a non-empty target text")
     else:

@@ -22,6 +22,7 @@ from clearlm.explain.context import ContextAttribution, ContextSources, context_
 from clearlm.knowledge.passage import Passage
 from clearlm.models.backends.base import SamplingParams, generate
 from clearlm.models.chat import Message
+from clearlm.models.tokens import encode_text
 from clearlm.serialize import JsonResult
 
 SCHEMA_VERSION = 1
@@ -307,11 +308,7 @@ def cite(
     attribution, seconds = None, {}
     ids: list[int] = []
     if backend is not None:
-        ids = (
-            list(token_ids)
-            if token_ids is not None
-            else backend.tokenizer(text, add_special_tokens=False)["input_ids"]
-        )
+        ids = list(token_ids) if token_ids is not None else encode_text(backend.tokenizer, text)
     if ids:
         started = time.perf_counter()
         counted = _outside(token_char_spans(backend, ids), [(c.start, c.end) for c in citations])

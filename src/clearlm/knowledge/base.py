@@ -303,7 +303,7 @@ class KnowledgeBase:
     def _offsets(self):
         """Token offsets in the embedding model's tokenizer (made once per knowledge base object)."""
         if self._token_offsets is None:
-            self._token_offsets = tokenizer_offsets(self.embedder.model.tokenizer)
+            self._token_offsets = tokenizer_offsets(self.embedder.tokenizer_copy())
         return self._token_offsets
 
     def _embed(self, texts: list[str]) -> np.ndarray:

@@ -41,10 +41,13 @@ class Chunk:
 def tokenizer_offsets(tokenizer) -> TokenOffsets:
     """Token offsets from a Hugging Face fast tokenizer, through a copy of its ``tokenizers`` backend with
     truncation and padding off, so a whole section is tokenized at once (the model's own copy is left as
-    it is)."""
+    it is). A ``tokenizers.Tokenizer`` (e.g. ``Embedder.tokenizer_copy()``) is used as it is."""
     from tokenizers import Tokenizer
 
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    if isinstance(tokenizer, Tokenizer):
+        backend = tokenizer
+    else:
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()
     backend.no_padding()
 
