@@ -4,8 +4,9 @@ PII          precision and recall per entity type of the `pii` scanner (Presidio
              en_core_web_md, plus clearlm's recognisers: dates of birth, street addresses, checked SSNs,
              passports and national IDs). A found span counts when it overlaps an annotated span of the
              same type. Also all types on the tuning lines and on the held-out slice separately.
-injection    detection rate per attack family and false-positive rate on benign look-alikes of the
-             `prompt_injection` scanner, with and without the embedding classifier, at a threshold.
+injection    detection rate per attack family, false-positive rate (with counts) and median latency of
+             the `prompt_injection` scanner, with and without the embedding classifier, at a threshold,
+             on the development set, the held-out sets and the benign set of real sentences (issue 11).
 overhead     per-scanner latency (p50, p95 ms) on a 1 KB prompt, and a whole input policy.
 
 python benchmarks/bench_governance.py                  # everything
