@@ -230,6 +230,9 @@ def ask(
         finally:
             turn.close(130, "interrupted")
         console.print()
+    if turn.grounding is None:  # the input policy refused the question: nothing was retrieved to cite
+        err_console.print("[yellow](answered by the policy's refusal)[/]")
+        return
     for message in turn.grounding.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(message)}")
     with err_console.status("attributing the answer to its passages ...") if attribute else nullcontext():
