@@ -65,7 +65,7 @@ INJECTION_SETS = {
     # issue 11: real benign sentences (support and classroom questions, manuals, docstrings, hard
     # negatives); the patterns were revised against it, the classifier never trained on it
     "benign": "injection_benign.jsonl",
-    # issue 11: written after the patterns and classifier were revised, before the detector was run on it
+    # issue 11: written after the patterns were revised, before the detector was run on it
     "held-out 2": "injection_heldout2.jsonl",
 }
 INJECTION_MODES = ("patterns", "patterns+classifier")
