@@ -1,7 +1,7 @@
 """The prompt_injection scanner after issue 11: benign sentences that share a word with a jailbreak (Dan,
 Stan, aim, system, instructions, ...) pass at the default threshold; attacks in the public families and
 standard encodings are still caught; on the project's benign set the false-positive rate stays at or under
-1%, and held-out detection above its floor (issue 11's 0.8 is not reached yet: an xfail marks the goal).
+1%, and held-out detection above its floor (issue 11 asks for 0.8; 0.69 and 0.64 are reached, see the README).
 benchmarks/bench_governance.py gives the full table."""
 
 from __future__ import annotations
@@ -169,10 +169,3 @@ def held_out_detection(scanner) -> dict[str, float]:
 def test_held_out_detection_stays_above_its_floor(held_out_detection, name):
     # measured on these samples: 0.77 and 0.57; on the full sets 0.69 and 0.64 (held-out: 0.64 before issue 11)
     assert held_out_detection[name] >= 0.55
-
-
-@pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="issue 11 asks for 0.8 on the held-out sets; 0.69 / 0.64 so far")
-@pytest.mark.parametrize("name", HELD_OUT)
-def test_held_out_detection_reaches_the_issues_goal(held_out_detection, name):
-    assert held_out_detection[name] >= 0.8
