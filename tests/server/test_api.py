@@ -162,7 +162,11 @@ BAD = [
     ({"model": "tiny-random-qwen2", "messages": []}, 400, "messages"),
     ({"model": "tiny-random-qwen2", "messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
     ({"model": "tiny-random-qwen2", "messages": MSGS, "max_tokens": -5}, 400, "max_tokens"),
-    ({"model": "tiny-random-qwen2", "messages": MSGS, "max_tokens": 10**9}, 400, "max_tokens"),  # past MAX_TOKENS
+    (
+        {"model": "tiny-random-qwen2", "messages": MSGS, "max_tokens": 10**9},
+        400,
+        "max_tokens",
+    ),  # past MAX_TOKENS
     ({"model": "tiny-random-qwen2", "messages": MSGS, "max_tokens": 250}, 400, "context_length_exceeded"),
     (
         {"model": "tiny-random-qwen2", "messages": [{"role": "user", "content": "word " * 300}]},

@@ -94,6 +94,7 @@ enabled = false
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,  # its .schemathesis/ cache folder
         timeout=900,
     )
     out = run.stdout + run.stderr
