@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.json_schema import SkipJsonSchema
 
 from clearlm.explain import METHODS
+from clearlm.models.backends.base import MIN_TEMPERATURE  # below it, decoding is greedy
 
 # ---- bounds (each documented where it applies)
 
@@ -31,7 +32,6 @@ MAX_NAME_CHARS = 64  # a message's participant name, a JSON schema's name
 MAX_STOPS = 4  # stop sequences (the OpenAI API's limit)
 MAX_STOP_CHARS = 256  # one stop sequence
 MAX_N = 16  # choices per request
-MIN_TEMPERATURE = 1e-5  # a smaller positive temperature decodes greedily (the logits / it would overflow)
 MAX_TOKENS = 2**20  # max_tokens; the model's context is the tighter bound (400 context_length_exceeded)
 MAX_TOP_K = (
     2**31 - 1

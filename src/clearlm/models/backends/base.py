@@ -25,9 +25,14 @@ class JsonOutput:
     schema: str | None = None
 
 
+MIN_TEMPERATURE = 1e-5  # below it, decoding is greedy (logits / temperature would overflow float32)
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
+
+
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """How to decode. ``temperature == 0`` means greedy decoding (then top_p, top_k and seed are unused).
+    """How to decode. ``temperature == 0`` (or below ``MIN_TEMPERATURE``) means greedy decoding (then
+    top_p, top_k and seed are unused).
 
     Fields: max_new_tokens (tokens, >= 1); temperature (>= 0); top_p in (0, 1]; top_k (0 = off);
     seed (None = nondeterministic); stop: strings (or one string) that end generation, not included in
@@ -54,6 +59,10 @@ class SamplingParams:
             )
         if self.temperature < 0:
             raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
+            raise InvalidInputError(
+                f"seed must be a 64-bit integer ({SEED_MIN} to {SEED_MAX}), got {self.seed}"
+            )
         if not 0 < self.top_p <= 1:
             raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
@@ -67,7 +76,8 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        """Temperature 0, or one so small that dividing the logits by it would overflow them."""
+        return self.temperature < MIN_TEMPERATURE
 
 
 @dataclass(frozen=True, slots=True)
