@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clearlm.cli.common import DB, console, err_console
@@ -121,7 +122,7 @@ def export(
         sys.stdout.write(text)
     else:
         write_text_atomic(output, text)
-        err_console.print(f"[green]wrote[/] {len(rows)} records to {output}")
+        err_console.print(f"[green]wrote[/] {len(rows)} records to {escape(str(output))}")
 
 
 @app.command()

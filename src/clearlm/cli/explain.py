@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clearlm.cli.common import DB, console, err_console, load, read_prompt
@@ -155,4 +156,4 @@ def explain(
                 disclosure.write_sidecar(path, result.model, content="explanation", method=result.method)
             except OSError as exc:
                 raise ClearlmError(f"cannot write {path}: {exc.strerror or exc}") from None
-            err_console.print(f"[green]wrote[/] {path}")
+            err_console.print(f"[green]wrote[/] {escape(str(path))}")

@@ -86,4 +86,4 @@ def card(
         raise InvalidInputError(f"--output must be an existing folder, got {output}")
     for suffix, text in ((".card.md", markdown), (".card.json", json.dumps(data, indent=2))):
         path = write_text_atomic(output / f"{model}{suffix}", text)
-        err_console.print(f"[green]wrote[/] {path}")
+        err_console.print(f"[green]wrote[/] {escape(str(path))}")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clearlm.cli.common import console, err_console, load
@@ -65,11 +66,13 @@ def bias(
         )
     console.print(table)
     if png is not None:
-        err_console.print(f"[green]wrote[/] {plot(results, png)}")
+        err_console.print(f"[green]wrote[/] {escape(str(plot(results, png)))}")
     if json_out is not None:
         body = {
             "model": model,
             "summary": summary(results),
             "pairs": [{**asdict(r), "gap": r.gap} for r in results],
         }
-        err_console.print(f"[green]wrote[/] {write_text_atomic(json_out, json.dumps(body, indent=2))}")
+        err_console.print(
+            f"[green]wrote[/] {escape(str(write_text_atomic(json_out, json.dumps(body, indent=2))))}"
+        )
