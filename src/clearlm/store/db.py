@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,12 +57,23 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         try:
-            upgrade(self.engine)
+            with self._first_open_lock():
+                upgrade(self.engine)
         except OperationalError as exc:
             raise InvalidInputError(
                 f"cannot open the database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
             ) from None
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _first_open_lock(self):
+        """For a SQLite file, a file lock (``PATH.lock``) around the first connections and the migration:
+        processes that open a new database at once would otherwise race to switch it to WAL, which SQLite
+        answers with "database is locked" without waiting. PostgreSQL serialises in ``upgrade``."""
+        if not self.is_sqlite or self.url.database in (None, "", ":memory:"):
+            return nullcontext()
+        from filelock import FileLock
+
+        return FileLock(str(Path(self.url.database).expanduser()) + ".lock", timeout=60)
 
     def close(self) -> None:
         self.engine.dispose()
