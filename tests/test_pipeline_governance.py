@@ -281,6 +281,26 @@ def test_an_unexpected_fault_in_start_turn_is_recorded_as_500(tiny_backend, audi
     assert rec.prompt == "Mail <EMAIL_ADDRESS>"  # store_redacted holds for failures too
 
 
+class _Quoting(_Broken):
+    def encode(self, prompt):
+        raise RuntimeError(f"cannot tokenize {prompt!r}")
+
+
+def test_a_fault_message_quoting_the_input_is_stored_redacted(tiny_backend, audit):
+    policy = parse_policy(REDACT_OUT, embedder_factory=None)
+    with pytest.raises(RuntimeError):
+        start_turn(
+            _Quoting(tiny_backend),
+            TurnRequest(f"Mail {EMAIL}", SamplingParams(max_new_tokens=2)),
+            _record(),
+            audit,
+            policy,
+        )
+    [rec] = audit.records()
+    assert rec.status_code == 500 and rec.error.startswith("RuntimeError: cannot tokenize")
+    assert EMAIL not in rec.error and "<EMAIL_ADDRESS>" in rec.error
+
+
 def test_work_after_a_deferred_turn_decides_its_record(tiny_backend, audit):
     def turn():
         return start_turn(

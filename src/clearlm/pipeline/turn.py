@@ -190,7 +190,7 @@ class Turn:
         r.output = outputs[0] if len(outputs) == 1 else outputs
         r.finish_reason = reasons[0] if len(set(reasons)) == 1 else ",".join(reasons)
         r.prompt_tokens, r.completion_tokens = self.prompt_tokens, self.completion_tokens
-        r.status_code, r.error = status_code, error
+        r.status_code, r.error = status_code, _stored_error(self.policy, error)
         r.latency_ms = _since(r)
         if self._audit is not None:
             self._audit.write(r)
@@ -297,10 +297,21 @@ def _refused(record, audit, policy, prompt, status_code: int, error: str) -> Non
             record.prompt = None
     elif record.prompt is None:
         record.prompt = _prompt_json(prompt)
-    record.status_code, record.error = status_code, error
+    record.status_code, record.error = status_code, _stored_error(policy, error)
     record.latency_ms = _since(record)
     if audit is not None:
         audit.write(record)
+
+
+def _stored_error(policy: Policy | None, error: str | None) -> str | None:
+    """An error message as the audit log may keep it: messages quote input (an exception's text, say), so
+    with ``store_redacted`` it is redacted like the prompt; if that fails, only its first word is kept."""
+    if error is None or policy is None:
+        return error
+    try:
+        return policy.stored(error)
+    except Exception:
+        return error.split(":", 1)[0]
 
 
 def _stored(policy: Policy, prompt: Prompt) -> Prompt:
