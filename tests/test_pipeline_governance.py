@@ -265,18 +265,20 @@ class _Broken:
         raise RuntimeError("tokenizer exploded")
 
 
-def test_an_unexpected_fault_in_start_turn_is_recorded_as_500(tiny_backend, audit):
-    """Before: only ClearlmError was recorded; any other exception lost the request's record."""
+def _failed_record(backend, audit):
+    """The one audit record of a turn whose backend raises in ``encode``, under a redacting policy."""
     policy = parse_policy(REDACT_OUT, embedder_factory=None)
     with pytest.raises(RuntimeError):
         start_turn(
-            _Broken(tiny_backend),
-            TurnRequest(f"Mail {EMAIL}", SamplingParams(max_new_tokens=2)),
-            _record(),
-            audit,
-            policy,
+            backend, TurnRequest(f"Mail {EMAIL}", SamplingParams(max_new_tokens=2)), _record(), audit, policy
         )
     [rec] = audit.records()
+    return rec
+
+
+def test_an_unexpected_fault_in_start_turn_is_recorded_as_500(tiny_backend, audit):
+    """Before: only ClearlmError was recorded; any other exception lost the request's record."""
+    rec = _failed_record(_Broken(tiny_backend), audit)
     assert rec.status_code == 500 and rec.error == "RuntimeError: tokenizer exploded"
     assert rec.prompt == "Mail <EMAIL_ADDRESS>"  # store_redacted holds for failures too
 
@@ -287,16 +289,7 @@ class _Quoting(_Broken):
 
 
 def test_a_fault_message_quoting_the_input_is_stored_redacted(tiny_backend, audit):
-    policy = parse_policy(REDACT_OUT, embedder_factory=None)
-    with pytest.raises(RuntimeError):
-        start_turn(
-            _Quoting(tiny_backend),
-            TurnRequest(f"Mail {EMAIL}", SamplingParams(max_new_tokens=2)),
-            _record(),
-            audit,
-            policy,
-        )
-    [rec] = audit.records()
+    rec = _failed_record(_Quoting(tiny_backend), audit)
     assert rec.status_code == 500 and rec.error.startswith("RuntimeError: cannot tokenize")
     assert EMAIL not in rec.error and "<EMAIL_ADDRESS>" in rec.error
 
