@@ -20,13 +20,13 @@ from clearlm.store.chain import (
     Problem,
     Verification,
     canonical,
+    check_chain,
     checkpoint_message,
     head_message,
+    machine_public_key,
     public_hex,
     record_hash,
-    signature_valid,
     signing_key,
-    signing_key_path,
 )
 from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import AuditRow, ChainHead, Checkpoint
@@ -241,7 +241,7 @@ class AuditLog:
             if tenant is not None:
                 tenants = [t for t in tenants if t == tenant]
             if tenants and public_key is None:
-                public_key = _machine_public_key()
+                public_key = machine_public_key()
             for name in tenants:
                 cp = session.scalar(
                     select(Checkpoint)
@@ -255,7 +255,7 @@ class AuditLog:
                     .order_by(AuditRow.chain_seq)
                     .execution_options(yield_per=1000)
                 )
-                found, n = _check_chain(name, cp, rows, heads.get(name), public_key)
+                found, n = check_chain(name, cp, rows, heads.get(name), public_key, _record)
                 problems += found
                 n_records += n
                 n_checkpoints += cp is not None
@@ -305,96 +305,6 @@ class AuditLog:
                 )
                 deleted += n
         return deleted
-
-
-def _machine_public_key() -> str:
-    from clearlm.errors import InvalidInputError
-
-    if not signing_key_path().exists():
-        raise InvalidInputError(
-            f"no signing key at {signing_key_path()} to check the audit log's signatures with: pass the "
-            "public key of the machine that writes the log (--public-key HEX|FILE; `clearlm audit "
-            "public-key` prints it there)"
-        )
-    return public_hex(signing_key())
-
-
-def _check_chain(tenant: str, cp, rows, head, public_key: str) -> tuple[list[Problem], int]:
-    """The problems of one chain, in chain order, and the number of its records."""
-    problems = []
-    n = 0
-    prev_seq, prev_hash = 0, GENESIS
-    if cp is not None:
-        message = checkpoint_message(
-            tenant, cp.upto_seq, cp.upto_hash, cp.pruned, as_utc(cp.created_at), cp.version
-        )
-        if not signature_valid(public_key, cp.signature, message):
-            problems.append(
-                Problem(
-                    tenant,
-                    1,
-                    None,
-                    f"records 1-{cp.upto_seq} are gone behind a retention checkpoint whose signature "
-                    "does not verify with the pinned key (forged or altered)",
-                )
-            )
-        prev_seq, prev_hash = cp.upto_seq, cp.upto_hash
-    last_insert = None
-    for row in rows:
-        n += 1
-        if row.chain_seq != prev_seq + 1 or row.prev_hash != prev_hash:
-            missing = row.chain_seq - prev_seq - 1
-            what = (
-                f"{missing} record(s) before it were deleted"
-                if missing > 0
-                else "its link to the previous record is broken"
-            )
-            problems.append(Problem(tenant, row.chain_seq, row.request_id, what))
-        try:
-            edited = record_hash(_record(row), row.chain_seq, row.prev_hash, row.hash_version) != row.hash
-            how = "its content no longer matches its hash"
-        except ValueError as exc:  # JSON that no longer parses, or a value canonical JSON refuses
-            edited, how = True, f"its stored JSON no longer parses: {exc}"
-        if edited:
-            problems.append(Problem(tenant, row.chain_seq, row.request_id, f"the record was edited ({how})"))
-        if last_insert is not None and row.seq < last_insert:
-            problems.append(
-                Problem(
-                    tenant,
-                    row.chain_seq,
-                    row.request_id,
-                    "the record was moved (its insertion order differs from the chain's)",
-                )
-            )
-        last_insert = row.seq
-        prev_seq, prev_hash = row.chain_seq, row.hash
-    if head is None:
-        if n:
-            problems.append(Problem(tenant, prev_seq + 1, None, "the chain's head was deleted"))
-    elif (head.chain_seq, head.hash) != (prev_seq, prev_hash):
-        missing = head.chain_seq - prev_seq
-        problems.append(
-            Problem(
-                tenant,
-                prev_seq + 1,
-                None,
-                f"the last {missing} record(s) of the chain were deleted"
-                if missing > 0
-                else "the chain's head does not match its last record",
-            )
-        )
-    elif not signature_valid(public_key, head.signature, head_message(tenant, head.chain_seq, head.hash)):
-        problems.append(
-            Problem(
-                tenant,
-                prev_seq + 1,
-                None,
-                f"the chain head's signature does not verify with the pinned key: records after #{prev_seq} were "
-                "deleted and the head rewound to match, or the chain was rewritten",
-            )
-        )
-    problems.sort(key=lambda p: p.chain_seq)  # stable: a record's own problems keep their order
-    return problems, n
 
 
 def _as_stored(record: AuditRecord) -> AuditRecord:

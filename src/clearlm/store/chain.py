@@ -1,5 +1,6 @@
 """The audit log's hash chain: how a record is hashed, how a chain's head is signed, and the signed
-checkpoints that retention leaves when it prunes old records (so the rest still verifies).
+checkpoints that retention leaves when it prunes old records (so the rest still verifies), and how a
+chain is checked against all three (``check_chain``).
 
 Each tenant's records form a chain. Record n carries ``prev_hash`` = record n-1's ``hash`` (the first
 record's is ``GENESIS``, 64 zeros) and ``hash``. Editing a record changes its hash; deleting or
@@ -59,6 +60,7 @@ import rfc8785
 
 from clearlm.errors import InvalidInputError
 from clearlm.paths import clearlm_home
+from clearlm.store.db import as_utc
 
 GENESIS = "0" * 64
 HASH_VERSION = 2  # what this release writes
@@ -265,3 +267,103 @@ def signature_valid(public_key_hex: str, signature_hex: str | None, message: byt
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# Verifying a chain
+
+
+def machine_public_key() -> str:
+    """The public key (hex) of this machine's signing key file.
+
+    Raises:
+        InvalidInputError: there is no signing key file.
+    """
+    if not signing_key_path().exists():
+        raise InvalidInputError(
+            f"no signing key at {signing_key_path()} to check the audit log's signatures with: pass the "
+            "public key of the machine that writes the log (--public-key HEX|FILE; `clearlm audit "
+            "public-key` prints it there)"
+        )
+    return public_hex(signing_key())
+
+
+def check_chain(tenant: str, cp, rows, head, public_key: str, read) -> tuple[list[Problem], int]:
+    """The problems of one tenant's chain, in chain order, and the number of its records.
+
+    ``cp`` is its newest retention checkpoint (or None), ``rows`` its audit rows in chain order, ``head``
+    its head row (or None), ``public_key`` the pinned key (hex), and ``read(row)`` the ``AuditRecord`` a
+    row holds (raising ValueError for JSON that no longer parses)."""
+    problems = []
+    n = 0
+    prev_seq, prev_hash = 0, GENESIS
+    if cp is not None:
+        message = checkpoint_message(
+            tenant, cp.upto_seq, cp.upto_hash, cp.pruned, as_utc(cp.created_at), cp.version
+        )
+        if not signature_valid(public_key, cp.signature, message):
+            problems.append(
+                Problem(
+                    tenant,
+                    1,
+                    None,
+                    f"records 1-{cp.upto_seq} are gone behind a retention checkpoint whose signature "
+                    "does not verify with the pinned key (forged or altered)",
+                )
+            )
+        prev_seq, prev_hash = cp.upto_seq, cp.upto_hash
+    last_insert = None
+    for row in rows:
+        n += 1
+        if row.chain_seq != prev_seq + 1 or row.prev_hash != prev_hash:
+            missing = row.chain_seq - prev_seq - 1
+            what = (
+                f"{missing} record(s) before it were deleted"
+                if missing > 0
+                else "its link to the previous record is broken"
+            )
+            problems.append(Problem(tenant, row.chain_seq, row.request_id, what))
+        try:
+            edited = record_hash(read(row), row.chain_seq, row.prev_hash, row.hash_version) != row.hash
+            how = "its content no longer matches its hash"
+        except ValueError as exc:  # JSON that no longer parses, or a value canonical JSON refuses
+            edited, how = True, f"its stored JSON no longer parses: {exc}"
+        if edited:
+            problems.append(Problem(tenant, row.chain_seq, row.request_id, f"the record was edited ({how})"))
+        if last_insert is not None and row.seq < last_insert:
+            problems.append(
+                Problem(
+                    tenant,
+                    row.chain_seq,
+                    row.request_id,
+                    "the record was moved (its insertion order differs from the chain's)",
+                )
+            )
+        last_insert = row.seq
+        prev_seq, prev_hash = row.chain_seq, row.hash
+    if head is None:
+        if n:
+            problems.append(Problem(tenant, prev_seq + 1, None, "the chain's head was deleted"))
+    elif (head.chain_seq, head.hash) != (prev_seq, prev_hash):
+        missing = head.chain_seq - prev_seq
+        problems.append(
+            Problem(
+                tenant,
+                prev_seq + 1,
+                None,
+                f"the last {missing} record(s) of the chain were deleted"
+                if missing > 0
+                else "the chain's head does not match its last record",
+            )
+        )
+    elif not signature_valid(public_key, head.signature, head_message(tenant, head.chain_seq, head.hash)):
+        problems.append(
+            Problem(
+                tenant,
+                prev_seq + 1,
+                None,
+                f"the chain head's signature does not verify with the pinned key: records after #{prev_seq} were "
+                "deleted and the head rewound to match, or the chain was rewritten",
+            )
+        )
+    problems.sort(key=lambda p: p.chain_seq)  # stable: a record's own problems keep their order
+    return problems, n
