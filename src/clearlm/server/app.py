@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from clearlm import __version__
+from clearlm import __version__, web
 from clearlm.server import errors
 from clearlm.server.lifecycle import Lifecycle
 from clearlm.server.routes import api, ops
@@ -13,7 +13,7 @@ from clearlm.server.state import ServerState
 
 def create_app(state: ServerState) -> FastAPI:
     """An app serving ``state``'s model. Every /v1 request is authenticated (when keys exist), admitted
-    (or refused with 429), audited once, counted and logged."""
+    (or refused with 429), audited once, counted and logged. The web UI is served at ``/``."""
     app = FastAPI(
         title="clearlm", version=__version__, description="OpenAI-compatible API that explains and audits"
     )
@@ -21,5 +21,6 @@ def create_app(state: ServerState) -> FastAPI:
     errors.install(app)
     app.include_router(api)
     app.include_router(ops)
+    web.install(app)
     app.add_middleware(Lifecycle, state=state)
     return app

@@ -13,6 +13,7 @@ from clearlm.models.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_em
 from clearlm.server.gate import Gate
 from clearlm.server.metrics import Metrics
 from clearlm.store import ApiKeys, AuditLog, Database
+from clearlm.store.sessions import WebSessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class ServerState:
         self.created = int(time.time())
         self.audit = AuditLog(self.db)
         self.keys = ApiKeys(self.db)
+        self.sessions = WebSessions(self.db)
         self.gate = Gate(config.max_active, config.max_waiting, config.retry_after)
         self.metrics = Metrics()
         self._embedder = embedder

@@ -119,7 +119,7 @@ class ApiKeys:
         )
         with self.db.session.begin() as session:
             session.add(row)
-        return _key(row), secret
+        return key_of(row), secret
 
     def list(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (or ``tenant``'s), oldest first."""
@@ -127,7 +127,7 @@ class ApiKeys:
         if tenant is not None:
             query = query.where(KeyRow.tenant == tenant)
         with self.db.session() as session:
-            return [_key(r) for r in session.scalars(query)]
+            return [key_of(r) for r in session.scalars(query)]
 
     def get(self, key_id: str, tenant: str | None = None) -> ApiKey:
         """The key with this id (in ``tenant``, if given).
@@ -139,7 +139,7 @@ class ApiKeys:
             row = session.get(KeyRow, key_id)
             if row is None or (tenant is not None and row.tenant != tenant):
                 raise _not_found(key_id)
-            return _key(row)
+            return key_of(row)
 
     def revoke(self, key_id: str, tenant: str | None = None) -> ApiKey:
         """Revoke a key by id (only within ``tenant``, if given); revoking a revoked key changes nothing.
@@ -152,7 +152,7 @@ class ApiKeys:
             if row is None or (tenant is not None and row.tenant != tenant):
                 raise _not_found(key_id)
             row.revoked_at = row.revoked_at or datetime.now(UTC)
-            return _key(row)
+            return key_of(row)
 
     def any(self) -> bool:
         """Whether any key was ever created (then every request needs a valid one, even if all are revoked)."""
@@ -163,7 +163,7 @@ class ApiKeys:
         """The active key whose secret this is, or None."""
         with self.db.session() as session:
             row = session.scalar(select(KeyRow).where(KeyRow.sha256 == _sha256(secret)))
-            return _key(row) if row is not None and row.revoked_at is None else None
+            return key_of(row) if row is not None and row.revoked_at is None else None
 
 
 def _not_found(key_id: str) -> KeyNotFoundError:
@@ -172,7 +172,7 @@ def _not_found(key_id: str) -> KeyNotFoundError:
     )
 
 
-def _key(row: KeyRow) -> ApiKey:
+def key_of(row: KeyRow) -> ApiKey:
     scopes = tuple(s for s in (row.scopes or "user").split() if s in SCOPES) or ("user",)
     return ApiKey(
         row.id,

@@ -1,4 +1,5 @@
-"""The tables (SQLAlchemy 2 declarative mapping). One row per audited request; one per API key.
+"""The tables (SQLAlchemy 2 declarative mapping): audited requests, API keys, web sessions, conversations,
+the review queue.
 
 A change here needs a migration in ``store/migrations/versions`` (``tests/store/test_migrations.py``
 checks that the two agree).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -96,3 +97,75 @@ class Checkpoint(Base):
     public_key: Mapped[str] = mapped_column(Text)  # Ed25519, raw bytes in hex
     signature: Mapped[str] = mapped_column(Text)  # hex
     version: Mapped[int] = mapped_column(Integer, server_default="1")  # of the signed message (store.chain)
+
+
+class WebSession(Base):
+    """A web UI sign-in: the browser holds a random secret in a cookie, the database its SHA-256 (``id``).
+    ``api_key_id`` is None for a session of a server with open access. ``csrf`` is the token the browser
+    must send back (``X-CSRF-Token``) with every state-changing request made with the cookie."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ConversationRow(Base):
+    """A chat conversation of one user (``owner``: the API key's id, or ``local`` with open access) of one
+    tenant. ``settings``: model, system_prompt, temperature, max_tokens, knowledge_base."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class MessageRow(Base):
+    """A message of a conversation, in ``position`` order. ``status``: complete, stopped (the user stopped
+    the stream; the text so far is kept), refused, failed. ``meta``: the request id of the turn that made it,
+    finish_reason, citations, the disclosure mark, governance findings, the review item holding it."""
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewRow(Base):
+    """An item of the review queue: something the machine should not decide alone (a request the policy
+    escalated; later a support hand-off, a grade awaiting a teacher), for a person of its tenant to decide.
+    ``kind`` says which; ``payload`` holds what the reviewer needs to see; ``status`` is open, approved,
+    answered or dismissed; ``decision`` holds the reviewer's answer or note, ``decided_by`` their key's id."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="open")
+    title: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[dict | None] = mapped_column(JSON)

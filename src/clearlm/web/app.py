@@ -1,0 +1,23 @@
+"""Mounting the web UI on the API's FastAPI app: the page routers, the static files, the security headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from clearlm.web import pages, signin
+from clearlm.web.security import SecurityHeaders
+
+STATIC = Path(__file__).with_name("static")
+
+
+def install(app: FastAPI) -> None:
+    """Serve the web UI from ``app``: pages at ``/``, assets at ``/static``."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(signin.router)
+    for router in pages.routers():
+        app.include_router(router)
+    app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)
+    app.add_middleware(SecurityHeaders)
