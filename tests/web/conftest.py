@@ -71,6 +71,16 @@ class Page:
         self.tab.screenshot(path=str(path), full_page=False)
         return path
 
+    def sign_in(self, secret: str | None = None, next_path: str = "/chat") -> None:
+        """Sign in through the form (with ``secret``), or by opening a page of an open-access server."""
+        if secret is None:
+            self.goto(next_path)
+            return
+        self.goto("/signin?next=" + next_path)
+        self.tab.get_by_label("API key").fill(secret)
+        self.tab.get_by_role("button", name="Sign in").click()
+        self.tab.wait_for_url(f"**{next_path}")
+
     def close(self) -> None:
         self.context.close()
 
@@ -87,14 +97,3 @@ def open_page(browser):
     yield start
     for p in pages:
         p.close()
-
-
-def sign_in(page: Page, secret: str | None = None, next_path: str = "/chat") -> None:
-    """Sign in through the sign-in form (with ``secret``), or by opening a page of an open-access server."""
-    if secret is None:
-        page.goto(next_path)
-        return
-    page.goto("/signin?next=" + next_path)
-    page.tab.get_by_label("API key").fill(secret)
-    page.tab.get_by_role("button", name="Sign in").click()
-    page.tab.wait_for_url(f"**{next_path}")

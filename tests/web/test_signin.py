@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.web.conftest import sign_in
 
 CHAT = {"model": "tiny-random-qwen2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -74,6 +73,6 @@ def test_the_sign_in_page_in_a_browser(keyed, open_page):
     page.tab.get_by_role("button", name="Sign in").click()
     assert "not valid" in page.tab.get_by_role("alert").inner_text()
     page.screenshot("signin")
-    sign_in(page, secret, "/chat")
+    page.sign_in(secret, "/chat")
     cookie = next(c for c in page.context.cookies() if c["name"] == "clearlm_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
