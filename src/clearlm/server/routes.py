@@ -73,7 +73,15 @@ def _too_large() -> str:
     return f"the request body is larger than {p.MAX_BODY_BYTES:,} bytes: split it (fewer files per upload)"
 
 
-api = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=ERRORS, route_class=BoundedBody)
+def api_router() -> APIRouter:
+    """A router of /v1 routes: authenticated, bounded bodies, the shared error responses (each feature's
+    module makes its own: ``server.conversations``, ``server.review``, ``server.governance``)."""
+    return APIRouter(
+        prefix="/v1", dependencies=[Depends(authenticate)], responses=ERRORS, route_class=BoundedBody
+    )
+
+
+api = api_router()
 ops = APIRouter()
 
 KbName = Annotated[

@@ -77,6 +77,6 @@ def render(request: Request, template: str, signin: SignIn, **context):
 
 def routers() -> list[APIRouter]:
     """Every page router (each feature's module has one)."""
-    from clearlm.web import home
+    from clearlm.web import admin, audit, chat, governance, home, knowledge, review
 
-    return [home.router]
+    return [m.router for m in (home, chat, knowledge, governance, audit, review, admin)]
