@@ -71,10 +71,21 @@ def serve(
         AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
     state = ServerState(config, backend=load(model, backend, slots=max_active, threads=threads), db=database)
     logs.configure(log_level)
-    err_console.print(f"[dim]serving[/] {model} [dim]({backend}) on[/] http://{host}:{port}/v1")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    err_console.print(f"[dim]serving[/] {model} [dim]({backend})[/]")
+    err_console.print(f"  web UI: [bold]http://{shown}:{port}/[/]" + _sign_in_hint(database))
+    err_console.print(f"  API:    http://{shown}:{port}/v1  [dim](OpenAI-compatible; docs at /docs)[/]")
     try:
         uvicorn.run(
             create_app(state), host=host, port=port, log_config=None, access_log=False, log_level=log_level
         )
     finally:
         state.close()
+
+
+def _sign_in_hint(database) -> str:
+    from clearlm.store import ApiKeys
+
+    if ApiKeys(database).any():
+        return "  [dim](sign in with an API key: clearlm keys create NAME --scope admin)[/]"
+    return "  [dim](open access: no API keys exist)[/]"
