@@ -5,6 +5,7 @@ closing it writes its one audit record."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,12 +18,14 @@ from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLo
 from clearlm.models.chat import Message, Prompt, validate_prompt
 from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, ground
 from clearlm.store.audit import AuditLog, AuditRecord
+from clearlm.store.review import add_escalated
 
 MAX_CHOICES = 16
 CONTENT_FILTER = "content_filter"  # the finish reason of an answer the policy replaced
 FORCED = "forced"  # the finish reason of a target the caller gave (nothing generated)
 CLIENT_CLOSED = 499  # nginx's status for a client that left before the response ended
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +33,16 @@ class TurnRequest:
     """A generation to run: ``prompt`` (text to continue, or chat messages), decoding ``params``, ``n``
     independent choices (seeded runs get seeds ``seed, seed + 1, ...``), optionally ``retrieval`` from a
     knowledge base, or a ``target``: a continuation the caller gives (to explain it), taken as the answer
-    instead of generating one (finish reason "forced"; checked by both policies like any answer)."""
+    instead of generating one (finish reason "forced"; checked by both policies like any answer).
+    ``origin``: where the request came from (the web chat passes ``{"conversation_id": id}``), kept in the
+    review item of an escalated request so that a reviewer's answer can go back there."""
 
     prompt: Prompt
     params: SamplingParams
     n: int = 1
     retrieval: Retrieval | None = None
     target: str | None = None
+    origin: dict | None = None
 
 
 @dataclass(slots=True)
@@ -194,6 +200,11 @@ class Turn:
         r.latency_ms = _since(r)
         if self._audit is not None:
             self._audit.write(r)
+            if r.governance and r.governance.get("escalated"):  # flagged for a human: the review queue
+                try:
+                    add_escalated(self._audit.db, r, self.request.origin)
+                except Exception:
+                    log.exception("cannot queue the escalated request %s for review", r.request_id)
 
 
 def start_turn(
