@@ -55,7 +55,10 @@ def chat_logprobs(
     )
 
 
-async def chat_completion(request: Request, body: p.ChatCompletionRequest, state: ServerState):
+async def chat_completion(
+    request: Request, body: p.ChatCompletionRequest, state: ServerState, origin: dict | None = None
+):
+    """``origin``: where the request came from (a chat conversation: ``{"conversation_id": id}``)."""
     check_model(body.model, state)
     if body.top_logprobs is not None and not body.logprobs:
         raise InvalidInputError("top_logprobs needs logprobs: true")
@@ -85,7 +88,9 @@ async def chat_completion(request: Request, body: p.ChatCompletionRequest, state
         kb = await anyio.to_thread.run_sync(open_kb, state, knowledge.name, tenant_of(request))
         on_exit(request, lambda: anyio.to_thread.run_sync(kb.close))
         retrieval = Retrieval(kb, knowledge.k, knowledge.mode)
-    turn = await open_turn(request, state, TurnRequest(prompt, params, body.n, retrieval), "chatcmpl-")
+    turn = await open_turn(
+        request, state, TurnRequest(prompt, params, body.n, retrieval, origin=origin), "chatcmpl-"
+    )
     response_id, created, decode = turn.record.request_id, int(time.time()), state.backend.decode
 
     def logprobs(index: int, lps) -> p.ChoiceLogprobs | None:
