@@ -6,7 +6,6 @@ it). ``/v1/keys`` and ``/v1/audit`` need an admin key (403 for a user key) and s
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import anyio
@@ -199,16 +198,15 @@ async def revoke_key(key_id: KeyId, request: Request):
 @api.get("/audit", response_model=p.AuditPage, **ADMIN)
 async def audit_log(
     request: Request,
-    since: Annotated[
-        datetime | None, Query(description="Records created at or after this time (ISO 8601; UTC if naive).")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="Records created before this time.")] = None,
+    filters: Annotated[admin.AuditFilters, Depends(admin.audit_filters)],
     limit: Annotated[
         int, Query(ge=1, le=p.MAX_AUDIT_PAGE, description=f"Records per page, 1 to {p.MAX_AUDIT_PAGE}.")
     ] = 100,
 ):
-    """The caller's tenant's audit records, oldest first (a page: ``has_more`` says whether more match)."""
-    return await admin.audit_page(request, state(request), since, until, limit)
+    """The caller's tenant's audit records, oldest first (``order=desc``: newest first); a page:
+    ``has_more`` says whether more match, and the last record's ``chain_seq`` is the next page's
+    ``after`` (``before`` when newest first)."""
+    return await admin.audit_page(request, state(request), filters, limit)
 
 
 @ops.get("/health")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -86,6 +87,14 @@ class ServerState:
             with self._load_lock:
                 self._policies[path] = policy
         return policy
+
+    def use_policy(self, path: str, policy: Policy) -> None:
+        """Make ``policy`` (just written to ``path``) the server's policy from the next request on: it
+        replaces what was cached for that path (every key naming the file gets it too)."""
+        with self._load_lock:
+            self._policies[path] = policy
+            self.config = dataclasses.replace(self.config, policy=path)
+            self.policy = policy
 
     def embedder(self) -> Embedder:
         """The embedding model (loaded on first use). Raises ModelNotFoundError if it is not installed."""

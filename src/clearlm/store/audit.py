@@ -27,6 +27,7 @@ from clearlm.store.chain import (
     public_hex,
     record_hash,
     signing_key,
+    timestamp,
 )
 from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import AuditRow, ChainHead, Checkpoint
@@ -211,6 +212,56 @@ class AuditLog:
         """
         return [canonical(r) for r in self.records(since, until, tenant, limit=limit)]
 
+    def search(
+        self,
+        tenant: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        api_key_id: str | None = None,
+        status: str | None = None,
+        endpoint: str | None = None,
+        after: int | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+    ) -> list[dict]:
+        """One tenant's records as ``export`` gives them plus their place in the chain (``chain_seq``,
+        ``prev_hash``, ``hash``), in chain order (``newest_first``: reversed), at most ``limit``.
+
+        Filters: created in [since, until); of key ``api_key_id``; ``status`` a code ("404") or a class
+        ("4xx"); ``endpoint`` containing the text; ``after`` / ``before`` a chain position (a page's
+        cursor: the last ``chain_seq`` seen). Raises UnreadableRecordError like ``records``.
+        """
+        query = _raw_query().where(AuditRow.tenant == tenant)
+        if since is not None:
+            query = query.where(AuditRow.created_at >= since)
+        if until is not None:
+            query = query.where(AuditRow.created_at < until)
+        if api_key_id is not None:
+            query = query.where(AuditRow.api_key_id == api_key_id)
+        if status is not None and status[1:] == "xx":
+            low = int(status[0]) * 100
+            query = query.where(AuditRow.status_code >= low, AuditRow.status_code < low + 100)
+        elif status is not None:
+            query = query.where(AuditRow.status_code == int(status))
+        if endpoint:
+            query = query.where(AuditRow.endpoint.contains(endpoint, autoescape=True))
+        if after is not None:
+            query = query.where(AuditRow.chain_seq > after)
+        if before is not None:
+            query = query.where(AuditRow.chain_seq < before)
+        order = AuditRow.chain_seq.desc() if newest_first else AuditRow.chain_seq
+        with self.db.session() as session:
+            return [_entry(row) for row in session.execute(query.order_by(order).limit(limit))]
+
+    def entry(self, request_id: str, tenant: str) -> dict | None:
+        """The record of ``request_id`` as ``search`` gives it, if it is ``tenant``'s; else None."""
+        query = _raw_query().where(AuditRow.request_id == request_id, AuditRow.tenant == tenant)
+        with self.db.session() as session:
+            row = session.execute(query).one_or_none()
+            return _entry(row) if row else None
+
     # Verifying
 
     def verify(self, public_key: str | None = None, tenant: str | None = None) -> Verification:
@@ -352,3 +403,16 @@ def _readable(row) -> AuditRecord:
             f"audit record {row.request_id} cannot be read ({exc}): it was edited in the database; "
             "`clearlm audit verify` lists what was tampered with"
         ) from None
+
+
+def _entry(row) -> dict:
+    """A record as JSON (``canonical``) with its place in the chain; one whose stored JSON no longer
+    parses comes back as its plain columns with ``unreadable`` saying why (so a page of records still
+    lists it)."""
+    chain = {"chain_seq": row.chain_seq, "prev_hash": row.prev_hash, "hash": row.hash}
+    try:
+        return {**canonical(_readable(row)), **chain}
+    except UnreadableRecordError as exc:
+        plain = {n: getattr(row, n) for n in AuditRecord.__slots__ if n not in _JSON_FIELDS}
+        plain["created_at"] = timestamp(as_utc(row.created_at))
+        return {**plain, **chain, "unreadable": str(exc)}
