@@ -38,9 +38,9 @@ def list_models() -> None:
         table.add_column("description")
     for spec in CATALOG.values():
         st = install_state(spec)
-        if st.checkpoint_ready and st.packages_installed:
+        if st.status == "ready":
             status = "[green]ready[/]"
-        elif st.packages_installed:
+        elif st.status == "packages only":
             status = "[yellow]packages only[/]"
         else:
             status = "[dim]no[/]" + ("" if spec.default_install else " (optional)")

@@ -88,6 +88,14 @@ class InstallState:
     checkpoint_ready: bool
     size_on_disk: int  # bytes in the cache
 
+    @property
+    def status(self) -> str:
+        """``ready`` (loads at once), ``packages only`` (pull assembles and converts it) or ``not installed``
+        (what ``clearlm models list`` and the web UI's models page show)."""
+        if self.checkpoint_ready and self.packages_installed:
+            return "ready"
+        return "packages only" if self.packages_installed else "not installed"
+
 
 def install_state(spec: ModelSpec) -> InstallState:
     gguf = cache.gguf_path(spec.name)

@@ -23,6 +23,7 @@ from clearlm.server.completions import chat_completion, text_completion
 from clearlm.server.embeddings import create_embeddings
 from clearlm.server.errors import PayloadTooLargeError
 from clearlm.server.explanations import create_explanation
+from clearlm.server.model_pull import pull_model
 from clearlm.server.state import ServerState
 
 
@@ -120,6 +121,20 @@ async def get_model(model_id: str, request: Request):
         if card.id == model_id:
             return card
     raise ModelNotFoundError(f"the model {model_id!r} does not exist here: GET /v1/models lists the models")
+
+
+@api.post(
+    "/models/{name}/pull",
+    responses={**ADMIN["responses"], 409: _error("A pull of this model is under way.")},
+    dependencies=ADMIN["dependencies"],
+)
+async def pull_catalog_model(
+    name: Annotated[str, Path(max_length=64, description="A catalog model's name (clearlm models list).")],
+    request: Request,
+):
+    """Pull a catalog model as ``clearlm models pull`` does; its progress as server-sent events
+    (``server.model_pull``). An installed model answers at once that it is installed."""
+    return await pull_model(request, name, state(request))
 
 
 @api.post("/chat/completions")
