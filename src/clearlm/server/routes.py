@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from clearlm.errors import ModelNotFoundError
-from clearlm.server import admin, knowledge
+from clearlm.server import admin, knowledge, knowledge_browse, knowledge_upload
 from clearlm.server import protocol as p
 from clearlm.server.auth import authenticate, require_admin
 from clearlm.server.completions import chat_completion, text_completion
@@ -175,6 +175,64 @@ async def get_knowledge_base(name: KbName, request: Request):
 @api.post("/kb/{name}/files")
 async def add_knowledge_base_files(name: KbName, body: p.KnowledgeBaseFiles, request: Request):
     return await knowledge.add_files(request, name, body, state(request))
+
+
+@api.post("/kb/{name}/upload")
+async def upload_knowledge_base_files(
+    name: KbName,
+    request: Request,
+    files: Annotated[
+        list[UploadFile],
+        File(
+            description=f"1 to {p.MAX_UPLOAD_FILES} files (multipart/form-data, each part named 'files'), "
+            f"each at most {p.MAX_FILE_BYTES // 2**20} MiB; the body at most {p.MAX_BODY_BYTES // 2**20} MiB."
+        ),
+    ],
+):
+    """Upload files as a browser does; each is added (with its chunk count) or skipped with the reason
+    (bad_name, unsupported_type, empty, too_large, duplicate, unreadable), and the rest go ahead."""
+    return await knowledge_upload.upload(request, name, files, state(request))
+
+
+@api.get("/kb/{name}/files")
+async def list_knowledge_base_files(
+    name: KbName,
+    request: Request,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="Files to skip.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=knowledge_browse.MAX_FILES_PAGE, description="Files per page.")
+    ] = 100,
+):
+    """The knowledge base's files by path: name, size, chunks, when added."""
+    return await knowledge_browse.files(request, name, offset, limit, state(request))
+
+
+@api.get("/kb/{name}/chunks")
+async def list_knowledge_base_chunks(
+    name: KbName,
+    request: Request,
+    file: Annotated[
+        str | None,
+        Query(max_length=4096, description="One file's chunks (its filename as GET .../files names it)."),
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="Chunks to skip.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=knowledge_browse.MAX_CHUNKS_PAGE, description="Chunks per page.")
+    ] = 20,
+):
+    """A page of chunks in reading order (files by path, then each file's chunks), or of one file's."""
+    return await knowledge_browse.chunks(request, name, file, offset, limit, state(request))
+
+
+@api.get("/kb/{name}/chunks/{chunk_id}", responses={404: _error("No chunk of that id (or knowledge base).")})
+async def get_knowledge_base_chunk(
+    name: KbName,
+    chunk_id: Annotated[
+        str, Path(pattern=knowledge_browse.CHUNK_ID_PATTERN, description="A chunk's id (20 hex digits).")
+    ],
+    request: Request,
+):
+    return await knowledge_browse.chunk(request, name, chunk_id, state(request))
 
 
 @api.delete("/kb/{name}/files/{filename}")
