@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from clearlm.server.auth import SESSION_COOKIE
 from clearlm.store.sessions import SESSION_HOURS
-from clearlm.web.pages import current, templates
+from clearlm.web.pages import NAV, current, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,8 +54,17 @@ def _signed_in(request: Request, secret: str, to: str) -> RedirectResponse:
 async def sign_in_page(request: Request, next: str | None = None):
     s = request.app.state.clearlm
     to = _safe_next(next)
-    if await current(request) is not None:
+    signin = await current(request)
+    needed = [scope for path, _, scope in NAV if to.startswith(path)] or ["user"]
+    if signin is not None and needed[0] in signin.scopes:
         return RedirectResponse(to, status_code=303)
+    if signin is not None:  # signed in without the scope that page needs: ask for another key (no loop)
+        error = (
+            f"{to} needs an {needed[0]} key and you are signed in with a user key: sign in with an admin key"
+        )
+        return templates.TemplateResponse(
+            request, "signin.html", {"next": to, "error": error}, status_code=403
+        )
     if not await anyio.to_thread.run_sync(s.keys.any):  # open access: nothing to ask
         secret, _ = await anyio.to_thread.run_sync(s.sessions.create, None)
         return _signed_in(request, secret, to)
