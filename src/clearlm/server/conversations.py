@@ -1,7 +1,301 @@
-"""(being built)"""
+"""/v1/conversations: chat conversations kept server-side per user, and their turns.
+
+A turn (``POST /v1/conversations/{id}/turns``) stores the person's message, then answers it through the
+same code as ``/v1/chat/completions`` (``completions.chat_completion``: the pipeline turn, the policies,
+the audit record, the disclosure mark), with the conversation's settings and history as the request. The
+answer is stored when the stream ends; when the client leaves mid-stream, with the text so far (status
+``stopped``); when generation fails, as ``failed`` with the error. Streamed like chat completions (SSE),
+with two more events: the stored user message first, the stored answer (with its rendered ``html``) last,
+each ``{"object": "conversation.message", "message": {...}}``.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clearlm.errors import ClearlmError, InvalidInputError, PolicyViolationError
+from clearlm.govern import disclosure
+from clearlm.server import protocol as p
+from clearlm.server.auth import tenant_of, user_of
+from clearlm.server.chat_turns import Answer, history
+from clearlm.server.completions import chat_completion
+from clearlm.server.lifecycle import on_exit
 from clearlm.server.routes import api_router
+from clearlm.server.serving import sse
+from clearlm.store.conversations import (
+    DEFAULT_TITLE,
+    MAX_TITLE_CHARS,
+    ConversationNotFoundError,
+    Conversations,
+)
+from clearlm.web.markdown import render_markdown, render_plain
 
 router = api_router()
+
+MAX_CONVERSATION_MESSAGES = 2000  # messages in one conversation (a turn past it is refused: start anew)
+MAX_QUERY_CHARS = 200  # a search of the conversation list
+ConversationId = Annotated[
+    str, Path(max_length=p.MAX_ID_CHARS, description="The conversation's id (conv_...).")
+]
+
+
+class ConversationSettings(BaseModel):
+    """How a conversation's turns are answered."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(
+        default=None, max_length=p.MAX_MODEL_CHARS, description="None: the served model."
+    )
+    system_prompt: str = Field(default="", max_length=p.MAX_MESSAGE_CHARS)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=p.MAX_TOKENS)
+    knowledge_base: p.KnowledgeBaseName | None = None
+    seed: int | None = Field(
+        default=None, ge=p.SEED_MIN, le=p.SEED_MAX, description="None: a new draw each time."
+    )
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    settings: ConversationSettings | None = None
+
+
+class ConversationPatch(BaseModel):
+    """A new title and/or settings (only the settings' fields given change)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    settings: ConversationSettings | None = None
+
+
+class TurnCreate(BaseModel):
+    """A new message (``content``); or ``edit``: replace that user message with ``content`` and drop what
+    follows it; or ``regenerate``: drop the last answer and answer again."""
+
+    model_config = ConfigDict(extra="forbid")
+    content: str | None = Field(default=None, max_length=p.MAX_MESSAGE_CHARS)
+    edit: int | None = Field(default=None, ge=0, description="The id of the user message to replace.")
+    regenerate: bool = False
+    stream: bool = True
+
+
+def _store(request: Request) -> tuple[Conversations, str, str]:
+    return Conversations(request.app.state.clearlm.db), tenant_of(request), user_of(request)
+
+
+def with_html(message: dict) -> dict:
+    """The message with ``html``: Markdown rendered for an answer, the text as typed for a person's."""
+    render = render_markdown if message["role"] == "assistant" else render_plain
+    return {**message, "html": render(message["content"])}
+
+
+@router.get("/conversations")
+async def list_conversations(
+    request: Request,
+    q: Annotated[
+        str | None, Query(max_length=MAX_QUERY_CHARS, description="Text in a title or a message.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+):
+    """The caller's conversations, most recently changed first."""
+    store, tenant, owner = _store(request)
+    data = await anyio.to_thread.run_sync(lambda: store.list(tenant, owner, q, limit))
+    return {"object": "list", "data": data}
+
+
+@router.post("/conversations", status_code=201)
+async def create_conversation(body: ConversationCreate, request: Request):
+    store, tenant, owner = _store(request)
+    settings = (body.settings or ConversationSettings()).model_dump()
+    conv = await anyio.to_thread.run_sync(lambda: store.create(tenant, owner, body.title, settings))
+    return {**conv, "messages": []}
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: ConversationId, request: Request):
+    store, tenant, owner = _store(request)
+    return await anyio.to_thread.run_sync(store.get, tenant, owner, conversation_id)
+
+
+@router.patch("/conversations/{conversation_id}")
+async def update_conversation(conversation_id: ConversationId, body: ConversationPatch, request: Request):
+    store, tenant, owner = _store(request)
+
+    def work() -> dict:
+        settings = None
+        if body.settings is not None:
+            current = store.get(tenant, owner, conversation_id)["settings"]
+            settings = {**current, **body.settings.model_dump(exclude_unset=True)}
+        return store.update(tenant, owner, conversation_id, body.title, settings)
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.delete("/conversations/{conversation_id}")
+async def delete_conversation(conversation_id: ConversationId, request: Request):
+    store, tenant, owner = _store(request)
+    await anyio.to_thread.run_sync(store.delete, tenant, owner, conversation_id)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+
+@router.get("/conversations/{conversation_id}/export")
+async def export_conversation(
+    conversation_id: ConversationId, request: Request, format: Literal["markdown", "json"] = "markdown"
+):
+    """The conversation as a file: Markdown (a heading per message, the disclosure under each answer) or
+    JSON (the conversation as ``GET`` returns it)."""
+    store, tenant, owner = _store(request)
+    conv = await anyio.to_thread.run_sync(store.get, tenant, owner, conversation_id)
+    if format == "json":
+        body = json.dumps({**conv, "exported_at": _now(), "ai_disclosure": disclosure.NOTICE}, indent=2)
+        media, ext = "application/json", "json"
+    else:
+        body, media, ext = to_markdown(conv), "text/markdown; charset=utf-8", "md"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{conv["id"]}.{ext}"'}
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def to_markdown(conv: dict) -> str:
+    """``# title``, then ``## You`` / ``## Assistant (model)`` per message; under each answer, its status
+    when it is not complete and the AI-disclosure line."""
+    lines = [f"# {conv['title']}", "", f"_Exported {_now()} from clearlm._", ""]
+    if conv["settings"].get("system_prompt"):
+        lines += ["## System prompt", "", conv["settings"]["system_prompt"], ""]
+    for m in conv["messages"]:
+        meta = m["meta"]
+        if m["role"] == "user":
+            lines += ["## You", "", m["content"], ""]
+            continue
+        mark = meta.get("ai_generated") or {}
+        who = f"Assistant ({mark['model']})" if mark.get("model") else "Assistant"
+        if meta.get("reviewed_by"):
+            who = f"Reviewer ({meta['reviewed_by']})"
+        lines += [f"## {who}", "", m["content"], ""]
+        if m["status"] != "complete":
+            lines += [f"_({m['status']}{': ' + meta['error'] if meta.get('error') else ''})_", ""]
+        if mark:
+            lines += [
+                f"> AI-generated by {mark.get('model')} ({mark.get('generator')}, {mark.get('created')}). "
+                f"{mark.get('notice', disclosure.NOTICE)}",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+@router.post("/conversations/{conversation_id}/turns")
+async def create_turn(conversation_id: ConversationId, body: TurnCreate, request: Request):
+    """Answer the conversation: a new message, an edited one, or the last answer again (see
+    :class:`TurnCreate`). Streams (SSE) unless ``stream`` is false; then returns
+    ``{"object": "conversation.message", "message": {...}}``.
+
+    Raises:
+        InvalidInputError (400): no content for a new or edited message, content with ``regenerate``,
+            nothing to answer, a full conversation; ConversationNotFoundError (404); the errors of
+            ``/v1/chat/completions`` (the failed answer is stored with its error too).
+    """
+    s = request.app.state.clearlm
+    store, tenant, owner = _store(request)
+    conv = await anyio.to_thread.run_sync(store.get, tenant, owner, conversation_id)
+    messages, content = conv["messages"], body.content
+    if body.regenerate and (content is not None or body.edit is not None):
+        raise InvalidInputError("regenerate answers the last message again: send it without content or edit")
+    if body.regenerate:
+        cut = len(messages) - 1 if messages and messages[-1]["role"] == "assistant" else len(messages)
+        if cut == 0 or messages[cut - 1]["role"] != "user":
+            raise InvalidInputError("there is no message of yours to answer again: send one")
+    else:
+        if content is None or not content.strip():
+            raise InvalidInputError("write a message first (content is empty)")
+        cut = len(messages)
+        if body.edit is not None:
+            cut = next(
+                (i for i, m in enumerate(messages) if m["id"] == body.edit and m["role"] == "user"), -1
+            )
+            if cut < 0:
+                raise ConversationNotFoundError(
+                    f"no message of yours with id {body.edit} in this conversation: edit one of your own messages"
+                )
+    if cut + 2 > MAX_CONVERSATION_MESSAGES:
+        raise InvalidInputError(
+            f"a conversation holds at most {MAX_CONVERSATION_MESSAGES} messages: start a new conversation"
+        )
+    if cut < len(messages):
+        await anyio.to_thread.run_sync(
+            store.truncate_from, tenant, owner, conversation_id, messages[cut]["position"]
+        )
+    messages = messages[:cut]
+    user_message = None
+    if content is not None:
+        user_message = await anyio.to_thread.run_sync(store.append_message, conversation_id, "user", content)
+        messages.append(user_message)
+        if conv["title"] == DEFAULT_TITLE:
+            title = " ".join(content.split())[:60]
+            await anyio.to_thread.run_sync(lambda: store.update(tenant, owner, conversation_id, title=title))
+    settings = conv["settings"]
+    try:
+        chat = p.ChatCompletionRequest(
+            model=settings.get("model") or s.model_id,
+            messages=history(settings.get("system_prompt") or "", messages),
+            temperature=settings.get("temperature", 0.7),
+            max_tokens=settings.get("max_tokens"),
+            logprobs=True,
+            top_logprobs=5,
+            knowledge_base=settings.get("knowledge_base"),
+            seed=settings.get("seed"),
+            stream=body.stream,
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"this conversation's settings are not usable: {exc.errors()[0]['msg']}"
+        ) from None
+    answer = Answer(store, conversation_id, request)
+    try:
+        result = await chat_completion(request, chat, s, origin={"conversation_id": conversation_id})
+    except ClearlmError as exc:
+        status = "refused" if isinstance(exc, PolicyViolationError) else "failed"
+        await answer.save(status, error=str(exc))
+        raise
+    headers = dict(disclosure.HEADERS)
+    if not isinstance(result, StreamingResponse):
+        message = await answer.save_completion(result)
+        return JSONResponse(
+            {
+                "object": "conversation.message",
+                "message": with_html(message),
+                "user_message": user_message and with_html(user_message),
+            },
+            headers=headers,
+        )
+    on_exit(request, lambda: answer.save("stopped"))  # the client left: the text so far is kept
+
+    async def events():
+        if user_message is not None:
+            yield _event(with_html(user_message))
+        async for raw in result.body_iterator:
+            if raw.startswith("data: [DONE]"):
+                message = await answer.save_streamed()
+                yield _event(with_html(message))
+            else:
+                answer.feed(raw)
+            yield raw
+
+    response = sse(events())
+    response.headers.update(headers)
+    return response
+
+
+def _event(message: dict) -> str:
+    return f"data: {json.dumps({'object': 'conversation.message', 'message': message})}\n\n"

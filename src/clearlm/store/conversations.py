@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
-from clearlm.store.tables import ConversationRow, MessageRow
+from clearlm.store.tables import ConversationRow, MessageRow, ReviewRow
 
 MAX_TITLE_CHARS = 200
 MAX_LIST = 500  # conversations listed at most
@@ -239,3 +239,8 @@ class Conversations:
             )
             row.updated_at = _now()
             return result.rowcount
+
+    def review_of(self, request_id: str) -> str | None:
+        """The id of the review item that holds the request ``request_id`` (an escalated answer), if any."""
+        with self.db.session() as session:
+            return session.scalar(select(ReviewRow.id).where(ReviewRow.request_id == request_id).limit(1))

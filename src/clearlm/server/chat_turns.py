@@ -1,0 +1,164 @@
+"""What a conversation's turn needs besides the route: the request's messages from the conversation, the
+answer as it streams (saved exactly once: complete, refused, stopped or failed), and a summary of what
+the policy did for the answer's badge."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+from fastapi import Request
+
+from clearlm.govern import disclosure
+from clearlm.govern.base import Action
+from clearlm.server import protocol as p
+from clearlm.store.conversations import Conversations
+
+IN_HISTORY = ("complete", "stopped", "refused")  # a failed or held answer is not sent back to the model
+TOP_LOGPROBS = 5
+
+
+def history(system_prompt: str, messages: list[dict]) -> list[dict]:
+    """The chat request's messages: the system prompt (if any), then the conversation's user and assistant
+    messages with some text (failed and held answers left out), the newest ``MAX_MESSAGES - 1`` of them."""
+    out = [
+        {"role": m["role"], "content": m["content"]}
+        for m in messages
+        if m["role"] in ("user", "assistant") and m["status"] in IN_HISTORY and m["content"].strip()
+    ][-(p.MAX_MESSAGES - 1) :]
+    return ([{"role": "system", "content": system_prompt}] if system_prompt.strip() else []) + out
+
+
+def governance_summary(governance: dict | None) -> dict | None:
+    """What the policy did, when it did something: ``{policy, action (the most severe), escalated,
+    findings (types, sorted), input, output}`` (``input``/``output``: each stage's action); None when
+    every scan allowed the text."""
+    if not governance:
+        return None
+    stages: dict[str, str] = {}
+    found: set[str] = set()
+
+    def take(stage: str, decision: dict) -> None:
+        action = decision.get("action", "allow")
+        if Action(action).severity > Action(stages.get(stage, "allow")).severity:
+            stages[stage] = action
+        for result in decision.get("results", []):
+            if result.get("action", "allow") != "allow":
+                found.update(f["type"] for f in result.get("findings", []))
+
+    if governance.get("input"):
+        take("input", governance["input"])
+    for decision in governance.get("output", []):
+        take("output", decision)
+    for decision in governance.get("documents", []):
+        take("documents", decision)
+    action = max(stages.values(), key=lambda a: Action(a).severity, default="allow")
+    escalated = bool(governance.get("escalated"))
+    if action == "allow" and not escalated:
+        return None
+    return {
+        "policy": governance.get("policy"),
+        "action": action,
+        "escalated": escalated,
+        "findings": sorted(found),
+        **stages,
+    }
+
+
+def _token(t: dict) -> dict:
+    return {
+        "token": t["token"],
+        "logprob": t["logprob"],
+        "top_logprobs": [{"token": a["token"], "logprob": a["logprob"]} for a in t.get("top_logprobs", [])],
+    }
+
+
+class Answer:
+    """The answer of one turn: fed the chat completion's events as they stream (or given the whole
+    completion), saved into the conversation once, whichever way the request ends."""
+
+    def __init__(self, store: Conversations, conversation_id: str, request: Request) -> None:
+        self.store, self.conversation_id, self.request = store, conversation_id, request
+        self.text = ""
+        self.logprobs: list[dict] = []
+        self.withheld = False  # the policy changed the text: no token log-probabilities
+        self.finish_reason: str | None = None
+        self.ai_generated: dict | None = None
+        self.citations: dict | None = None
+        self.request_id: str | None = None
+        self.error: str | None = None
+        self.message: dict | None = None
+        self._claimed = False
+
+    def feed(self, raw: str) -> None:
+        """Take in one server-sent event of the chat completion's stream."""
+        for line in raw.splitlines():
+            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                continue
+            event = json.loads(line[5:])
+            if "error" in event:
+                self.error = event["error"].get("message") or "the answer failed"
+                continue
+            self.request_id = event.get("id") or self.request_id
+            self.ai_generated = event.get("ai_generated") or self.ai_generated
+            self.citations = event.get("citations") or self.citations
+            for choice in event.get("choices") or []:
+                if choice.get("index") != 0:
+                    continue
+                text = (choice.get("delta") or {}).get("content") or ""
+                self.text += text
+                lps = choice.get("logprobs")
+                if lps and lps.get("content"):
+                    self.logprobs.extend(_token(t) for t in lps["content"])
+                elif text:
+                    self.withheld = True
+                self.finish_reason = choice.get("finish_reason") or self.finish_reason
+
+    def _status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "refused" if self.finish_reason == "content_filter" else "complete"
+
+    async def save_streamed(self) -> dict:
+        return await self.save(self._status(), self.error)
+
+    async def save_completion(self, completion: p.ChatCompletion) -> dict:
+        choice = completion.choices[0]
+        self.text = choice.message.content or ""
+        self.request_id, self.finish_reason = completion.id, choice.finish_reason
+        self.ai_generated, self.citations = completion.ai_generated, completion.citations
+        if choice.logprobs is None:
+            self.withheld = True
+        else:
+            self.logprobs = [_token(t.model_dump()) for t in choice.logprobs.content or []]
+        return await self.save(self._status(), None)
+
+    async def save(self, status: str, error: str | None = None) -> dict | None:
+        """Store the answer as it is now with ``status`` (once: later calls return the stored message)."""
+        if self._claimed:
+            return self.message
+        self._claimed = True  # claimed before the first await: a cleanup running meanwhile does nothing
+        record = self.request.state.audit_record
+        state = self.request.app.state.clearlm
+        governance = governance_summary(record.governance)
+        meta = {
+            "request_id": self.request_id or record.request_id,
+            "finish_reason": self.finish_reason or ("cancelled" if status == "stopped" else None),
+            "ai_generated": self.ai_generated or (disclosure.mark(state.model_id) if self.text else None),
+            "logprobs": None if self.withheld or not self.logprobs else self.logprobs,
+            "citations": self.citations,
+            "governance": governance,
+        }
+        if error:
+            meta["error"] = error
+        store, cid = self.store, self.conversation_id
+
+        def work() -> dict:
+            if governance and governance["escalated"]:
+                review_id = store.review_of(meta["request_id"])
+                if review_id:
+                    meta["review_id"] = review_id
+            return store.append_message(cid, "assistant", self.text, status, meta)
+
+        self.message = await anyio.to_thread.run_sync(work)
+        return self.message
