@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
-from clearlm.explain import attention, gradient, occlusion, quadrature
+from clearlm.explain import attention, gradient, occlusion, progress, quadrature
 from clearlm.explain.aggregate import word_spans
 from clearlm.explain.result import Attribution
 from clearlm.explain.sequence import TeacherForced, build_sequence
@@ -35,6 +36,7 @@ def explain(
     *,
     method: str = DEFAULT_METHOD,
     max_new_tokens: int = 32,
+    progress_callback: progress.Callback | None = None,
     **options: Any,
 ) -> Attribution:
     """Attribute every target token to every earlier token (prompt and previously generated).
@@ -46,9 +48,13 @@ def explain(
             ``max_new_tokens`` tokens.
         method: one of METHODS.
         options: the method's options (see ``method_options``), e.g. ``steps=128`` for integrated
-            gradients, ``contrast=" London"`` for contrastive, ``unit="word"`` for occlusion, and
+            gradients, ``contrast=" London"`` for contrastive (one token replaces the
+            target's token at step ``position``, default 0), ``unit="word"`` for occlusion, and
             ``sequence=True`` (gradient methods, contrastive, occlusion) to attribute the whole target's
             log-probability in one row, as Captum's ``seq_attr``, instead of one row per target token.
+        progress_callback: called as ``(stage, done, total)`` between batches (``clearlm.explain.progress``);
+            what it raises (``progress.Cancelled``) stops the work and propagates. Default: the callback of
+            an enclosing ``progress.reporting`` block, if any.
 
     Returns:
         An ``Attribution`` at token level (occlusion with ``unit="word"``: word level); with ``sequence``,
@@ -75,7 +81,10 @@ def explain(
     params = {**allowed, **options}
     _check_options(method, params)
     seq = build_sequence(backend, prompt, target, max_new_tokens=max_new_tokens)
-    fields = runner(backend, seq, **params)
+    with progress.reporting(progress_callback) if progress_callback else nullcontext():
+        progress.stage("attribution")
+        fields = runner(backend, seq, **params)
+        progress.finish()
     spans = fields.pop("source_spans", [(i, i + 1) for i in range(seq.n_sources)])
     measured = fields.pop("measured", {})  # figures of the run itself, kept with the parameters
     targets = seq.tokens[seq.n_prompt :]
@@ -175,6 +184,7 @@ def _contrastive(
     seq,
     *,
     contrast: str | None = None,
+    position: int = 0,
     base: str = "input_x_gradient",
     sequence: bool = False,
     rows_per_call: int = 8,
@@ -182,8 +192,17 @@ def _contrastive(
     if base not in ("saliency", "input_x_gradient", "integrated_gradients"):
         raise InvalidInputError(f"contrastive base {base!r} must be a gradient method")
     ids = encode_text(backend.tokenizer, contrast)
-    if len(ids) == 1 and seq.n_targets > 1:
-        ids = ids + seq.target_ids[1:].tolist()  # contrast only the first step
+    if not 0 <= position < seq.n_targets:
+        raise InvalidInputError(
+            f"contrast position {position} is outside the target's {seq.n_targets} tokens (0 to "
+            f"{seq.n_targets - 1})"
+        )
+    if position and len(ids) != 1:
+        raise InvalidInputError(
+            f"a contrast at position {position} must be one token; {contrast!r} is {len(ids)}"
+        )
+    if len(ids) == 1 and seq.n_targets > 1:  # contrast one step (the first, or ``position``)
+        ids = [*seq.target_ids[:position].tolist(), ids[0], *seq.target_ids[position + 1 :].tolist()]
     if len(ids) != seq.n_targets:
         raise InvalidInputError(
             f"the contrast {contrast!r} is {len(ids)} tokens but the target is {seq.n_targets}: give one token "

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.explain import progress
 from clearlm.explain.quadrature import adaptive_integral, check_placement, integration_points
 from clearlm.explain.sequence import TeacherForced, causal_mask
 
@@ -250,6 +251,7 @@ def gradient_attribution(
         else:
             reduce = lambda g: (g * x[0]).sum(-1)  # noqa: E731
         raw = torch.zeros(1, n_t, x.shape[1], dtype=torch.float64, device=device)
+        progress.grow(n_t)
         _accumulate(raw, f_x, xr, torch.ones(1, dtype=x.dtype, device=device), row_grads, reduce)
         raw, gap, evaluations = raw[0], None, 1
     scores = raw[:, :-1].cpu().numpy()
@@ -274,6 +276,7 @@ def _integrate(
     if placement != "adaptive":
         sums, _ = _path_integrand(objective, x, base, batch, row_grads)
         alphas, weights = integration_points(steps, placement)
+        progress.grow(steps * (1 if sequence else seq.n_targets))
         integral = sums(alphas, weights, np.zeros(steps, dtype=np.int64))[0]
         return torch.as_tensor(integral, device=x.device), steps
     # Adaptive: one target at a time (each target's log-probability has its own steep stretches of the
@@ -291,11 +294,13 @@ def _integrate(
     )
     raw = torch.zeros(len(jobs), x.shape[1], dtype=torch.float64, device=x.device)
     evaluations = 0
+    progress.grow(len(jobs) * steps)  # each job's budget; what a job leaves unspent is skipped at its end
     for row, (f, end) in enumerate(jobs):
         sums, values = _path_integrand(f, x[:, :end], base[:, :end], batch, row_grads)
         integral, used = adaptive_integral(sums, values, budget=steps, tolerance=tolerance, batch=batch)
         raw[row, :end] = torch.as_tensor(integral[0], device=x.device)
         evaluations += used
+        progress.advance(steps - used)
     return raw, evaluations
 
 
@@ -369,3 +374,4 @@ def _accumulate(out, f, inputs, weights, row_grads: _RowGradients, reduce, group
         else:
             summed = g.new_zeros(len(rows), out.shape[0], *g.shape[2:]).index_add_(1, groups, g)
         out[:, lo : lo + len(rows)] += reduce(summed).double().transpose(0, 1)
+        progress.advance(len(rows) * f.shape[0])  # gradient rows: target rows x points on the path

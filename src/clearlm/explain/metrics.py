@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.explain import progress
 from clearlm.explain.result import Attribution
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
@@ -128,6 +129,7 @@ def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: in
         if keep:
             unique.setdefault(("logp", tuple(ids[keep].tolist()), int(targets[i])), []).append(i)
     todo = sorted((k for k in unique if k not in cache), key=lambda k: len(k[1]))
+    progress.grow(len(todo))
     for lo in range(0, len(todo), batch_size):
         chunk = todo[lo : lo + batch_size]
         width = max(len(k[1]) for k in chunk)
@@ -139,6 +141,7 @@ def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: in
         tgt = torch.tensor([k[2] for k in chunk], device=ids.device)
         for key, value in zip(chunk, logp.gather(-1, tgt[:, None])[:, 0].tolist(), strict=True):
             cache[key] = value
+        progress.advance(len(chunk))
     for key, index in unique.items():
         out[index] = cache[key]
     return out
@@ -185,8 +188,10 @@ def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed
     p_full = result.target_probs.astype(np.float64)  # the unperturbed prediction, as the method saw it
     zero = torch.where(perturbable[None, :, None], torch.zeros_like(base), base)
     key = ("zero", tuple(ids.tolist()), tuple(sorted(visible)))
+    progress.grow(2 * samples + (key not in cache))  # batched forward passes
     if key not in cache:
         cache[key] = prob(zero)  # every perturbable source zeroed: the same for every result of the sequence
+        progress.advance()
     p_zero = cache[key]
     soft_s_zero = 1 - np.maximum(0, p_full - p_zero)
     # Undefined (NaN) where zeroing every source does not lower the prediction: nothing to normalise by.
@@ -197,6 +202,7 @@ def _soft(model, ids, result: Attribution, visible: set[int], samples: int, seed
             mask = torch.bernoulli(keep_p[:, :, None].expand(-1, -1, x.shape[1]), generator=gen)
             mask = torch.where(perturbable[None, :, None], mask, torch.ones_like(mask))
             p = prob(base * mask)
+            progress.advance()
             if kind == "nc":
                 acc += np.maximum(0, p_full - p) / denom
             else:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.explain import progress
 from clearlm.explain.gradient import step_logprobs
 from clearlm.explain.sequence import TeacherForced
 
@@ -52,6 +53,7 @@ def occlusion_scores(
         if not 0 <= a < b <= seq.n_sources:
             raise InvalidInputError(f"occlusion group {(a, b)} is outside the {seq.n_sources} sources")
         by_len.setdefault(0 if baseline_id is not None else b - a, []).append(g)
+    progress.grow(len(groups))
     for removed, members in by_len.items():
         occluded = _shifted(seq, removed)
         lost = n_t - occluded.n_targets  # leading targets with nothing left before them
@@ -64,6 +66,7 @@ def occlusion_scores(
                 # the group must lie wholly before the target: end <= n_prompt + t
                 t = np.arange(max(groups[g][1] - n_p, lost), n_t)
                 scores[t, g] = full[t] - row[t - lost]
+            progress.advance(len(chunk))
     return scores, full
 
 
