@@ -212,6 +212,13 @@ class ExplainOptions(BaseModel):
         max_length=MAX_CONTRAST_CHARS,
         description=f"contrastive: the text compared against (at most {MAX_CONTRAST_CHARS} characters).",
     )
+    position: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TARGET_CHARS,
+        description="contrastive: the target step (0-based) whose token a one-token contrast replaces "
+        "(default 0).",
+    )
     base: Literal["saliency", "input_x_gradient", "integrated_gradients"] | None = None
     layer: int | None = _INDEX
     head: int | None = _INDEX
@@ -463,6 +470,17 @@ class ExplainRequest(ChatCompletionRequest):
         max_length=MAX_TARGET_CHARS,
         description=f"A continuation to force instead of generating one (at most {MAX_TARGET_CHARS:,} "
         "characters).",
+    )
+    stream: bool = Field(
+        default=False,
+        description="Server-sent events: {object: explanation.progress, stage, done, total} while the "
+        "work runs, then the explanation body, then [DONE]; closing the connection stops the work "
+        "(recorded as 499).",
+    )
+    faithfulness: bool = Field(
+        default=False,
+        description="Also measure the explanation's faithfulness (comprehensiveness, sufficiency, Soft-NC, "
+        "Soft-NS, next to a random attribution's): extra forward passes; not with unit=word or sequence.",
     )
 
 
