@@ -36,7 +36,9 @@ def desk(serve, tiny_backend, tmp_path):
         ("other", "zeta", "admin"),
     ]:
         _, secret = keys.create(name, tenant=tenant, scope=scope)
-        clients[name] = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"})
+        clients[name] = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
+        )
     yield server, clients
     for c in clients.values():
         c.close()
