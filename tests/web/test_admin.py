@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from clearlm.models import CATALOG, DEFAULT_MODEL, install_state
 
@@ -54,3 +55,98 @@ def test_pulling_an_installed_model_reports_it_installed_without_downloading(key
     assert (
         record.parameters == {"model": DEFAULT_MODEL} and record.output == f"{DEFAULT_MODEL}: ready (already)"
     )
+
+
+FAVICON_404 = "Failed to load resource: the server responded with a status of 404"
+
+
+def watch(page) -> list:
+    """The page's own responses of 400 and above from now on, as (status, URL)."""
+    failed: list = []
+    page.tab.on("response", lambda r: r.status >= 400 and failed.append((r.status, r.url)))
+    return failed
+
+
+def real_errors(page) -> list[str]:
+    """The console errors but Chromium's 404 for /favicon.ico (no response event reports that one)."""
+    return [e for e in page.errors if not e.startswith(FAVICON_404)]
+
+
+def test_a_key_is_created_its_secret_shown_once_then_revoked(keyed, open_page):
+    server, admin, secret = keyed
+    page = open_page(server)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.base)
+    failed = watch(page)
+    page.sign_in(secret, "/keys")
+    tab = page.tab
+    expect(tab.locator("#keys-body tr[data-key-id]")).to_have_count(1)
+    assert "alice" in tab.locator("#keys-body").inner_text()
+    page.assert_accessible()
+
+    tab.get_by_label("Name").fill("ci robot <b>bold</b>")
+    tab.get_by_label("Scope").select_option("user")
+    tab.get_by_role("button", name="Create key").click()
+    dialog = tab.get_by_role("dialog", name="Your new key")
+    expect(dialog).to_be_visible()
+    new_secret = dialog.get_by_label("Secret of").input_value()
+    assert new_secret.startswith("sk-clearlm-") and len(new_secret) > 40
+    assert dialog.locator("#secret-name").inner_text() == "ci robot <b>bold</b>"  # text, not markup
+    dialog.get_by_role("button", name="Copy").click()
+    expect(tab.locator("#status")).to_have_text("Copied")
+    page.assert_accessible()
+    page.screenshot("keys")
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {new_secret}"}, timeout=60
+    ) as c:
+        assert c.get("/models").status_code == 200  # the new key works
+    dialog.get_by_role("button", name="I have copied it").click()
+    expect(dialog).to_be_hidden()
+    assert new_secret not in tab.content()  # gone from the page once the dialog closes
+    tab.reload()
+    expect(tab.locator("#keys-body tr[data-key-id]")).to_have_count(2)
+    assert new_secret not in tab.content() and new_secret[:15] in tab.locator("#keys-body").inner_text()
+
+    row = tab.locator("#keys-body tr", has_text="ci robot")
+    row.get_by_role("button", name="Revoke ci robot <b>bold</b>").click()
+    confirm = tab.get_by_role("dialog", name="Revoke this key?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(row.locator(".badge.bad")).to_have_count(0)  # cancelled: still active
+    row.get_by_role("button", name="Revoke ci robot <b>bold</b>").click()
+    confirm.get_by_role("button", name="Revoke").click()
+    expect(tab.locator("#keys-body tr", has_text="ci robot").locator(".badge.bad")).to_contain_text("revoked")
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {new_secret}"}, timeout=60
+    ) as c:
+        gone = c.get("/models")
+        assert gone.status_code == 401 and "not valid" in gone.json()["error"]["message"]
+    assert server.state.keys.get(admin.id).active  # the admin's own key untouched
+    assert failed == [] and not real_errors(page), (failed, page.errors)
+
+
+def test_the_models_page_lists_the_catalog_and_pulls_an_installed_model(keyed, open_page, monkeypatch):
+    installed = install_state(CATALOG[DEFAULT_MODEL]).status == "ready"
+    pulling = importlib.import_module("clearlm.models.pull")
+
+    def never(*args, **kwargs):
+        raise AssertionError("a test must not install or convert anything")
+
+    for name in ("install_packages", "convert_gguf"):
+        monkeypatch.setattr(pulling, name, never)
+    server, _, secret = keyed
+    page = open_page(server)
+    failed = watch(page)
+    page.sign_in(secret, "/models")
+    tab = page.tab
+    rows = tab.locator("#catalog tbody tr")
+    assert [rows.nth(i).get_attribute("data-model") for i in range(rows.count())] == list(CATALOG)
+    assert "tiny-random-qwen2" in tab.locator("dl.facts").inner_text()
+    default = tab.locator(f'#catalog tr[data-model="{DEFAULT_MODEL}"]')
+    assert default.locator(".model-status").inner_text() == install_state(CATALOG[DEFAULT_MODEL]).status
+    page.assert_accessible()
+    if installed:
+        default.get_by_role("button", name=f"Pull {DEFAULT_MODEL}").click()
+        expect(default.locator(".pull-state")).to_have_text("already installed: nothing to do")
+        assert default.locator(".model-status").inner_text() == "ready"
+    page.screenshot("models")
+    assert failed == [] and not real_errors(page), (failed, page.errors)
