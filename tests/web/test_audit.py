@@ -68,6 +68,7 @@ def test_filter_open_verify_and_export(keyed, open_page):
     assert dialog.locator("img").count() == 0 and tab.locator("img").count() == 0
     assert len(dialog.locator(".hashes code").last.inner_text()) == 64
     page.assert_accessible()
+    page.screenshot("audit-record")
     tab.get_by_role("button", name="Close").click()
     dialog.wait_for(state="hidden")
 
