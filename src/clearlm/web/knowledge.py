@@ -6,6 +6,7 @@ chunks and searches (mode, k, MMR). The pages read and write through ``/v1/kb`` 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -18,11 +19,12 @@ from clearlm.store.sessions import SignIn
 from clearlm.web.pages import needs, render
 
 router = APIRouter(include_in_schema=False)
+User = Annotated[SignIn, Depends(needs("user"))]
 _NAME = re.compile(p.KB_NAME_PATTERN)
 
 
 @router.get("/knowledge")
-async def knowledge_bases(request: Request, signin: SignIn = Depends(needs("user"))):
+async def knowledge_bases(request: Request, signin: User):
     return render(
         request,
         "knowledge.html",
@@ -33,7 +35,7 @@ async def knowledge_bases(request: Request, signin: SignIn = Depends(needs("user
 
 
 @router.get("/knowledge/{name}")
-async def knowledge_base(request: Request, name: str, signin: SignIn = Depends(needs("user"))):
+async def knowledge_base(request: Request, name: str, signin: User):
     """One knowledge base of the signed-in tenant (another tenant's, or none of that name: 404)."""
     state = request.app.state.clearlm
 
