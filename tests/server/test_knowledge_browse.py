@@ -156,3 +156,37 @@ def test_another_tenant_browses_nothing(server):
     for path in ("/v1/kb/clinic/files", "/v1/kb/clinic/chunks", f"/v1/kb/clinic/chunks/{cid}"):
         assert theirs.get(path).status_code == 404, path
     assert _upload(theirs, "clinic", [("x.txt", b"hello")]).status_code == 404
+
+
+EMAIL = "billing.office@example.com"
+PII = """
+name: desk
+store_redacted: true
+output:
+  - {scanner: pii, action: redact, entities: [EMAIL_ADDRESS]}
+"""
+
+
+def test_browsing_returns_what_the_output_policy_lets_through(serve, tiny_backend, tmp_path, monkeypatch):
+    """As search results do, browsed chunks and file titles pass the output policy: an e-mail address in
+    a document comes back redacted from the chunks, one chunk and the files list, and the audit record
+    names what was found."""
+    from clearlm.models.embeddings import load_embedder
+
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
+    policy = tmp_path / "desk.yaml"
+    policy.write_text(PII)
+    server = serve(tiny_backend, embedder=load_embedder(), files_dir=str(tmp_path / "up"), policy=str(policy))
+    c = httpx.Client(base_url=server.base, timeout=120)
+    c.post("/v1/kb", json={"name": "desk"})
+    doc = f"# Write to {EMAIL}\n\n## Billing\n\nFor invoices and payments, write to {EMAIL} any day.\n"
+    assert _upload(c, "desk", [("billing.md", doc.encode())]).json()["added"] == 1
+    chunks = c.get("/v1/kb/desk/chunks").json()
+    one = c.get(f"/v1/kb/desk/chunks/{chunks['data'][0]['chunk_id']}").json()
+    files = c.get("/v1/kb/desk/files").json()
+    for body in (chunks, one, files):
+        assert EMAIL not in repr(body) and "<EMAIL_ADDRESS>" in repr(body)
+    assert "write to <EMAIL_ADDRESS> any day" in one["text"]
+    records = {r.endpoint: r for r in server.state.audit.records()}
+    noted = records["/v1/kb/desk/chunks"].governance["returned"]
+    assert noted and noted[0]["field"].startswith("data[0]") and EMAIL not in repr(noted)

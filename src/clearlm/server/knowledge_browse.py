@@ -2,11 +2,13 @@
 
 Read-only, tenant-scoped like the rest of /v1/kb (another tenant's knowledge base is 404). A file is named as
 ``POST /v1/kb/{name}/files`` named it (its path inside the knowledge base's uploads folder); a source added
-from elsewhere (the CLI) keeps its absolute path and ``uploaded: false``.
+from elsewhere (the CLI) keeps its absolute path and ``uploaded: false``. What a document says (chunks'
+text, titles, headings) passes the output policy as search results do (``serving.govern_search``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import anyio
@@ -17,6 +19,7 @@ from clearlm.knowledge.errors import SourceNotFoundError
 from clearlm.knowledge.index.protocol import SourceRecord, chunk_id
 from clearlm.server.auth import tenant_of
 from clearlm.server.knowledge import _record, files_dir, open_kb, passage_json
+from clearlm.server.serving import policy_of
 from clearlm.server.state import ServerState
 
 MAX_FILES_PAGE = 1000  # files per GET /v1/kb/{name}/files
@@ -30,6 +33,31 @@ class ChunkNotFoundError(ClearlmError, LookupError):
     status_code = 404
     error_type = "not_found_error"
     code = "chunk_not_found"
+
+
+def _governed(request: Request, state: ServerState, passages: list) -> list:
+    """Passages through the output policy (text, title, headings), its findings in the audit record."""
+    from clearlm.govern.outputs import govern_passages
+
+    policy = policy_of(request, state)
+    passages, found = govern_passages(policy, passages, "data")
+    if found:
+        request.state.audit_record.governance = {"policy": policy.name, "returned": found}
+    return passages
+
+
+def _governed_titles(request: Request, state: ServerState, sources: list[SourceRecord]) -> list:
+    from clearlm.govern.outputs import govern_text
+
+    policy = policy_of(request, state)
+    out, notes = [], []
+    for i, s in enumerate(sources):
+        title, found = govern_text(policy, s.title, "document", f"data[{i}].title")
+        out.append(dataclasses.replace(s, title=title))
+        notes += found
+    if notes:
+        request.state.audit_record.governance = {"policy": policy.name, "returned": notes}
+    return out
 
 
 def file_json(s: SourceRecord, folder: Path) -> dict:
@@ -75,7 +103,8 @@ async def files(request: Request, name: str, offset: int, limit: int, state: Ser
         with open_kb(state, name, tenant) as kb:
             sources = kb.sources()
         folder = files_dir(state, name, tenant)
-        page = [file_json(s, folder) for s in sources[offset : offset + limit]]
+        shown = _governed_titles(request, state, sources[offset : offset + limit])
+        page = [file_json(s, folder) for s in shown]
         return _page("knowledge_base.files.page", name, page, len(sources), offset, limit)
 
     return await anyio.to_thread.run_sync(work)
@@ -113,7 +142,9 @@ async def chunks(
                 wanted += [(chunk_id(s.path, s.sha256, i), i) for i in range(lo, hi)]
                 before += s.chunks
             found = kb.index.passages([cid for cid, _ in wanted])
-        data = [{**passage_json(found[c], prefix), "ordinal": i} for c, i in wanted if c in found]
+        wanted = [(c, i) for c, i in wanted if c in found]
+        shown = _governed(request, state, [found[c] for c, _ in wanted])
+        data = [{**passage_json(x, prefix), "ordinal": i} for x, (_, i) in zip(shown, wanted, strict=True)]
         total = sum(s.chunks for s in sources)
         return _page("knowledge_base.chunks.page", name, data, total, offset, limit)
 
@@ -139,6 +170,7 @@ async def chunk(request: Request, name: str, cid: str, state: ServerState) -> di
                 f"changes): search again, or browse GET /v1/kb/{name}/chunks"
             )
         prefix = str(files_dir(state, name, tenant)) + "/"
-        return {"object": "knowledge_base.chunk", **passage_json(found[cid], prefix)}
+        [shown] = _governed(request, state, [found[cid]])
+        return {"object": "knowledge_base.chunk", **passage_json(shown, prefix)}
 
     return await anyio.to_thread.run_sync(work)
