@@ -63,8 +63,10 @@ def test_escalated_chats_are_queued_and_each_is_decided_once_and_audited(desk):
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
     again = admin.post(f"/review/{ids[0]}/decision", json={"action": "dismiss"})
     assert again.status_code == 409 and "already decided" in again.json()["error"]["message"]
+    blank = admin.post(f"/review/{ids[1]}/decision", json={"action": "answer", "answer": "  \n"})
+    assert blank.status_code == 400 and "answer" in blank.json()["error"]["message"]
     empty = admin.post(f"/review/{ids[1]}/decision", json={"action": "answer"})
-    assert empty.status_code == 400 and "needs its text" in empty.json()["error"]["message"]
+    assert empty.status_code == 400 and "answer" in empty.json()["error"]["message"]
     answered = admin.post(
         f"/review/{ids[1]}/decision", json={"action": "answer", "answer": "Refunds: 14 days."}
     )
@@ -82,19 +84,28 @@ def test_escalated_chats_are_queued_and_each_is_decided_once_and_audited(desk):
     assert admin.get(f"/review/{ids[1]}").json()["decision"]["action"] == "answer"
 
     records = [r for r in server.state.audit.records() if r.endpoint.endswith("/decision")]
-    assert [(r.parameters["review_id"], r.status_code) for r in records] == [
+    # every decision, refused ones included (a body refused before the handler: its path names the item)
+    assert [(r.endpoint.split("/")[3], r.status_code) for r in records] == [
         (ids[0], 200),
         (ids[0], 409),
+        (ids[1], 400),
         (ids[1], 400),
         (ids[1], 200),
         (ids[2], 200),
     ]
     assert records[0].output == {"status": "approved", "action": "approve", "answer": None, "note": "fine"}
     assert (
-        records[3].output["answer"] == "Refunds: 14 days."
-        and records[3].parameters["kind"] == "escalated_request"
+        records[4].output["answer"] == "Refunds: 14 days."
+        and records[4].parameters["kind"] == "escalated_request"
     )
-    assert records[3].parameters["item_request_id"] == answers[1]["id"]
+    assert records[4].parameters == {
+        "review_id": ids[1],
+        "action": "answer",
+        "kind": "escalated_request",
+        "item_request_id": answers[1]["id"],
+    }
+    assert records[1].parameters == {"review_id": ids[0], "action": "dismiss"}  # the 409
+    assert "answer" in records[2].error
 
 
 def test_other_tenants_and_user_keys_cannot_see_or_decide_items(desk):
@@ -136,5 +147,13 @@ def test_an_answer_joins_the_conversation_the_request_came_from(desk):
     )
     assert r.status_code == 200
     messages = conversations.get("acme", "key_x", conv["id"])["messages"]
+    # A conversation deleted meanwhile: the answer cannot reach it, the item stays open.
+    record = AuditRecord("chatcmpl-gone", datetime.now(UTC), "/v1/conversations/x/turns", tenant="acme")
+    start_turn(server.state.backend, request, record, server.state.audit, server.state.policy).run()
+    [gone] = c["admin"].get("/review").json()["data"]
+    conversations.delete("acme", "key_x", conv["id"])
+    refused = c["admin"].post(f"/review/{gone['id']}/decision", json={"action": "answer", "answer": "Hi"})
+    assert refused.status_code == 400 and "no longer exists" in refused.json()["error"]["message"]
+    assert c["admin"].get(f"/review/{gone['id']}").json()["status"] == "open"
     assert messages[-1]["role"] == "assistant" and messages[-1]["content"] == "Done: refunded."
     assert messages[-1]["meta"] == {"reviewed_by": r.json()["decided_by"], "review_id": item["id"]}

@@ -116,3 +116,4 @@ def test_the_pipeline_queues_an_escalated_turn_with_its_redacted_prompt(tiny_bac
     assert item.payload["origin"] == {"conversation_id": "conv_1"}
     assert item.payload["findings"]["escalated"] is True
     assert item.payload["findings"]["input"]["action"] == "escalate"
+    assert done.review_id == item.id  # the chat marks its held message with it

@@ -85,6 +85,7 @@ class Turn:
         self.choices = [Choice(i) for i in range(request.n)]
         self.record = record
         self.deferred = deferred
+        self.review_id: str | None = None  # the review item of an escalated turn, once its record is written
         self._audit = audit
         self._stream: Iterator[Chunk] | None = None
         self._done = False
@@ -202,7 +203,7 @@ class Turn:
             self._audit.write(r)
             if r.governance and r.governance.get("escalated"):  # flagged for a human: the review queue
                 try:
-                    add_escalated(self._audit.db, r, self.request.origin)
+                    self.review_id = add_escalated(self._audit.db, r, self.request.origin).id
                 except Exception:
                     log.exception("cannot queue the escalated request %s for review", r.request_id)
 

@@ -25,17 +25,35 @@ router = api_router()
 ItemId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="The item's id (rev_...).")]
 
 
-class ReviewDecision(_Request):
-    """``POST /v1/review/{id}/decision``: approve (let the machine's answer stand), answer (reply in its
-    place; ``answer`` required) or dismiss."""
-
-    action: Literal["approve", "answer", "dismiss"]
-    answer: str | None = Field(
-        default=None, max_length=MAX_ANSWER_CHARS, description="The reply (action answer only)."
-    )
+class _Decision(_Request):
     note: str | None = Field(
-        default=None, max_length=MAX_ANSWER_CHARS, description="Why, for the record (any action)."
+        default=None, max_length=MAX_ANSWER_CHARS, description="Why, for the audit record (optional)."
     )
+
+
+class Approve(_Decision):
+    """Let the machine's answer stand."""
+
+    action: Literal["approve"]
+
+
+class Answer(_Decision):
+    """Reply in the machine's place (into the conversation the request came from, if any)."""
+
+    action: Literal["answer"]
+    answer: str = Field(
+        min_length=1, max_length=MAX_ANSWER_CHARS, pattern=r"\S", description="The reply (not blank)."
+    )
+
+
+class Dismiss(_Decision):
+    """Close the item: nothing to do."""
+
+    action: Literal["dismiss"]
+
+
+# ``POST /v1/review/{id}/decision``: one of the three, told apart by ``action``.
+ReviewDecision = Annotated[Approve | Answer | Dismiss, Field(discriminator="action")]
 
 
 class ReviewItemOut(BaseModel):
@@ -99,15 +117,14 @@ async def decide_review_item(item_id: ItemId, body: ReviewDecision, request: Req
     s, record = state(request), request.state.audit_record
     record.parameters = {"review_id": item_id, "action": body.action}
     queue = ReviewQueue(s.db)
+    answer = getattr(body, "answer", None)
 
     def decide() -> dict:
-        item = queue.decide(
-            item_id, tenant_of(request), body.action, user_of(request), body.answer, body.note
-        )
+        item = queue.decide(item_id, tenant_of(request), body.action, user_of(request), answer, body.note)
         policy = policy_of(request, s)
         stored = {
             k: (v if v is None or policy is None else policy.stored(v))
-            for k, v in (("answer", body.answer), ("note", body.note))
+            for k, v in (("answer", answer), ("note", body.note))
         }
         record.parameters.update(kind=item.kind, item_request_id=item.request_id)
         record.output = {"status": item.status, "action": body.action, **stored}

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
-from clearlm.store.tables import ReviewRow
+from clearlm.store.tables import ConversationRow, ReviewRow
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,13 @@ def _answer_in_conversation(db: Database, item: ReviewItem) -> None:
         return
     from clearlm.store.conversations import Conversations  # the chat's store (imported when needed)
 
+    with db.session() as session:  # the origin is the server's own note, but never cross a tenant
+        conversation = session.get(ConversationRow, conversation_id)
+        if conversation is None or conversation.tenant != item.tenant:
+            raise InvalidInputError(
+                f"the conversation {conversation_id!r} this request came from no longer exists, so the "
+                "answer cannot reach it: approve or dismiss the item instead"
+            )
     Conversations(db).append_message(
         conversation_id,
         "assistant",
