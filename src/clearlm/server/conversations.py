@@ -120,9 +120,17 @@ async def create_conversation(body: ConversationCreate, request: Request):
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: ConversationId, request: Request):
+async def get_conversation(
+    conversation_id: ConversationId,
+    request: Request,
+    html: Annotated[bool, Query(description="Add each message's rendered HTML (``html``).")] = False,
+):
+    """The conversation and its messages in order."""
     store, tenant, owner = _store(request)
-    return await anyio.to_thread.run_sync(store.get, tenant, owner, conversation_id)
+    conv = await anyio.to_thread.run_sync(store.get, tenant, owner, conversation_id)
+    if html:
+        conv["messages"] = [with_html(m) for m in conv["messages"]]
+    return conv
 
 
 @router.patch("/conversations/{conversation_id}")
