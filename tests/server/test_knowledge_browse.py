@@ -169,8 +169,8 @@ output:
 
 def test_browsing_returns_what_the_output_policy_lets_through(serve, tiny_backend, tmp_path, monkeypatch):
     """As search results do, browsed chunks and file titles pass the output policy: an e-mail address in
-    a document comes back redacted from the chunks, one chunk and the files list, and the audit record
-    names what was found."""
+    a document comes back redacted from the chunks, one chunk, the files list and the knowledge base's
+    description, and the audit record names what was found."""
     from clearlm.models.embeddings import load_embedder
 
     monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
@@ -184,7 +184,8 @@ def test_browsing_returns_what_the_output_policy_lets_through(serve, tiny_backen
     chunks = c.get("/v1/kb/desk/chunks").json()
     one = c.get(f"/v1/kb/desk/chunks/{chunks['data'][0]['chunk_id']}").json()
     files = c.get("/v1/kb/desk/files").json()
-    for body in (chunks, one, files):
+    info = c.get("/v1/kb/desk").json()
+    for body in (chunks, one, files, info):
         assert EMAIL not in repr(body) and "<EMAIL_ADDRESS>" in repr(body)
     assert "write to <EMAIL_ADDRESS> any day" in one["text"]
     records = {r.endpoint: r for r in server.state.audit.records()}

@@ -24,7 +24,7 @@ from clearlm.paths import clearlm_home
 from clearlm.server import protocol as p
 from clearlm.server.auth import tenant_of
 from clearlm.server.errors import PayloadTooLargeError
-from clearlm.server.serving import govern_search, record_query
+from clearlm.server.serving import govern_search, policy_of, record_query
 from clearlm.server.state import ServerState
 
 
@@ -117,9 +117,24 @@ async def retrieve(request: Request, name: str, state: ServerState) -> dict:
 
     def work() -> dict:
         with open_kb(state, name, tenant) as kb:
-            return info(state, kb, tenant)
+            out = info(state, kb, tenant)
+        return _governed_titles(request, state, out)
 
     return await anyio.to_thread.run_sync(work)
+
+
+def _governed_titles(request: Request, state: ServerState, out: dict) -> dict:
+    """``info``'s file titles (a document's words) through the output policy, as search results are."""
+    from clearlm.govern.outputs import govern_text
+
+    policy = policy_of(request, state)
+    notes = []
+    for i, f in enumerate(out["files"]):
+        f["title"], found = govern_text(policy, f["title"], "document", f"files[{i}].title")
+        notes += found
+    if notes:
+        request.state.audit_record.governance = {"policy": policy.name, "returned": notes}
+    return out
 
 
 def _decode(file: p.UploadedFile) -> bytes:
