@@ -95,6 +95,34 @@
     return el("section", { class: "record-part" }, el("h3", {}, title), body);
   }
 
+  // A record's governance: each scanner that found something, per stage, then anything else it noted.
+  function governanceView(g) {
+    if (!g) return block("Governance findings", null);
+    const stages = [];
+    if (g.input) stages.push(["input", g.input]);
+    for (const o of g.output || []) stages.push([`output${o.choice ? ` (choice ${o.choice})` : ""}`, o]);
+    const rows = [];
+    for (const [stage, decision] of stages) {
+      for (const r of decision.results || []) {
+        const where = r.message !== undefined ? ` · message ${r.message}` : r.target ? " · target" : "";
+        const found = (r.findings || []).map((f) => `${f.type} ${f.end > f.start ? `[${f.start}–${f.end}]` : ""} ${f.score}`).join("; ");
+        rows.push(el("tr", {}, el("td", {}, stage + where), el("td", {}, r.scanner),
+          el("td", {}, el("span", { class: `badge act-${r.action}` }, r.action)), el("td", {}, String(r.risk)), el("td", {}, found)));
+      }
+    }
+    const summary = el("p", {}, `Policy ${g.policy || "—"}`,
+      ...stages.map(([stage, d]) => `; ${stage}: ${d.action}`), g.escalated ? "; escalated for review" : "");
+    const parts = [summary];
+    if (rows.length) {
+      parts.push(el("table", { class: "gov-findings" },
+        el("thead", {}, el("tr", {}, ["Stage", "Scanner", "Action", "Risk", "Findings (type [span] score)"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, rows)));
+    }
+    const rest = Object.fromEntries(Object.entries(g).filter(([k]) => !["policy", "input", "output", "escalated"].includes(k)));
+    if (Object.keys(rest).length) parts.push(el("pre", {}, JSON.stringify(rest, null, 2)));
+    return el("section", { class: "record-part" }, el("h3", {}, "Governance findings"), ...parts);
+  }
+
   function details(r) {
     const facts = [
       ["Request id", r.request_id], ["Time", `${when(r.created_at)} (${r.created_at})`], ["Endpoint", r.endpoint],
@@ -107,7 +135,7 @@
     const parts = [dl];
     if (r.unreadable) parts.push(el("p", { class: "error" }, r.unreadable));
     if (r.error) parts.push(el("p", { class: "error" }, "Error: ", r.error));
-    parts.push(block("Prompt", r.prompt), block("Output", r.output), block("Governance findings", r.governance), block("Parameters", r.parameters));
+    parts.push(block("Prompt", r.prompt), block("Output", r.output), governanceView(r.governance), block("Parameters", r.parameters));
     parts.push(el(
       "section", { class: "record-part" }, el("h3", {}, "Hash chain"),
       el("dl", { class: "facts hashes" },
