@@ -61,6 +61,7 @@ def test_edit_the_policy_and_scan_a_text(keyed, open_page):
     tab = page.tab
     source = tab.locator("#policy-source")
     expect(source).to_contain_text("No policy is in force")
+    assert not tab.locator("#policy-locked").is_visible()  # this admin may edit the server's policy
 
     editor = tab.get_by_label("Policy (YAML)")
     editor.fill(POLICY.replace("threshold: 0.8", "threshold: 2"))
