@@ -230,3 +230,85 @@ def test_citations_open_their_passage_with_the_claim_highlighted(server, open_pa
     dialog.get_by_role("button", name="Close").click()
     dialog.wait_for(state="hidden")
     assert not page.errors
+
+
+@pytest.fixture(scope="module")
+def long_backend(tiny_tokenizer):
+    """The tiny random model with a context long enough for a prompt holding passages."""
+    import importlib.util
+    from pathlib import Path
+
+    from clearlm.models.backends.torch_backend import TorchBackend
+
+    # tests/conftest.py's make_model (here `conftest` is tests/web/conftest.py)
+    spec = importlib.util.spec_from_file_location(
+        "_tests_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    return TorchBackend(root.make_model(tiny_tokenizer, context=4096), tiny_tokenizer, "tiny-random-qwen2")
+
+
+def test_a_chat_answer_from_a_knowledge_base_cites_its_passages(
+    serve, long_backend, tmp_path, monkeypatch, open_page
+):
+    """The chat page with a knowledge base: a real turn (the tiny model's words are random) lists the
+    passages it was given under the answer; a stored answer citing [1] (a deterministic CitedAnswer over
+    the same passages) opens passage 1 with the sentence its claim matched highlighted."""
+    import httpx2 as httpx
+
+    from clearlm.knowledge.answer import CitedAnswer, PassageSupport, parse_citations
+    from clearlm.knowledge.passage import Passage
+    from clearlm.models.embeddings import load_embedder
+    from clearlm.store.conversations import Conversations
+
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
+    server = serve(long_backend, embedder=load_embedder(), files_dir=str(tmp_path / "uploads"))
+    c = httpx.Client(base_url=server.base, timeout=300)
+    c.post("/v1/kb", json={"name": "clinic", "chunk_tokens": 64, "overlap": 0})
+    assert (
+        c.post("/v1/kb/clinic/upload", files=[("files", ("handbook.md", GUIDE.encode()))]).json()["added"]
+        == 1
+    )
+    settings = {"knowledge_base": "clinic", "max_tokens": 6, "temperature": 0}
+    conv = c.post("/v1/conversations", json={"title": "Clinic", "settings": settings}).json()
+
+    page = _page(server, open_page)
+    tab = page.tab
+    page.sign_in(None, f"/chat/{conv['id']}")
+    tab.locator("#prompt").fill("When does the clinic open on Saturdays?")
+    tab.locator("#send").click()
+    answer = tab.locator("article.msg[data-role='assistant']").last
+    answer.locator(".citations-panel ol.sources li").first.wait_for(timeout=120_000)
+    listed = answer.locator(".citations-panel").inner_text()
+    assert "Opening hours" in listed and "Not measured" in listed  # streamed: citations, no attribution
+
+    # a stored answer citing [1], over the knowledge base's own passages
+    chunks = c.get("/v1/kb/clinic/chunks").json()["data"]
+    passages = [
+        Passage(
+            x["chunk_id"], x["text"], x["path"], x["title"], tuple(x["heading_path"]), x["start"], x["end"]
+        )
+        for x in chunks
+    ]
+    text = "On Saturdays the clinic opens at 9 am [1]."
+    citations, unknown = parse_citations(text, len(passages))
+    support = [
+        PassageSupport(i + 1, i == 0, 1.5 if i == 0 else 0.0, math.nan, math.nan, i == 0, None)
+        for i in range(len(passages))
+    ]
+    cited = CitedAnswer("When?", text, "tiny", "stop", passages, citations, unknown, support).to_dict()
+    store = Conversations(server.state.db)
+    store.append_message(conv["id"], "user", "When?")
+    store.append_message(conv["id"], "assistant", text, meta={"citations": cited})
+    page.goto(f"/chat/{conv['id']}")
+    last = tab.locator("article.msg[data-role='assistant']").last
+    last.get_by_role("button", name="Passage 1: Clinic handbook › Opening hours").click()
+    dialog = tab.get_by_role("dialog")
+    dialog.wait_for()
+    assert dialog.locator("mark.cited-span").inner_text() == "On Saturdays it opens from 9 am to noon."
+    page.assert_accessible()
+    page.screenshot("chat-citation")
+    tab.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert not page.errors
