@@ -143,3 +143,133 @@ def test_send_stream_stop_regenerate_and_edit(server, open_page):
     page.assert_accessible()
     page.screenshot("chat")
     assert not page.errors, page.errors
+
+
+def test_rename_search_export_and_delete(server, open_page):
+    store = Conversations(server.state.db)
+    keep = store.create("default", "local", "Gardening notes")
+    store.append_message(keep["id"], "user", "when to plant tulips")
+    other = store.create("default", "local", "Budget 2027")
+    store.append_message(other["id"], "user", "the travel costs")
+    page = new_page(open_page, server)
+    tab = page.tab
+    page.sign_in(next_path="/chat/" + other["id"])
+    assert tab.locator("#conv-list a").all_inner_texts() == ["Budget 2027", "Gardening notes"]
+    tab.get_by_role("button", name="Rename").click()
+    tab.get_by_label("Title").fill("Budget <b>2028</b>")
+    tab.get_by_role("button", name="Rename").last.click()
+    expect(tab.locator("#conv-title")).to_have_text("Budget <b>2028</b>")
+    assert store.get("default", "local", other["id"])["title"] == "Budget <b>2028</b>"
+    tab.get_by_label("Search conversations").fill("TULIPS")  # a message's text, not a title
+    expect(tab.locator("#conv-list a")).to_have_text(["Gardening notes"])
+    tab.get_by_label("Search conversations").fill("nothing like this")
+    expect(tab.locator("#conv-list")).to_have_text("No conversation matches")
+    tab.get_by_label("Search conversations").fill("")
+    expect(tab.locator("#conv-list a")).to_have_count(2)
+    for link, kind, start in [
+        ("Export Markdown", "md", "# Budget <b>2028</b>"),
+        ("Export JSON", "json", "{"),
+    ]:
+        href = tab.get_by_role("link", name=link).get_attribute("href")
+        r = page.context.request.get(server.base + href)
+        assert r.ok and r.headers["content-disposition"] == f'attachment; filename="{other["id"]}.{kind}"'
+        assert r.text().startswith(start) and "the travel costs" in r.text()
+    tab.get_by_role("button", name="Delete").click()
+    tab.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    tab.wait_for_url("**/chat")
+    assert tab.locator("#conv-list a").all_inner_texts() == ["Gardening notes"]
+    assert [c["id"] for c in store.list("default", "local")] == [keep["id"]]
+    page.assert_accessible()
+    assert not page.errors, page.errors
+
+
+def test_user_and_model_text_render_as_text_and_badges_show(server, open_page):
+    from clearlm.govern import disclosure
+
+    store = Conversations(server.state.db)
+    conv = store.create("default", "local", XSS[1])
+    store.append_message(conv["id"], "user", XSS[0])
+    answer = (
+        f"Here is {XSS[0]} and {XSS[1]} and [a link](javascript:alert(1)) and [docs](https://example.org).\n\n"
+        f"```python\nprint('{XSS[1]}')  # a comment\n```\n"
+    )
+    meta = {
+        "ai_generated": disclosure.mark("tiny-random-qwen2"),
+        "governance": {
+            "policy": "strict",
+            "action": "redact",
+            "escalated": True,
+            "findings": ["EMAIL_ADDRESS"],
+        },
+    }
+    stored_answer = store.append_message(conv["id"], "assistant", answer, meta=meta)
+    page = new_page(open_page, server)
+    tab = page.tab
+    dialogs: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.sign_in(next_path="/chat/" + conv["id"])
+    send(page, XSS[1])  # streamed back as the user's message
+    settle(page, server, 4)
+    tab.reload()
+    messages = tab.locator("#messages")
+    assert messages.locator("img, script, iframe, [onerror]").count() == 0
+    assert tab.locator("main img, main script:not([type='application/json'])").count() == 0
+    assert (
+        tab.locator("#conv-list a").first.inner_text() == XSS[1]
+        and tab.locator("#conv-title").inner_text() == XSS[1]
+    )
+    bodies = messages.locator("article .msg-body").all_inner_texts()
+    assert bodies[0] == XSS[0] and bodies[2] == XSS[1]
+    shown = messages.locator(f"article[data-message-id='{stored_answer['id']}']")
+    assert XSS[0] in shown.inner_text() and XSS[1] in shown.inner_text()
+    assert shown.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+        "https://example.org"
+    ]
+    assert shown.locator("pre.code code.language-python span.c1").inner_text() == "# a comment"
+    assert shown.locator(".code-bar button").inner_text() == "Copy code"
+    assert [b for b in shown.locator(".badge").all_inner_texts()] == [
+        "AI-generated · tiny-random-qwen2",
+        "redacted",
+        "sent for review",
+    ]
+    assert not dialogs
+    page.assert_accessible()
+    page.screenshot("chat-markdown")
+    assert not page.errors, page.errors
+
+
+def test_five_hundred_messages_open_at_the_end(server, open_page):
+    store = Conversations(server.state.db)
+    conv = store.create("default", "local", "A long one")
+    for i in range(250):
+        store.append_message(conv["id"], "user", f"Question {i}: how do I sort a list?")
+        store.append_message(
+            conv["id"],
+            "assistant",
+            f"Answer {i}: use **sorted**:\n\n```python\nitems = sorted(items, key=len)\n```\n\n- one\n- two\n",
+            meta={"ai_generated": {"model": "tiny-random-qwen2", "notice": "AI"}},
+        )
+    page = new_page(open_page, server)
+    page.sign_in(next_path="/chat")
+    started = time.monotonic()
+    page.goto("/chat/" + conv["id"])
+    opened = time.monotonic() - started
+    tab = page.tab
+    assert tab.locator("article.msg").count() == 500
+    expect(tab.locator("article.msg").last).to_be_in_viewport()  # scrolled to the end
+    assert tab.locator("article.msg").last.get_by_role("button", name="Regenerate").count() == 1
+    print(f"500 messages: the page loaded in {opened:.2f} s")
+    assert opened < 5, opened
+    assert not page.errors, page.errors
+
+
+def test_another_users_conversation_page_is_not_found(serve, tiny_backend):
+    server = serve(tiny_backend)
+    _, alice = server.state.keys.create("alice")
+    bob_key, bob = server.state.keys.create("bob")
+    theirs = Conversations(server.state.db).create("default", bob_key.id, "Bob's plans")
+    with httpx.Client(base_url=server.base) as c:
+        assert c.post("/signin", data={"key": alice, "next": "/chat"}).status_code == 303
+        r = c.get("/chat/" + theirs["id"])
+        assert r.status_code == 404 and "Conversation not found" in r.text and "Bob's plans" not in r.text
+        assert "Bob&#39;s plans" not in c.get("/chat").text

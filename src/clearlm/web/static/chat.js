@@ -99,8 +99,10 @@
   }
 
   const articles = () => [...thread.querySelectorAll("article.msg")];
-  const scrollToEnd = () => { thread.scrollTop = thread.scrollHeight; };
-
+  // The scroller is a column-reverse flex box: scrollTop 0 is its end, and it stays there as messages grow.
+  const scroller = $("scroller");
+  const scrollToEnd = () => { scroller.scrollTop = 0; };
+  const nearEnd = () => Math.abs(scroller.scrollTop) < 120;
   thread.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     const node = button && button.closest("article.msg");
@@ -119,7 +121,7 @@
     sendButton.disabled = on;
     stopButton.disabled = !on;
     thread.querySelectorAll("button.edit, button.regenerate").forEach((b) => { b.disabled = on; });
-    thread.setAttribute("aria-busy", on ? "true" : "false");
+    scroller.setAttribute("aria-busy", on ? "true" : "false");
   }
 
   async function ensureConversation() {
@@ -173,7 +175,7 @@
           if (delta.content) {
             text += delta.content;
             live.textContent = text; // model text: as text while it streams
-            if (thread.scrollHeight - thread.scrollTop - thread.clientHeight < 120) scrollToEnd();
+            if (nearEnd()) scrollToEnd();
           }
         }
       }, controller.signal);
@@ -357,7 +359,8 @@
 
   showSettings();
   attempt(loadChoices);
-  thread.querySelectorAll("article.msg").forEach(decorate);
+  // after every deferred script has run (citations.js loads after this one)
+  document.addEventListener("DOMContentLoaded", () => thread.querySelectorAll("article.msg").forEach(decorate));
   markLastAnswer();
   scrollToEnd();
 })();
