@@ -245,8 +245,53 @@ def test_a_failed_turn_is_stored_as_failed_and_bounds_are_400(server):
             ("PATCH", f"/conversations/{cid}", {"settings": {"knowledge_base": "../etc"}}),
             ("POST", "/conversations", {"settings": {"unknown": 1}}),
             ("GET", "/conversations?q=" + "q" * 201, None),
+            ("POST", f"/conversations/{cid}/turns", {"content": "a\x00b"}),  # PostgreSQL refuses NUL
         ]:
             r = c.request(method, path, json=body)
             assert r.status_code == 400, (method, path, r.status_code)
             assert r.json()["error"]["message"]
         assert len(c.get(f"/conversations/{cid}").json()["messages"]) == 2  # nothing else was stored
+
+
+def test_the_policy_acting_shows_in_meta_and_a_reviewers_answer_joins_the_conversation(
+    serve, tiny_backend, tmp_path
+):
+    from clearlm.store.review import ReviewQueue
+
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(
+        'name: strict\nrefusal: "Refused."\ninput:\n'
+        "  - {scanner: regex, patterns: {complaint: '(?i)lawyer'}, action: escalate}\n"
+        "  - {scanner: regex, patterns: {secret: '(?i)password'}, action: block}\n"
+    )
+    server = serve(tiny_backend, policy=str(policy))
+    with client(server) as c:
+        cid = new(c)["id"]
+        held = events(c, cid, {"content": "I will call my lawyer"})[-1]["message"]
+        gov = held["meta"]["governance"]
+        assert gov == {
+            "policy": "strict",
+            "action": "escalate",
+            "escalated": True,
+            "findings": ["complaint"],
+            "input": "escalate",
+        }
+        item = ReviewQueue(server.state.db).get(held["meta"]["review_id"], "default")
+        assert item.request_id == held["meta"]["request_id"] and item.payload["origin"] == {
+            "conversation_id": cid
+        }
+        refused = c.post(
+            f"/conversations/{cid}/turns", json={"content": "my password is hunter2", "stream": False}
+        )
+        answer = refused.json()["message"]
+        assert answer["status"] == "refused" and answer["content"] == "Refused."
+        assert (
+            answer["meta"]["finish_reason"] == "content_filter"
+            and answer["meta"]["governance"]["action"] == "block"
+        )
+        ReviewQueue(server.state.db).decide(
+            item.id, "default", "answer", "key_reviewer", answer="A person answers."
+        )
+        last = c.get(f"/conversations/{cid}").json()["messages"][-1]
+        assert last["role"] == "assistant" and last["content"] == "A person answers."
+        assert last["meta"] == {"reviewed_by": "key_reviewer", "review_id": item.id}

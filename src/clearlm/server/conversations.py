@@ -41,6 +41,7 @@ router = api_router()
 
 MAX_CONVERSATION_MESSAGES = 2000  # messages in one conversation (a turn past it is refused: start anew)
 MAX_QUERY_CHARS = 200  # a search of the conversation list
+NO_NUL = r"^[^\x00]*$"  # text a database column takes (PostgreSQL refuses NUL characters)
 ConversationId = Annotated[
     str, Path(max_length=p.MAX_ID_CHARS, description="The conversation's id (conv_...).")
 ]
@@ -53,7 +54,7 @@ class ConversationSettings(BaseModel):
     model: str | None = Field(
         default=None, max_length=p.MAX_MODEL_CHARS, description="None: the served model."
     )
-    system_prompt: str = Field(default="", max_length=p.MAX_MESSAGE_CHARS)
+    system_prompt: str = Field(default="", max_length=p.MAX_MESSAGE_CHARS, pattern=NO_NUL)
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=p.MAX_TOKENS)
     knowledge_base: p.KnowledgeBaseName | None = None
@@ -64,7 +65,7 @@ class ConversationSettings(BaseModel):
 
 class ConversationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS, pattern=NO_NUL)
     settings: ConversationSettings | None = None
 
 
@@ -72,7 +73,7 @@ class ConversationPatch(BaseModel):
     """A new title and/or settings (only the settings' fields given change)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS, pattern=NO_NUL)
     settings: ConversationSettings | None = None
 
 
@@ -81,7 +82,7 @@ class TurnCreate(BaseModel):
     follows it; or ``regenerate``: drop the last answer and answer again."""
 
     model_config = ConfigDict(extra="forbid")
-    content: str | None = Field(default=None, max_length=p.MAX_MESSAGE_CHARS)
+    content: str | None = Field(default=None, max_length=p.MAX_MESSAGE_CHARS, pattern=NO_NUL)
     edit: int | None = Field(default=None, ge=0, description="The id of the user message to replace.")
     regenerate: bool = False
     stream: bool = True
@@ -101,7 +102,8 @@ def with_html(message: dict) -> dict:
 async def list_conversations(
     request: Request,
     q: Annotated[
-        str | None, Query(max_length=MAX_QUERY_CHARS, description="Text in a title or a message.")
+        str | None,
+        Query(max_length=MAX_QUERY_CHARS, pattern=NO_NUL, description="Text in a title or a message."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
