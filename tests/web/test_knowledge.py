@@ -69,14 +69,16 @@ def test_knowledge_pages(server, open_page):
     page.assert_accessible()
 
     # two documents and an unsupported file through the (keyboard-usable) file picker
+    big = _file("big.txt", b"x" * (16 * 2**20 + 1))  # past the limit: skipped before it is sent
     tab.locator("#file-input").set_input_files(
-        [_file("handbook.md", GUIDE), _file("billing.txt", BILLING), _file("tool.exe", b"MZ\x90\x00")]
+        [_file("handbook.md", GUIDE), _file("billing.txt", BILLING), _file("tool.exe", b"MZ\x90\x00"), big]
     )
     rows = tab.locator("#uploads li[data-status]")
-    rows.nth(2).wait_for()
+    rows.nth(3).wait_for()
     results = {r.get_attribute("data-file"): r.inner_text() for r in rows.all()}
     assert "added · 2 chunks" in results["handbook.md"] and "added · 1 chunk" in results["billing.txt"]
     assert "skipped: unsupported type .exe" in results["tool.exe"]
+    assert "skipped: too large: a file is at most 16 MiB" in results["big.txt"]
     tab.locator("#files tr[data-file='handbook.md']").wait_for()
     assert tab.locator("#files tbody tr").count() == 2
     assert tab.locator("#kb-counts").inner_text() == "2 files, 3 chunks"
@@ -140,6 +142,9 @@ def test_knowledge_pages(server, open_page):
         page.errors
         == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"] * 2
     )
+
+    sent = [r.parameters["files"] for r in server.state.audit.records() if r.endpoint.endswith("/upload")]
+    assert sent == [["handbook.md"], ["billing.txt"], ["tool.exe"], ["evil.txt"]]  # one request a file
 
     missing = page.goto("/knowledge/nowhere")
     assert missing.status == 404 and "No knowledge base named" in tab.locator("h1").inner_text()

@@ -160,10 +160,16 @@
     const input = document.getElementById("file-input");
     let queue = Promise.resolve();
 
+    const maxBytes = Number(root.dataset.maxMib) * 1024 * 1024;
+
     function enqueue(fileList) {
       for (const file of Array.from(fileList)) {
         const row = uploadRow(file);
         uploads.append(row.item);
+        if (file.size > maxBytes) {  // the server would skip it too: spare the transfer
+          finish(row, "skipped", `skipped: too large: a file is at most ${root.dataset.maxMib} MiB; split it`);
+          continue;
+        }
         queue = queue.then(() => send(file, row)).catch(() => {});
       }
       queue = queue.then(() => attempt(refresh));
