@@ -1,45 +1,18 @@
 """The Why? panel (static/why.js) in headless Chromium over the tiny model: a conversation made through
-the conversations API, its answer opened with Why?, the heatmap, hovering and arrowing through the
+the conversations API, its answer opened with Why? on the chat page, the heatmap, hovering and arrowing through the
 generated words, an alternative token's contrastive explanation, faithfulness, cancelling a long
 explanation (recorded as 499), Escape and focus, axe, and a prompt's ``<script>`` shown as text."""
 
 from __future__ import annotations
 
-import html
 import time
 
 import pytest
-from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
 
 from clearlm.explain import progress
-from clearlm.store.sessions import SignIn
-from clearlm.web.pages import needs
 
 QUESTION = "<script>window.pwned = 1</script> The Eiffel Tower is located in the city of"
 SYSTEM = "You are a helpful assistant. <img src=x onerror=alert(1)>"
-
-
-def fixture_page(request: Request, signin: SignIn = Depends(needs("user"))):  # noqa: B008
-    """An answer as the chat page shows it (contract: article.msg[data-message-id] with a Why? button)
-    and the scripts; the test wires the button as chat.js does."""
-    c, m = request.query_params.get("c", ""), request.query_params.get("m", "")
-    return HTMLResponse(
-        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Why? fixture</title>
-<meta name="csrf-token" content="{html.escape(signin.csrf)}"><link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/app.css"><link rel="stylesheet" href="/static/why.css">
-<script src="/static/app.js" defer></script><script src="/static/why.js" defer></script></head>
-<body><div id="status" role="status" aria-live="polite" class="status" hidden></div>
-<main id="main"><h1>Chat</h1><article class="msg" data-role="assistant" data-conversation-id="{html.escape(c)}"
-data-message-id="{html.escape(m)}"><div class="msg-body">answer</div>
-<div class="msg-actions"><button type="button" class="why">Why?</button></div></article></main></body></html>"""
-    )
-
-
-WIRE = """() => document.querySelector("button.why").addEventListener("click", (e) => {
-  const article = e.target.closest("article");
-  window.clearlmWhy.open({conversationId: article.dataset.conversationId, messageId: article.dataset.messageId, article});
-})"""
 
 CONVERSATION = """async ([system, question]) => {
   const conv = await clearlm.api("/v1/conversations", {method: "POST",
@@ -52,9 +25,7 @@ CONVERSATION = """async ([system, question]) => {
 
 @pytest.fixture
 def server(serve, tiny_backend):
-    server = serve(tiny_backend)
-    server.server.config.app.add_api_route("/why-fixture", fixture_page, include_in_schema=False)
-    return server
+    return serve(tiny_backend)
 
 
 def heat_state(tab) -> tuple[str, str]:
@@ -81,12 +52,12 @@ def wait_for(tab, condition: str, timeout: float = 120) -> None:
 def test_why_opens_a_heatmap_that_follows_the_selected_word(server, open_page, monkeypatch):
     page = open_page(server)
     tab = page.tab
-    page.sign_in(next_path="/why-fixture")
+    page.sign_in(next_path="/chat")
     cid, mid, answer, meta = tab.evaluate(CONVERSATION, [SYSTEM, QUESTION])
     assert answer.strip() and meta["logprobs"]
-    page.goto(f"/why-fixture?c={cid}&m={mid}")
-    tab.evaluate(WIRE)
-    tab.get_by_role("button", name="Why?").click()
+    page.goto(f"/chat/{cid}")
+    why = tab.locator(f"article.msg[data-message-id='{mid}'] button.why")
+    why.click()
     dialog = tab.get_by_role("dialog", name="Why this answer?")
     tab.wait_for_selector(".why-heat .src")
     wait_idle(tab)
@@ -167,5 +138,5 @@ def test_why_opens_a_heatmap_that_follows_the_selected_word(server, open_page, m
     # Escape closes the panel and the focus goes back to the Why? button
     tab.keyboard.press("Escape")
     dialog.wait_for(state="detached")
-    assert tab.evaluate("() => document.activeElement.className") == "why"
+    assert why.evaluate("b => b === document.activeElement")
     assert not page.errors
