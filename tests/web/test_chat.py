@@ -232,6 +232,12 @@ def test_user_and_model_text_render_as_text_and_badges_show(server, open_page):
         "redacted",
         "sent for review",
     ]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.base)
+    shown.get_by_role("button", name="Copy code").click()
+    expect(tab.locator("#status")).to_have_text("Copied")
+    assert tab.evaluate("() => navigator.clipboard.readText()").strip() == f"print('{XSS[1]}')  # a comment"
+    shown.get_by_role("button", name="Copy", exact=True).click()
+    assert tab.evaluate("() => navigator.clipboard.readText()") == answer  # the Markdown as stored
     assert not dialogs
     page.assert_accessible()
     page.screenshot("chat-markdown")
@@ -273,3 +279,25 @@ def test_another_users_conversation_page_is_not_found(serve, tiny_backend):
         r = c.get("/chat/" + theirs["id"])
         assert r.status_code == 404 and "Conversation not found" in r.text and "Bob's plans" not in r.text
         assert "Bob&#39;s plans" not in c.get("/chat").text
+
+
+def test_the_chat_page_weighs_under_300_kb_and_paints_within_a_second(server, open_page):
+    page = new_page(open_page, server)
+    page.sign_in()
+    page.goto("/chat")
+    tab = page.tab
+    expect(tab.locator("#set-model option")).to_have_count(
+        1
+    )  # the scripts ran (the embedding model left out)
+    entries = tab.evaluate(
+        "() => [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]"
+        ".map(e => [new URL(e.name).pathname, e.decodedBodySize])"
+    )
+    weight = sum(size for path, size in entries if not path.startswith("/v1/"))
+    paint = tab.evaluate("() => performance.getEntriesByName('first-contentful-paint')[0].startTime")
+    print(
+        f"chat page: {weight / 1024:.1f} KiB in {len(entries)} files, first contentful paint {paint:.0f} ms"
+    )
+    assert {"/chat", "/static/chat.js", "/static/why.js", "/static/citations.js"} <= {p for p, _ in entries}
+    assert 20_000 < weight < 300 * 1024 and paint < 1000
+    assert not page.errors, page.errors
