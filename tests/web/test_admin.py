@@ -57,19 +57,11 @@ def test_pulling_an_installed_model_reports_it_installed_without_downloading(key
     )
 
 
-FAVICON_404 = "Failed to load resource: the server responded with a status of 404"
-
-
 def watch(page) -> list:
     """The page's own responses of 400 and above from now on, as (status, URL)."""
     failed: list = []
     page.tab.on("response", lambda r: r.status >= 400 and failed.append((r.status, r.url)))
     return failed
-
-
-def real_errors(page) -> list[str]:
-    """The console errors but Chromium's 404 for /favicon.ico (no response event reports that one)."""
-    return [e for e in page.errors if not e.startswith(FAVICON_404)]
 
 
 def test_a_key_is_created_its_secret_shown_once_then_revoked(keyed, open_page):
@@ -121,7 +113,7 @@ def test_a_key_is_created_its_secret_shown_once_then_revoked(keyed, open_page):
         gone = c.get("/models")
         assert gone.status_code == 401 and "not valid" in gone.json()["error"]["message"]
     assert server.state.keys.get(admin.id).active  # the admin's own key untouched
-    assert failed == [] and not real_errors(page), (failed, page.errors)
+    assert failed == [] and not page.errors, (failed, page.errors)
 
 
 def test_the_models_page_lists_the_catalog_and_pulls_an_installed_model(keyed, open_page, monkeypatch):
@@ -149,4 +141,4 @@ def test_the_models_page_lists_the_catalog_and_pulls_an_installed_model(keyed, o
         expect(default.locator(".pull-state")).to_have_text("already installed: nothing to do")
         assert default.locator(".model-status").inner_text() == "ready"
     page.screenshot("models")
-    assert failed == [] and not real_errors(page), (failed, page.errors)
+    assert failed == [] and not page.errors, (failed, page.errors)

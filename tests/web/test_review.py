@@ -12,20 +12,11 @@ POLICY = "name: desk\ninput:\n  - {scanner: toxicity, words: [refund], action: e
 XSS = '<img src=x onerror="document.title=1"><script>document.title=2</script> refund now'
 
 
-FAVICON_404 = "Failed to load resource: the server responded with a status of 404"
-
-
 def watch(page) -> list:
     """The page's own responses of 400 and above from now on, as (status, URL)."""
     failed: list = []
     page.tab.on("response", lambda r: r.status >= 400 and failed.append((r.status, r.url)))
     return failed
-
-
-def real_errors(page) -> list[str]:
-    """The console errors but Chromium's 404 for /favicon.ico (which no response event reports; ``watch``
-    catches any other 404), so that the check stays ``assert not page.errors`` in spirit."""
-    return [e for e in page.errors if not e.startswith(FAVICON_404)]
 
 
 @pytest.fixture
@@ -92,7 +83,7 @@ def test_a_reviewer_answers_an_item_and_a_hostile_prompt_stays_text(desk, open_p
         item.output["answer"] == "Your refund for order 17 is on its way."
         and item.output["note"] == "checked the order"
     )
-    assert failed == [] and not real_errors(page), (failed, page.errors)
+    assert failed == [] and not page.errors, (failed, page.errors)
 
 
 def test_the_review_page_needs_an_admin(desk, open_page, serve):
