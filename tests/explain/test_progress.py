@@ -15,21 +15,22 @@ TARGET = " Paris, France."
 
 
 @pytest.mark.parametrize(
-    ("method", "options", "units"),
+    ("method", "options", "units", "target"),
     [
-        ("occlusion", {"batch_size": 4}, lambda r: r.n_sources),  # one per occluded token
-        ("saliency", {"rows_per_call": 3}, lambda r: r.n_targets),  # one per target row
-        ("integrated_gradients", {"steps": 16, "placement": "riemann"}, lambda r: 16 * r.n_targets),
-        ("integrated_gradients", {"steps": 64, "tolerance": 0.5}, lambda r: 64 * r.n_targets),  # adaptive
-        ("attention", {}, lambda r: 1),
+        ("occlusion", {"batch_size": 4}, lambda r: r.n_sources, TARGET),  # one per occluded token
+        ("saliency", {"rows_per_call": 3}, lambda r: r.n_targets, TARGET),  # one per target row
+        ("integrated_gradients", {"steps": 16, "placement": "riemann"}, lambda r: 16 * r.n_targets, TARGET),
+        # adaptive: each target's budget; what one leaves unspent is skipped at its end
+        ("integrated_gradients", {"steps": 48, "tolerance": 0.5}, lambda r: 48 * r.n_targets, " Pa"),
+        ("attention", {}, lambda r: 1, TARGET),
     ],
 )
-def test_each_method_reports_its_batches_up_to_its_total(tiny_backend, method, options, units):
+def test_each_method_reports_its_batches_up_to_its_total(tiny_backend, method, options, units, target):
     calls = []
     result = explain(
-        tiny_backend, PROMPT, TARGET, method=method, progress_callback=lambda *a: calls.append(a), **options
+        tiny_backend, PROMPT, target, method=method, progress_callback=lambda *a: calls.append(a), **options
     )
-    plain = explain(tiny_backend, PROMPT, TARGET, method=method, **options)
+    plain = explain(tiny_backend, PROMPT, target, method=method, **options)
     np.testing.assert_array_equal(result.scores, plain.scores)  # reporting changes nothing
     assert {stage for stage, _, _ in calls} == {"attribution"}
     dones = [done for _, done, _ in calls]
