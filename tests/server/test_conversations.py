@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from clearlm.server import conversations
 from clearlm.server import protocol as p
 
 SETTINGS = {"temperature": 1, "seed": 7, "max_tokens": 6}  # a draw long enough to have text
@@ -210,6 +211,8 @@ def test_a_client_leaving_mid_stream_keeps_the_text_so_far_as_stopped(serve, tin
                     event = json.loads(line[5:])
                     text += event["choices"][0]["delta"].get("content") or ""
                     if len(event["choices"][0]["delta"].get("content") or "") and text.strip():
+                        busy = c.post(f"/conversations/{cid}/turns", json={"content": "and another"})
+                        assert busy.status_code == 409 and "being written" in busy.json()["error"]["message"]
                         break
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -221,9 +224,10 @@ def test_a_client_leaving_mid_stream_keeps_the_text_so_far_as_stopped(serve, tin
         assert answer["status"] == "stopped" and answer["meta"]["finish_reason"] == "cancelled"
         assert answer["content"].startswith(text) and len(answer["content"]) < 400
         assert answer["meta"]["ai_generated"]["model"] == "tiny-random-qwen2"
-    [record] = [r for r in server.state.audit.records() if r.endpoint.endswith("/turns")]
+    refused, record = [r for r in server.state.audit.records() if r.endpoint.endswith("/turns")]  # as written
     assert record.status_code == 499 and record.request_id == answer["meta"]["request_id"]
-    assert server.state.gate.active == 0
+    assert refused.status_code == 409 and refused.completion_tokens == 0
+    assert server.state.gate.active == 0 and not conversations._ANSWERING  # free for the next turn
 
 
 def test_a_failed_turn_is_stored_as_failed_and_bounds_are_400(server):

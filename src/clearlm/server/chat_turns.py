@@ -1,19 +1,23 @@
-"""What a conversation's turn needs besides the route: the request's messages from the conversation, the
-answer as it streams (saved exactly once: complete, refused, stopped or failed), and a summary of what
-the policy did for the answer's badge."""
+"""What the conversation routes need besides the routes: a turn's messages from the conversation, the
+answer as it streams (saved exactly once: complete, refused, stopped or failed), a summary of what the
+policy did (for the answer's badge), and the Markdown export."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import anyio
 from fastapi import Request
+from pydantic import ValidationError
 
+from clearlm.errors import InvalidInputError
 from clearlm.govern import disclosure
 from clearlm.govern.base import Action
 from clearlm.server import protocol as p
-from clearlm.store.conversations import Conversations
+from clearlm.store.conversations import DEFAULT_TITLE, ConversationNotFoundError, Conversations
 
+MAX_CONVERSATION_MESSAGES = 2000  # messages in one conversation (a turn past it is refused: start anew)
 IN_HISTORY = ("complete", "stopped", "refused")  # a failed or held answer is not sent back to the model
 TOP_LOGPROBS = 5
 
@@ -65,6 +69,71 @@ def governance_summary(governance: dict | None) -> dict | None:
     }
 
 
+async def prepare(
+    store: Conversations, tenant: str, owner: str, conv: dict, body
+) -> tuple[list[dict], dict | None]:
+    """Check the turn (``body``: a ``TurnCreate``) against the conversation, drop what an edit or a regeneration replaces, store the
+    person's message; returns the messages to answer and the stored user message (None to regenerate)."""
+    messages, content = conv["messages"], body.content
+    if body.regenerate and (content is not None or body.edit is not None):
+        raise InvalidInputError("regenerate answers the last message again: send it without content or edit")
+    if body.regenerate:
+        cut = len(messages) - 1 if messages and messages[-1]["role"] == "assistant" else len(messages)
+        if cut == 0 or messages[cut - 1]["role"] != "user":
+            raise InvalidInputError("there is no message of yours to answer again: send one")
+    else:
+        if content is None or not content.strip():
+            raise InvalidInputError("write a message first (content is empty)")
+        cut = len(messages)
+        if body.edit is not None:
+            cut = next(
+                (i for i, m in enumerate(messages) if m["id"] == body.edit and m["role"] == "user"), -1
+            )
+            if cut < 0:
+                raise ConversationNotFoundError(
+                    f"no message of yours with id {body.edit} in this conversation: edit one of your own messages"
+                )
+    if cut + 2 > MAX_CONVERSATION_MESSAGES:
+        raise InvalidInputError(
+            f"a conversation holds at most {MAX_CONVERSATION_MESSAGES} messages: start a new conversation"
+        )
+    cid = conv["id"]
+
+    def work() -> tuple[list[dict], dict | None]:
+        if cut < len(messages):
+            store.truncate_from(tenant, owner, cid, messages[cut]["position"])
+        kept, user_message = messages[:cut], None
+        if content is not None:
+            user_message = store.append_message(cid, "user", content)
+            kept.append(user_message)
+            if conv["title"] == DEFAULT_TITLE:
+                store.update(tenant, owner, cid, title=" ".join(content.split())[:60])
+        return kept, user_message
+
+    return await anyio.to_thread.run_sync(work)
+
+
+def chat_request(s, settings: dict, messages: list[dict], stream: bool) -> p.ChatCompletionRequest:
+    """The chat completion a turn runs: the conversation's settings and history, token log-probabilities
+    (the top 5 alternatives: what Why?'s contrastive view offers)."""
+    try:
+        return p.ChatCompletionRequest(
+            model=settings.get("model") or s.model_id,
+            messages=history(settings.get("system_prompt") or "", messages),
+            temperature=settings.get("temperature", 0.7),
+            max_tokens=settings.get("max_tokens"),
+            logprobs=True,
+            top_logprobs=TOP_LOGPROBS,
+            knowledge_base=settings.get("knowledge_base"),
+            seed=settings.get("seed"),
+            stream=stream,
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"this conversation's settings are not usable ({exc.errors()[0]['msg']}): change them in Settings"
+        ) from None
+
+
 def _token(t: dict) -> dict:
     return {
         "token": t["token"],
@@ -89,6 +158,7 @@ class Answer:
         self.error: str | None = None
         self.message: dict | None = None
         self._claimed = False
+        self.started = False  # the person's message is stored (or the answer to regenerate dropped)
 
     def feed(self, raw: str) -> None:
         """Take in one server-sent event of the chat completion's stream."""
@@ -153,12 +223,46 @@ class Answer:
             meta["error"] = error
         store, cid = self.store, self.conversation_id
 
-        def work() -> dict:
+        def work() -> dict | None:
             if governance and governance["escalated"]:
                 review_id = store.review_of(meta["request_id"])
                 if review_id:
                     meta["review_id"] = review_id
-            return store.append_message(cid, "assistant", self.text, status, meta)
+            try:
+                return store.append_message(cid, "assistant", self.text, status, meta)
+            except ConversationNotFoundError:  # deleted while the answer was written: nothing to keep
+                return None
 
         self.message = await anyio.to_thread.run_sync(work)
         return self.message
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def to_markdown(conv: dict) -> str:
+    """``# title``, then ``## You`` / ``## Assistant (model)`` per message; under each answer, its status
+    when it is not complete and the AI-disclosure line."""
+    lines = [f"# {conv['title']}", "", f"_Exported {_now()} from clearlm._", ""]
+    if conv["settings"].get("system_prompt"):
+        lines += ["## System prompt", "", conv["settings"]["system_prompt"], ""]
+    for m in conv["messages"]:
+        meta = m["meta"]
+        if m["role"] == "user":
+            lines += ["## You", "", m["content"], ""]
+            continue
+        mark = meta.get("ai_generated") or {}
+        who = f"Assistant ({mark['model']})" if mark.get("model") else "Assistant"
+        if meta.get("reviewed_by"):
+            who = f"Reviewer ({meta['reviewed_by']})"
+        lines += [f"## {who}", "", m["content"], ""]
+        if m["status"] != "complete":
+            lines += [f"_({m['status']}{': ' + meta['error'] if meta.get('error') else ''})_", ""]
+        if mark:
+            lines += [
+                f"> AI-generated by {mark.get('model')} ({mark.get('generator')}, {mark.get('created')}). "
+                f"{mark.get('notice', disclosure.NOTICE)}",
+                "",
+            ]
+    return "\n".join(lines)

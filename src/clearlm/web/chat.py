@@ -94,7 +94,7 @@ async def _page(request: Request, signin: SignIn, conversation_id: str | None):
         ],
         "settings": conv["settings"] if conv else {},
     }
-    last_answer = next((m["id"] for m in reversed(messages) if m["role"] == "assistant"), None)
+    last_answer = messages[-1]["id"] if messages and messages[-1]["role"] == "assistant" else None
     response = render(
         request,
         "chat.html",

@@ -74,7 +74,7 @@
     const actions = node.querySelector(".msg-actions");
     actions.replaceChildren(el("button", { type: "button", class: "copy" }, "Copy"));
     if (m.role === "user") actions.append(el("button", { type: "button", class: "edit" }, "Edit"));
-    if (m.role === "assistant" && m.content) actions.append(el("button", { type: "button", class: "why" }, "Why?"));
+    if (m.role === "assistant" && m.content && !(m.meta && m.meta.reviewed_by)) actions.append(el("button", { type: "button", class: "why" }, "Why?"));
     if (m.meta && m.meta.citations) citations.set(id, m.meta.citations);
     decorate(node);
   }
