@@ -6,7 +6,8 @@ the audit record, the disclosure mark), with the conversation's settings and his
 answer is stored when the stream ends; when the client leaves mid-stream, with the text so far (status
 ``stopped``); when generation fails, as ``failed`` with the error. Streamed like chat completions (SSE),
 with two more events: the stored user message first, the stored answer (with its rendered ``html``) last,
-each ``{"object": "conversation.message", "message": {...}}``.
+each ``{"object": "conversation.message", "message": {...}}``. One answer is written at a time per
+conversation (a second turn meanwhile is answered 409; the guard is per server process).
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ from clearlm.server.completions import chat_completion
 from clearlm.server.lifecycle import on_exit
 from clearlm.server.routes import api_router
 from clearlm.server.serving import sse
-from clearlm.store.conversations import (
-    MAX_TITLE_CHARS,
-    Conversations,
-)
+from clearlm.store.conversations import MAX_TITLE_CHARS, ConversationNotFoundError, Conversations
 from clearlm.web.markdown import render_markdown, render_plain
 
 router = api_router()
@@ -223,6 +221,8 @@ async def create_turn(conversation_id: ConversationId, body: TurnCreate, request
     if not isinstance(result, StreamingResponse):
         on_exit(request, lambda: _release(busy))
         message = await answer.save_completion(result)
+        if message is None:
+            raise ConversationNotFoundError(f"the conversation {conversation_id!r} was deleted meanwhile")
         return JSONResponse(
             {
                 "object": "conversation.message",
