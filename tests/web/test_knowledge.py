@@ -60,6 +60,7 @@ def test_knowledge_pages(server, open_page):
     error = tab.locator("#kb-create-error")
     error.filter(has_text="knowledge base name").wait_for()
     assert tab.get_by_label("Name").get_attribute("aria-invalid") == "true"
+    page.screenshot("knowledge-list")
     tab.get_by_label("Name").fill("clinic")
     tab.get_by_label("Chunk size (tokens)").fill("32")
     tab.get_by_label("Overlap (tokens)").fill("0")

@@ -121,12 +121,12 @@
 
     // -- chunks
 
-    function showChunksOf(filename) {
+    function showChunksOf(filename, scroll = true) {
       document.getElementById("chunk-file").value = filename;
       chunkState.file = filename;
       chunkState.offset = 0;
       attempt(loadChunks);
-      document.getElementById("chunks-title").scrollIntoView({ block: "start" });
+      if (scroll) document.getElementById("chunks-title").scrollIntoView({ block: "start" });
     }
 
     async function loadChunks() {
@@ -293,7 +293,7 @@
       await loadChunks();
     }
 
-    document.getElementById("chunk-file").addEventListener("change", (e) => showChunksOf(e.target.value));
+    document.getElementById("chunk-file").addEventListener("change", (e) => showChunksOf(e.target.value, false));
     document.getElementById("chunk-prev").addEventListener("click", () => {
       chunkState.offset = Math.max(0, chunkState.offset - chunkState.limit);
       attempt(loadChunks);
