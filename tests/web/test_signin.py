@@ -76,3 +76,14 @@ def test_the_sign_in_page_in_a_browser(keyed, open_page):
     page.sign_in(secret, "/chat")
     cookie = next(c for c in page.context.cookies() if c["name"] == "clearlm_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_an_open_access_session_ends_when_the_first_key_is_made(serve, tiny_backend):
+    server = serve(tiny_backend)
+    with httpx.Client(base_url=server.base, follow_redirects=False) as c:
+        c.get("/signin?next=/chat")
+        assert c.get("/v1/models").status_code == 200
+        server.state.keys.create("first")
+        gone = c.get("/v1/models")
+        assert gone.status_code == 401 and "sign in again" in gone.json()["error"]["message"]
+        assert c.get("/chat").status_code == 303  # the page sends the browser to sign in

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from clearlm.store.db import Database, as_utc
 from clearlm.store.keys import DEFAULT_TENANT, SCOPES, ApiKey, key_of
@@ -67,13 +67,17 @@ class WebSessions:
         return secret, SignIn(key, tenant, scopes, row.csrf)
 
     def get(self, secret: str) -> SignIn | None:
-        """The live session of a cookie's secret: None if unknown, expired, or its key was revoked."""
+        """The live session of a cookie's secret: None if unknown, expired, its key was revoked, or it is an
+        open-access session and a key now exists."""
         with self.db.session() as session:
             row = session.get(WebSession, _sha256(secret))
             if row is None or as_utc(row.expires_at) <= datetime.now(UTC):
                 return None
             key = None
-            if row.api_key_id is not None:
+            if row.api_key_id is None:  # open access ends when the first key is made
+                if session.scalar(select(func.count()).select_from(KeyRow)):
+                    return None
+            else:
                 key_row = session.scalar(select(KeyRow).where(KeyRow.id == row.api_key_id))
                 if key_row is None or key_row.revoked_at is not None:
                     return None
