@@ -117,10 +117,16 @@ def test_why_opens_a_heatmap_that_follows_the_selected_word(server, open_page, m
     page.assert_accessible()
     page.screenshot("why")
 
+    # Integrated gradients: its completeness gap is shown
+    tab.get_by_label("Method").select_option("integrated_gradients")
+    wait_for(tab, "document.querySelector('.why-legend').textContent.includes('integrated_gradients')")
+    assert "completeness gap: at most" in tab.inner_text(".why-legend")
+    assert "Completeness gap:" in tab.inner_text(".why-detail")
+
     # A long explanation (every step slowed down) shows progress and is cancelled
     real = progress.advance
-    monkeypatch.setattr(progress, "advance", lambda units=1: (time.sleep(0.3), real(units))[1])
-    tab.get_by_label("Method").select_option("integrated_gradients")
+    monkeypatch.setattr(progress, "advance", lambda units=1: (time.sleep(1), real(units))[1])
+    tab.get_by_label("Method").select_option("occlusion")
     tab.wait_for_function("() => Number(document.querySelector('.why-progress progress').value) > 0")
     assert "Explaining" in tab.inner_text(".why-progress")
     tab.get_by_role("button", name="Cancel").click()
@@ -128,11 +134,11 @@ def test_why_opens_a_heatmap_that_follows_the_selected_word(server, open_page, m
     assert "Cancelled" in tab.inner_text(".why-notice")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        explained = [r for r in server.state.audit.records() if r.endpoint == "/v1/explain"]
-        if explained and explained[-1].parameters["explain"]["method"] == "integrated_gradients":
+        last = [r for r in server.state.audit.records() if r.endpoint == "/v1/explain"][-1]
+        if last.parameters["explain"]["method"] == "occlusion":
             break
         time.sleep(0.1)
-    assert explained[-1].status_code == 499 and explained[-1].error == "the client closed the request"
+    assert last.status_code == 499 and last.error == "the client closed the request"
     monkeypatch.undo()
 
     # Escape closes the panel and the focus goes back to the Why? button

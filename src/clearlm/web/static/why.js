@@ -16,8 +16,8 @@
     ["occlusion", "Occlusion (default)", {}, "Leaves each token out and measures how much less likely the answer becomes. " +
       "The default: the most faithful method in clearlm's faithfulness test (README, Faithfulness), and the fastest of the faithful ones: one forward pass per prompt token."],
     ["saliency", "Saliency (fast)", {}, "The size of the gradient: quick, about a quarter of occlusion's time, but unsigned and less faithful."],
-    ["integrated_gradients", "Integrated gradients (slow, signed)", { steps: 64 },
-      "Signed contributions in nats along a path from a zero input, with its completeness gap; the slowest method (64 gradient evaluations per word piece here)."],
+    ["integrated_gradients", "Integrated gradients (slow, signed)", { placement: "gauss-legendre", steps: 16 },
+      "Signed contributions in nats along a path from a zero input, at 16 Gauss-Legendre points (as in the faithfulness test); the completeness gap says how far the scores are from the change they explain."],
     ["input_x_gradient", "Input × gradient (fast, signed)", {}, "A one-step approximation of integrated gradients: signed and quick, but barely above random in the faithfulness test."],
     ["attention", "Attention (where it looked)", {}, "Attention weights: where the model looked, not what mattered (below random by Soft-NC)."],
     ["attention_rollout", "Attention rollout", {}, "Rolled-out attention: below the random floor on every faithfulness measure for the default model; shown for comparison only."],
