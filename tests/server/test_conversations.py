@@ -249,6 +249,8 @@ def test_a_failed_turn_is_stored_as_failed_and_bounds_are_400(server):
             ("PATCH", f"/conversations/{cid}", {"settings": {"knowledge_base": "../etc"}}),
             ("POST", "/conversations", {"settings": {"unknown": 1}}),
             ("GET", "/conversations?q=" + "q" * 201, None),
+            ("GET", "/conversations/not-an-id", None),
+            ("GET", "/conversations/conv_" + "a" * 60, None),
             ("POST", f"/conversations/{cid}/turns", {"content": "a\x00b"}),  # PostgreSQL refuses NUL
         ]:
             r = c.request(method, path, json=body)

@@ -46,8 +46,14 @@ class TurnInProgressError(ClearlmError):
 
 MAX_QUERY_CHARS = 200  # a search of the conversation list
 NO_NUL = r"^[^\x00]*$"  # text a database column takes (PostgreSQL refuses NUL characters)
+ID_PATTERN = r"^conv_[0-9a-f]{1,59}$"  # "conv_" and 24 hex digits, as Conversations.create makes them
 ConversationId = Annotated[
-    str, Path(max_length=p.MAX_ID_CHARS, description="The conversation's id (conv_...).")
+    str,
+    Path(
+        max_length=p.MAX_ID_CHARS,
+        pattern=ID_PATTERN,
+        description="The conversation's id: conv_ and hex digits (GET /v1/conversations lists them).",
+    ),
 ]
 
 

@@ -195,7 +195,7 @@
       controller = null;
       busy(false);
       markLastAnswer();
-      refreshList();
+      attempt(refreshList);
     }
   }
 
@@ -251,7 +251,14 @@
     const content = prompt.value;
     if (!content.trim() || controller) return;
     prompt.value = "";
-    attempt(() => turn({ content }, content)).then(() => prompt.focus());
+    attempt(async () => {
+      try {
+        await turn({ content }, content);
+      } catch (e) {
+        if (!prompt.value) prompt.value = content; // not sent: the text is not lost
+        throw e;
+      }
+    }).then(() => prompt.focus());
   });
   prompt.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
