@@ -245,6 +245,7 @@ def test_a_failed_turn_is_stored_as_failed_and_bounds_are_400(server):
             ("POST", "/conversations", {"title": "t" * 201}),
             ("PATCH", f"/conversations/{cid}", {"title": "t" * 201}),
             ("PATCH", f"/conversations/{cid}", {"settings": {"temperature": 3}}),
+            ("PATCH", f"/conversations/{cid}", {"settings": {"seed": 2**53}}),  # past what JavaScript keeps
             ("PATCH", f"/conversations/{cid}", {"settings": {"system_prompt": too_long}}),
             ("PATCH", f"/conversations/{cid}", {"settings": {"knowledge_base": "../etc"}}),
             ("POST", "/conversations", {"settings": {"unknown": 1}}),

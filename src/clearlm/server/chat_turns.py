@@ -178,9 +178,9 @@ class Answer:
                 text = (choice.get("delta") or {}).get("content") or ""
                 self.text += text
                 lps = choice.get("logprobs")
-                if lps and lps.get("content"):
-                    self.logprobs.extend(_token(t) for t in lps["content"])
-                elif text:
+                if lps is not None:
+                    self.logprobs.extend(_token(t) for t in lps.get("content") or [])
+                elif text:  # text without its log-probabilities: the policy changed it
                     self.withheld = True
                 self.finish_reason = choice.get("finish_reason") or self.finish_reason
 

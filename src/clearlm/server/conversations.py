@@ -45,6 +45,7 @@ class TurnInProgressError(ClearlmError):
 
 
 MAX_QUERY_CHARS = 200  # a search of the conversation list
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: the page round-trips settings
 NO_NUL = r"^[^\x00]*$"  # text a database column takes (PostgreSQL refuses NUL characters)
 ID_PATTERN = r"^conv_[0-9a-f]{1,59}$"  # "conv_" and 24 hex digits, as Conversations.create makes them
 ConversationId = Annotated[
@@ -69,7 +70,10 @@ class ConversationSettings(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=p.MAX_TOKENS)
     knowledge_base: p.KnowledgeBaseName | None = None
     seed: int | None = Field(
-        default=None, ge=p.SEED_MIN, le=p.SEED_MAX, description="None: a new draw each time."
+        default=None,
+        ge=0,
+        le=MAX_SAFE_INTEGER,
+        description="None: a new draw each time; else 0 to 2**53 - 1 (a number JavaScript and JSON keep exact).",
     )
 
 

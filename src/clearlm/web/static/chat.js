@@ -274,9 +274,12 @@
     return el("li", {}, el("a", { href: `/chat/${conv.id}`, "aria-current": conv.id === conversationId ? "page" : undefined }, conv.title));
   }
 
+  let listed = 0; // the latest listing asked for: an older answer arriving later is dropped
   async function refreshList() {
+    const ask = ++listed;
     const q = $("conv-search").value.trim();
     const found = await api("/v1/conversations" + (q ? `?q=${encodeURIComponent(q)}` : ""));
+    if (ask !== listed) return;
     const items = found.data.map(listItem);
     $("conv-list").replaceChildren(...(items.length ? items : [el("li", { class: "muted empty" }, q ? "No conversation matches" : "No conversations yet")]));
     const mine = found.data.find((c) => c.id === conversationId);
