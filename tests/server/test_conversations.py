@@ -302,3 +302,24 @@ def test_the_policy_acting_shows_in_meta_and_a_reviewers_answer_joins_the_conver
         last = c.get(f"/conversations/{cid}").json()["messages"][-1]
         assert last["role"] == "assistant" and last["content"] == "A person answers."
         assert last["meta"] == {"reviewed_by": "key_reviewer", "review_id": item.id}
+
+
+def test_an_answer_reads_events_whose_tokens_are_unicode_line_breaks():
+    from clearlm.server.chat_turns import Answer
+
+    answer = Answer(None, "conv_1", None)
+    for token in ["a\x85", "\u2028b"]:  # str.splitlines() would cut these events apart
+        event = {
+            "id": "chatcmpl-1",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": token},
+                    "logprobs": {"content": [{"token": token, "logprob": -1.0, "top_logprobs": []}]},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        answer.feed("data: " + json.dumps(event, ensure_ascii=False) + "\n\n")
+    assert answer.text == "a\x85\u2028b" and [t["token"] for t in answer.logprobs] == ["a\x85", "\u2028b"]
+    assert answer.request_id == "chatcmpl-1" and not answer.withheld

@@ -162,7 +162,7 @@ class Answer:
 
     def feed(self, raw: str) -> None:
         """Take in one server-sent event of the chat completion's stream."""
-        for line in raw.splitlines():
+        for line in raw.split("\n"):  # not splitlines(): a token may be U+0085 or U+2028
             if not line.startswith("data:") or line[5:].strip() == "[DONE]":
                 continue
             event = json.loads(line[5:])
