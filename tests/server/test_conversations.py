@@ -323,3 +323,71 @@ def test_an_answer_reads_events_whose_tokens_are_unicode_line_breaks():
         answer.feed("data: " + json.dumps(event, ensure_ascii=False) + "\n\n")
     assert answer.text == "a\x85\u2028b" and [t["token"] for t in answer.logprobs] == ["a\x85", "\u2028b"]
     assert answer.request_id == "chatcmpl-1" and not answer.withheld
+
+
+def test_a_long_conversation_keeps_being_answered_from_its_newest_turns(server):
+    """The tiny model holds 256 tokens; 80 earlier messages hold far more. The turn is answered from the
+    newest turns that fit (starting with a person's message), not refused for its length."""
+    from clearlm.store.conversations import Conversations
+
+    with client(server) as c:
+        conv = new(c, settings={**SETTINGS, "system_prompt": "Be brief."})
+        store = Conversations(server.state.db)
+        for i in range(40):
+            store.append_message(conv["id"], "user", f"Question number {i}: where is the Eiffel Tower?")
+            store.append_message(conv["id"], "assistant", f"Answer number {i}: in Paris, France.")
+        r = c.post(f"/conversations/{conv['id']}/turns", json={"content": "And Rome?", "stream": False})
+        assert r.status_code == 200, r.text
+        assert r.json()["message"]["status"] == "complete"
+        prompt = last_turn(server).prompt
+        assert prompt[0] == {"role": "system", "content": "Be brief."}
+        assert prompt[1]["role"] == "user" and prompt[-1]["content"] == "And Rome?"
+        assert 3 <= len(prompt) < 81  # some history kept, the oldest dropped
+        kept = [m["content"] for m in prompt[1:-1]]
+        assert kept == [
+            m["content"] for m in store.get("default", "local", conv["id"])["messages"][-len(kept) - 2 : -2]
+        ]
+
+
+def test_with_store_redacted_the_conversation_keeps_the_message_as_the_audit_log_does(
+    serve, tiny_backend, tmp_path
+):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: clinic\nstore_redacted: true\ninput:\n  - {scanner: pii, action: warn}\n")
+    server = serve(tiny_backend, policy=str(policy))
+    with client(server) as c:
+        conv = new(c)
+        text = "Please write to maria.okafor@example.com about my appointment."
+        r = c.post(f"/conversations/{conv['id']}/turns", json={"content": text, "stream": False})
+        assert r.status_code == 200, r.text
+        stored = c.get(f"/conversations/{conv['id']}").json()["messages"][0]["content"]
+        assert "maria.okafor@example.com" not in stored and "appointment" in stored
+        assert stored == last_turn(server).prompt[-1]["content"]  # the same text the audit log keeps
+
+
+def test_a_streamed_answer_from_a_knowledge_base_gets_its_reliance_measured(
+    serve, tiny_tokenizer, tmp_path, monkeypatch
+):
+    from clearlm.models.backends.torch_backend import TorchBackend
+    from clearlm.models.embeddings import load_embedder
+    from conftest import make_model
+
+    backend = TorchBackend(make_model(tiny_tokenizer, context=4096), tiny_tokenizer, "tiny-random-qwen2")
+    embedder = load_embedder()
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))  # the knowledge bases and uploads
+    server = serve(backend, embedder=embedder)
+    with client(server) as c:
+        assert c.post("/kb", json={"name": "office", "chunk_tokens": 32, "overlap": 0}).status_code == 201
+        files = [{"filename": "wifi.md", "content": "# Wi-Fi\n\nThe office Wi-Fi password is tulip-42."}]
+        assert c.post("/kb/office/files", json={"files": files}).status_code == 200
+        conv = new(c, settings={**SETTINGS, "knowledge_base": "office"})
+        got = events(c, conv["id"], {"content": "What is the Wi-Fi password?"})
+        [stored] = [
+            e["message"]
+            for e in got
+            if e.get("object") == "conversation.message" and e["message"]["role"] == "assistant"
+        ]
+        cited = stored["meta"]["citations"]
+        assert cited["passages"] and "tulip-42" in cited["passages"][0]["text"]
+        assert cited["attribution"] is not None  # measured after the answer streamed
+        assert all(s["weight"] is not None for s in cited["support"])

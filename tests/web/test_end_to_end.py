@@ -52,7 +52,10 @@ def settle(tab, before: int) -> None:
     expect(tab.locator("#send")).to_be_enabled(timeout=MINUTE)
 
 
-def test_a_newcomer_does_it_all_in_the_browser(serve, default_backend, embedder, open_page, tmp_path):
+def test_a_newcomer_does_it_all_in_the_browser(
+    serve, default_backend, embedder, open_page, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))  # knowledge bases and uploads (models: loaded)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     server = serve(default_backend, embedder=embedder, policy=str(policy))

@@ -70,10 +70,12 @@ def governance_summary(governance: dict | None) -> dict | None:
 
 
 async def prepare(
-    store: Conversations, tenant: str, owner: str, conv: dict, body
+    store: Conversations, tenant: str, owner: str, conv: dict, body, stored=lambda text: text
 ) -> tuple[list[dict], dict | None]:
-    """Check the turn (``body``: a ``TurnCreate``) against the conversation, drop what an edit or a regeneration replaces, store the
-    person's message; returns the messages to answer and the stored user message (None to regenerate)."""
+    """Check the turn (``body``: a ``TurnCreate``) against the conversation, drop what an edit or a
+    regeneration replaces, store the person's message as ``stored`` keeps text (the policy's
+    ``store_redacted``: PII redacted, as in the audit log); returns the messages to answer (this turn's
+    message as written) and the stored user message (None to regenerate)."""
     messages, content = conv["messages"], body.content
     if body.regenerate and (content is not None or body.edit is not None):
         raise InvalidInputError("regenerate answers the last message again: send it without content or edit")
@@ -104,8 +106,8 @@ async def prepare(
             store.truncate_from(tenant, owner, cid, messages[cut]["position"])
         kept, user_message = messages[:cut], None
         if content is not None:
-            user_message = store.append_message(cid, "user", content)
-            kept.append(user_message)
+            user_message = store.append_message(cid, "user", stored(content))
+            kept.append({**user_message, "content": content})
             if conv["title"] == DEFAULT_TITLE:
                 store.update(tenant, owner, cid, title=" ".join(content.split())[:60])
         return kept, user_message
@@ -113,18 +115,54 @@ async def prepare(
     return await anyio.to_thread.run_sync(work)
 
 
+def fitted(backend, messages: list[dict], reserve: int) -> list[dict]:
+    """The newest of ``messages`` that fit the model's context with ``reserve`` tokens left (for the answer,
+    and the passages of a knowledge base): the system prompt is always kept, the oldest turns go first, and
+    the kept part starts with a person's message. So a long conversation goes on being answered (what it
+    forgets is what is oldest). A binary search: about log2(n) encodings of the prompt."""
+    from clearlm.models import Message
+
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    rest = messages[len(system) :]
+
+    def fits(start: int) -> bool:
+        prompt = [Message(m["role"], m["content"]) for m in system + rest[start:]]
+        return len(backend.encode(prompt).token_ids) + reserve <= backend.context_length
+
+    if len(rest) <= 1 or fits(0):
+        return messages
+    low, high = (
+        1,
+        len(rest) - 1,
+    )  # the last message is always kept (if it alone does not fit, the model says so)
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid + 1, high)
+    while low < len(rest) - 1 and rest[low]["role"] != "user":
+        low += 1
+    return system + rest[low:]
+
+
 def chat_request(s, settings: dict, messages: list[dict], stream: bool) -> p.ChatCompletionRequest:
-    """The chat completion a turn runs: the conversation's settings and history, token log-probabilities
-    (the top 5 alternatives: what Why?'s contrastive view offers)."""
+    """The chat completion a turn runs: the conversation's settings and the history that fits the context
+    (:func:`fitted`), token log-probabilities (the top 5 alternatives: what Why?'s contrastive view
+    offers). Encodes the prompt: call it in a worker thread."""
+    ctx = s.backend.context_length
+    reserve = settings.get("max_tokens") or min(s.config.default_max_tokens, ctx // 4)
+    if settings.get("knowledge_base"):
+        reserve += ctx // 4  # room for the retrieved passages
     try:
         return p.ChatCompletionRequest(
             model=settings.get("model") or s.model_id,
-            messages=history(settings.get("system_prompt") or "", messages),
+            messages=fitted(s.backend, history(settings.get("system_prompt") or "", messages), reserve),
             temperature=settings.get("temperature", 0.7),
             max_tokens=settings.get("max_tokens"),
             logprobs=True,
             top_logprobs=TOP_LOGPROBS,
-            knowledge_base=settings.get("knowledge_base"),
+            # with how much the answer relied on each passage (measured after the answer streamed)
+            knowledge_base={"name": kb, "attribute": True}
+            if (kb := settings.get("knowledge_base"))
+            else None,
             seed=settings.get("seed"),
             stream=stream,
         )

@@ -72,8 +72,14 @@ async def chat_completion(
         if isinstance(body.knowledge_base, str)
         else body.knowledge_base
     )
-    if knowledge is not None and knowledge.attribute and body.stream:
-        knowledge = knowledge.model_copy(update={"attribute": False})  # citations only, at the end
+    # A stream's last chunk carries the citations; their context attribution (how much the answer relied
+    # on each passage) follows in one more chunk only when asked for explicitly (it takes seconds).
+    attribute_after = bool(
+        knowledge is not None
+        and body.stream
+        and knowledge.attribute
+        and "attribute" in knowledge.model_fields_set
+    )
     prompt = chat_prompt(body.messages)
     params = sampling_params(
         body,
@@ -125,7 +131,13 @@ async def chat_completion(
                     done.citations = cite_turn(None, turn, index).to_dict()
                 yield done
 
-        def tail():
+        def tail():  # (in a worker thread)
+            if attribute_after and turn.grounding is not None:
+                cited = chunk([])
+                cited.citations = cite_turn(
+                    state.explainer(), turn, 0, ablations=knowledge.ablations
+                ).to_dict()
+                yield cited
             if body.stream_options and body.stream_options.include_usage:
                 yield chunk([], usage(turn))
 

@@ -29,7 +29,7 @@ from clearlm.server.chat_turns import Answer, chat_request, prepare, to_markdown
 from clearlm.server.completions import chat_completion
 from clearlm.server.lifecycle import on_exit
 from clearlm.server.routes import api_router
-from clearlm.server.serving import sse
+from clearlm.server.serving import policy_of, sse
 from clearlm.store.conversations import MAX_TITLE_CHARS, ConversationNotFoundError, Conversations
 from clearlm.web.markdown import render_markdown, render_plain
 
@@ -211,9 +211,11 @@ async def create_turn(conversation_id: ConversationId, body: TurnCreate, request
     _ANSWERING.add(busy)
     answer = Answer(store, conversation_id, request)
     try:
-        messages, user_message = await prepare(store, tenant, owner, conv, body)
+        policy = policy_of(request, s)
+        stored = policy.stored if policy is not None else (lambda text: text)
+        messages, user_message = await prepare(store, tenant, owner, conv, body, stored)
         answer.started = True
-        chat = chat_request(s, conv["settings"], messages, body.stream)
+        chat = await anyio.to_thread.run_sync(chat_request, s, conv["settings"], messages, body.stream)
         result = await chat_completion(request, chat, s, origin={"conversation_id": conversation_id})
     except BaseException as exc:
         if answer.started:  # the person's message is stored: so is what became of its answer

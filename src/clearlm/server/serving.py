@@ -193,7 +193,8 @@ def event(payload: BaseModel | dict) -> str:
 async def stream_events(
     state: ServerState, turn: Turn, render: Callable, tail: Callable
 ) -> AsyncIterator[str]:
-    """Server-sent events: ``render(index, chunk)`` gives each chunk's events, ``tail()`` the last ones;
+    """Server-sent events: ``render(index, chunk)`` gives each chunk's events, ``tail()`` the last ones
+    (run in a worker thread: it may attribute);
     an error after the stream began arrives as an ``{"error": ...}`` event, since the status is sent."""
     timing = _Timing(state, turn)
     items = iter(turn)
@@ -203,7 +204,7 @@ async def stream_events(
             for payload in render(*item):
                 yield event(payload)
         timing.done()
-        for payload in tail():
+        for payload in await anyio.to_thread.run_sync(lambda: list(tail())):
             yield event(payload)
         await anyio.to_thread.run_sync(turn.close, 200, None)  # recorded before the client sees [DONE]
     except ClearlmError as exc:  # recorded by the turn, or here when render() raised it

@@ -136,7 +136,9 @@ class MessageRow(Base):
     finish_reason, citations, the disclosure mark, governance findings, the review item holding it."""
 
     __tablename__ = "conversation_messages"
-    __table_args__ = (UniqueConstraint("conversation_id", "position"),)
+    # ids never reused on SQLite (a message dropped by an edit leaves its id unused): a page that still
+    # shows an old id cannot reach a newer message through it
+    __table_args__ = (UniqueConstraint("conversation_id", "position"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("meta", sa.JSON, nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.UniqueConstraint("conversation_id", "position"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "review_items",
