@@ -18,8 +18,10 @@ XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 
 
 class SlowBackend:
-    """The tiny model, a chunk every 40 ms (a person can watch it stream and stop it); an answer that
+    """The tiny model, a chunk every 80 ms (a person can watch it stream and stop it); an answer that
     ends at an end-of-text token is reported as cut at max_tokens ("length")."""
+
+    delay = 0.08  # seconds per chunk: 100 tokens stream for 8 s, time enough to press Stop on a busy machine
 
     def __init__(self, backend) -> None:
         self._backend = backend
@@ -31,7 +33,7 @@ class SlowBackend:
         from clearlm.models.backends.base import Chunk
 
         for chunk in self._backend.stream(prompt, params):
-            time.sleep(0.04)
+            time.sleep(self.delay)
             if chunk.finish_reason == "stop":
                 chunk = Chunk(chunk.text, chunk.token_ids, "length", chunk.logprobs)
             yield chunk
@@ -111,7 +113,8 @@ def test_send_stream_stop_regenerate_and_edit(server, open_page):
     tab.get_by_role("button", name="Save settings").click()
     expect(tab.locator("#status")).to_have_text("Settings saved")
     send(page, "Now a long story")
-    expect(tab.locator("article.msg.streaming .msg-body")).to_have_text(re.compile(r"\S.{5,}", re.S))
+    # (the random model's text may hold few visible characters: any one will do)
+    expect(tab.locator("article.msg.streaming .msg-body")).to_have_text(re.compile(r"\S"))
     tab.get_by_role("button", name="Stop").click()
     conv = settle(page, server, 4)
     stopped = conv["messages"][3]
