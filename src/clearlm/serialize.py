@@ -13,6 +13,20 @@ import numpy as np
 from clearlm.paths import write_text_atomic
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` as JSON allows it: arrays as (nested) lists, NaN as None (null), tuples as lists; dicts and
+    lists walked through."""
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    return value
+
+
 class JsonResult:
     """A dataclass mixin: ``to_json`` / ``from_json`` / ``save`` / ``load`` around the class's own
     ``to_dict`` / ``from_dict`` (which must encode NaN and arrays as JSON allows), and ``equals``."""

@@ -33,7 +33,7 @@ from clearlm.explain.sequence import TeacherForced
 from clearlm.explain.surrogate import KEEP_PROBABILITY, ablation_masks, fit_surrogate
 from clearlm.models.chat import Message, Prompt
 from clearlm.models.tokens import encode_text
-from clearlm.serialize import JsonResult
+from clearlm.serialize import JsonResult, json_ready
 
 SCHEMA_VERSION = 1
 DEFAULT_ABLATIONS = 32
@@ -198,7 +198,7 @@ class ContextAttribution(JsonResult):
         """A JSON-ready dict: arrays become nested lists, NaN becomes null; float64 values survive exactly."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         for f in fields(self):
-            out[f.name] = _encode(getattr(self, f.name))
+            out[f.name] = json_ready(getattr(self, f.name))
         return out
 
     @classmethod
@@ -403,18 +403,6 @@ def _token_offsets(tokenizer, encoded) -> list[tuple[int, int]]:
         if list(enc["input_ids"]) == list(encoded.token_ids):
             return [tuple(o) for o in enc["offset_mapping"]]
     raise InvalidInputError("cannot map the prompt's tokens to its characters (a tokenizer without offsets?)")
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return _encode(value.tolist())
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
 
 
 def _nan_for_none(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from clearlm.serialize import JsonResult
+from clearlm.serialize import JsonResult, json_ready
 
 SCHEMA_VERSION = 1
 NON_NEGATIVE_METHODS = frozenset({"saliency", "attention", "attention_rollout"})
@@ -131,7 +131,7 @@ class Attribution(JsonResult):
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = _encode(value)
+            out[f.name] = json_ready(value)
         return out
 
     @classmethod
@@ -146,18 +146,6 @@ class Attribution(JsonResult):
 
     def with_scores(self, scores: np.ndarray, **changes: Any) -> Attribution:
         return replace(self, scores=scores, **changes)
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return _encode(value.tolist())
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
 
 
 def _decode_array(value: Any) -> np.ndarray:

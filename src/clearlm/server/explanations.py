@@ -31,6 +31,7 @@ from clearlm.errors import ClearlmError, InvalidInputError, ModelNotFoundError
 from clearlm.explain import progress
 from clearlm.models import Message, SamplingParams
 from clearlm.pipeline import TurnRequest, explain_turn
+from clearlm.serialize import json_ready
 from clearlm.server import protocol as p
 from clearlm.server.auth import tenant_of
 from clearlm.server.errors import error_body
@@ -129,7 +130,7 @@ def faithfulness(explainer, turn, attribution) -> dict:
             explainer, random_attribution(attribution), samples=FAITHFULNESS_SAMPLES, cache=cache
         )
     progress.finish()
-    return _finite(
+    return json_ready(
         {
             **own.summary(),
             "random": floor.summary(),
@@ -140,17 +141,6 @@ def faithfulness(explainer, turn, attribution) -> dict:
             },
         }
     )
-
-
-def _finite(value):
-    """JSON without NaN: NaN becomes None (null)."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 async def _stream(request: Request, state: ServerState, turn, work: Callable[[], dict]) -> AsyncIterator[str]:

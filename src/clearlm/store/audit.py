@@ -184,11 +184,7 @@ class AuditLog:
         Raises:
             UnreadableRecordError: a record's stored JSON no longer parses (``verify`` names it).
         """
-        query = _raw_query().order_by(AuditRow.seq)
-        if since is not None:
-            query = query.where(AuditRow.created_at >= since)
-        if until is not None:
-            query = query.where(AuditRow.created_at < until)
+        query = _within(_raw_query().order_by(AuditRow.seq), since, until)
         if tenant is not None:
             query = query.where(AuditRow.tenant == tenant)
         if limit is not None:
@@ -233,11 +229,7 @@ class AuditLog:
         ("4xx"); ``endpoint`` containing the text; ``after`` / ``before`` a chain position (a page's
         cursor: the last ``chain_seq`` seen). Raises UnreadableRecordError like ``records``.
         """
-        query = _raw_query().where(AuditRow.tenant == tenant)
-        if since is not None:
-            query = query.where(AuditRow.created_at >= since)
-        if until is not None:
-            query = query.where(AuditRow.created_at < until)
+        query = _within(_raw_query().where(AuditRow.tenant == tenant), since, until)
         if api_key_id is not None:
             query = query.where(AuditRow.api_key_id == api_key_id)
         if status is not None and status[1:] == "xx":
@@ -364,6 +356,15 @@ def _as_stored(record: AuditRecord) -> AuditRecord:
     covers exactly what is stored."""
     values = {name: json.loads(json.dumps(getattr(record, name))) for name in _JSON_FIELDS}
     return replace(record, created_at=as_utc(record.created_at), **values)
+
+
+def _within(query, since: datetime | None, until: datetime | None):
+    """``query`` narrowed to records created in [since, until) (either end open when None)."""
+    if since is not None:
+        query = query.where(AuditRow.created_at >= since)
+    if until is not None:
+        query = query.where(AuditRow.created_at < until)
+    return query
 
 
 def _raw_query():
