@@ -31,7 +31,7 @@ from clearlm.server.lifecycle import on_exit
 from clearlm.server.routes import api_router
 from clearlm.server.serving import policy_of, sse
 from clearlm.store.conversations import MAX_TITLE_CHARS, ConversationNotFoundError, Conversations
-from clearlm.web.markdown import render_markdown, render_plain
+from clearlm.web.markdown import message_html
 
 router = api_router()
 _ANSWERING: set[tuple[int, str]] = set()  # (server, conversation) pairs with an answer being written
@@ -108,8 +108,7 @@ def _store(request: Request) -> tuple[Conversations, str, str]:
 
 def with_html(message: dict) -> dict:
     """The message with ``html``: Markdown rendered for an answer, the text as typed for a person's."""
-    render = render_markdown if message["role"] == "assistant" else render_plain
-    return {**message, "html": render(message["content"])}
+    return {**message, "html": message_html(message)}
 
 
 @router.get("/conversations")

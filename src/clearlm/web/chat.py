@@ -17,7 +17,7 @@ from clearlm.govern import disclosure
 from clearlm.server import protocol as p
 from clearlm.store.conversations import DEFAULT_TITLE, ConversationNotFoundError, Conversations
 from clearlm.store.sessions import SignIn
-from clearlm.web.markdown import render_markdown, render_plain
+from clearlm.web.markdown import message_html
 from clearlm.web.pages import needs, render
 
 router = APIRouter(include_in_schema=False)
@@ -47,9 +47,7 @@ def badges(message: dict) -> list[tuple[str, str, str]]:
 
 def view(message: dict) -> dict:
     """A stored message as the template shows it."""
-    is_answer = message["role"] == "assistant"
-    html = render_markdown(message["content"]) if is_answer else render_plain(message["content"])
-    return {**message, "html": html, "badges": badges(message)}
+    return {**message, "html": message_html(message), "badges": badges(message)}
 
 
 @router.get("/chat")

@@ -82,3 +82,9 @@ def render_plain(text: str) -> str:
 def pygments_css(selector: str = ".code") -> str:
     """The highlighting style's CSS rules under ``selector`` (pasted into ``static/chat.css``)."""
     return HtmlFormatter(style="default").get_style_defs(selector)
+
+
+def message_html(message: dict) -> str:
+    """A stored chat message as HTML: Markdown rendered for an answer, a person's text as typed."""
+    render = render_markdown if message["role"] == "assistant" else render_plain
+    return render(message["content"])
