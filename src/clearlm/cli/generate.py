@@ -17,7 +17,12 @@ from clearlm.models.chat import has_chat_template
 from clearlm.paths import write_text_atomic
 
 MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="catalog name, local folder, .gguf file or hub id")
-BACKEND = typer.Option("torch", "--backend", "-b", help="torch (transformers) or llamacpp")
+BACKEND = typer.Option(
+    "auto",
+    "--backend",
+    "-b",
+    help="auto (llamacpp where installed and the model has a GGUF, else torch), torch (transformers) or llamacpp",
+)
 MAX_NEW = typer.Option(256, "--max-new-tokens", "-n", help="the most tokens to generate")
 TEMPERATURE = typer.Option(0.0, "--temperature", help="0 = greedy decoding")
 TOP_P = typer.Option(1.0, "--top-p", help="nucleus sampling mass, in (0, 1]")

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clearlm.cli.common import console, err_console, load
-from clearlm.cli.generate import MODEL, _audit_log, _policy
+from clearlm.cli.generate import BACKEND, MODEL, _audit_log, _policy
 from clearlm.cli.govern import POLICY
 from clearlm.errors import InvalidInputError
 from clearlm.models import Message, SamplingParams
@@ -186,6 +186,7 @@ def ask(
     k: int = typer.Option(5, "--k", "-k", help="how many passages to answer from"),
     mode: str = typer.Option("hybrid", "--mode", help="retrieval: hybrid, vector or bm25"),
     model: str = MODEL,
+    backend: str = BACKEND,
     max_new_tokens: int = typer.Option(160, "--max-new-tokens", "-n", help="the most tokens to generate"),
     attribute: bool = typer.Option(
         True, "--attribute/--no-attribute", help="measure how much the answer relied on each passage"
@@ -213,7 +214,7 @@ def ask(
             raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")
     audit, gov = _audit_log(audit_db), _policy(policy)
     with _open(name, db) as kb:
-        backend = load(model, "torch")
+        engine = load(model, backend)
         record = AuditRecord(
             request_id=f"cli-{uuid.uuid4().hex[:24]}", created_at=datetime.now(UTC), endpoint="cli:kb ask"
         )
@@ -223,7 +224,7 @@ def ask(
             retrieval=Retrieval(kb, k, mode),
         )
         with err_console.status("retrieving passages ..."):
-            turn = start_turn(backend, request, record, audit, gov)
+            turn = start_turn(engine, request, record, audit, gov)
         try:
             for _, chunk in turn:
                 console.print(chunk.text, end="", markup=False, soft_wrap=True)
@@ -235,8 +236,11 @@ def ask(
         return
     for message in turn.grounding.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    explainer = None
+    if attribute:  # attribution needs gradients or forward passes on torch, beside a faster engine
+        explainer = engine if engine.kind == "torch" else load(model, "torch")
     with err_console.status("attributing the answer to its passages ...") if attribute else nullcontext():
-        cited = cite_turn(backend if attribute else None, turn, ablations=ablations, gradient=gradient)
+        cited = cite_turn(explainer, turn, ablations=ablations, gradient=gradient)
     console.print(_support_table(cited))
     if cited.unknown_citations:
         numbers = ", ".join(f"[{n}]" for n in cited.unknown_citations)

@@ -28,7 +28,7 @@ class ServerConfig:
     uploaded to /v1/kb are kept (default $CLEARLM_HOME/uploads)."""
 
     model: str = DEFAULT_MODEL
-    backend: str = "torch"
+    backend: str = "auto"
     db_url: str | None = None
     max_active: int = 1
     max_waiting: int = 32
