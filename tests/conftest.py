@@ -88,8 +88,9 @@ def assert_greedy_up_to_ties(together, alone, margin: float = 0.5, tolerance: fl
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``llamacpp`` need the optional llama-cpp-python: skipped without it, except in CI
-    (which installs it, so a failed build must fail the run rather than skip)."""
+    """Tests marked ``llamacpp`` need the optional llama-cpp-python, and those marked ``ray`` the optional
+    ray: skipped without it, except in CI (which installs them, so a failed build must fail the run rather
+    than skip)."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -98,6 +99,15 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="llama-cpp-python is not installed (pip install -e '.[llamacpp]')")
         for item in items:
             if "llamacpp" in item.keywords:
+                item.add_marker(skip)
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # found, not imported: importing it takes a second
+        if os.environ.get("CI"):
+            raise ImportError("ray is not installed")
+        skip = pytest.mark.skip(reason="ray is not installed (pip install -e '.[ray]')")
+        for item in items:
+            if "ray" in item.keywords:
                 item.add_marker(skip)
 
 
