@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from clearlm.errors import InvalidInputError
 from clearlm.models.tokens import text_tokenizer
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 # End-of-turn tokens of common chat templates: a chat model must stop at them even when the checkpoint's
 # generation config names only the end-of-text token.
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>", "<|end|>")
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call of a tool the model made: ``id`` ("call_..."), the function's ``name``, and its
+    ``arguments`` as JSON text (an object), as in the OpenAI API."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message. ``role`` is "system", "user" or "assistant"."""
+    """One chat message. ``role`` is "system", "user", "assistant" or "tool" (a tool's result, answering
+    the call ``tool_call_id``); an assistant message may carry the ``tool_calls`` it made."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise InvalidInputError(f"unknown message role {self.role!r}: use one of {', '.join(ROLES)}")
+
+
+class Chat(list):
+    """A message list with the tools the model may call: OpenAI function definitions
+    (``{"type": "function", "function": {"name", "description", "parameters"}}``), which the chat
+    template writes into the prompt. A plain message list is a chat without tools."""
+
+    def __init__(self, messages: Sequence[Message] = (), tools: Sequence[dict] = ()) -> None:
+        super().__init__(messages)
+        self.tools = tuple(tools)
+
+
+def tools_of(prompt) -> tuple[dict, ...]:
+    """The tools of a :class:`Chat` (none for another prompt)."""
+    return getattr(prompt, "tools", ())
+
+
+def same_tools(prompt, messages: Sequence[Message]):
+    """``messages`` with ``prompt``'s tools (a rewritten prompt keeps them)."""
+    return Chat(messages, tools_of(prompt)) if tools_of(prompt) else list(messages)
 
 
 Prompt = str | Sequence[Message]
@@ -100,7 +134,7 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
         spans = [(0, len(text), 0)]
     else:
         messages = list(prompt)
-        text, spans = _render_with_spans(tokenizer, messages, add_generation_prompt)
+        text, spans = _render_with_spans(tokenizer, messages, add_generation_prompt, tools_of(prompt))
         if spans is not None:
             enc = tt.segments(text, _complement(spans, len(text)))
         else:  # an unusual template: safe only when no content holds control-token text
@@ -126,7 +160,24 @@ def encode_prompt(tokenizer, prompt: Prompt, *, add_generation_prompt: bool = Tr
     return EncodedPrompt(ids, text, message_index, roles, special, list(enc.offsets))
 
 
-def _render(tokenizer, messages: list[Message], add_generation_prompt: bool) -> str:
+def _template_message(m: Message) -> dict:
+    """A message as chat templates take it (a call's arguments as an object, as HF templates expect)."""
+    out: dict = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.loads(c.arguments)},
+            }
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def _render(tokenizer, messages: list[Message], add_generation_prompt: bool, tools=()) -> str:
     """The chat template's text for ``messages``.
 
     Raises:
@@ -136,15 +187,16 @@ def _render(tokenizer, messages: list[Message], add_generation_prompt: bool) -> 
 
     try:
         return tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
+            [_template_message(m) for m in messages],
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
+            **({"tools": list(tools)} if tools else {}),
         )
     except jinja2.TemplateError as exc:
         raise InvalidInputError(f"the model's chat template refuses these messages: {exc}") from None
 
 
-def _render_with_spans(tokenizer, messages: list[Message], add_generation_prompt: bool):
+def _render_with_spans(tokenizer, messages: list[Message], add_generation_prompt: bool, tools=()):
     """The rendered text and each message content's span ``(start, end, message index)`` in it.
 
     The spans come from rendering the template with a unique marker in place of each content, so a
@@ -153,10 +205,10 @@ def _render_with_spans(tokenizer, messages: list[Message], add_generation_prompt
     once more per message with that message's real content, to see what the template makes of it.
     Spans are None when the result does not reproduce the template's real text.
     """
-    text = _render(tokenizer, messages, add_generation_prompt)
+    text = _render(tokenizer, messages, add_generation_prompt, tools)
     marks = [f"\ue000{i}\ue001" for i in range(len(messages))]  # private-use characters
-    with_marks = [Message(m.role, k) for m, k in zip(messages, marks, strict=True)]
-    skeleton = _render(tokenizer, with_marks, add_generation_prompt)
+    with_marks = [replace(m, content=k) for m, k in zip(messages, marks, strict=True)]
+    skeleton = _render(tokenizer, with_marks, add_generation_prompt, tools)
     rendered = [m.content for m in messages]
     spans = _fill(skeleton, marks, rendered)
     if spans is not None and spans[0] == text:
@@ -165,7 +217,9 @@ def _render_with_spans(tokenizer, messages: list[Message], add_generation_prompt
         if skeleton.count(mark) != 1:
             continue
         before, after = skeleton.split(mark)
-        one = _render(tokenizer, [*with_marks[:i], messages[i], *with_marks[i + 1 :]], add_generation_prompt)
+        one = _render(
+            tokenizer, [*with_marks[:i], messages[i], *with_marks[i + 1 :]], add_generation_prompt, tools
+        )
         if one.startswith(before) and one.endswith(after) and len(one) >= len(before) + len(after):
             rendered[i] = one[len(before) : len(one) - len(after)]
     spans = _fill(skeleton, marks, rendered)

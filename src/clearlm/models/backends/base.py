@@ -25,6 +25,27 @@ class JsonOutput:
     schema: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallOutput:
+    """Constrain the output to tool calls, each written as the Qwen/Hermes chat templates expect it::
+
+        <tool_call>\n{"name": "<name>", "arguments": <arguments>}\n</tool_call>
+
+    with ``<arguments>`` valid against that tool's parameters schema. Enforced while decoding, as
+    :mod:`clearlm.models.tools` builds it for each engine (an xgrammar structural tag for torch and vLLM,
+    a lazy GBNF grammar for llama.cpp).
+
+    Fields: tools: ``(name, parameters)`` pairs, the parameters a JSON Schema as JSON text; required:
+    True: the output is tool calls only, from its first token (tool_choice "required" or a named
+    function); False: free text, and once the model writes ``<tool_call>`` the call that follows is
+    constrained (tool_choice "auto"); parallel: more than one call may follow (each on its own line).
+    """
+
+    tools: tuple[tuple[str, str], ...]
+    required: bool = False
+    parallel: bool = True
+
+
 MIN_TEMPERATURE = 1e-5  # below it, decoding is greedy (logits / temperature would overflow float32)
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
 
@@ -37,7 +58,8 @@ class SamplingParams:
     Fields: max_new_tokens (tokens, >= 1); temperature (>= 0); top_p in (0, 1]; top_k (0 = off);
     seed (None = nondeterministic); stop: strings (or one string) that end generation, not included in
     the output; logprobs: None, or how many likeliest alternatives (0 to 20) to report with each
-    generated token's log-probability; json_output: constrain the output to JSON.
+    generated token's log-probability; json_output: constrain the output to JSON; tool_calls: constrain
+    it to tool calls (see :class:`ToolCallOutput`; not with json_output).
     """
 
     max_new_tokens: int = 128
@@ -48,6 +70,7 @@ class SamplingParams:
     stop: tuple[str, ...] | str = ()
     logprobs: int | None = None
     json_output: JsonOutput | None = None
+    tool_calls: ToolCallOutput | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # one stop string, as the OpenAI API also accepts
@@ -69,6 +92,10 @@ class SamplingParams:
             raise InvalidInputError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if any(not s for s in self.stop):
             raise InvalidInputError("stop strings must not be empty")
+        if self.json_output is not None and self.tool_calls is not None:
+            raise InvalidInputError(
+                "the output is either JSON (response_format) or tool calls (tools), not both"
+            )
         if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP_LOGPROBS:
             raise InvalidInputError(
                 f"top logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {self.logprobs}"

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
-from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget
+from clearlm.models.backends.base import (
+    Chunk,
+    JsonOutput,
+    SamplingParams,
+    TextStream,
+    ToolCallOutput,
+    budget,
+)
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
@@ -75,6 +82,8 @@ class LlamaCppBackend:
         encoded = self.encode(prompt)
         max_new = budget(len(encoded.token_ids), params, self.context_length)
         grammar = _grammar(params.json_output) if params.json_output else None
+        if params.tool_calls is not None:
+            grammar = _tool_grammar(params.tool_calls)
         seq = self.engine.submit(Sequence(list(encoded.token_ids), params, max_new, grammar))
         text = TextStream(self.decode, params.stop)
         try:
@@ -112,3 +121,62 @@ def _grammar(spec: JsonOutput):
         return LlamaGrammar.from_json_schema(spec.schema, verbose=False)
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise InvalidInputError(f"cannot use the JSON schema: {exc}") from None
+
+
+class LazyGrammar:
+    """A grammar that applies once the output matches one of ``patterns`` (full-match regexes whose
+    first group starts the constrained text), as llama.cpp's lazy grammar sampler takes it."""
+
+    def __init__(self, grammar, patterns: list[str]) -> None:
+        self.grammar = grammar
+        self.patterns = patterns
+
+
+def _tool_grammar(spec: ToolCallOutput):
+    """The tool-call constraint (see ``clearlm.models.tools``) as a llama.cpp GBNF grammar: each call's
+    arguments by llama.cpp's own JSON-Schema converter; required, a grammar from the first token;
+    auto, a lazy one that starts at ``<tool_call>`` or a fenced JSON block.
+
+    Raises:
+        InvalidInputError: a parameters schema llama.cpp cannot turn into a grammar.
+    """
+    import json
+    import re
+
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    from clearlm.models import tools as t
+
+    conv = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+    def lit(text: str) -> str:
+        return conv._format_literal(text)
+
+    forms = (
+        [(t.CALL_HEAD, t.CALL_END)]
+        if spec.required
+        else [(t.CALL_HEAD, t.CALL_END), (t.FENCE_HEAD, t.FENCE_CALL_END)]
+    )
+    try:
+        args = []
+        for i, (_, schema) in enumerate(spec.tools):
+            args.append(conv.visit(conv.resolve_refs(json.loads(schema), "stdin"), f"args{i}"))
+    except (ValueError, RuntimeError, KeyError, TypeError, AssertionError) as exc:
+        raise InvalidInputError(f"cannot use the tools' parameters: {exc}") from None
+    calls = [
+        f"{lit(head + name + t.ARGS_HEAD)} {rule} {lit(end)}"
+        for head, end in forms
+        for (name, _), rule in zip(spec.tools, args, strict=True)
+    ]
+    conv._add_rule("call", " | ".join(f"( {c} )" for c in calls))
+    sep = lit(t.SEPARATOR)
+    conv._add_rule("root", f"call ( {sep} call )*" if spec.parallel else "call")
+    try:
+        grammar = LlamaGrammar.from_string(conv.format_grammar(), verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"cannot use the tools' parameters: {exc}") from None
+    if spec.required:
+        return grammar
+    begins = "|".join(re.escape(b) for b in (t.BEGIN, t.FENCE_BEGIN))
+    return LazyGrammar(grammar, [f"[\\s\\S]*?({begins})[\\s\\S]*"])

@@ -114,7 +114,9 @@ class Engine:
     def _sampler(self, seq: Sequence):
         s = self._internals.LlamaSampler()
         p = seq.params
-        if seq.grammar is not None:
+        if getattr(seq.grammar, "patterns", None):  # lazy: applies once the output matches a pattern
+            s.add_grammar_lazy_patterns(self.model, seq.grammar.grammar, seq.grammar.patterns, [])
+        elif seq.grammar is not None:
             s.add_grammar(self.model, seq.grammar)
         if p.greedy:
             s.add_greedy()

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 import torch
 
 from clearlm.errors import InvalidInputError
-from clearlm.models.backends.base import Chunk, JsonOutput, SamplingParams, TextStream, budget, token_logprob
+from clearlm.models.backends.base import (
+    Chunk,
+    JsonOutput,
+    SamplingParams,
+    TextStream,
+    ToolCallOutput,
+    budget,
+    token_logprob,
+)
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
 
 
@@ -94,6 +102,8 @@ class TorchBackend:
         )
         input_ids = torch.tensor([encoded.token_ids], device=self.device)
         processors = [self._json_processor(params.json_output)] if params.json_output else []
+        if params.tool_calls is not None:
+            processors.append(self._tool_processor(params.tool_calls))
         errors: list[BaseException] = []
 
         def keep_logits(module, args, output):
@@ -148,14 +158,8 @@ class TorchBackend:
             cancel.set()
             worker.join()
 
-    def _json_processor(self, spec: JsonOutput):
-        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through.
-
-        Raises:
-            InvalidInputError: the schema is not valid JSON Schema that xgrammar can compile.
-        """
+    def _compiler(self):
         import xgrammar as xgr
-        from xgrammar.contrib.hf import LogitsProcessor
 
         if self._grammar_compiler is None:
             info = xgr.TokenizerInfo.from_huggingface(
@@ -164,6 +168,34 @@ class TorchBackend:
                 stop_token_ids=sorted(self.eos_token_ids),
             )
             self._grammar_compiler = xgr.GrammarCompiler(info)
+        return self._grammar_compiler
+
+    def _tool_processor(self, spec: ToolCallOutput):
+        """A fresh xgrammar logits processor for tool calls (the structural tag of ``clearlm.models.tools``).
+
+        Raises:
+            InvalidInputError: a tool's parameters schema xgrammar cannot compile.
+        """
+        import json
+
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        from clearlm.models.tools import structural_tag
+
+        try:
+            return LogitsProcessor(self._compiler().compile_structural_tag(json.dumps(structural_tag(spec))))
+        except (RuntimeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot use the tools' parameters: {str(exc).splitlines()[0]}") from None
+
+    def _json_processor(self, spec: JsonOutput):
+        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through.
+
+        Raises:
+            InvalidInputError: the schema is not valid JSON Schema that xgrammar can compile.
+        """
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        self._compiler()
         if spec.schema is None:
             return LogitsProcessor(self._grammar_compiler.compile_builtin_json_grammar())
         try:
