@@ -15,7 +15,7 @@ from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, 
 from clearlm.govern.base import Action, ScanContext
 from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
-from clearlm.models.chat import Message, Prompt, validate_prompt
+from clearlm.models.chat import Message, Prompt, same_tools, tools_of, validate_prompt
 from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, ground
 from clearlm.store.audit import AuditLog, AuditRecord
 from clearlm.store.review import add_escalated
@@ -238,6 +238,8 @@ def start_turn(
     else:
         record.parameters = {"forced_target": True}
     record.prompt = None
+    if tools_of(request.prompt):  # the functions offered (their definitions are in the prompt)
+        record.parameters["tools"] = [t["function"]["name"] for t in tools_of(request.prompt)]
     refusal = grounding = None
     try:
         validate_prompt(request.prompt)
@@ -329,7 +331,19 @@ def _stored_error(policy: Policy | None, error: str | None) -> str | None:
 def _stored(policy: Policy, prompt: Prompt) -> Prompt:
     if isinstance(prompt, str):
         return policy.stored(prompt)
-    return [Message(m.role, policy.stored(m.content)) for m in prompt]
+    return same_tools(
+        prompt,
+        [
+            dataclasses.replace(
+                m,
+                content=policy.stored(m.content),
+                tool_calls=tuple(
+                    dataclasses.replace(c, arguments=policy.stored(c.arguments)) for c in m.tool_calls
+                ),
+            )
+            for m in prompt
+        ],
+    )
 
 
 def _check_input(
@@ -358,9 +372,35 @@ def _check_input(
     if isinstance(prompt, str):
         new_prompt, stored_prompt = used[0], stored[0]
     else:
-        new_prompt = [Message(m.role, t) for m, t in zip(prompt, used, strict=True)]
-        stored_prompt = [Message(m.role, t) for m, t in zip(prompt, stored, strict=False)]
+        new_prompt = same_tools(
+            prompt, [dataclasses.replace(m, content=t) for m, t in zip(prompt, used, strict=True)]
+        )
+        stored_prompt = same_tools(
+            prompt, [dataclasses.replace(m, content=t) for m, t in zip(prompt, stored, strict=False)]
+        )
+        for i, m in enumerate(prompt):  # the calls an assistant message made: their arguments are input too
+            if not m.tool_calls:
+                continue
+            calls_used, calls_stored = [], []
+            for j, c in enumerate(m.tool_calls):
+                d = policy.check(c.arguments, ScanContext("input", "assistant"))
+                results += [{"message": i, "tool_call": j, **r} for r in d.to_dict()["results"]]
+                action = d.action if d.action.severity > action.severity else action
+                calls_used.append(dataclasses.replace(c, arguments=_json_or(d.text, c.arguments)))
+                calls_stored.append(dataclasses.replace(c, arguments=d.stored))
+            new_prompt[i] = dataclasses.replace(new_prompt[i], tool_calls=tuple(calls_used))
+            stored_prompt[i] = dataclasses.replace(stored_prompt[i], tool_calls=tuple(calls_stored))
     return new_prompt, stored_prompt, new_target, {"action": action.value, "results": results}
+
+
+def _json_or(text: str, original: str) -> str:
+    """``text`` (redacted arguments) if it is still a JSON object, else ``original``."""
+    import json
+
+    try:
+        return text if isinstance(json.loads(text), dict) else original
+    except json.JSONDecodeError:
+        return original
 
 
 def _mark_escalated(governance: dict, decision) -> None:
@@ -385,4 +425,16 @@ def _parameters(params: SamplingParams) -> dict:
 def _prompt_json(prompt: Prompt) -> object:
     if isinstance(prompt, str):
         return prompt
-    return [{"role": m.role, "content": m.content} for m in prompt if isinstance(m, Message)]
+    return [_message_json(m) for m in prompt if isinstance(m, Message)]
+
+
+def _message_json(m: Message) -> dict:
+    """A message as the audit record keeps it: role and content, the calls an assistant message made
+    (their arguments stored as the policy stores text, as the tool results' content is), and the call a
+    tool message answers."""
+    out: dict = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out

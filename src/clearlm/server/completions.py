@@ -18,6 +18,7 @@ from clearlm.errors import InvalidInputError
 from clearlm.govern import disclosure
 from clearlm.govern.outputs import govern_text
 from clearlm.models.backends.base import TokenLogprob
+from clearlm.models.tools import ToolCallParser, parse_tool_calls
 from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, explain_turn
 from clearlm.server import protocol as p
 from clearlm.server.auth import tenant_of
@@ -33,6 +34,7 @@ from clearlm.server.serving import (
     sampling_params,
     sse,
     stream_events,
+    tool_output,
     usage,
 )
 from clearlm.server.state import ServerState
@@ -80,7 +82,8 @@ async def chat_completion(
         and knowledge.attribute
         and "attribute" in knowledge.model_fields_set
     )
-    prompt = chat_prompt(body.messages)
+    tools = tool_output(body)
+    prompt = chat_prompt(body.messages, body.tools if body.tool_choice != "none" else None)
     params = sampling_params(
         body,
         state,
@@ -88,6 +91,7 @@ async def chat_completion(
         body.max_completion_tokens or body.max_tokens,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         json=json_output(body.response_format),
+        tools=tools,
     )
     retrieval = None
     if knowledge is not None:
@@ -106,6 +110,7 @@ async def chat_completion(
 
     if body.stream:
         started: set[int] = set()
+        parsers = {i: ToolCallParser() for i in range(body.n)} if tools is not None else {}
 
         def chunk(choices, usage_=None) -> p.ChatCompletionChunk:
             return p.ChatCompletionChunk(
@@ -116,16 +121,26 @@ async def chat_completion(
             if index not in started:
                 started.add(index)
                 yield chunk([p.ChunkChoice(index=index, delta=p.Delta(role="assistant", content=""))])
-            if c.text or c.logprobs:
+            text, calls, reason = c.text, [], c.finish_reason
+            if index in parsers:  # tool calls: the text is split into content and calls' pieces
+                text, deltas = parsers[index].push(c.text)
+                if c.finish_reason:
+                    rest, more = parsers[index].finish()
+                    text, deltas = text + rest, deltas + more
+                    reason = _reason(c.finish_reason, parsers[index].calls)
+                calls = [_delta(d) for d in deltas]
+            if text or c.logprobs:
                 yield chunk(
                     [
                         p.ChunkChoice(
-                            index=index, delta=p.Delta(content=c.text), logprobs=logprobs(index, c.logprobs)
+                            index=index, delta=p.Delta(content=text), logprobs=logprobs(index, c.logprobs)
                         )
                     ]
                 )
+            if calls:
+                yield chunk([p.ChunkChoice(index=index, delta=p.Delta(tool_calls=calls))])
             if c.finish_reason:
-                done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=c.finish_reason)])
+                done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=reason)])
                 done.ai_generated = disclosure.mark(state.model_id)
                 if turn.grounding is not None:
                     done.citations = cite_turn(None, turn, index).to_dict()
@@ -160,19 +175,49 @@ async def chat_completion(
         id=response_id,
         created=created,
         model=state.model_id,
-        choices=[
-            p.ChatChoice(
-                index=c.index,
-                message=p.AssistantMessage(content=c.text),
-                finish_reason=c.finish_reason,
-                logprobs=logprobs(c.index, c.logprobs),
-            )
-            for c in turn.choices
-        ],
+        choices=[_chat_choice(c, tools is not None, logprobs(c.index, c.logprobs)) for c in turn.choices],
         usage=usage(turn),
         explanation=explanation,
         citations=citations,
         ai_generated=disclosure.mark(state.model_id),
+    )
+
+
+def _reason(finish_reason: str | None, calls) -> str | None:
+    """ "tool_calls" for an answer that ended by itself with calls in it (as the OpenAI API says)."""
+    return "tool_calls" if calls and finish_reason == "stop" else finish_reason
+
+
+def _delta(d) -> p.DeltaToolCall:
+    if d.id is not None:  # a call's first piece
+        return p.DeltaToolCall(
+            index=d.index,
+            id=d.id,
+            type="function",
+            function=p.DeltaFunction(name=d.name, arguments=d.arguments),
+        )
+    return p.DeltaToolCall(index=d.index, function=p.DeltaFunction(arguments=d.arguments))
+
+
+def _chat_choice(c, with_tools: bool, logprobs) -> p.ChatChoice:
+    """A finished choice; with tools, its text split into content and calls (``clearlm.models.tools``)."""
+    if not with_tools:
+        return p.ChatChoice(
+            index=c.index,
+            message=p.AssistantMessage(content=c.text),
+            finish_reason=c.finish_reason,
+            logprobs=logprobs,
+        )
+    content, calls = parse_tool_calls(c.text)
+    message = p.AssistantMessage(
+        content=content if content or not calls else None,
+        tool_calls=[
+            p.ToolCallOut(id=t.id, function=p.FunctionCall(name=t.name, arguments=t.arguments)) for t in calls
+        ]
+        or None,
+    )
+    return p.ChatChoice(
+        index=c.index, message=message, finish_reason=_reason(c.finish_reason, calls), logprobs=logprobs
     )
 
 

@@ -14,7 +14,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from clearlm.explain import METHODS
@@ -59,6 +67,10 @@ MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 16, 254  # a knowledge base's chunk size (e
 MAX_OVERLAP = MAX_CHUNK_TOKENS // 2  # tokens shared by neighbouring chunks (at most half a chunk)
 MAX_KEY_NAME_CHARS = 128  # an API key's name
 MAX_AUDIT_PAGE = 1000  # records per GET /v1/audit
+MAX_TOOLS = 128  # tools per chat request (the OpenAI API's limit)
+MAX_TOOL_CALLS = 128  # tool calls in one assistant message
+MAX_ARGUMENTS_CHARS = MAX_MESSAGE_CHARS  # one call's arguments (JSON text)
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # a function's name (the OpenAI API's rule)
 
 KB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 FILENAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$"
@@ -114,8 +126,23 @@ class ContentPart(BaseModel):
     text: str = Field(max_length=MAX_MESSAGE_CHARS, description=f"At most {MAX_MESSAGE_CHARS:,} characters.")
 
 
+class FunctionCall(BaseModel):
+    name: str = Field(max_length=MAX_NAME_CHARS)
+    arguments: str = Field(
+        max_length=MAX_ARGUMENTS_CHARS, description="The arguments, a JSON object as text."
+    )
+
+
+class ToolCallIn(BaseModel):
+    """A call an earlier assistant message made (sent back in the conversation)."""
+
+    id: str = Field(max_length=MAX_ID_CHARS)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: (
         Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
         | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)]
@@ -126,6 +153,14 @@ class ChatMessage(BaseModel):
         "characters in all.",
     )
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    tool_calls: list[ToolCallIn] | None = Field(
+        default=None,
+        max_length=MAX_TOOL_CALLS,
+        description=f"assistant: the calls it made (at most {MAX_TOOL_CALLS}); its content may be null.",
+    )
+    tool_call_id: str | None = Field(
+        default=None, max_length=MAX_ID_CHARS, description="tool: the id of the call this message answers."
+    )
 
     @model_validator(mode="after")
     def _bounded(self):
@@ -160,6 +195,36 @@ class ResponseFormat(BaseModel):
     model_config = ConfigDict(json_schema_extra=_response_format_schema)
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
+
+
+class FunctionDefinition(BaseModel):
+    name: Annotated[str, Field(max_length=64, json_schema_extra={"pattern": TOOL_NAME_PATTERN})]
+    description: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="The arguments' JSON Schema (an object); omitted: no arguments."
+    )
+    strict: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(TOOL_NAME_PATTERN, value):
+            raise ValueError(f"a function's name is 1-64 letters, digits, '_' or '-'; got {value[:80]!r}")
+        return value
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    name: str = Field(max_length=64)
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -402,6 +467,15 @@ class ChatCompletionRequest(_Sampling):
         default=None, ge=0, le=MAX_TOP_LOGPROBS, description=f"0 to {MAX_TOP_LOGPROBS}; needs logprobs."
     )
     response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(
+        default=None, max_length=MAX_TOOLS, description=f"Functions the model may call, at most {MAX_TOOLS}."
+    )
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = Field(
+        default=None,
+        description="none: answer in text; auto (the default with tools): text or calls; required: calls; "
+        "a named function: a call of it. Calls' arguments always validate against their schema.",
+    )
+    parallel_tool_calls: bool = Field(default=True, description="Several calls in one answer.")
     explain: bool | ExplainSpec | None = None  # clearlm: attach an attribution of the answer
     knowledge_base: KnowledgeBaseName | KnowledgeSpec | None = None  # clearlm: answer from it, with citations
 
@@ -507,10 +581,40 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobOut] | None
 
 
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class DeltaFunction(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_nulls(self, handler):  # as the OpenAI API streams them: only the fields a piece has
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class DeltaToolCall(BaseModel):
+    """A piece of a streamed call: ``id``, ``type`` and the function's name on its first piece, then
+    pieces of its arguments (concatenate them)."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunction | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_nulls(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class ChatChoice(BaseModel):
@@ -536,6 +640,7 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChunkChoice(BaseModel):

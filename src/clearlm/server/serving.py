@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from clearlm.errors import ClearlmError, ContextLengthError, InvalidInputError, ModelNotFoundError
 from clearlm.govern.policy import Policy
 from clearlm.models import Message, SamplingParams
-from clearlm.models.backends.base import JsonOutput
-from clearlm.models.chat import Prompt, validate_prompt
+from clearlm.models.backends.base import JsonOutput, ToolCallOutput
+from clearlm.models.chat import Chat, Prompt, ToolCall, validate_prompt
 from clearlm.pipeline import Turn, TurnRequest, check_method, start_turn
 from clearlm.server import protocol as p
 from clearlm.server.errors import error_body
@@ -32,9 +32,85 @@ def check_model(model: str | None, state: ServerState) -> None:
         )
 
 
-def chat_prompt(messages: list[p.ChatMessage]) -> list[Message]:
-    """OpenAI messages as clearlm messages ("developer" is the newer name of "system")."""
-    return [Message("system" if m.role == "developer" else m.role, m.text()) for m in messages]
+def chat_prompt(messages: list[p.ChatMessage], tools: list[p.Tool] | None = None) -> list[Message]:
+    """OpenAI messages as clearlm messages ("developer" is the newer name of "system"), with the calls
+    assistant messages made and the call each tool message answers; with ``tools``, a
+    :class:`~clearlm.models.chat.Chat` carrying them (the chat template writes them into the prompt).
+
+    Raises:
+        InvalidInputError: a tool message without a ``tool_call_id`` of a call made before it, or a call
+            whose arguments are not a JSON object.
+    """
+    out, called = [], set()
+    for i, m in enumerate(messages):
+        calls = []
+        for c in m.tool_calls or ():
+            if m.role != "assistant":
+                raise InvalidInputError(f"messages[{i}]: only assistant messages carry tool_calls")
+            try:
+                args = json.loads(c.function.arguments)
+            except json.JSONDecodeError:
+                args = None
+            if not isinstance(args, dict):
+                raise InvalidInputError(
+                    f"messages[{i}].tool_calls: the arguments of {c.function.name!r} are not a JSON object"
+                )
+            calls.append(ToolCall(c.id, c.function.name, c.function.arguments))
+            called.add(c.id)
+        if m.role == "tool" and m.tool_call_id not in called:
+            raise InvalidInputError(
+                f"messages[{i}] is a tool message answering "
+                + (f"the call {m.tool_call_id!r}" if m.tool_call_id else "no call (tool_call_id is missing)")
+                + ", but no assistant message before it made that call: send the assistant message with "
+                "its tool_calls first"
+            )
+        role = "system" if m.role == "developer" else m.role
+        out.append(Message(role, m.text(), tuple(calls), m.tool_call_id if m.role == "tool" else None))
+    if tools:
+        return Chat(out, [t.model_dump(exclude_none=True) for t in tools])
+    return out
+
+
+def tool_output(body: p.ChatCompletionRequest) -> ToolCallOutput | None:
+    """The tool-call constraint a request asks for (None: the model answers in text).
+
+    Raises:
+        InvalidInputError: tool_choice without tools, a named function not among them, two tools of one
+            name, a parameters object that is not valid JSON Schema, tools with response_format,
+            explain or knowledge_base.
+    """
+    import jsonschema
+
+    from clearlm.models.tools import constraint
+
+    if not body.tools:
+        if body.tool_choice is not None and body.tool_choice != "none":
+            raise InvalidInputError("tool_choice needs tools: give the functions the model may call")
+        return None
+    names = [t.function.name for t in body.tools]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("two tools have the same name: give each function its own name")
+    for t in body.tools:
+        schema = t.function.parameters
+        if schema is None:
+            continue
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise InvalidInputError(
+                f"the parameters of the tool {t.function.name!r} are not valid JSON Schema: {exc.message}"
+            ) from None
+    for field, given in (
+        ("response_format", body.response_format is not None and body.response_format.type != "text"),
+        ("explain", bool(body.explain)),
+        ("knowledge_base", body.knowledge_base is not None),
+    ):
+        if given:
+            raise InvalidInputError(f"tools cannot be combined with {field}: send one or the other")
+    choice = body.tool_choice or "auto"
+    if not isinstance(choice, str):
+        choice = choice.model_dump()
+    return constraint([t.model_dump() for t in body.tools], choice, body.parallel_tool_calls)
 
 
 def json_output(fmt: p.ResponseFormat | None) -> JsonOutput | None:
@@ -68,6 +144,7 @@ def sampling_params(
     max_tokens: int | None,
     logprobs: int | None = None,
     json: JsonOutput | None = None,
+    tools: ToolCallOutput | None = None,
 ) -> SamplingParams:
     """Decoding parameters; without ``max_tokens``, the config's default capped by what the context has left.
 
@@ -93,6 +170,7 @@ def sampling_params(
         stop=stop,
         logprobs=logprobs,
         json_output=json,
+        tool_calls=tools,
     )
 
 
