@@ -40,6 +40,7 @@ CALL_END = "}\n</tool_call>"
 FENCE_CALL_END = "}\n```"
 FENCE_TRIGGER = FENCE_BEGIN
 SEPARATOR = "\n"  # between parallel calls
+MAX_WHITESPACE = 8  # characters of whitespace in a row inside arguments (a model cannot pad forever)
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*')
 
@@ -78,7 +79,11 @@ def structural_tag(spec: ToolCallOutput) -> dict:
         {
             "type": "tag",
             "begin": head + name + ARGS_HEAD,
-            "content": {"type": "json_schema", "json_schema": json.loads(schema)},
+            "content": {
+                "type": "json_schema",
+                "json_schema": json.loads(schema),
+                "max_whitespace_cnt": MAX_WHITESPACE,
+            },
             "end": end,
         }
         for head, end in forms
