@@ -176,7 +176,7 @@ class RayReplicas:
         self.nodes = [i["node"] for i in infos]
         self.name = model
         self.lock = threading.Lock()
-        self.resumed = 0  # streams resumed on another replica after theirs died
+        self.resumes: list[int] = []  # per resumed stream: the tokens it had produced when its replica died
         self.wait_s = wait_s
         self._cond = threading.Condition()
 
@@ -219,7 +219,9 @@ class RayReplicas:
                     if text.stopped or chunk.finish_reason:
                         done = True
                         tail = "" if text.stopped else text.finish()
-                        yield Chunk(piece + tail, chunk.token_ids, chunk.finish_reason or "stop", chunk.logprobs)
+                        yield Chunk(
+                            piece + tail, chunk.token_ids, chunk.finish_reason or "stop", chunk.logprobs
+                        )
                         return
                     if piece or chunk.token_ids:
                         yield Chunk(piece, chunk.token_ids, logprobs=chunk.logprobs)
@@ -229,7 +231,7 @@ class RayReplicas:
             except self._ray.exceptions.RayActorError:
                 self._lost(replica)
                 with self._cond:
-                    self.resumed += 1
+                    self.resumes.append(len(emitted))
             except self._ray.exceptions.RayTaskError as exc:
                 done = True
                 raise unwrap(exc) from None
