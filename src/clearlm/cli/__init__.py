@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from clearlm.cli import audit as audit_cmd
+from clearlm.cli import batch as batch_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
 from clearlm.cli import govern as govern_cmd
@@ -43,6 +44,7 @@ app.add_typer(probe_cmd.app, name="probe")
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
+app.add_typer(batch_cmd.app, name="batch")
 
 
 def main() -> None:

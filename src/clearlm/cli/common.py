@@ -41,9 +41,15 @@ def read_prompt(prompt: str | None, file: Path | None) -> str:
 
 
 def load(
-    model: str, backend: str = "auto", dtype: str = "float32", slots: int = 1, threads: int | None = None
+    model: str,
+    backend: str = "auto",
+    dtype: str = "float32",
+    slots: int = 1,
+    threads: int | None = None,
+    **options,
 ):
-    """Load a model, showing a spinner (and progress if a catalog model must be assembled first)."""
+    """Load a model, showing a spinner (and progress if a catalog model must be assembled first); ``options``
+    go to ``load_backend`` (``replicas``, ``ray_address``)."""
     from transformers.utils import logging as hf_logging
 
     from clearlm.models import load_backend, resolve_backend
@@ -51,4 +57,4 @@ def load(
     hf_logging.disable_progress_bar()  # the spinner below says what is happening
     backend = resolve_backend(model, backend)
     with err_console.status(f"loading {escape(model)} ({backend}) ..."):
-        return load_backend(model, backend, dtype=dtype, slots=slots, threads=threads)
+        return load_backend(model, backend, dtype=dtype, slots=slots, threads=threads, **options)

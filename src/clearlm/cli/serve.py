@@ -43,6 +43,14 @@ def serve(
         RETENTION_DAYS, "--retention-days", help="prune audit records older than this at start (0: keep all)"
     ),
     threads: int = typer.Option(None, "--threads", help="llamacpp: CPU threads (default: one per core)"),
+    replicas: int = typer.Option(
+        0, "--replicas", help="serve from this many replicas of --backend on a Ray cluster (0: in-process)"
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="with --replicas: the Ray cluster (HEAD:6379, or auto; default: a local Ray)",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
@@ -78,7 +86,13 @@ def serve(
         from clearlm.store import AuditLog
 
         AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
-    state = ServerState(config, backend=load(model, backend, slots=max_active, threads=threads), db=database)
+    state = ServerState(
+        config,
+        backend=load(
+            model, backend, slots=max_active, threads=threads, replicas=replicas, ray_address=ray_address
+        ),
+        db=database,
+    )
     logs.configure(log_level)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     err_console.print(f"[dim]serving[/] {model} [dim]({backend})[/]")

@@ -34,6 +34,8 @@ def load_backend(
     slots: int = 1,
     threads: int | None = None,
     hooks: PullHooks = PullHooks(),
+    replicas: int = 0,
+    ray_address: str | None = None,
 ) -> Backend:
     """Load ``model`` with the chosen backend ("torch", "llamacpp", or "auto": see :func:`resolve_backend`;
     the CLI and server default to "auto", this function to torch, the one that explanations need).
@@ -44,6 +46,10 @@ def load_backend(
     (continuous batching; the torch backend generates one at a time). ``threads``: CPU threads for
     llama.cpp (None = one per core; fewer on a busy machine, where llama.cpp's spinning threads wait on
     each other).
+
+    ``replicas``: when >= 1, that many replicas of ``backend`` on the Ray cluster at ``ray_address`` (None:
+    RAY_ADDRESS or a one-machine Ray), each holding ``slots`` sequences and ``threads`` CPUs (see
+    :mod:`clearlm.models.backends.ray_replicas`).
 
     Raises:
         ModelNotFoundError: nothing of that name; InvalidInputError: unknown backend or dtype;
@@ -56,6 +62,12 @@ def load_backend(
         )
     if dtype not in DTYPES:
         raise BackendUnavailableError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if replicas:
+        from clearlm.models.backends.ray_replicas import RayReplicas
+
+        return RayReplicas(
+            model, backend, replicas=replicas, address=ray_address, slots=slots, threads=threads, dtype=dtype
+        )
     if backend == "llamacpp":
         return _load_llamacpp(model, hooks, slots, threads)
     return _load_torch(model, DTYPES[dtype], device, hooks)
