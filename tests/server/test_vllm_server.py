@@ -1,0 +1,241 @@
+"""The server over the vllm backend (vLLM in its own environment, started once for this module), driven
+by the official ``openai`` client: the behaviours the torch and llama.cpp backends pass."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import jsonschema
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from clearlm.models import DEFAULT_MODEL, load_backend
+from conftest import assert_greedy_up_to_ties
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+@pytest.fixture(scope="module")
+def vllm_backend():
+    backend = load_backend(DEFAULT_MODEL, "vllm")
+    yield backend
+    backend.close()
+
+
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
+
+
+def engine_metric(backend, name: str, **labels) -> float:
+    """A counter or gauge from vLLM's own /metrics (summed over its engines)."""
+    text = httpx.get(backend.url + "/metrics", timeout=30).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_greedy_answer_with_logprobs_and_a_completion(serve, vllm_backend):
+    server = serve(vllm_backend)
+    c = client(server)
+    r = c.chat.completions.create(
+        model=DEFAULT_MODEL, messages=QUESTION, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3
+    )
+    assert (
+        r.choices[0].message.content.strip().rstrip(".") == "Paris" and r.choices[0].finish_reason == "stop"
+    )
+    first = r.choices[0].logprobs.content[0]
+    assert first.token == "Paris" and -1.0 < first.logprob < 0 and first.top_logprobs[0].token == "Paris"
+    assert len(first.top_logprobs) == 3 and first.top_logprobs[0].logprob >= first.top_logprobs[1].logprob
+    done = c.completions.create(
+        model=DEFAULT_MODEL, prompt="The Eiffel Tower is located in the city of", max_tokens=3, temperature=0
+    )
+    assert done.choices[0].text.startswith(" Paris") and done.choices[0].finish_reason == "length"
+    assert done.usage.completion_tokens == 3
+    assert [rec.status_code for rec in server.state.audit.records()] == [200, 200]
+
+
+def test_streaming_equals_non_streaming(serve, vllm_backend):
+    server = serve(vllm_backend)
+
+    async def main():
+        c = openai.AsyncOpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
+        whole = await c.chat.completions.create(
+            model=DEFAULT_MODEL, messages=QUESTION, max_tokens=8, temperature=0
+        )
+        stream = await c.chat.completions.create(
+            model=DEFAULT_MODEL,
+            messages=QUESTION,
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts, usage = [], None
+        async for chunk in stream:
+            parts.extend(ch.delta.content or "" for ch in chunk.choices)
+            usage = chunk.usage or usage
+        return whole, "".join(parts), usage
+
+    whole, streamed, usage = asyncio.run(main())
+    assert "Paris" in streamed and streamed == whole.choices[0].message.content and usage == whole.usage
+
+
+def test_concurrent_streams_each_match_their_solo_run(serve, vllm_backend):
+    server = serve(vllm_backend, max_active=4, max_waiting=4)
+    questions = [
+        "What is the capital of France?",
+        "What is 2 plus 2?",
+        "Name a primary colour.",
+        "Say hello.",
+    ]
+
+    async def one(c, q):
+        stream = await c.chat.completions.create(
+            model=DEFAULT_MODEL,
+            messages=[{"role": "user", "content": q}],
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            logprobs=True,
+            top_logprobs=5,
+        )
+        text, steps, started = "", [], time.monotonic()
+        async for ch in stream:
+            if ch.choices:
+                text += ch.choices[0].delta.content or ""
+                for t in ch.choices[0].logprobs.content if ch.choices[0].logprobs else ():
+                    steps.append((t.token, t.logprob, [(a.token, a.logprob) for a in t.top_logprobs]))
+        return text, steps, started, time.monotonic()
+
+    async def main():
+        c = openai.AsyncOpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
+        together = await asyncio.gather(*(one(c, q) for q in questions))
+        alone = [await one(c, q) for q in questions]
+        return together, alone
+
+    together, alone = asyncio.run(main())
+    assert "Paris" in alone[0][0]
+    for batched, single in zip(together, alone, strict=True):
+        assert len(single[1]) > 0
+        assert_greedy_up_to_ties(batched[1], single[1])
+    # they ran at once: every stream started before any of them ended
+    assert max(t[2] for t in together) < min(t[3] for t in together)
+    assert [r.status_code for r in server.state.audit.records()] == [200] * 8
+
+
+def test_stop_strings_seeds_and_n(serve, vllm_backend):
+    c = client(serve(vllm_backend))
+    counting = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
+    r = c.chat.completions.create(
+        model=DEFAULT_MODEL, messages=counting, max_tokens=40, temperature=0, stop=["5"]
+    )
+    text = r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop" and "4" in text and "5" not in text
+
+    story = [{"role": "user", "content": "Write one sentence about the sea."}]
+
+    def sample(seed, n=1):
+        r = c.chat.completions.create(
+            model=DEFAULT_MODEL, messages=story, max_tokens=24, temperature=1.0, seed=seed, n=n
+        )
+        return [ch.message.content for ch in r.choices]
+
+    a, b, other = sample(7), sample(7), sample(8)
+    assert a == b and a != other
+    both = sample(7, n=2)  # choice i is seeded seed + i, as on every backend
+    assert both == a + other
+
+
+def test_json_schema_output_validates(serve, vllm_backend):
+    c = client(serve(vllm_backend))
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "country": {"type": "string"},
+            "population": {"type": "integer"},
+        },
+        "required": ["city", "country", "population"],
+        "additionalProperties": False,
+    }
+    r = c.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[
+            {"role": "user", "content": "Describe Paris as JSON: its city name, country and population."}
+        ],
+        max_tokens=60,
+        temperature=0,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "city", "schema": schema, "strict": True},
+        },
+    )
+    assert r.choices[0].finish_reason == "stop"
+    value = json.loads(r.choices[0].message.content)
+    jsonschema.validate(value, schema)
+    assert value["city"] == "Paris" and value["population"] > 0
+    r = c.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=QUESTION,
+        max_tokens=30,
+        temperature=0,
+        response_format={"type": "json_object"},
+    )
+    json.loads(r.choices[0].message.content)
+
+
+def test_a_prompt_longer_than_the_context_is_a_400(serve, vllm_backend):
+    c = client(serve(vllm_backend))
+    long = " ".join(["word"] * (vllm_backend.context_length + 100))
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(
+            model=DEFAULT_MODEL, messages=[{"role": "user", "content": long}], max_tokens=4
+        )
+    assert caught.value.code == "context_length_exceeded"
+
+
+def test_an_explanation_loads_the_torch_model_beside_vllm(serve, vllm_backend):
+    server = serve(vllm_backend)
+    r = client(server).chat.completions.create(
+        model=DEFAULT_MODEL, messages=QUESTION, max_tokens=3, temperature=0, extra_body={"explain": True}
+    )
+    explanation = r.model_extra["explanation"]
+    assert explanation["method"] == "input_x_gradient" and server.state.explainer().kind == "torch"
+    assert "".join(explanation["target_tokens"]) == r.choices[0].message.content
+    assert server.state.backend.kind == "vllm"
+    assert [rec.status_code for rec in server.state.audit.records()] == [200]
+
+
+def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
+    server = serve(vllm_backend)
+    aborted = engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort")
+    stream = client(server).chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "Write a very long story about a lighthouse keeper."}],
+        max_tokens=300,
+        temperature=0,
+        stream=True,
+    )
+    for i, _ in enumerate(stream):
+        if i == 3:
+            break
+    stream.close()
+    deadline = time.monotonic() + 60
+    while not server.state.audit.records() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [rec] = server.state.audit.records()
+    assert rec.status_code == 499 and rec.finish_reason == "cancelled" and 0 < rec.completion_tokens < 100
+    while time.monotonic() < deadline and (
+        engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort") == aborted
+    ):
+        time.sleep(0.2)
+    assert engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort") == aborted + 1
+    assert engine_metric(vllm_backend, "vllm:num_requests_running") == 0
