@@ -124,7 +124,8 @@ class RayReplicas:
         replica_backend: "torch" or "llamacpp" (the replicas' backend).
         replicas: how many actors (>= 1); spread over the cluster's machines (Ray's SPREAD strategy).
         address: the Ray cluster (``HOST:PORT``, ``"auto"``; None: RAY_ADDRESS or a one-machine Ray).
-        slots: sequences a llamacpp replica decodes together (requests one replica takes at once).
+        slots: sequences decoded at once over all replicas: each llamacpp replica decodes
+            ``ceil(slots / replicas)`` together (the server's --max-active).
         threads: CPU threads per replica (llamacpp); also the CPUs each replica reserves (default 1).
         max_restarts: how often Ray restarts a dead replica before it is dropped.
         wait_s: how long a request waits for a replica to come back when none is alive (seconds).
@@ -154,6 +155,7 @@ class RayReplicas:
         if replicas < 1:
             raise InvalidInputError(f"replicas must be >= 1, got {replicas}")
         ray = self._ray = connect(address)
+        slots = -(-slots // replicas)  # per replica
         options = {"slots": slots, "threads": threads}
         if replica_backend == "torch":
             options = {"dtype": dtype}
