@@ -14,9 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
-from clearlm.models.backends.base import JsonOutput, SamplingParams, generate
+from clearlm.models.backends.base import JsonOutput, SamplingParams, ToolCallOutput, generate
 from clearlm.models.backends.vllm_backend import VllmBackend
 from clearlm.models.chat import Message
+from clearlm.models.tools import structural_tag
 
 
 class FakeVllm:
@@ -142,6 +143,10 @@ def test_length_budget_seeds_and_json_reach_vllm(fake, tiny_tokenizer):
     assert body["max_tokens"] == room and body["structured_outputs"] == {"json": '{"type": "object"}'}
     generate(backend, prompt, SamplingParams(max_new_tokens=3, json_output=JsonOutput()))
     assert server.bodies[-1]["structured_outputs"] == {"json_object": True}
+    calls = ToolCallOutput((("get_time", '{"type": "object"}'),), required=True)
+    generate(backend, prompt, SamplingParams(max_new_tokens=3, tool_calls=calls))
+    tag = json.loads(server.bodies[-1]["structured_outputs"]["structural_tag"])
+    assert tag == structural_tag(calls)  # what torch compiles with xgrammar, vLLM compiles too
     with pytest.raises(InvalidInputError, match="shorten the prompt"):
         generate(backend, " ".join(["cat"] * 100), SamplingParams())
 

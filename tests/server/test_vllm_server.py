@@ -239,3 +239,46 @@ def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
         time.sleep(0.2)
     assert engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort") == aborted + 1
     assert engine_metric(vllm_backend, "vllm:num_requests_running") == 0
+
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get the current weather in a city",
+            "parameters": WEATHER,
+        },
+    }
+]
+
+
+def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
+    c = client(serve(vllm_backend))
+    required = c.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "Tell me a joke."}],
+        temperature=0,
+        max_tokens=48,
+        tools=TOOLS,
+        tool_choice="required",
+    ).choices[0]
+    [call] = required.message.tool_calls  # a joke is no weather question: only the constraint makes it a call
+    assert required.finish_reason == "tool_calls" and call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER)
+    auto = c.chat.completions.create(
+        model=DEFAULT_MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        temperature=0,
+        max_tokens=48,
+        tools=TOOLS,
+        tool_choice="auto",
+    ).choices[0]
+    [call] = auto.message.tool_calls
+    assert auto.finish_reason == "tool_calls" and json.loads(call.function.arguments)["city"] == "Paris"

@@ -170,6 +170,10 @@ class VllmBackend:
         if params.json_output is not None:
             schema = params.json_output.schema  # vLLM 0.32's field (``guided_json`` before 0.11)
             body["structured_outputs"] = {"json_object": True} if schema is None else {"json": schema}
+        if params.tool_calls is not None:  # the same xgrammar structural tag the torch backend compiles
+            from clearlm.models.tools import structural_tag
+
+            body["structured_outputs"] = {"structural_tag": json.dumps(structural_tag(params.tool_calls))}
         return body
 
 
