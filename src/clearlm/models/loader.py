@@ -53,7 +53,8 @@ def load_backend(
 
     Raises:
         ModelNotFoundError: nothing of that name; InvalidInputError: unknown backend or dtype;
-        IntegrityError: a packaged file's hash differs; BackendUnavailableError: llama-cpp-python or the vllm engine missing.
+        IntegrityError: a packaged file's hash differs; BackendUnavailableError: llama-cpp-python or
+        the vllm engine missing.
     """
     backend = resolve_backend(model, backend)
     if backend not in BACKENDS:
