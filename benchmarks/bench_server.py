@@ -89,10 +89,10 @@ ALONE = ("vllm-alone", "llama-alone")
 @dataclass
 class Arm:
     name: str
-    cmd: list[str]
+    cmd: list[str] | None  # None: vLLM's own server, started in-process by VllmServer
     port: int
     model: str  # the model name the server answers to
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | object | None = None
     log: Path | None = None
     one: list[float] = field(default_factory=list)  # tok/s, 1 stream
     ttft: list[float] = field(default_factory=list)  # s
@@ -106,6 +106,14 @@ def free_port() -> int:
 
 
 def start(arm: Arm, workdir: Path, ready_path: str, timeout: float = 900) -> None:
+    if arm.cmd is None:  # vLLM's own server, started by clearlm's engine manager (which only starts it)
+        from clearlm.models import get_spec
+        from clearlm.models.backends.vllm_engine import VllmServer
+        from clearlm.models.pull import ensure_checkpoint
+
+        arm.proc = VllmServer(ensure_checkpoint(get_spec(arm.model)), arm.model, max_model_len=4096)
+        arm.port = arm.proc.port
+        return
     arm.log = workdir / f"{arm.name}.log"
     with open(arm.log, "wb") as log:
         arm.proc = subprocess.Popen(arm.cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -123,7 +131,9 @@ def start(arm: Arm, workdir: Path, ready_path: str, timeout: float = 900) -> Non
 
 
 def stop(arm: Arm) -> None:
-    if arm.proc is not None and arm.proc.poll() is None:
+    if arm.cmd is None and arm.proc is not None:
+        arm.proc.close()
+    elif arm.proc is not None and arm.proc.poll() is None:
         os.killpg(arm.proc.pid, 15)
         try:
             arm.proc.wait(60)
@@ -170,7 +180,7 @@ async def measure(arm: Arm, tokens: int, streams: int) -> None:
 
 def build_arms(args, workdir: Path) -> list[Arm]:
     from clearlm.models import get_spec
-    from clearlm.models.pull import ensure_checkpoint, ensure_gguf
+    from clearlm.models.pull import ensure_gguf
 
     spec = get_spec(args.model)
     policy = workdir / "policy.yaml"
@@ -184,10 +194,7 @@ def build_arms(args, workdir: Path) -> list[Arm]:
             cmd = [*CLEARLM, "--model", args.model, "--port", str(port), "--db", db, *extra]
             arms.append(Arm(name, cmd, port, args.model))
         elif name == "vllm-alone":
-            from clearlm.models.backends.vllm_engine import engine_command
-
-            cmd = engine_command(ensure_checkpoint(spec), args.model, port)
-            arms.append(Arm(name, cmd, port, args.model))
+            arms.append(Arm(name, None, port, args.model))
         elif name == "llama-alone":
             cmd = [
                 args.llama_server,
