@@ -19,12 +19,18 @@ def import_ray():
     Raises:
         BackendUnavailableError: Ray is not installed.
     """
+    import logging
+
+    factory = logging.getLogRecordFactory()
     try:
         import ray
     except ImportError:
         raise BackendUnavailableError(
             "Ray is not installed: pip install 'clearlm[ray]' (on every machine of the cluster)"
         ) from None
+    # Importing ray adds its own field (_ray_timestamp_ns) to every log record: the server's JSON logs keep
+    # theirs.
+    logging.setLogRecordFactory(factory)
     return ray
 
 
