@@ -232,3 +232,39 @@ def test_llamacpp_required_auto_and_streaming(serve):
     ]
     assert pieces[0].function.name == "get_weather"
     assert "".join(p.function.arguments or "" for p in pieces) == call.function.arguments
+
+
+class _StubEmbedder:
+    """Stands in for the sentence-transformers model: this test is about the model's name only."""
+
+    dimensions = 3
+
+    def encode(self, texts):
+        import numpy as np
+
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+    def count_tokens(self, texts):
+        return len(texts)
+
+
+@pytest.mark.parametrize(
+    ("model", "found"),
+    [
+        ("all-minilm-l6-v2", True),
+        ("All-MiniLM-L6-v2", True),
+        ("sentence-transformers/all-MiniLM-L6-v2", True),
+        ("SENTENCE-TRANSFORMERS/ALL-MINILM-L6-V2", True),
+        ("text-embedding-3-small", False),
+        ("other/all-MiniLM-L6-v3", False),
+    ],
+)
+def test_embedding_model_names_in_any_case_and_by_hub_id(serve, tiny_backend, model, found):
+    live = serve(tiny_backend, embedder=_StubEmbedder())
+    c = openai.OpenAI(base_url=live.url, api_key="none", max_retries=0)
+    if found:
+        r = c.embeddings.create(model=model, input=["a", "b"])
+        assert r.model == "all-minilm-l6-v2" and [d.embedding for d in r.data] == [[1.0, 1.0, 1.0]] * 2
+    else:
+        with pytest.raises(openai.NotFoundError, match="all-minilm-l6-v2"):
+            c.embeddings.create(model=model, input="a")

