@@ -14,7 +14,7 @@ from clearlm.explain.batch import BatchItem, explain_batch, read_items, write_re
 from clearlm.explain.result import Attribution
 from clearlm.models import Message
 from clearlm.models.backends.base import SamplingParams, generate
-from clearlm.models.backends.ray_replicas import _FixedPrompt
+from clearlm.models.backends.ray_worker import _FixedPrompt
 
 
 def test_read_items(tmp_path):

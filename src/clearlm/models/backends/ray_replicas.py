@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from clearlm.errors import ClearlmError
 from clearlm.models.backends.base import Chunk, SamplingParams, TextStream, budget
 from clearlm.models.backends.ray_cluster import connect, unwrap
+from clearlm.models.backends.ray_worker import ReplicaWorker
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt
 
 
@@ -40,79 +40,16 @@ class ReplicasUnavailableError(ClearlmError):
     code = "replicas_unavailable"
 
 
-class ReplicaWorker:
-    """The Ray actor (``ray.remote(ReplicaWorker)``): one clearlm backend loaded where the actor runs."""
-
-    def __init__(self, model: str, backend: str, options: dict) -> None:
-        from clearlm.models.loader import load_backend
-
-        self.error: BaseException | None = None
-        self.streams = 0
-        try:
-            self.backend = load_backend(model, backend, **options)
-        except ClearlmError as exc:  # kept for info() to raise: a restart would fail the same way
-            self.error = exc
-
-    def info(self) -> dict:
-        """The replica's tokenizer, context length and where it runs. Raises the load's error, if any."""
-        import ray
-
-        if self.error is not None:
-            raise self.error
-        return {
-            "tokenizer": self.backend.tokenizer,
-            "context_length": self.backend.context_length,
-            "kind": self.backend.kind,
-            "node": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
-        }
-
-    def stats(self) -> dict:
-        """Streams this replica has started since it was (re)started, and its process id."""
-        return {"streams": self.streams, "pid": os.getpid()}
-
-    def stream(self, token_ids: list[int], params: SamplingParams) -> Iterator[Chunk]:
-        """The backend's stream of a prompt given as token ids; stops at the next chunk once cancelled."""
-        import ray
-
-        self.streams += 1
-        backend = _FixedPrompt(self.backend, token_ids)
-        chunks = type(self.backend).stream(backend, token_ids, params)
-        context = ray.get_runtime_context()
-        try:
-            for chunk in chunks:
-                yield chunk
-                if context.is_canceled():
-                    return
-        finally:
-            chunks.close()
-
-
-class _FixedPrompt:
-    """The replica's backend whose ``encode`` returns given token ids (a resumed prompt is the original
-    prompt's ids plus the answer's so far; rendering it as text and tokenizing again would not give them
-    back). Everything else is the backend's own."""
-
-    def __init__(self, backend, token_ids: Sequence[int]) -> None:
-        self._backend = backend
-        self._ids = list(token_ids)
-
-    def __getattr__(self, name: str):
-        return getattr(self._backend, name)
-
-    def encode(self, prompt) -> EncodedPrompt:
-        n = len(self._ids)
-        return EncodedPrompt(list(self._ids), "", [0] * n, ["user"] * n, [False] * n, [(0, 0)] * n)
-
-
 @dataclasses.dataclass(eq=False)
 class Replica:
-    """One actor as the router sees it: requests in flight, requests started, whether it is down."""
+    """One actor as the router sees it: requests in flight, requests started, tokens received, whether it is
+    down."""
 
     actor: object
     index: int
     outstanding: int = 0
     started: int = 0
+    tokens: int = 0  # tokens received from it
     down: bool = False
 
 
@@ -217,6 +154,7 @@ class RayReplicas:
                 for ref in refs:
                     chunk = self._ray.get(ref)
                     emitted.extend(chunk.token_ids)
+                    replica.tokens += len(chunk.token_ids)
                     piece = text.push(chunk.token_ids)
                     if text.stopped or chunk.finish_reason:
                         done = True
