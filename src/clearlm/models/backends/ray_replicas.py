@@ -12,8 +12,8 @@ built here from the token ids (one ``TextStream`` across the whole answer), so a
 string split across the failure point comes out whole. With greedy decoding the resumed answer is the one
 the dead replica would have given. With sampling it is a valid sample of the same distribution
 (conditioned on what was already sent) but not the one the dead replica would have drawn, and a ``seed``
-makes it reproducible only for the same failure point. A JSON-constrained stream that had started cannot
-be resumed (the grammar would restart): it fails with an error. A dead replica is restarted by Ray
+makes it reproducible only for the same failure point. A stream constrained to JSON or to tool calls that
+had started cannot be resumed (the grammar would restart): it fails with an error. A dead replica is restarted by Ray
 (``max_restarts``) and taken back once it answers; one that cannot come back is dropped.
 """
 
@@ -141,9 +141,10 @@ class RayReplicas:
             if left <= 0:
                 yield Chunk(text.finish(), (), "length")
                 return
-            if emitted and params.json_output is not None:
-                raise ReplicasUnavailableError(
-                    "the replica serving this JSON-constrained answer died mid-answer: send the request again"
+            if emitted and (params.json_output is not None or params.tool_calls is not None):
+                raise ReplicasUnavailableError(  # its grammar would start again from the top
+                    "the replica serving this constrained answer (JSON or tool calls) died mid-answer: send "
+                    "the request again"
                 )
             replica = self._acquire()
             refs = replica.actor.stream.options(num_returns="streaming").remote(
