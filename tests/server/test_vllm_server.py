@@ -216,7 +216,7 @@ def test_an_explanation_loads_the_torch_model_beside_vllm(serve, vllm_backend):
 
 def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
     server = serve(vllm_backend)
-    aborted = engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort")
+    generated = engine_metric(vllm_backend, "vllm:generation_tokens_total")
     stream = client(server).chat.completions.create(
         model=DEFAULT_MODEL,
         messages=[{"role": "user", "content": "Write a very long story about a lighthouse keeper."}],
@@ -233,12 +233,11 @@ def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
         time.sleep(0.1)
     [rec] = server.state.audit.records()
     assert rec.status_code == 499 and rec.finish_reason == "cancelled" and 0 < rec.completion_tokens < 100
-    while time.monotonic() < deadline and (
-        engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort") == aborted
-    ):
+    # vLLM dropped the request: had it run on, it would have generated up to 300 tokens
+    while time.monotonic() < deadline and engine_metric(vllm_backend, "vllm:num_requests_running") > 0:
         time.sleep(0.2)
-    assert engine_metric(vllm_backend, "vllm:request_success_total", finished_reason="abort") == aborted + 1
     assert engine_metric(vllm_backend, "vllm:num_requests_running") == 0
+    assert engine_metric(vllm_backend, "vllm:generation_tokens_total") - generated < 100
 
 
 WEATHER = {

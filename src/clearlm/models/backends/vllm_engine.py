@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -140,7 +141,8 @@ class VllmServer:
         max_num_seqs: sequences vLLM batches at once (None: vLLM's default); timeout: seconds to wait for
         health (the first start compiles); kv_cache_bytes: the KV cache's size on a CPU (None: room for
         four full-length sequences, at least 1 GiB, unless $VLLM_CPU_KVCACHE_SPACE is set; vLLM's own
-        default would take a share of all the machine's memory); extra_args: more options for vLLM.
+        default would take a share of all the machine's memory); extra_args: more options for vLLM
+        (None: ``$CLEARLM_VLLM_ARGS``, split as a shell would, e.g. ``--tensor-parallel-size 2`` or ``-O0``).
 
     Raises:
         BackendUnavailableError: the engine is not installed, exits while starting, or is not healthy
@@ -156,8 +158,8 @@ class VllmServer:
         dtype: str | None = None,
         max_num_seqs: int | None = None,
         kv_cache_bytes: int | None = None,
-        timeout: float = 900,
-        extra_args: tuple[str, ...] = (),
+        timeout: float = 1800,
+        extra_args: tuple[str, ...] | None = None,
     ) -> None:
         python = engine_python()
         self.port = free_port()
@@ -172,7 +174,7 @@ class VllmServer:
             "--disable-uvicorn-access-log",
             *(("--max-num-seqs", str(max_num_seqs)) if max_num_seqs else ()),
             *(("--kv-cache-memory-bytes", str(kv)) if kv else ()),
-            *extra_args,
+            *(extra_args if extra_args is not None else shlex.split(os.environ.get("CLEARLM_VLLM_ARGS", ""))),
         ]  # fmt: skip
         self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open as long as the engine runs)
             prefix="clearlm-vllm-", suffix=".log", delete=False
