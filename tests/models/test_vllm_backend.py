@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.models.backends.base import JsonOutput, SamplingParams, ToolCallOutput, generate
-from clearlm.models.backends.vllm_backend import VllmBackend
+from clearlm.models.backends.vllm_backend import VllmBackend, VllmError
 from clearlm.models.chat import Message
 from clearlm.models.tools import structural_tag
 
@@ -165,7 +165,7 @@ def test_errors_say_what_happened(fake, tiny_tokenizer, monkeypatch, tmp_path):
     with pytest.raises(InvalidInputError, match="vLLM refused the request: bad schema"):
         generate(backend, "Say", SamplingParams())
     backend = VllmBackend.connect(fake([], status=500).url, tiny_tokenizer, "tiny")
-    with pytest.raises(BackendUnavailableError, match="answered 500"):
+    with pytest.raises(VllmError, match="answered 500"):  # the engine's fault: the server answers 500
         generate(backend, "Say", SamplingParams())
     with pytest.raises(BackendUnavailableError, match="--engine-url"):
         VllmBackend.connect("http://127.0.0.1:9", tiny_tokenizer, "tiny")

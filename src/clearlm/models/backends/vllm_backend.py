@@ -27,6 +27,11 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TOKEN_ID_PREFIX = "token_id:"
 
 
+class VllmError(RuntimeError):
+    """A generation vLLM could not finish (it failed, or cannot be reached): a fault of the engine, not of
+    the request, so the server answers 500 and other generations go on."""
+
+
 class VllmBackend:
     """A model served by vLLM. Use :meth:`start` (clearlm runs vLLM) or :meth:`connect` (it already runs).
 
@@ -109,7 +114,7 @@ class VllmBackend:
 
         Raises:
             InvalidInputError: a prompt that fills the context, or a request vLLM refuses (400: e.g. a JSON
-            schema it cannot compile); BackendUnavailableError: vLLM cannot be reached or fails.
+            schema it cannot compile); VllmError: vLLM cannot be reached or fails.
         """
         encoded = self.encode(prompt)
         body = self._request(
@@ -144,7 +149,7 @@ class VllmBackend:
                     if piece or ids:
                         yield Chunk(piece, tuple(ids), logprobs=tuple(lps))
         except httpx.HTTPError as exc:
-            raise BackendUnavailableError(f"the vLLM server at {self.url} failed: {exc!r}") from None
+            raise VllmError(f"the vLLM server at {self.url} failed: {exc!r}") from None
         yield Chunk(text.finish(), (), "length")  # the stream ended without a finish reason
 
     def _request(self, prompt_ids: list[int], params: SamplingParams, max_new: int) -> dict:
@@ -187,13 +192,13 @@ def _events(response: httpx.Response) -> Iterator[dict]:
             return
         data = json.loads(payload)
         if "error" in data and not data.get("choices"):
-            raise BackendUnavailableError(f"vLLM failed during generation: {data['error']}")
+            raise VllmError(f"vLLM failed during generation: {data['error']}")
         yield data
 
 
 def _token_id(token: str) -> int:
     if not token.startswith(TOKEN_ID_PREFIX):
-        raise BackendUnavailableError(f"vLLM returned token {token!r} without its id: is it vLLM >= 0.6?")
+        raise VllmError(f"vLLM returned token {token!r} without its id")
     return int(token[len(TOKEN_ID_PREFIX) :])
 
 
@@ -204,7 +209,7 @@ def _ids_and_logprobs(choice: dict, top: int | None) -> tuple[list[int], list[To
     if top is None or not lp.get("tokens"):
         return ids, []
     if [_token_id(t) for t in lp["tokens"]] != ids:
-        raise BackendUnavailableError("vLLM's token ids and log-probability tokens disagree")
+        raise VllmError("vLLM's token ids and log-probability tokens disagree")
     out = []
     for i, value, alts in zip(
         ids, lp["token_logprobs"], lp.get("top_logprobs") or [{}] * len(ids), strict=True
@@ -222,7 +227,7 @@ def _raise_for(response: httpx.Response) -> None:
         message = response.text[:500]
     if response.status_code == 400:
         raise InvalidInputError(f"vLLM refused the request: {message}")
-    raise BackendUnavailableError(f"the vLLM server answered {response.status_code}: {message}")
+    raise VllmError(f"the vLLM server answered {response.status_code}: {message}")
 
 
 def _eos_ids(tokenizer) -> set[int]:
