@@ -196,8 +196,9 @@ class VllmServer:
         with httpx.Client(timeout=5) as client:
             while True:
                 if self.process.poll() is not None:
+                    status = self.process.returncode
                     raise BackendUnavailableError(
-                        f"vLLM exited with status {self.process.returncode} while starting:\n{self.log_tail()}"
+                        f"vLLM exited ({status}) while starting:\n{self.log_tail()}"
                     )
                 try:
                     if client.get(self.url + "/health").status_code == 200:
