@@ -180,6 +180,7 @@ class VllmServer:
             *(("--kv-cache-memory-bytes", str(kv)) if kv else ()),
             *(extra_args if extra_args is not None else shlex.split(os.environ.get("CLEARLM_VLLM_ARGS", ""))),
         ]  # fmt: skip
+        self._started = False
         self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open as long as the engine runs)
             prefix="clearlm-vllm-", suffix=".log", delete=False
         )
@@ -194,6 +195,7 @@ class VllmServer:
         except BaseException:
             self.close()
             raise
+        self._started = True
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -229,8 +231,10 @@ class VllmServer:
         return self.process.poll() is None
 
     def close(self, grace: float = 20) -> None:
-        """Stop the engine: SIGTERM to its process group, SIGKILL after ``grace`` seconds. Idempotent."""
+        """Stop the engine: SIGTERM to its process group, SIGKILL after ``grace`` seconds. Idempotent.
+        The log is deleted, unless the engine failed to start or stopped by itself (then it is kept)."""
         atexit.unregister(self.close)
+        ran_well = self._started and self.process.poll() is None
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -239,6 +243,9 @@ class VllmServer:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
         self.log_file.close()
+        if ran_well:
+            Path(self.log_file.name).unlink(missing_ok=True)
+        self._started = False
 
 
 def _kv_bytes(requested: int | None, model_dir: Path, max_model_len: int, dtype: str) -> int | None:
