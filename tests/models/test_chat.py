@@ -120,7 +120,7 @@ def test_an_empty_message_beside_a_real_one_is_allowed(tiny_tokenizer):
     assert tiny_tokenizer.decode(user) == USER
 
 
-@pytest.mark.parametrize("role", ["tool", "User", "", "developer"])
+@pytest.mark.parametrize("role", ["function", "User", "", "developer"])
 def test_unknown_roles_are_rejected(role):
     with pytest.raises(InvalidInputError, match="role"):
         Message(role, "hello")
