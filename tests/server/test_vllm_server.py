@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import httpx
@@ -22,7 +23,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 @pytest.fixture(scope="module")
 def vllm_backend():
-    backend = load_backend(DEFAULT_MODEL, "vllm")
+    """vLLM started for this module (minutes), or the one already serving the default model at
+    $CLEARLM_TEST_VLLM_URL (the --engine-url path)."""
+    backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=os.environ.get("CLEARLM_TEST_VLLM_URL"))
     yield backend
     backend.close()
 
@@ -260,24 +263,27 @@ TOOLS = [
 
 def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
     c = client(serve(vllm_backend))
-    required = c.chat.completions.create(
-        model=DEFAULT_MODEL,
-        messages=[{"role": "user", "content": "Tell me a joke."}],
-        temperature=0,
-        max_tokens=48,
-        tools=TOOLS,
-        tool_choice="required",
-    ).choices[0]
-    [call] = required.message.tool_calls  # a joke is no weather question: only the constraint makes it a call
-    assert required.finish_reason == "tool_calls" and call.function.name == "get_weather"
-    jsonschema.validate(json.loads(call.function.arguments), WEATHER)
-    auto = c.chat.completions.create(
-        model=DEFAULT_MODEL,
-        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
-        temperature=0,
-        max_tokens=48,
-        tools=TOOLS,
-        tool_choice="auto",
-    ).choices[0]
-    [call] = auto.message.tool_calls
-    assert auto.finish_reason == "tool_calls" and json.loads(call.function.arguments)["city"] == "Paris"
+
+    def ask(question, **kw):
+        return c.chat.completions.create(
+            model=DEFAULT_MODEL,
+            messages=[{"role": "user", "content": question}],
+            temperature=0,
+            max_tokens=48,
+            tools=TOOLS,
+            **kw,
+        ).choices[0]
+
+    # a joke is no weather question: only the constraint makes these calls
+    for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
+        answer = ask("Tell me a joke.", tool_choice=choice)
+        [call] = answer.message.tool_calls
+        assert answer.finish_reason == "tool_calls" and call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER)
+    # auto: the model decides; a call it writes is constrained and parsed, text stays text
+    auto = ask("What's the weather in Paris?", tool_choice="auto")
+    if auto.message.tool_calls:
+        [call] = auto.message.tool_calls
+        assert auto.finish_reason == "tool_calls" and json.loads(call.function.arguments)["city"] == "Paris"
+    else:
+        assert auto.message.content and "<tool_call>" not in auto.message.content
