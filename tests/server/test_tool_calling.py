@@ -274,3 +274,52 @@ def test_embedding_model_names_in_any_case_and_by_hub_id(serve, tiny_backend, mo
     else:
         with pytest.raises(openai.NotFoundError, match="all-minilm-l6-v2"):
             c.embeddings.create(model=model, input="a")
+
+
+GUARD = """
+name: guard
+store_redacted: true
+input:
+  - {scanner: pii, action: redact, entities: [EMAIL_ADDRESS]}
+output:
+  - {scanner: pii, action: redact, entities: [EMAIL_ADDRESS]}
+"""
+
+
+def test_calls_and_tool_results_pass_the_policy_and_are_stored_redacted(serve, tiny_backend, tmp_path):
+    """Tiny random model: a tool result and an earlier call's arguments are input, scanned like any
+    message; the forced call is output, scanned; the record keeps the calls, redacted."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(GUARD)
+    live = serve(tiny_backend, policy=str(path))
+    c = openai.OpenAI(base_url=live.url, api_key="none", max_retries=0, timeout=300)
+    messages = [
+        {"role": "user", "content": "Find my contact."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": '{"zone": "ann.lee@example.com"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Write to bob.ray@example.com at noon."},
+    ]
+    r = c.chat.completions.create(
+        model=tiny_backend.name, messages=messages, tools=TOOLS, tool_choice="required", max_tokens=60, seed=1
+    )
+    assert r.choices[0].message.tool_calls  # forced
+    record = next(x for x in live.state.audit.records() if x.request_id == r.id)
+    stored = json.dumps(record.prompt)
+    assert "bob.ray@example.com" not in stored and "ann.lee@example.com" not in stored
+    assert record.prompt[2]["role"] == "tool" and "<EMAIL_ADDRESS>" in record.prompt[2]["content"]
+    assert "<EMAIL_ADDRESS>" in record.prompt[1]["tool_calls"][0]["arguments"]
+    found = {
+        (x.get("message"), x.get("tool_call")) for x in record.governance["input"]["results"] if x["findings"]
+    }
+    assert found == {(1, 0), (2, None)}
+    assert record.governance["output"][0]["choice"] == 0  # the call was scanned as output
+    assert "<tool_call>" in record.output and record.parameters["tools"] == ["get_weather", "get_time"]
