@@ -103,6 +103,12 @@ def test_streamed_pieces_add_up_to_the_whole_parse(step):
     assert all(names[i][0].startswith("call_") for i in names)
 
 
+def test_a_block_end_inside_the_arguments_does_not_end_the_call():
+    text = '```json\n{"name": "f", "arguments": {"code": "```x``` </tool_call>"}}\n```'
+    content, calls = parse_tool_calls(text)
+    assert content == "" and json.loads(calls[0].arguments) == {"code": "```x``` </tool_call>"}
+
+
 def test_text_that_is_not_a_call_stays_content():
     assert parse_tool_calls("a <tool_call> not json </tool_call> b") == (
         "a <tool_call> not json </tool_call> b",

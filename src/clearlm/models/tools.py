@@ -173,6 +173,8 @@ class ToolCallParser:
                 self._depth, self._string, self._escape = 0, False, False
                 continue
             deltas += self._advance()
+            if self._call is not None and not self._args_done:
+                break  # the block's end may only follow the arguments (it may occur inside them)
             end = self._buffer.find(self._end, self._scan if self._call is not None else 0)
             if end < 0:
                 break
