@@ -42,6 +42,7 @@ class Sequence:
     cancel: threading.Event = field(default_factory=threading.Event)
     slot: int = -1
     pos: int = 0
+    fed: list[int] = field(default_factory=list)  # the tokens decoded into the slot, in order
     n_new: int = 0
     next_token: int | None = None
     sampler: object | None = None
@@ -84,6 +85,9 @@ class Engine:
         self._active: list[Sequence] = []
         self._free = list(range(slots))
         self._dirty: list[int] = []  # slots whose cache could not be cleared yet
+        # the tokens whose keys and values each slot holds (kept after a sequence ends, for prefix reuse)
+        self._cached: list[list[int]] = [[] for _ in range(slots)]
+        self.reused_tokens = 0  # prompt tokens taken from the cache instead of decoded, since the start
         self._dead: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llamacpp-engine", daemon=True)
         self._thread.start()
@@ -168,8 +172,38 @@ class Engine:
                     log.exception("llama.cpp sampler setup failed")
                     seq.out.put(EngineError(f"llama.cpp could not set up this generation: {exc!r}"))
                     continue
-                seq.slot = self._free.pop()
-                self._active.append(seq)
+                if self._place(seq):
+                    self._active.append(seq)
+                else:
+                    seq.sampler.close()
+                    self._waiting.appendleft(seq)
+
+    def _place(self, seq: Sequence) -> bool:
+        """Put ``seq`` in a free slot, reusing the longest cached prefix of its prompt (prefix caching, as
+        llama.cpp's server and vLLM do): a free slot that already holds it is taken as is, past the
+        prefix; otherwise the prefix is shared from the slot that holds it (``llama_memory_seq_cp``: the
+        unified cache stores the cells once). Always leaves at least the prompt's last token to decode,
+        for its logits. False (and the slot set aside) when llama.cpp cannot clear the slot."""
+        limit = len(seq.prompt) - 1
+        best, src = 0, -1
+        for k, tokens in enumerate(self._cached):
+            n = _common_prefix(tokens, seq.prompt, limit)
+            if n > best or (n == best and n > 0 and k in self._free and src not in self._free):
+                best, src = n, k
+        # the slot that holds the prefix if it is free, else the free slot with the least cached
+        slot = src if src in self._free else min(self._free, key=lambda k: len(self._cached[k]))
+        self._free.remove(slot)
+        kept = self._trim(slot, best if src == slot else 0)
+        if kept is None:
+            self._dirty.append(slot)
+            return False
+        if kept == 0 and best > 0 and src != slot:
+            self.ctx.kv_cache_seq_cp(src, slot, 0, best)
+            kept = best
+        seq.slot, seq.pos, seq.fed = slot, kept, list(seq.prompt[:kept])
+        self._cached[slot] = seq.fed  # grows as the sequence decodes
+        self.reused_tokens += kept
+        return True
 
     def _step(self) -> None:
         b = self.batch.batch
@@ -178,6 +212,7 @@ class Engine:
         in_batch: list[Sequence] = []
 
         def add(seq: Sequence, token: int, logits: bool) -> None:
+            seq.fed.append(token)
             j = b.n_tokens
             b.token[j], b.pos[j], b.seq_id[j][0], b.n_seq_id[j], b.logits[j] = (
                 token,
@@ -232,7 +267,8 @@ class Engine:
         with self._cv:
             if seq in self._active:
                 self._active.remove(seq)
-                (self._free if self._clear(seq.slot) else self._dirty).append(seq.slot)
+                self._cached[seq.slot] = seq.fed  # kept for a later prompt that starts the same way
+                self._free.append(seq.slot)
         if signal:
             seq.out.put(None)
 
@@ -241,13 +277,36 @@ class Engine:
         if not isinstance(exc, EngineError):
             log.error("%s (slot %d): %r", what, seq.slot, exc)
         self._finish(seq, signal=False)
+        with self._cv:  # what the slot holds after a failure is unknown: clear it before reuse
+            if seq.slot in self._free:
+                self._free.remove(seq.slot)
+                (self._free if self._clear(seq.slot) else self._dirty).append(seq.slot)
         seq.out.put(EngineError(f"{what}: {exc!r}; other generations go on, so the request can be retried"))
 
     def _clear(self, slot: int) -> bool:
         """Drop ``slot``'s cached keys and values; False if llama.cpp refused (the slot stays out of use)."""
+        return self._trim(slot, 0) is not None
+
+    def _trim(self, slot: int, keep: int) -> int | None:
+        """Drop ``slot``'s cached keys and values past its first ``keep`` tokens. Returns the tokens kept:
+        ``keep``, or 0 when only clearing it all worked, or None when llama.cpp refused even that."""
         try:
-            self.ctx.kv_cache_seq_rm(slot, -1, -1)
-            return True
+            if self.ctx.kv_cache_seq_rm(slot, keep, -1):
+                self._cached[slot] = self._cached[slot][:keep]
+                return keep
+            if keep and self.ctx.kv_cache_seq_rm(slot, -1, -1):
+                self._cached[slot] = []
+                return 0
         except Exception:
             log.exception("llama.cpp could not clear slot %d", slot)
-            return False
+        self._cached[slot] = []
+        return None
+
+
+def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    """The length of the common prefix of ``a`` and ``b``, at most ``limit``."""
+    n = min(len(a), len(b), limit)
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
