@@ -245,7 +245,10 @@ def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
 
 WEATHER = {
     "type": "object",
-    "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "properties": {
+        "city": {"type": "string", "description": "The city's name"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
     "required": ["city", "unit"],
     "additionalProperties": False,
 }
@@ -280,10 +283,8 @@ def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
         [call] = answer.message.tool_calls
         assert answer.finish_reason == "tool_calls" and call.function.name == "get_weather"
         jsonschema.validate(json.loads(call.function.arguments), WEATHER)
-    # auto: the model decides; a call it writes is constrained and parsed, text stays text
+    # auto: the model decides to call (as on torch and llama.cpp), and the call is constrained
     auto = ask("What's the weather in Paris?", tool_choice="auto")
-    if auto.message.tool_calls:
-        [call] = auto.message.tool_calls
-        assert auto.finish_reason == "tool_calls" and json.loads(call.function.arguments)["city"] == "Paris"
-    else:
-        assert auto.message.content and "<tool_call>" not in auto.message.content
+    [call] = auto.message.tool_calls
+    assert auto.finish_reason == "tool_calls" and auto.message.content is None
+    assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}
