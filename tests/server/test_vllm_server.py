@@ -23,9 +23,20 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 @pytest.fixture(scope="module")
 def vllm_backend():
-    """vLLM started for this module (minutes), or the one already serving the default model at
-    $CLEARLM_TEST_VLLM_URL (the --engine-url path)."""
-    backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=os.environ.get("CLEARLM_TEST_VLLM_URL"))
+    """vLLM started for this module, or the one already serving the default model at
+    $CLEARLM_TEST_VLLM_URL (the --engine-url path).
+
+    Started without torch.compile (``--optimization-level 0``) unless $CLEARLM_VLLM_ARGS says otherwise:
+    on the 2-core CI machine a compiled start took 10-14 minutes under load (vLLM 0.32's compile cache
+    fails to load, so every start compiles), an uncompiled one 84 s; these tests check behaviour, which
+    compilation does not change (they passed on a compiled engine too)."""
+    saved = os.environ.get("CLEARLM_VLLM_ARGS")
+    os.environ.setdefault("CLEARLM_VLLM_ARGS", "--optimization-level 0")
+    try:
+        backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=os.environ.get("CLEARLM_TEST_VLLM_URL"))
+    finally:
+        if saved is None:
+            del os.environ["CLEARLM_VLLM_ARGS"]
     yield backend
     backend.close()
 
