@@ -120,13 +120,14 @@ def _run_ok(cmd: list[str]) -> bool:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether vLLM-CPU runs bfloat16 on this CPU (AVX-512 or AMX with bf16, or AVX2, which vLLM-CPU emulates
-    it on; only CPUs with neither fall back to float32). True where /proc/cpuinfo is unreadable."""
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), as vLLM-CPU's bfloat16 kernels
+    expect; elsewhere (AVX2 or plain AVX-512 only, where bfloat16 is converted in software) the engine runs
+    in float32. True where /proc/cpuinfo is unreadable."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return True
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2"))
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
 def free_port() -> int:
