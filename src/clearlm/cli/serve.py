@@ -104,7 +104,8 @@ def serve(
     )
     logs.configure(log_level)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    err_console.print(f"[dim]serving[/] {model} [dim]({backend})[/]")
+    engine = f"{backend}, {replicas} replicas on Ray" if replicas else backend
+    err_console.print(f"[dim]serving[/] {model} [dim]({engine}, {max_active} at once)[/]")
     err_console.print(f"  web UI: [bold]http://{shown}:{port}/[/]" + _sign_in_hint(database))
     err_console.print(f"  API:    http://{shown}:{port}/v1  [dim](OpenAI-compatible; docs at /docs)[/]")
     try:
