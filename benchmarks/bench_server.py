@@ -284,6 +284,7 @@ def report(arms: list[Arm], streams: int) -> None:
         print(f"| {a.name} | {med(a.one):.2f} | {med(a.ttft):.2f} | {med(a.many):.2f}{rng} |")
     alone = [a for a in arms if a.name in ALONE]
     if not alone:
+        print("\nno engine alone in this run (vllm-alone, llama-alone): no ratio")
         return
     best_one = max(alone, key=lambda a: med(a.one))
     best_many = max(alone, key=lambda a: med(a.many))
