@@ -13,6 +13,8 @@ import jsonschema
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_tool_calling import TOOLS as TOOL_CALLING_TOOLS
+from test_tool_calling import WEATHER
 
 from clearlm.models import DEFAULT_MODEL, load_backend
 from conftest import assert_greedy_up_to_ties
@@ -254,25 +256,7 @@ def test_closing_a_stream_early_aborts_it_in_vllm(serve, vllm_backend):
     assert engine_metric(vllm_backend, "vllm:generation_tokens_total") - generated < 100
 
 
-WEATHER = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string", "description": "The city's name"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-    },
-    "required": ["city", "unit"],
-    "additionalProperties": False,
-}
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Get the current weather in a city",
-            "parameters": WEATHER,
-        },
-    }
-]
+TOOLS = TOOL_CALLING_TOOLS[:1]  # get_weather, as the other backends are tested with
 
 
 def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
