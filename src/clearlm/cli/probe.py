@@ -41,7 +41,7 @@ def bias(
     for path in (png, json_out):
         if path is not None and not path.parent.is_dir():
             raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")
-    b = load(model)
+    b = load(model, "torch")  # attribution needs gradients
     with err_console.status("probing ..."):
         results = probe(b, data, tuple(category) if category else None)
     table = Table(
