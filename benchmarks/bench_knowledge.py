@@ -21,7 +21,7 @@ python benchmarks/bench_knowledge.py --home /tmp/kb-home       # build once ther
                                                                # then $CLEARLM_HOME=/tmp/kb-home's KB too)
 python benchmarks/bench_knowledge.py --questions 40 --ask 5 --json out.json
 python benchmarks/bench_knowledge.py --chapters ch03,ch05,ch08 --ask 0   # a subset of the manual
-python benchmarks/bench_knowledge.py --check                   # only check the questions against the manual
+python benchmarks/bench_knowledge.py --check                   # only check the three question files
 
 It installs nothing: the manual, the embedding model and (for --ask) the packaged chat model must be there.
 """
@@ -53,16 +53,28 @@ MODES = ("vector", "bm25", "hybrid", "hybrid+mmr")
 MMR_LAMBDA = 0.5  # relevance against diversity, for hybrid+mmr
 
 
+UNANSWERABLE = DATA / "kb_unanswerable.jsonl"
+HELDBACK = DATA / "kb_heldback.jsonl"
+KEY_STRINGS = (1, 4)
+_QUOTES = str.maketrans("", "", "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f")
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
-    """One line of kb_questions.jsonl. ``answer`` is the verbatim quote; ``style`` is "lexical" (shares the
-    passage's key terms) or "paraphrase" (asks in other words)."""
+    """One line of kb_questions.jsonl or kb_heldback.jsonl (answerable) or of kb_unanswerable.jsonl.
+    ``answer`` is the verbatim quote; ``style`` is "lexical" (shares the passage's key terms), "paraphrase"
+    (asks in other words) or "unanswerable"; ``key`` holds the strings of which a right answer states at
+    least one (`states_key`). An unanswerable question has no file, quote or key; ``absent_terms`` are
+    terms that occur in no file of the manual."""
 
     id: str
     question: str
     file: str
     answer: str
     style: str
+    key: tuple[str, ...] = ()
+    answerable: bool = True
+    absent_terms: tuple[str, ...] = ()
 
 
 # ---- the question set and the answer passages
@@ -113,18 +125,48 @@ def locate(quote: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def key_normalise(text: str) -> str:
+    """``text`` as key strings are compared: NFKC, lower case, straight and curly quotes and backticks
+    removed, every run of white space one space, stripped."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_QUOTES)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def states_key(answer_text: str, key: Sequence[str]) -> bool:
+    """True when ``answer_text`` states the key fact: after `key_normalise`, it contains at least one of
+    the ``key`` strings (alternatives that are equally right). False for an empty key."""
+    flat = key_normalise(answer_text)
+    return any(k and k in flat for k in map(key_normalise, key))
+
+
 def load_questions(path: Path = QUESTIONS) -> list[Question]:
-    """Every question in the file, in order. Raises ValueError naming the line of a malformed one."""
+    """Every question in the file, in order: answerable ones (kb_questions.jsonl, kb_heldback.jsonl: id,
+    question, file, answer, style, key) and unanswerable ones (kb_unanswerable.jsonl: id, question, style
+    "unanswerable", why, absent_terms). Raises ValueError naming the line of a malformed one."""
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            out.append(Question(row["id"], row["question"], row["file"], row["answer"], row["style"]))
+            if row.get("style") == "unanswerable":
+                absent = _strings(row["absent_terms"], "absent_terms")
+                out.append(Question(row["id"], row["question"], "", "", "unanswerable", (), False, absent))
+            else:
+                key = _strings(row.get("key", []), "key")
+                out.append(
+                    Question(row["id"], row["question"], row["file"], row["answer"], row["style"], key)
+                )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path.name} line {n}: {exc!r}") from None
     return out
+
+
+def _strings(value: object, field: str) -> tuple[str, ...]:
+    """``value`` (a JSON list of strings) as a tuple. Raises TypeError naming ``field`` otherwise."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{field} must be a list of strings, not {value!r}")
+    return tuple(value)
 
 
 def select(
@@ -146,16 +188,25 @@ def select(
     return order if n is None else order[:n]
 
 
-def check_questions(questions: Sequence[Question], texts: dict[str, str]) -> list[str]:
+def check_questions(
+    questions: Sequence[Question], texts: dict[str, str], *, require_keys: bool = False
+) -> list[str]:
     """Problems with the question set against ``texts`` (file name: extracted text); empty when it is sound:
-    unique ids, a known file, a quote of 5-20 words found exactly once in its file and in no other."""
+    unique ids, a known file, a quote of 5-20 words found exactly once in its file and in no other, and
+    1-4 key strings (required when ``require_keys``), each found after `key_normalise` in the quote or in
+    its file. An unanswerable question needs absent terms, none of which occurs (after `key_normalise`)
+    in any of ``texts``."""
     problems = []
     flat = {name: normalise(text) for name, text in texts.items()}
+    keyed: dict[str, str] = {}  # file name: its text as key strings are compared, made when first needed
     seen: set[str] = set()
     for q in questions:
         if q.id in seen:
             problems.append(f"{q.id}: duplicate id")
         seen.add(q.id)
+        if not q.answerable:
+            problems += _check_unanswerable(q, texts, keyed)
+            continue
         if q.style not in ("lexical", "paraphrase"):
             problems.append(f"{q.id}: style {q.style!r} is neither lexical nor paraphrase")
         words = len(q.answer.split())
@@ -171,7 +222,56 @@ def check_questions(questions: Sequence[Question], texts: dict[str, str]) -> lis
         others = [name for name, text in flat.items() if name != q.file and needle in text]
         if others:
             problems.append(f"{q.id}: the quote also occurs in {', '.join(sorted(others))}")
+        if q.key or require_keys:
+            if not KEY_STRINGS[0] <= len(q.key) <= KEY_STRINGS[1]:
+                problems.append(f"{q.id}: {len(q.key)} key strings, not {KEY_STRINGS[0]}-{KEY_STRINGS[1]}")
+            if q.file not in keyed:
+                keyed[q.file] = key_normalise(texts[q.file])
+            quote = key_normalise(q.answer)
+            for k in q.key:
+                needle = key_normalise(k)
+                if not needle or (needle not in quote and needle not in keyed[q.file]):
+                    problems.append(f"{q.id}: key {k!r} is neither in the quote nor in {q.file}")
     return problems
+
+
+def _check_unanswerable(q: Question, texts: dict[str, str], keyed: dict[str, str]) -> list[str]:
+    """`check_questions` for one unanswerable question (``keyed`` caches each file's `key_normalise`)."""
+    problems = []
+    if q.style != "unanswerable":
+        problems.append(f"{q.id}: style {q.style!r} of an unanswerable question is not 'unanswerable'")
+    if not q.absent_terms:
+        problems.append(f"{q.id}: no absent terms")
+    for term in q.absent_terms:
+        needle = key_normalise(term)
+        if not needle:
+            problems.append(f"{q.id}: an empty absent term")
+            continue
+        for name in texts.keys() - keyed.keys():
+            keyed[name] = key_normalise(texts[name])
+        found = [name for name in sorted(texts) if needle in keyed[name]]
+        if found:
+            problems.append(f"{q.id}: absent term {term!r} occurs in {', '.join(found)}")
+    return problems
+
+
+def check_all(texts: dict[str, str], paths: Sequence[Path] = (QUESTIONS, HELDBACK, UNANSWERABLE)) -> int:
+    """`--check`: every question of ``paths`` (those on files outside ``texts`` left out) checked against
+    ``texts``, keys required, ids unique across the files. Prints OK and the counts, or every problem on
+    stderr; returns the exit status (0 or 1)."""
+    questions, counts = [], []
+    for path in paths:
+        held = [q for q in load_questions(path) if not q.answerable or q.file in texts]
+        questions += held
+        counts.append(f"{len(held)} from {path.name}")
+    problems = check_questions(questions, texts, require_keys=True)
+    version = manual_version()
+    if problems:
+        print(f"the questions do not match the manual (debian-reference-en {version}):", file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    print(f"OK: {', '.join(counts)} checked against {len(texts)} files of debian-reference-en {version}")
+    return 0
 
 
 def answer_spans(questions: Sequence[Question], texts: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -474,11 +574,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--chapters", default=None, help=f"comma-separated subset of {','.join(FILES)}")
     parser.add_argument("--mmr", type=float, default=MMR_LAMBDA, help="MMR lambda of the hybrid+mmr mode")
-    parser.add_argument("--check", action="store_true", help="only check the questions against the manual")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the question files (kb_questions, kb_heldback, kb_unanswerable) against the manual",
+    )
     args = parser.parse_args(argv)
 
     paths = manual_paths(args.chapters.split(",") if args.chapters else None)
     texts = extracted_texts(paths)
+    if args.check:
+        return check_all(texts)
     questions = select(load_questions(), None, files=texts)
     problems = check_questions(questions, texts)
     version = manual_version()
@@ -487,8 +593,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 1
     print(f"{len(questions)} questions checked against {len(paths)} files of debian-reference-en {version}")
-    if args.check:
-        return 0
     questions = select(questions, args.questions)
 
     with tempfile.TemporaryDirectory(prefix="clearlm-kb-bench-") as tmp:
