@@ -42,21 +42,19 @@ from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
 QUESTIONS = DATA / "kb_questions.jsonl"
+HELDBACK = DATA / "kb_heldback.jsonl"  # held back from prompt tuning (benchmarks/data/README.md)
+UNANSWERABLE = DATA / "kb_unanswerable.jsonl"  # questions the manual does not answer
 MANUAL = Path("/usr/share/debian-reference")
 # The preface, the twelve chapters and the appendix; not index.en.html (a table of contents).
 FILES = ("pr01", *(f"ch{i:02d}" for i in range(1, 13)), "apa")
 KB_NAME = "debian-reference"
 QUOTE_WORDS = (5, 20)
+KEY_STRINGS = (1, 4)  # strings in an answer key
+_QUOTES = str.maketrans("", "", "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f")  # removed from keys
 K = 10  # passages retrieved per question; MRR is computed over these
 RECALL_AT = 5
 MODES = ("vector", "bm25", "hybrid", "hybrid+mmr")
 MMR_LAMBDA = 0.5  # relevance against diversity, for hybrid+mmr
-
-
-UNANSWERABLE = DATA / "kb_unanswerable.jsonl"
-HELDBACK = DATA / "kb_heldback.jsonl"
-KEY_STRINGS = (1, 4)
-_QUOTES = str.maketrans("", "", "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f")
 
 
 @dataclass(frozen=True, slots=True)
