@@ -359,3 +359,53 @@ def test_clearlm_explain_goes_through_the_pipeline_and_is_audited(tiny_backend, 
     assert rec.endpoint == "cli:explain" and rec.status_code == 200 and rec.finish_reason == "forced"
     assert rec.prompt == "Write to <EMAIL_ADDRESS> at once" and rec.output == " <EMAIL_ADDRESS>"
     assert rec.parameters["explain"] == {"method": "saliency"} and rec.governance["policy"] == "redact-out"
+
+
+class _Streaming(_Saying):
+    """The tiny backend, saying ``text`` one token at a time; ``sent`` counts the tokens yielded so far."""
+
+    def stream(self, prompt, params):
+        ids = self._b.tokenizer(self.text, add_special_tokens=False)["input_ids"]
+        self.sent = 0
+        for k, i in enumerate(ids):
+            self.sent += 1
+            lp = (TokenLogprob(i, -0.5, ((i, -0.5),)),) if params.logprobs is not None else ()
+            yield Chunk(self._b.decode([i]), (i,), "stop" if k == len(ids) - 1 else None, lp)
+
+
+def test_a_redacting_output_policy_releases_the_answer_a_sentence_at_a_time(tiny_backend, audit):
+    """Before: any output policy held the whole answer back, so the first word came with the last. Under a
+    policy that only redacts, each sentence is checked and sent once it ends: the first arrives while the
+    model is still generating, the address in the second is redacted, the record holds the redacted
+    answer with the finding's span in the whole answer, and only the changed part loses its logprobs."""
+    said = f"The clinic opens at eight. Write to {EMAIL} for an appointment. Bring your card."
+    backend = _Streaming(tiny_backend, said)
+    policy = parse_policy(REDACT_OUT, embedder_factory=None)
+    request = TurnRequest([Message("user", "When?")], SamplingParams(max_new_tokens=64, logprobs=1))
+    parts = []
+    for _, chunk in start_turn(backend, request, _record(), audit, policy):
+        parts.append((chunk.text, backend.sent, len(chunk.logprobs)))
+    texts = [t for t, _, _ in parts if t]
+    assert texts == [
+        "The clinic opens at eight. ",
+        "Write to <EMAIL_ADDRESS> for an appointment. ",
+        "Bring your card.",
+    ]
+    total = len(tiny_backend.tokenizer(said, add_special_tokens=False)["input_ids"])
+    assert parts[0][1] < total // 2  # released long before the generation ended
+    assert parts[0][2] > 0 and parts[1][2] == 0 and parts[2][2] > 0
+    [rec] = audit.records()
+    assert rec.output == "".join(texts) and EMAIL not in repr(rec.governance)
+    [found] = rec.governance["output"][0]["results"][0]["findings"]
+    assert said[found["start"] : found["end"]] == EMAIL and rec.governance["output"][0]["action"] == "redact"
+
+
+def test_an_output_policy_that_may_block_still_holds_the_whole_answer(tiny_backend, audit):
+    policy = parse_policy(
+        REDACT_OUT + "  - {scanner: regex, patterns: {secret: 'launch code'}, action: block}\n",
+        embedder_factory=None,
+    )
+    backend = _Streaming(tiny_backend, "The weather is fine. The launch code is 1234.")
+    request = TurnRequest([Message("user", "Hi")], SamplingParams(max_new_tokens=64))
+    chunks = [c for _, c in start_turn(backend, request, _record(), audit, policy)]
+    assert [(c.text, c.finish_reason) for c in chunks] == [(policy.spec.refusal, CONTENT_FILTER)]

@@ -141,3 +141,20 @@ def test_returned_text_a_policy_blocks_is_withheld_whole():
     assert [(n["chunk_id"], n["action"]) for n in notes] == [("a", "block"), ("b", "redact")]
     pieces, _ = govern_pieces(policy, ["Project", " Blue", "bird", " soon"], "user")
     assert pieces == [WITHHELD, "", "", ""]
+
+
+def test_a_text_seen_before_is_not_scanned_again():
+    """A chat resends its system prompt with every turn: the policy scans each text once per rule, and a
+    different context (role) or text is scanned anew."""
+    policy = parse_policy("input:\n  - {scanner: regex, patterns: {ticket: 'T-\\d+'}, action: redact}")
+    scanner = policy._scanner(policy.spec.input[0])
+    calls = []
+    real = scanner.findings
+    scanner.findings = lambda text, context: calls.append(text) or real(text, context)
+    system, user = ScanContext("input", "system"), ScanContext("input", "user")
+    first = policy.check("See T-42 for the steps.", system)
+    again = policy.check("See T-42 for the steps.", system)
+    assert first == again and first.text == "See [ticket] for the steps."
+    policy.check("See T-42 for the steps.", user)
+    policy.check("See T-43.", system)
+    assert calls == ["See T-42 for the steps.", "See T-42 for the steps.", "See T-43."]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,7 +27,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clearlm.errors import InvalidInputError
-from clearlm.govern.base import Action, ScanContext, ScanResult
+from clearlm.govern.base import Action, Finding, ScanContext, ScanResult
+
+FINDINGS_CACHE_CHARS = 4_000_000  # the texts whose findings a policy remembers, in characters at most
 
 
 class _Rule(BaseModel):
@@ -117,11 +121,18 @@ class Decision:
 
 @dataclass
 class Policy:
-    """A loaded policy: ``check(text, context)`` runs the stage's scanners in order."""
+    """A loaded policy: ``check(text, context)`` runs the stage's scanners in order.
+
+    Each scanner's findings on a text are remembered (least recently used first out, up to
+    ``FINDINGS_CACHE_CHARS`` characters of text): a chat resends its system prompt and its history with
+    every turn, and the scanners are deterministic, so those texts are scanned once, not once per turn."""
 
     spec: PolicySpec
     embedder_factory: object = None  # () -> Embedder, for the scanners that embed
     _scanners: dict[int, object] = field(default_factory=dict, init=False, repr=False)
+    _seen: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _seen_chars: int = field(default=0, init=False, repr=False)
+    _seen_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.embedder_factory is not None:  # one embedding model for all the scanners that need it
@@ -138,7 +149,7 @@ class Policy:
         results, action = [], Action.ALLOW
         for rule in self.rules(context.stage):
             scanner = self._scanner(rule)
-            found = scanner.findings(text, context)
+            found = self._findings(rule, scanner, text, context)
             hits = [f for f in found if f.score >= rule.threshold]
             taken = rule.action if hits else Action.ALLOW
             results.append(
@@ -152,16 +163,35 @@ class Policy:
                 break
         return Decision(text, action, tuple(results), self.stored(text, context))
 
+    def _findings(self, rule, scanner, text: str, context: ScanContext) -> tuple[Finding, ...]:
+        key = (id(rule), context, text)
+        with self._seen_lock:
+            if (found := self._seen.get(key)) is not None:
+                self._seen.move_to_end(key)
+                return found
+        found = tuple(scanner.findings(text, context))
+        with self._seen_lock:
+            if key not in self._seen:
+                self._seen[key], self._seen_chars = found, self._seen_chars + len(text)
+            while self._seen_chars > FINDINGS_CACHE_CHARS:
+                (_, _, old), _ = self._seen.popitem(last=False)
+                self._seen_chars -= len(old)
+        return found
+
     def stored(self, text: str, context: ScanContext | None = None) -> str:
         """The text as the audit log may keep it: with ``store_redacted``, every PII value redacted."""
         if not self.spec.store_redacted:
             return text
-        scanner = self._storage_scanner()
-        return scanner.redact(text, scanner.findings(text, context or ScanContext()))
+        scanner = self._scanner(self._storage_rule)
+        return scanner.redact(
+            text, self._findings(self._storage_rule, scanner, text, context or ScanContext())
+        )
 
-    def _storage_scanner(self):
-        rule = next((r for r in (*self.spec.input, *self.spec.output) if isinstance(r, PiiRule)), None)
-        return self._scanner(rule) if rule is not None else self._scanner(PiiRule(scanner="pii"))
+    @functools.cached_property
+    def _storage_rule(self) -> PiiRule:
+        """The policy's first PII rule, or a default one (kept, so its scanner is built once)."""
+        rules = (*self.spec.input, *self.spec.output)
+        return next((r for r in rules if isinstance(r, PiiRule)), PiiRule(scanner="pii"))
 
     def _scanner(self, rule):
         key = id(rule)
@@ -170,11 +200,13 @@ class Policy:
         return self._scanners[key]
 
     def build_all(self) -> None:
-        """Build every scanner now (models load; missing keys and bad patterns are reported)."""
-        for rule in (*self.spec.input, *self.spec.output):
-            self._scanner(rule)
+        """Build every scanner now and run it once on a short text, so that models load and warm up here
+        rather than in the first request (missing keys and bad patterns are reported)."""
+        for stage in ("input", "output"):
+            for rule in self.rules(stage):
+                self._scanner(rule).findings("Hello, how are you today?", ScanContext(stage, "user"))
         if self.spec.store_redacted:
-            self._storage_scanner()
+            self._scanner(self._storage_rule)
 
 
 def build_scanner(rule, embedder_factory=None):

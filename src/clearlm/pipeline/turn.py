@@ -16,6 +16,7 @@ from clearlm.govern.base import Action, ScanContext
 from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
 from clearlm.models.chat import Message, Prompt, same_tools, tools_of, validate_prompt
+from clearlm.pipeline import release
 from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, ground
 from clearlm.store.audit import AuditLog, AuditRecord
 from clearlm.store.review import add_escalated
@@ -95,7 +96,10 @@ class Turn:
         return sum(len(c.token_ids) for c in self.choices)
 
     def __iter__(self) -> Iterator[tuple[int, Chunk]]:
-        held = self.policy is not None and bool(self.policy.spec.output)
+        """Each choice's chunks in turn. Without an output policy they pass as they come; under one that may
+        block, a choice is held back whole and checked (one chunk); under one that only redacts, warns or
+        escalates, it is released a sentence at a time, each part checked (``pipeline.release``)."""
+        held = self.policy is not None and bool(self.policy.spec.output) and not release.streams(self.policy)
         try:
             for choice in self.choices:
                 if self.refusal is not None:  # the input policy blocked the request: nothing is generated
@@ -104,7 +108,7 @@ class Turn:
                     continue
                 if self.request.target is not None:  # the caller's answer, checked like a generated one
                     choice.text, choice.finish_reason = self.request.target, FORCED
-                    if held:
+                    if self.policy is not None and self.policy.spec.output:
                         self._check_output(choice)
                     yield choice.index, Chunk(choice.text, (), choice.finish_reason)
                     continue
@@ -112,12 +116,15 @@ class Turn:
                 if params.seed is not None and choice.index:
                     params = dataclasses.replace(params, seed=params.seed + choice.index)
                 self._stream = self.backend.stream(self.request.prompt, params)
+                if release.streams(self.policy):
+                    yield from self._released(choice)
+                    continue
                 for chunk in self._stream:
                     choice.text += chunk.text
                     choice.token_ids.extend(chunk.token_ids)
                     choice.logprobs.extend(chunk.logprobs)
                     choice.finish_reason = chunk.finish_reason or choice.finish_reason
-                    if not held:  # an output policy must see the whole text before any of it is sent
+                    if not held:  # an output policy that may block sees the whole text before any is sent
                         yield choice.index, chunk
                 self._stream = None
                 if held:
@@ -173,19 +180,56 @@ class Turn:
             governance.setdefault("returned", []).extend(notes)
             self.record.governance = governance
 
+    def _released(self, choice: Choice) -> Iterator[tuple[int, Chunk]]:
+        """The choice's generation, released a checked part at a time (see ``pipeline.release``)."""
+        released, pending, at, parts = "", "", 0, []
+        ids: list[int] = []
+        lps: list[TokenLogprob] = []
+        for chunk in self._stream:
+            pending += chunk.text
+            ids += chunk.token_ids
+            lps += chunk.logprobs
+            choice.token_ids.extend(chunk.token_ids)
+            choice.finish_reason = chunk.finish_reason or choice.finish_reason
+            cut = len(pending) if choice.finish_reason else release.release_point(pending)
+            if cut or choice.finish_reason:
+                raw, pending, text = pending[:cut], pending[cut:], ""
+                if raw:
+                    decision = self.policy.check(raw, ScanContext("output", "assistant"))
+                    parts.append((at, decision))
+                    at, text = at + len(raw), decision.text
+                    if text != raw:
+                        choice.changed, lps = True, []
+                released += text
+                choice.logprobs += lps
+                part = Chunk(text, tuple(ids), chunk.finish_reason, tuple(lps))
+                ids, lps = [], []
+                choice.text = released + pending
+                yield choice.index, part
+            else:
+                choice.text = released + pending
+        self._stream = None
+        if choice.changed:
+            choice.logprobs = []
+        if parts:
+            self._record_output(choice, release.joined(parts))
+
     def _check_output(self, choice: Choice) -> None:
         raw = choice.text
         decision = self.policy.check(choice.text, ScanContext("output", "assistant"))
-        governance = self.record.governance or {"policy": self.policy.name}
-        governance.setdefault("output", []).append({"choice": choice.index, **decision.to_dict()})
-        _mark_escalated(governance, decision)
-        self.record.governance = governance
+        self._record_output(choice, decision)
         if decision.blocked:
             choice.text, choice.finish_reason = self.policy.spec.refusal, CONTENT_FILTER
         else:
             choice.text = decision.text
         if choice.text != raw:
             choice.changed, choice.logprobs = True, []
+
+    def _record_output(self, choice: Choice, decision) -> None:
+        governance = self.record.governance or {"policy": self.policy.name}
+        governance.setdefault("output", []).append({"choice": choice.index, **decision.to_dict()})
+        _mark_escalated(governance, decision)
+        self.record.governance = governance
 
     def _finish(self, status_code: int, error: str | None) -> None:
         if self._done:
