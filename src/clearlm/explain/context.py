@@ -237,7 +237,8 @@ def context_attribution(
     of one backward pass instead of one per token).
 
     Args:
-        backend: a ``TorchBackend``.
+        backend: a ``TorchBackend``, or with ``gradient=False`` any backend with ``response_logprobs``
+            (``LlamaCppBackend``: the ablations scored by llama.cpp, see ``llamacpp_scoring``).
         sources: the sources and how to render the prompt with a subset of them.
         response: the response, as text (tokenized without special tokens) or token ids (e.g. a generation's
             ``Completion.token_ids``).
@@ -256,14 +257,21 @@ def context_attribution(
         A ``ContextAttribution``.
 
     Raises:
-        BackendUnavailableError: a backend without gradients (llamacpp).
+        BackendUnavailableError: ``gradient`` on a backend without gradients (llamacpp), or a backend
+            that cannot score (vllm).
         InvalidInputError: no sources or an empty one; an empty response; ``ablations`` < 2; ``counted`` of
             the wrong length or all False; a kept source's text missing from the rendered prompt; prompt
             plus response longer than the model's context.
     """
-    if getattr(backend, "kind", None) != "torch":
+    if gradient and getattr(backend, "kind", None) != "torch":
         raise BackendUnavailableError(
-            "context attribution needs the torch backend: load the model with backend='torch'"
+            "the gradient view of context attribution needs the torch backend: load the model with "
+            "backend='torch', or pass gradient=False"
+        )
+    if not hasattr(backend, "response_logprobs"):
+        raise BackendUnavailableError(
+            f"the {getattr(backend, 'kind', '?')} backend cannot score responses: use the torch or "
+            "llamacpp backend"
         )
     if ablations < 2:
         raise InvalidInputError(f"context attribution needs at least 2 ablations, got {ablations}")
@@ -288,9 +296,12 @@ def context_attribution(
         list(full.token_ids) if mask.all() else backend.encode(sources.render(mask)).token_ids
         for mask in masks
     ]
-    logprobs = response_logprobs(
-        backend.model, prompts, response_ids, batch_size=batch_size, share_prefixes=share_prefixes
-    )
+    if backend.kind == "torch":
+        logprobs = response_logprobs(
+            backend.model, prompts, response_ids, batch_size=batch_size, share_prefixes=share_prefixes
+        )
+    else:  # llamacpp: its own scorer, every shared prefix decoded once (batch_size does not apply)
+        logprobs = backend.response_logprobs(prompts, response_ids)
     scores = logit_mean_prob(logprobs, keep)
     fit = fit_surrogate(masks, scores, alpha=alpha, folds=folds, seed=seed)
     seconds = {"ablation": time.perf_counter() - started}

@@ -27,6 +27,7 @@ def occlusion_scores(
     *,
     baseline_id: int | None = None,
     batch_size: int = 8,
+    scorer=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The drop in each target's log-probability when a group is occluded.
 
@@ -36,11 +37,19 @@ def occlusion_scores(
     Args:
         groups: [start, end) token spans over the sources (0 <= start < end <= N - 1).
         baseline_id: None removes the group's tokens; a token id replaces each of them.
-        batch_size: occluded sequences per forward pass.
+        batch_size: occluded sequences per forward pass (torch).
+        scorer: None scores on ``model`` (torch forward passes); or a backend with ``sequence_logprobs``
+            (``LlamaCppBackend``: the occluded sequences scored by llama.cpp, each shared prefix decoded
+            once; ``model`` is then unused).
 
     NaN where the group is not entirely before the target, or where removing it leaves nothing before the
     first target.
     """
+    for a, b in groups:
+        if not 0 <= a < b <= seq.n_sources:
+            raise InvalidInputError(f"occlusion group {(a, b)} is outside the {seq.n_sources} sources")
+    if scorer is not None:
+        return _scored_by(scorer, seq, groups, baseline_id)
     device = next(model.parameters()).device
     n_t, n_p = seq.n_targets, seq.n_prompt
     with torch.no_grad():
@@ -50,8 +59,6 @@ def occlusion_scores(
     # Sequences of equal length batch together: group by the number of tokens removed.
     by_len: dict[int, list[int]] = {}
     for g, (a, b) in enumerate(groups):
-        if not 0 <= a < b <= seq.n_sources:
-            raise InvalidInputError(f"occlusion group {(a, b)} is outside the {seq.n_sources} sources")
         by_len.setdefault(0 if baseline_id is not None else b - a, []).append(g)
     progress.grow(len(groups))
     for removed, members in by_len.items():
@@ -67,6 +74,30 @@ def occlusion_scores(
                 t = np.arange(max(groups[g][1] - n_p, lost), n_t)
                 scores[t, g] = full[t] - row[t - lost]
             progress.advance(len(chunk))
+    return scores, full
+
+
+def _scored_by(scorer, seq: TeacherForced, groups, baseline_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``occlusion_scores`` with every sequence scored by ``scorer.sequence_logprobs`` in one call."""
+    n_t, n_p = seq.n_targets, seq.n_prompt
+    ids = seq.ids.tolist()
+    seqs, starts, kept = [ids], [n_p], []
+    for g, group in enumerate(groups):
+        occluded = _occlude(seq.ids, group, baseline_id).tolist()
+        start = max(n_p - (len(ids) - len(occluded)), 1)  # as ``_shifted``: the first target left
+        if start < len(occluded):
+            seqs.append(occluded)
+            starts.append(start)
+            kept.append(g)
+    progress.grow(len(groups))
+    rows = scorer.sequence_logprobs(seqs, starts)
+    full = rows[0]
+    scores = np.full((n_t, len(groups)), np.nan, dtype=np.float32)
+    for g, row in zip(kept, rows[1:], strict=True):
+        lost = n_t - len(row)  # leading targets with nothing left before them
+        t = np.arange(max(groups[g][1] - n_p, lost), n_t)
+        scores[t, g] = full[t] - row[t - lost]
+    progress.advance(len(groups))
     return scores, full
 
 

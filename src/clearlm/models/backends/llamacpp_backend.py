@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.models.backends.base import (
     Chunk,
@@ -67,6 +69,50 @@ class LlamaCppBackend:
             self.llm._model, slots=slots, n_ctx_per_slot=self.context_length, n_threads=threads, eos=self.eos
         )
         self.lock = threading.Lock()
+        self._threads = threads
+        self._scorer = None
+        self._scorer_made = threading.Lock()  # not self.lock: explainers call scoring while holding it
+
+    @property
+    def scorer(self):
+        """The teacher-forced scorer (``llamacpp_scoring.Scorer``), made on first use: a llama.cpp context
+        of its own over the same weights, so scoring runs beside generation."""
+        with self._scorer_made:
+            if self._scorer is None:
+                from clearlm.models.backends.llamacpp_scoring import Scorer
+
+                self._scorer = Scorer(self.llm._model, n_threads=self._threads)
+            return self._scorer
+
+    def response_logprobs(self, prompts, response) -> np.ndarray:
+        """log p(response_t | prompt, response_<t) for every prompt, teacher-forced on llama.cpp, each shared
+        prefix decoded once (see ``llamacpp_scoring``).
+
+        Args:
+            prompts: token ids of each prompt (n, each at least one token). response: T >= 1 token ids.
+
+        Returns:
+            float64[n, T] natural-log probabilities.
+
+        Raises:
+            InvalidInputError: an empty prompt or response, a token outside the vocabulary, or prompt plus
+                response longer than the context.
+        """
+        self._check_length(max((len(p) for p in prompts), default=0) + len(response))
+        return self.scorer.response_logprobs(prompts, response)
+
+    def sequence_logprobs(self, seqs, starts) -> list[np.ndarray]:
+        """log p(seq[j] | seq[:j]) for j from ``starts[i]`` to the end of each sequence i: a list of
+        float64[len - start] arrays, nats (see ``llamacpp_scoring.Scorer.sequence_logprobs``)."""
+        self._check_length(max((len(s) for s in seqs), default=0))
+        return self.scorer.sequence_logprobs(seqs, starts)
+
+    def _check_length(self, n: int) -> None:
+        if n > self.context_length:
+            raise InvalidInputError(
+                f"a sequence to score is {n:,} tokens but the model's context holds "
+                f"{self.context_length:,}: shorten it"
+            )
 
     def encode(self, prompt: Prompt) -> EncodedPrompt:
         return encode_prompt(self.tokenizer, prompt)

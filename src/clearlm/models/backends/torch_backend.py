@@ -43,6 +43,13 @@ class TorchBackend:
     def device(self) -> torch.device:
         return self.model.device
 
+    def response_logprobs(self, prompts, response, **options):
+        """log p(response_t | prompt, response_<t) for every prompt, teacher-forced: float64[n, T] natural-log
+        probabilities (``clearlm.explain.scoring.response_logprobs``, which takes ``options``)."""
+        from clearlm.explain.scoring import response_logprobs
+
+        return response_logprobs(self.model, prompts, response, **options)
+
     def encode(self, prompt: Prompt) -> EncodedPrompt:
         return encode_prompt(self.tokenizer, prompt)
 
