@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import clearlm.knowledge.answer as answer_module
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.explain.context import ContextAttribution
 from clearlm.knowledge.answer import (
-    EXAMPLE_ANSWER,
     INSTRUCTION,
     SYSTEM_PROMPT,
     CitedAnswer,
@@ -179,19 +179,29 @@ def test_prompt_numbers_passages_and_keeps_numbers_when_one_is_left_out():
     assert sources.texts[1].startswith("[2] South\n")  # no heading: the title
     assert sources.texts[2].startswith("[3] Physics\n")
     full = sources.render([True, True, True])
-    assert [m.role for m in full] == ["system", "user", "assistant", "user"]
-    assert full[0].content == SYSTEM_PROMPT and full[2].content == EXAMPLE_ANSWER
-    assert full[3].content.endswith(f"\n\nQuestion: Where is the Eiffel Tower?\n{INSTRUCTION}")
-    dropped = sources.render([True, False, True])[3].content
+    assert [m.role for m in full] == ["system", "user"]  # no worked example before the question
+    assert full[0].content == SYSTEM_PROMPT
+    assert full[1].content.endswith(f"\n\nQuestion: Where is the Eiffel Tower?\n{INSTRUCTION}")
+    dropped = sources.render([True, False, True])[1].content
     assert "[1] Cities" in dropped and "[2]" not in dropped and "[3] Physics" in dropped
 
 
 # ---- the flow on the tiny model ------------------------------------------------------------------------
 
 
-def test_answer_on_the_tiny_model(tiny, tmp_path):
+def test_answer_on_the_tiny_model(tiny, tmp_path, monkeypatch):
+    # The random model's greedy first token depends on the prompt's wording: after the packaged one it is
+    # the stop token (an empty answer, nothing to attribute); these short instructions give it tokens.
+    monkeypatch.setattr(answer_module, "SYSTEM_PROMPT", "Answer.")
+    monkeypatch.setattr(answer_module, "INSTRUCTION", "Answer from the passages.")
     result = answer(
-        tiny, "Where is the Eiffel Tower?", PASSAGES, max_new_tokens=10, ablations=4, gradient=True
+        tiny,
+        "Where is the Eiffel Tower?",
+        PASSAGES,
+        max_new_tokens=10,
+        ablations=4,
+        gradient=True,
+        correct=False,  # the answer as generated (corrections: tests/knowledge/test_corrections.py)
     )
     assert result.model == "tiny-random-qwen2" and result.finish_reason in ("stop", "length")
     assert result.text == tiny.decode(result.attribution.response_ids)

@@ -20,12 +20,14 @@ from typing import Any
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.explain.context import ContextAttribution, ContextSources, context_attribution
 from clearlm.knowledge.passage import Passage
+from clearlm.knowledge.quotes import NO_ANSWER, is_abstention, quoted_span, sentence_before
 from clearlm.models.backends.base import SamplingParams, generate
 from clearlm.models.chat import Message
 from clearlm.models.tokens import encode_text
 from clearlm.serialize import JsonResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: citations' quoted spans, corrections, abstained
+READ_VERSIONS = (1, 2)
 DEFAULT_MAX_NEW_TOKENS = 80
 # Defaults chosen to keep ``answer`` near a minute on 2 CPU cores with 5 passages of ~200 tokens (see the
 # README's figures): 16 ablations (ablations are most of the time; shared prefixes already run once), and
@@ -42,24 +44,19 @@ DEFAULT_GRADIENT = False
 # a fact of 2 tokens in 20 moves it by about 0.75.
 RELIED_THRESHOLD = 0.5
 
+# No worked example: the one this prompt used to carry (a question about the Nile) leaked into answers
+# about other things. The abstention is one fixed sentence, so that it can be recognised (``is_abstention``).
 SYSTEM_PROMPT = (
-    "Answer questions using only the numbered passages you are given. Cite the passage that supports each "
-    "sentence with its number in square brackets."
-)
-# One worked example before the real question: small models follow the citation format far more reliably
-# with it (measured on qwen2.5-0.5b-instruct). It precedes every passage, so each ablation shares it (its
-# key/value cache is computed once).
-EXAMPLE_PASSAGES = (
-    "Rivers > Nile\nThe Nile flows north through eleven countries into the Mediterranean Sea.",
-    "Deserts > Sahara\nThe Sahara is the largest hot desert, covering most of North Africa.",
-    "Mountains > Everest\nMount Everest is the highest mountain on Earth, 8,849 metres above sea level.",
+    "Answer questions using only the numbered passages you are given. Keep the answer to one or two short "
+    "sentences. Copy the exact words of the passage for every command, option, file path and value. End "
+    "each sentence with the number of the passage it comes from in square brackets. If no passage answers "
+    f"the question, answer exactly: {NO_ANSWER}"
 )
 # Repeated after the question: with long passages, the system message alone is too far back.
 INSTRUCTION = (
-    "Answer from the passages. Cite the passage each fact comes from by its number in square brackets."
+    "Answer from the passages, copying their exact words for commands, options, paths and values, and cite "
+    f"the passage number in square brackets. If the passages do not answer it, answer exactly: {NO_ANSWER}"
 )
-EXAMPLE_QUESTION = "Where does the Nile flow?"
-EXAMPLE_ANSWER = "The Nile flows north into the Mediterranean Sea [1]."
 
 # [1], [1, 2], [1;2], [1-3], [1–3]: a bracket holding numbers, commas, semicolons, dashes and spaces.
 _CITATION = re.compile(r"\[(\s*\d+(?:\s*(?:[,;]|[-–])\s*\d+)*\s*)\]")
@@ -70,12 +67,17 @@ _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
 class Citation:
     """One cited number in the answer: ``number`` as written, ``start``/``end`` the character span of its
     bracket in the answer (a bracket citing several numbers gives one Citation each, same span), and
-    ``passage`` the 0-based index of the passage it names (None: no passage has that number)."""
+    ``passage`` the 0-based index of the passage it names (None: no passage has that number).
+    ``quote_start``/``quote_end``: [start, end) characters in that passage's text of the longest stretch of
+    the sentence the citation closes found there verbatim (``clearlm.knowledge.quotes.quoted_span``),
+    None when it quotes fewer than ``MIN_QUOTE`` characters of it."""
 
     number: int
     start: int
     end: int
     passage: int | None
+    quote_start: int | None = None
+    quote_end: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,9 @@ class CitedAnswer(JsonResult):
             answer is empty).
         relied_threshold: the ablation weight from which a passage counts as relied on (logit units).
         seconds: wall-clock seconds of "generate" and "attribute".
+        corrections: what ``clearlm.knowledge.corrections.correct`` changed, in order: {"kind":
+            "recited", "from": n, "to": m, "by": "quote" | "attribution"} (a citation re-pointed) or
+            {"kind": "abstained", "by": ..., "text": the answer replaced by ``NO_ANSWER``}.
     """
 
     question: str
@@ -125,6 +130,12 @@ class CitedAnswer(JsonResult):
     attribution: ContextAttribution | None = None
     relied_threshold: float = RELIED_THRESHOLD
     seconds: dict[str, float] = field(default_factory=dict)
+    corrections: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def abstained(self) -> bool:
+        """True when the answer is the abstention: the passages do not answer the question."""
+        return is_abstention(self.text)
 
     @property
     def cited(self) -> list[int]:
@@ -167,11 +178,15 @@ class CitedAnswer(JsonResult):
             "attribution": None if self.attribution is None else self.attribution.to_dict(),
             "relied_threshold": self.relied_threshold,
             "seconds": dict(self.seconds),
+            "corrections": [dict(c) for c in self.corrections],
+            "abstained": self.abstained,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CitedAnswer:
-        if data.get("schema_version") != SCHEMA_VERSION:
+        """The CitedAnswer of a ``to_dict`` dict, of this schema version or version 1 (no quoted spans, no
+        corrections). Raises ValueError for another version."""
+        if data.get("schema_version") not in READ_VERSIONS:
             raise ValueError(f"unsupported cited answer schema version {data.get('schema_version')!r}")
         attribution = data.get("attribution")
         return cls(
@@ -192,6 +207,7 @@ class CitedAnswer(JsonResult):
             attribution=None if attribution is None else ContextAttribution.from_dict(attribution),
             relied_threshold=float(data["relied_threshold"]),
             seconds=dict(data.get("seconds", {})),
+            corrections=[dict(c) for c in data.get("corrections", [])],
         )
 
 
@@ -206,6 +222,7 @@ def answer(
     gradient: bool = DEFAULT_GRADIENT,
     relied_threshold: float = RELIED_THRESHOLD,
     seed: int = 0,
+    correct: bool = True,
 ) -> CitedAnswer:
     """Answer ``question`` from ``passages`` with citations, and attribute the answer to each passage.
 
@@ -224,9 +241,12 @@ def answer(
         gradient: also attribute by input x gradient per passage (about half again the attribution time).
         relied_threshold: the ablation weight (logit units) from which a passage counts as relied on.
         seed: seeds the random ablations.
+        correct: act on the evidence (``clearlm.knowledge.corrections.correct``): re-point a citation to
+            the passage the sentence quotes (or, with attribution, relied on), and abstain when nothing
+            supports the answer; an answer that abstains becomes exactly ``NO_ANSWER``.
 
     Returns:
-        A ``CitedAnswer``.
+        A ``CitedAnswer`` (``corrections`` lists what was changed).
 
     Raises:
         InvalidInputError: an empty question, no passages, a bad ``max_new_tokens`` or ``ablations``, a
@@ -265,6 +285,10 @@ def answer(
         seed=seed,
     )
     cited.seconds = {"generate": generated, **cited.seconds}
+    if correct:
+        from clearlm.knowledge.corrections import correct as act_on_evidence
+
+        cited = act_on_evidence(cited)
     return cited
 
 
@@ -305,6 +329,7 @@ def cite(
         raise InvalidInputError(f"context attribution needs at least 2 ablations, got {ablations}")
     sources = sources if sources is not None else passage_sources(question, passages)
     citations, unknown = parse_citations(text, len(passages))
+    citations = quote_citations(text, citations, passages)
     attribution, seconds = None, {}
     ids: list[int] = []
     if backend is not None:
@@ -343,15 +368,13 @@ def passage_sources(
 ) -> ContextSources:
     """The prompt of ``answer``, with the passages as its sources.
 
-    Messages: ``SYSTEM_PROMPT`` (followed by the text of any system message in ``history``); the worked
-    example (its passages and question, and its cited answer); the rest of ``history`` (earlier turns of a
-    conversation, kept as they are); then a user message with the passages, each a block ``[n] heading``
+    Messages: ``SYSTEM_PROMPT`` (followed by the text of any system message in ``history``); the rest of
+    ``history`` (earlier turns of a conversation, kept as they are); then a user message with the passages, each a block ``[n] heading``
     (the heading path, else the title) over its text, the question and ``INSTRUCTION``. Leaving a passage
     out removes its block and keeps the others' numbers, so a citation names the same passage in every
     ablation.
     """
     blocks = tuple(_block(n, p.heading or p.title, p.text) for n, p in enumerate(passages, start=1))
-    example = _user(EXAMPLE_QUESTION, [f"[{n}] {t}" for n, t in enumerate(EXAMPLE_PASSAGES, start=1)])
     question = question.strip()
     system = "\n\n".join([SYSTEM_PROMPT, *(m.content for m in history if m.role == "system")])
     earlier = [m for m in history if m.role != "system"]
@@ -360,8 +383,6 @@ def passage_sources(
         kept = [b for b, keep in zip(blocks, mask, strict=True) if keep]
         return [
             Message("system", system),
-            Message("user", example),
-            Message("assistant", EXAMPLE_ANSWER),
             *earlier,
             Message("user", _user(question, kept)),
         ]
@@ -396,6 +417,20 @@ def parse_citations(text: str, n_passages: int) -> tuple[list[Citation], list[in
             if not known and number not in unknown:
                 unknown.append(number)
     return citations, unknown
+
+
+def quote_citations(text: str, citations: list[Citation], passages: list[Passage]) -> list[Citation]:
+    """``citations`` with their quoted spans: for each one naming a passage, the longest stretch of the
+    sentence it closes (``quotes.sentence_before``) found verbatim in that passage's text
+    (``quotes.quoted_span``); None when under ``quotes.MIN_QUOTE`` characters or naming no passage."""
+    out = []
+    for c in citations:
+        span = None
+        if c.passage is not None and c.passage < len(passages):
+            span = quoted_span(sentence_before(text, c.start), passages[c.passage].text)
+        start, end = span if span is not None else (None, None)
+        out.append(Citation(c.number, c.start, c.end, c.passage, start, end))
+    return out
 
 
 def support(
