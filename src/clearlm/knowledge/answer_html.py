@@ -105,7 +105,16 @@ def _flags_html(cited: CitedAnswer) -> str:
             '<li class="muted">No flags: every cited passage was relied on, and every relied-on '
             "passage was cited.</li>"
         )
+    for c in cited.corrections:
+        items.append(f'<li class="flag correction">{html.escape(_correction_text(c))}</li>')
     return '<ul id="flags">' + "".join(items) + "</ul>"
+
+
+def _correction_text(c: dict) -> str:
+    by = "its attribution" if c.get("by") == "attribution" else "the words it quotes"
+    if c.get("kind") == "recited":
+        return f"Corrected by {by}: citation [{c.get('from')}] re-pointed to [{c.get('to')}]."
+    return f"Corrected by {by}: nothing supported the answer {c.get('text', '')!r}, so it abstains."
 
 
 def _passage_html(cited: CitedAnswer, s: PassageSupport, peak: float) -> str:
@@ -140,8 +149,30 @@ def _passage_html(cited: CitedAnswer, s: PassageSupport, peak: float) -> str:
         f'style="background-color:{_shade(s.weight, peak)}">'
         f'<summary><span class="num">[{s.number}]</span> <span class="head">{label}</span> {figures} '
         f"{''.join(badges)}</summary>"
-        f'<div class="meta">{meta}</div><div class="text">{html.escape(p.text)}</div></details>\n'
+        f'<div class="meta">{meta}</div><div class="text">{_quoted_html(cited, s.number)}</div></details>\n'
     )
+
+
+def _quoted_html(cited: CitedAnswer, number: int) -> str:
+    """Passage ``number``'s text, escaped, with the spans the answer's citations of it quote in <mark>
+    (overlapping spans merged)."""
+    text = cited.passages[number - 1].text
+    spans = sorted(
+        (c.quote_start, c.quote_end)
+        for c in cited.citations
+        if c.number == number and c.quote_start is not None and c.quote_end is not None
+    )
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out += [html.escape(text[pos:a]), f'<mark class="quote">{html.escape(text[a:b])}</mark>']
+        pos = b
+    return "".join(out) + html.escape(text[pos:])
 
 
 def _legend(cited: CitedAnswer) -> str:
@@ -200,6 +231,7 @@ padding:0 7px;background:#fff}.badge.cited{border-color:#0b57d0;color:#0b57d0}
 .badge.relied{border-color:var(--red);color:var(--red)}.badge.flag{border-color:#8a4b00;color:#8a4b00}
 .meta{font-size:.8rem;color:#444;margin:6px 0}.label{text-transform:uppercase;letter-spacing:.04em;
 color:var(--muted);font-size:.7rem;margin-left:6px}.meta .label:first-child{margin-left:0}
+mark.quote{background:#fff1a8;padding:0 1px}
 .text{white-space:pre-wrap;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px 10px}
 """
 

@@ -193,7 +193,8 @@ window.clearlmCitations = (() => {
       const first = cited.citations.find((c) => c.number === number);
       claim = first ? claimBefore(cited.text, first.start) : cited.text.replace(/\[[^\]]*\]/g, " ");
     }
-    const match = bestSentence(p.text, claim);
+    const q = cited.citations.find((c) => c.number === number && c.quote_start != null); // quoted span
+    const match = q ? { start: q.quote_start, end: q.quote_end, shared: new Set() } : bestSentence(p.text, claim);
     const reopen = (n, c) => show(cited, n, c, opener);
     const close = el("button", { type: "button", class: "close" }, "Close");
     close.addEventListener("click", () => d.close());
