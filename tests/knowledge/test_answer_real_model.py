@@ -38,7 +38,9 @@ def test_the_answer_cites_and_relies_on_the_passage_that_holds_it(default_backen
     # every subset of the 3 passages; the gradient view is checked in tests/explain/test_context_real_model.py
     question = "Who designed the lighthouse of Brisk Harbour?"
     result = answer(default_backend, question, passages, ablations=8, gradient=False)
-    assert "Anika Brandt" in result.text
+    assert "Anika Brandt" in result.text and "Nile" not in result.text and not result.abstained
+    quoted = [c for c in result.citations if c.quote_start is not None]
+    assert quoted and "Anika Brandt" in result.passage(2).text[quoted[0].quote_start : quoted[0].quote_end]
     assert result.cited == [2] and result.unknown_citations == []
     assert result.passage(2).path == "towns/brisk-harbour.md"
     assert result.top_attributed() == 2
