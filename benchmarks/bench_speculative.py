@@ -28,7 +28,16 @@ def serve(llama_server: str, target: str, draft: str | None, draft_max: int) -> 
     cmd = [llama_server, "-m", target, "--port", str(port), "-c", "4096", "-t", str(os.cpu_count())]
     cmd += ["--jinja", "--no-webui", "-np", "1"]
     if draft:
-        cmd += ["-md", draft, "--draft-max", str(draft_max), "--draft-min", "1"]
+        cmd += [
+            "-md",
+            draft,
+            "--spec-type",
+            "draft-simple",
+            "--spec-draft-n-max",
+            str(draft_max),
+            "--spec-draft-n-min",
+            "1",
+        ]
     log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the server runs)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(600):
