@@ -60,7 +60,7 @@ def test_no_prompt_holds_example_text_and_the_module_keeps_none():
     for word in ("Nile", "Sahara", "Everest", "Mediterranean"):
         assert word not in prompt
     assert [m.role for m in passage_sources(QUESTION, PASSAGES).render([True] * 3)] == ["system", "user"]
-    assert NO_ANSWER in answer_module.SYSTEM_PROMPT and NO_ANSWER in answer_module.INSTRUCTION
+    assert NO_ANSWER in answer_module.SYSTEM_PROMPT
 
 
 # ---- the abstention
@@ -130,8 +130,9 @@ def test_an_answer_that_cites_and_quotes_nothing_abstains():
     result = correct(cited_answer("The Nile flows north."))
     assert result.text == NO_ANSWER and result.abstained
     assert result.corrections == [{"kind": "abstained", "by": "quote", "text": "The Nile flows north."}]
-    kept = cited_answer("You can run ip route show.")  # cites nothing but quotes passage 1: kept
-    assert correct(kept) is kept
+    cited = correct(cited_answer("You can run ip route show."))  # cites nothing, quotes passage 1
+    assert cited.text == "You can run ip route show. [1]" and cited.cited == [1]
+    assert cited.corrections == [{"kind": "recited", "from": None, "to": 1, "by": "quote"}]
 
 
 def test_attribution_repoints_an_unrelied_citation_to_the_one_relied_uncited_passage():

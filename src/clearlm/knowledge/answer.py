@@ -49,13 +49,13 @@ RELIED_THRESHOLD = 0.5
 SYSTEM_PROMPT = (
     "Answer questions using only the numbered passages you are given. Keep the answer to one or two short "
     "sentences. Copy the exact words of the passage for every command, option, file path and value. End "
-    "each sentence with the number of the passage it comes from in square brackets. If no passage answers "
-    f"the question, answer exactly: {NO_ANSWER}"
+    "each sentence with the number of the passage it comes from in square brackets. Only if no passage is "
+    f"about the question at all, answer exactly: {NO_ANSWER}"
 )
 # Repeated after the question: with long passages, the system message alone is too far back.
 INSTRUCTION = (
     "Answer from the passages, copying their exact words for commands, options, paths and values, and cite "
-    f"the passage number in square brackets. If the passages do not answer it, answer exactly: {NO_ANSWER}"
+    "the passage number in square brackets."
 )
 
 # [1], [1, 2], [1;2], [1-3], [1–3]: a bracket holding numbers, commas, semicolons, dashes and spaces.

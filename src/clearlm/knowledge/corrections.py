@@ -10,7 +10,8 @@ The rules (``correct``), in order:
    was not relied on is re-pointed to it.
 3. Without attribution: a citation whose sentence quotes nothing (fewer than ``quotes.MIN_QUOTE``
    characters) from the passage it names, but quotes another passage, is re-pointed to the passage it
-   quotes the longest stretch of; an answer that cites no passage and quotes none becomes the abstention.
+   quotes the longest stretch of; an answer that cites no passage gets a citation of the passage it quotes
+   the longest stretch of (recorded with "from": None), or, quoting none, becomes the abstention.
 
 Each change is recorded in ``CitedAnswer.corrections``: {"kind": "recited", "from": n, "to": m, "by":
 "attribution" | "quote"} or {"kind": "abstained", "by": ..., "text": the answer it replaced}.
@@ -67,9 +68,11 @@ def _by_attribution(cited: CitedAnswer) -> CitedAnswer:
 def _by_quotes(cited: CitedAnswer) -> CitedAnswer:
     texts = [p.text for p in cited.passages]
     if not cited.cited:
-        if best_quoted(without_citations(cited.text), texts) is None:
+        best = best_quoted(without_citations(cited.text), texts)
+        if best is None:
             return _abstain(cited, "quote")
-        return cited
+        text = cited.text.rstrip() + f" [{best[0] + 1}]"
+        return _with_text(cited, text, [{"kind": "recited", "from": None, "to": best[0] + 1, "by": "quote"}])
     moves = {}
     for c in cited.citations:
         if c.passage is None or c.quote_start is not None:
