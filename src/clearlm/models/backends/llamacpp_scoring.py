@@ -82,8 +82,9 @@ class Scorer:
             prev: list[int] = []
             for k, i in enumerate(order):
                 seq_id, prev_id = k % SEQ_IDS, (k - 1) % SEQ_IDS
-                # reuse the predecessor's prefix, but decode every position whose logits are needed
-                shared = min(_common_prefix(prev, seqs[i]), starts[i] - 1)
+                # reuse the predecessor's decoded prefix (all but its last token), but decode every
+                # position whose logits are needed
+                shared = min(_common_prefix(prev, seqs[i]), len(prev) - 1, starts[i] - 1)
                 self.ctx.kv_cache_seq_rm(seq_id, -1, -1)
                 if shared:
                     self.ctx.kv_cache_seq_cp(prev_id, seq_id, 0, shared)
