@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--response-tokens", type=int, default=40)
     ap.add_argument("--ablations", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--count-torch", action="store_true", help="count torch's positions (one more run)")
     args = ap.parse_args()
 
     cores = os.cpu_count() or 1
@@ -90,11 +91,10 @@ def main() -> None:
 
     from clearlm.explain.scoring import response_logprobs
 
-    stats: dict = {}
-    prompts = [
-        llama.encode(sources.render(m)).token_ids for m in results["torch"].masks
-    ]  # the same ablations, to count torch's positions (one untimed run)
-    response_logprobs(torch_backend.model, prompts, response, stats=stats)
+    stats: dict = {"tokens": 0}
+    if args.count_torch:  # the same ablations, to count torch's positions (one more, untimed run)
+        prompts = [llama.encode(sources.render(m)).token_ids for m in results["torch"].masks]
+        response_logprobs(torch_backend.model, prompts, response, stats=stats)
     t_med, l_med = statistics.median(times["torch"]), statistics.median(times["llamacpp"])
     lp = np.abs(results["torch"].logprobs - results["llamacpp"].logprobs)
     w = np.abs(results["torch"].weights - results["llamacpp"].weights)
