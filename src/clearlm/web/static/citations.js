@@ -3,7 +3,8 @@
 // with an assistant message's <article> and its meta.citations (a CitedAnswer dict: knowledge/answer.py).
 // Each [n] in the rendered answer becomes a button that opens passage n in a <dialog>, with the passage's
 // sentence that best matches the answer's claim highlighted (the claim: the answer's sentence that ends at
-// the citation; the match: the sentence sharing the most words with it, shared words underlined). Below the
+// the citation; the match: the span of the passage it quotes verbatim (the citation's quote_start/quote_end)
+// when there is one, else the sentence sharing the most words with it, shared words underlined). Below the
 // answer, the passages are listed, shaded by how much the answer relied on them (ablation weight), with the
 // flags "cited but not relied on" and "relied on but not cited". Text only: nothing here is parsed as HTML.
 "use strict";
@@ -207,7 +208,9 @@ window.clearlmCitations = (() => {
       claim ? el("p", { class: "claim" }, el("span", { class: "muted" }, "The answer: "), `“${claim}”`) : null,
       el("div", { class: "passage-text", tabindex: 0, "aria-label": `Text of passage ${number}` },
         ...highlighted(p.text, match)),
-      el("p", { class: "muted small" }, match
+      el("p", { class: "muted small" }, q
+        ? "Highlighted: the words of the passage the answer quotes verbatim."
+        : match
         ? "Highlighted: the passage's sentence sharing the most words with the answer's claim (shared words " +
             "underlined)."
         : "No sentence of this passage shares a word with the answer's claim."),
