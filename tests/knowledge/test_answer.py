@@ -14,6 +14,7 @@ import clearlm.knowledge.answer as answer_module
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.explain.context import ContextAttribution
 from clearlm.knowledge.answer import (
+    EXAMPLE_ANSWER,
     INSTRUCTION,
     SYSTEM_PROMPT,
     CitedAnswer,
@@ -179,10 +180,10 @@ def test_prompt_numbers_passages_and_keeps_numbers_when_one_is_left_out():
     assert sources.texts[1].startswith("[2] South\n")  # no heading: the title
     assert sources.texts[2].startswith("[3] Physics\n")
     full = sources.render([True, True, True])
-    assert [m.role for m in full] == ["system", "user"]  # no worked example before the question
-    assert full[0].content == SYSTEM_PROMPT
-    assert full[1].content.endswith(f"\n\nQuestion: Where is the Eiffel Tower?\n{INSTRUCTION}")
-    dropped = sources.render([True, False, True])[1].content
+    assert [m.role for m in full] == ["system", "user", "assistant", "user"]  # the worked example first
+    assert full[0].content == SYSTEM_PROMPT and full[2].content == EXAMPLE_ANSWER
+    assert full[3].content.endswith(f"\n\nQuestion: Where is the Eiffel Tower?\n{INSTRUCTION}")
+    dropped = sources.render([True, False, True])[3].content
     assert "[1] Cities" in dropped and "[2]" not in dropped and "[3] Physics" in dropped
 
 

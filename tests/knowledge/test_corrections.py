@@ -8,17 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import clearlm.knowledge.answer as answer_module
 from clearlm.knowledge.answer import (
     CitedAnswer,
     cite,
     parse_citations,
-    passage_sources,
     quote_citations,
     support,
 )
 from clearlm.knowledge.answer_html import render_html
-from clearlm.knowledge.corrections import correct
+from clearlm.knowledge.corrections import correct, leaks_example
 from clearlm.knowledge.passage import Passage
 from clearlm.knowledge.quotes import (
     MIN_QUOTE,
@@ -54,13 +52,27 @@ def attribution(weights: list[float]) -> SimpleNamespace:
 # ---- no worked example can leak
 
 
-def test_no_prompt_holds_example_text_and_the_module_keeps_none():
-    assert not [k for k in vars(answer_module) if k.startswith("EXAMPLE")]
-    prompt = " ".join(m.content for m in passage_sources(QUESTION, PASSAGES).render([True] * 3))
-    for word in ("Nile", "Sahara", "Everest", "Mediterranean"):
-        assert word not in prompt
-    assert [m.role for m in passage_sources(QUESTION, PASSAGES).render([True] * 3)] == ["system", "user"]
-    assert NO_ANSWER in answer_module.SYSTEM_PROMPT
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Nile flows north into the Mediterranean Sea [1].",  # the example's answer, copied
+        "The answer is that it flows north through eleven countries [2].",  # a stretch of an example passage
+    ],
+)
+def test_an_answer_quoting_the_worked_example_becomes_the_abstention(text):
+    """Before: the prompt's example (the Nile) came back as the answer to unrelated questions."""
+    result = correct(cited_answer(text))
+    assert result.text == NO_ANSWER and result.citations == [] and result.abstained
+    assert result.corrections == [{"kind": "abstained", "by": "example", "text": text}]
+    for word in ("Nile", "Mediterranean", "eleven countries"):
+        assert word not in result.text
+
+
+def test_words_the_example_shares_with_a_real_passage_are_no_leak():
+    assert not leaks_example("Use tar -tvf archive.tar to list the contents [3].", TEXTS)
+    assert leaks_example("It is the largest hot desert [1].", TEXTS)
+    nile = [*TEXTS, "The Nile flows north through eleven countries into the sea."]
+    assert not leaks_example("The Nile flows north through eleven countries [4].", nile)
 
 
 # ---- the abstention
@@ -127,9 +139,9 @@ def test_a_citation_that_quotes_its_passage_is_kept():
 
 
 def test_an_answer_that_cites_and_quotes_nothing_abstains():
-    result = correct(cited_answer("The Nile flows north."))
+    result = correct(cited_answer("The river runs south."))
     assert result.text == NO_ANSWER and result.abstained
-    assert result.corrections == [{"kind": "abstained", "by": "quote", "text": "The Nile flows north."}]
+    assert result.corrections == [{"kind": "abstained", "by": "quote", "text": "The river runs south."}]
     cited = correct(cited_answer("You can run ip route show."))  # cites nothing, quotes passage 1
     assert cited.text == "You can run ip route show. [1]" and cited.cited == [1]
     assert cited.corrections == [{"kind": "recited", "from": None, "to": 1, "by": "quote"}]

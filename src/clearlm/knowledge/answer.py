@@ -44,14 +44,25 @@ DEFAULT_GRADIENT = False
 # a fact of 2 tokens in 20 moves it by about 0.75.
 RELIED_THRESHOLD = 0.5
 
-# No worked example: the one this prompt used to carry (a question about the Nile) leaked into answers
-# about other things. The abstention is one fixed sentence, so that it can be recognised (``is_abstention``).
+# The abstention is one fixed sentence, so that it can be recognised (``is_abstention``).
 SYSTEM_PROMPT = (
     "Answer questions using only the numbered passages you are given. Keep the answer to one or two short "
     "sentences. Copy the exact words of the passage for every command, option, file path and value. End "
     "each sentence with the number of the passage it comes from in square brackets. Only if no passage is "
     f"about the question at all, answer exactly: {NO_ANSWER}"
 )
+# One worked example before the real question. Without it qwen2.5-0.5b-instruct echoed a passage block
+# ("[1] Towns > Velmora\n...") or abstained instead of answering (measured 2026-12-02: 0 of 3 answerable
+# questions answered without it, 3 of 3 with it). It can leak into an answer (the model copying "The Nile
+# flows north" when lost): ``corrections.correct`` turns an answer that quotes the example into the
+# abstention, so no answer returned carries its text. It precedes every passage, so each ablation shares it.
+EXAMPLE_PASSAGES = (
+    "Rivers > Nile\nThe Nile flows north through eleven countries into the Mediterranean Sea.",
+    "Deserts > Sahara\nThe Sahara is the largest hot desert, covering most of North Africa.",
+    "Mountains > Everest\nMount Everest is the highest mountain on Earth, 8,849 metres above sea level.",
+)
+EXAMPLE_QUESTION = "Where does the Nile flow?"
+EXAMPLE_ANSWER = "The Nile flows north into the Mediterranean Sea [1]."
 # Repeated after the question: with long passages, the system message alone is too far back.
 INSTRUCTION = (
     "Answer from the passages, copying their exact words for commands, options, paths and values, and cite "
@@ -368,13 +379,15 @@ def passage_sources(
 ) -> ContextSources:
     """The prompt of ``answer``, with the passages as its sources.
 
-    Messages: ``SYSTEM_PROMPT`` (followed by the text of any system message in ``history``); the rest of
-    ``history`` (earlier turns of a conversation, kept as they are); then a user message with the passages, each a block ``[n] heading``
+    Messages: ``SYSTEM_PROMPT`` (followed by the text of any system message in ``history``); the worked
+    example (its passages and question, and its cited answer); the rest of ``history`` (earlier turns of a
+    conversation, kept as they are); then a user message with the passages, each a block ``[n] heading``
     (the heading path, else the title) over its text, the question and ``INSTRUCTION``. Leaving a passage
     out removes its block and keeps the others' numbers, so a citation names the same passage in every
     ablation.
     """
     blocks = tuple(_block(n, p.heading or p.title, p.text) for n, p in enumerate(passages, start=1))
+    example = _user(EXAMPLE_QUESTION, [f"[{n}] {t}" for n, t in enumerate(EXAMPLE_PASSAGES, start=1)])
     question = question.strip()
     system = "\n\n".join([SYSTEM_PROMPT, *(m.content for m in history if m.role == "system")])
     earlier = [m for m in history if m.role != "system"]
@@ -383,6 +396,8 @@ def passage_sources(
         kept = [b for b, keep in zip(blocks, mask, strict=True) if keep]
         return [
             Message("system", system),
+            Message("user", example),
+            Message("assistant", EXAMPLE_ANSWER),
             *earlier,
             Message("user", _user(question, kept)),
         ]

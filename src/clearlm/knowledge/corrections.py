@@ -3,6 +3,8 @@
 
 The rules (``correct``), in order:
 
+0. An answer that quotes the prompt's worked example (``EXAMPLE_LEAK`` characters or more of its text
+   that no real passage holds) becomes the abstention, recorded {"kind": "abstained", "by": "example"}.
 1. An answer that abstains (``quotes.is_abstention``) becomes exactly ``NO_ANSWER``, citing nothing (the
    model's own abstention: not recorded as a correction).
 2. With attribution: when the answer relied on no passage (no weight reaches the threshold), it becomes
@@ -22,6 +24,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from clearlm.knowledge.answer import (
+    EXAMPLE_ANSWER,
+    EXAMPLE_PASSAGES,
+    EXAMPLE_QUESTION,
     Citation,
     CitedAnswer,
     parse_citations,
@@ -32,13 +37,18 @@ from clearlm.knowledge.quotes import (
     NO_ANSWER,
     best_quoted,
     is_abstention,
+    quoted_span,
     sentence_before,
     without_citations,
 )
 
+EXAMPLE_LEAK = 12  # characters of the worked example's text that, quoted, make an answer a leak
+
 
 def correct(cited: CitedAnswer) -> CitedAnswer:
     """``cited`` after the rules above (a new CitedAnswer; ``cited`` is unchanged). Pure: no model runs."""
+    if leaks_example(cited.text, [p.text for p in cited.passages]):
+        return _abstain(cited, "example")
     if is_abstention(cited.text):
         if cited.text == NO_ANSWER and not cited.citations:
             return cited
@@ -48,6 +58,17 @@ def correct(cited: CitedAnswer) -> CitedAnswer:
     if cited.attribution is not None:
         return _by_attribution(cited)
     return _by_quotes(cited)
+
+
+def leaks_example(text: str, passages: list[str]) -> bool:
+    """True when ``text`` quotes at least ``EXAMPLE_LEAK`` characters of the prompt's worked example (its
+    passages, question or answer) that none of ``passages`` holds."""
+    text = without_citations(text)
+    for example in (EXAMPLE_ANSWER, EXAMPLE_QUESTION, *EXAMPLE_PASSAGES):
+        span = quoted_span(text, example, EXAMPLE_LEAK)
+        if span is not None and not any(example[span[0] : span[1]] in p for p in passages):
+            return True
+    return False
 
 
 def _by_attribution(cited: CitedAnswer) -> CitedAnswer:
