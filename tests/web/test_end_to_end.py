@@ -141,7 +141,8 @@ def test_a_newcomer_does_it_all_in_the_browser(
     cite = answer.locator("button.cite").first
     cite.click()
     dialog = tab.get_by_role("dialog").filter(has_text="Passage [1]")
-    expect(dialog.locator("mark.cited-span")).to_contain_text("tulip-42")
+    quoted = dialog.locator("mark.cited-span").inner_text()  # the passage's words the answer quotes
+    assert len(quoted.strip()) >= 8 and quoted.strip() in answer.locator(".msg-body").inner_text()
     page.assert_accessible()
     page.screenshot("e2e-citation")
     tab.keyboard.press("Escape")
