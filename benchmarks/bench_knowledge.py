@@ -262,14 +262,19 @@ def check_all(texts: dict[str, str], paths: Sequence[Path] = (QUESTIONS, HELDBAC
         held = [q for q in load_questions(path) if not q.answerable or q.file in texts]
         questions += held
         counts.append(f"{len(held)} from {path.name}")
-    problems = check_questions(questions, texts, require_keys=True)
     version = manual_version()
-    if problems:
-        print(f"the questions do not match the manual (debian-reference-en {version}):", file=sys.stderr)
-        print("\n".join(problems), file=sys.stderr)
+    if not _matches(check_questions(questions, texts, require_keys=True), version):
         return 1
     print(f"OK: {', '.join(counts)} checked against {len(texts)} files of debian-reference-en {version}")
     return 0
+
+
+def _matches(problems: list[str], version: str) -> bool:
+    """True when there are no problems; else prints them (to stderr) and returns False."""
+    if problems:
+        print(f"the questions do not match the manual (debian-reference-en {version}):", file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
+    return not problems
 
 
 def answer_spans(questions: Sequence[Question], texts: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -584,11 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         return check_all(texts)
     questions = select(load_questions(), None, files=texts)
-    problems = check_questions(questions, texts)
     version = manual_version()
-    if problems:
-        print(f"the questions do not match the manual (debian-reference-en {version}):", file=sys.stderr)
-        print("\n".join(problems), file=sys.stderr)
+    if not _matches(check_questions(questions, texts), version):
         return 1
     print(f"{len(questions)} questions checked against {len(paths)} files of debian-reference-en {version}")
     questions = select(questions, args.questions)

@@ -244,3 +244,14 @@ def serve(tmp_path):
     yield start
     for s in servers:
         s.stop()
+
+
+# Made-up facts, so a model can only get the answer from passage 2, not from what it already knows
+# (who designed the lighthouse of Brisk Harbour).
+TOWN_PASSAGES = (
+    "Velmora is a river town known for its glassworks. Its lantern festival takes place every October.",
+    "Brisk Harbour is a fishing port on the north coast. Its lighthouse was designed by the engineer Anika "
+    "Brandt and first lit in 1931.",
+    "Oskel is a mountain village famous for its goat cheese. It can only be reached by a cable car from the "
+    "valley.",
+)

@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 
 from clearlm.explain.context import ContextSources, context_attribution
+from conftest import TOWN_PASSAGES as PASSAGES
 
 pytestmark = pytest.mark.integration
-
-# Made-up facts, so the model can only get the answer from passage 2, not from what it already knows.
-PASSAGES = (
-    "Velmora is a river town known for its glassworks. Its lantern festival takes place every October.",
-    "Brisk Harbour is a fishing port on the north coast. Its lighthouse was designed by the engineer Anika "
-    "Brandt and first lit in 1931.",
-    "Oskel is a mountain village famous for its goat cheese. It can only be reached by a cable car from the "
-    "valley.",
-)
 
 
 def test_the_answer_passage_gets_the_largest_ablation_weight(default_backend):

@@ -12,17 +12,10 @@ import pytest
 
 from clearlm.explain.context import ContextSources, context_attribution
 from clearlm.models import DEFAULT_MODEL, SamplingParams, generate, load_backend
+from conftest import TOWN_PASSAGES as PASSAGES
 
 pytestmark = [pytest.mark.integration, pytest.mark.llamacpp]
 
-# Made-up facts: only passage 2 holds the answer.
-PASSAGES = (
-    "Velmora is a river town known for its glassworks. Its lantern festival takes place every October.",
-    "Brisk Harbour is a fishing port on the north coast. Its lighthouse was designed by the engineer Anika "
-    "Brandt and first lit in 1931.",
-    "Oskel is a mountain village famous for its goat cheese. It can only be reached by a cable car from the "
-    "valley.",
-)
 RESPONSE = "The lighthouse of Brisk Harbour was designed by Anika Brandt."
 # GGUF Q5_0/Q4_K/Q6_K weights (output Q8_0), dequantized to float32 for torch: the weights are the same,
 # but llama.cpp quantizes activations to 8 bits for its dot products and keeps keys and values in f16.
