@@ -206,8 +206,7 @@ class Turn:
                 ids, lps = [], []
                 choice.text = released + pending
                 yield choice.index, part
-            else:
-                choice.text = released + pending
+            choice.text = released + pending
         self._stream = None
         if choice.changed:
             choice.logprobs = []
