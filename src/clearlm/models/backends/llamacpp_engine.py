@@ -8,6 +8,7 @@ This uses llama-cpp-python's ``_internals`` wrappers (context, batch, sampler ch
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import random
@@ -19,8 +20,11 @@ import numpy as np
 
 from clearlm.errors import InvalidInputError
 from clearlm.models.backends.base import SamplingParams, token_logprob
+from clearlm.models.backends.llamacpp_prompt_cache import PromptCache, SavedSequence, common_prefix
 
 log = logging.getLogger(__name__)
+
+MIN_SAVED_TOKENS = 16  # shorter sequences are cheaper to decode again than to keep
 
 
 class EngineError(RuntimeError):
@@ -55,11 +59,20 @@ class Engine:
     an :class:`EngineError` and the thread goes on; a failed decode ends the sequences in that batch.
 
     Args:
-        model: ``llama_cpp._internals.LlamaModel``; eos: ids that end a sequence; n_threads: CPU threads.
+        model: ``llama_cpp._internals.LlamaModel``; eos: ids that end a sequence; n_threads: CPU threads;
+        host_cache_bytes: host memory for finished sequences' keys and values (see ``llamacpp_prompt_cache``).
     """
 
     def __init__(
-        self, model, *, slots: int, n_ctx_per_slot: int, n_threads: int, eos: set[int], n_batch: int = 512
+        self,
+        model,
+        *,
+        slots: int,
+        n_ctx_per_slot: int,
+        n_threads: int,
+        eos: set[int],
+        n_batch: int = 512,
+        host_cache_bytes: int = 1 << 30,
     ):
         import llama_cpp
         from llama_cpp import _internals
@@ -87,6 +100,7 @@ class Engine:
         self._dirty: list[int] = []  # slots whose cache could not be cleared yet
         # the tokens whose keys and values each slot holds (kept after a sequence ends, for prefix reuse)
         self._cached: list[list[int]] = [[] for _ in range(slots)]
+        self.prompt_cache = PromptCache(host_cache_bytes)  # finished sequences moved out of the KV cache
         self.reused_tokens = 0  # prompt tokens taken from the cache instead of decoded, since the start
         self._dead: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llamacpp-engine", daemon=True)
@@ -177,33 +191,78 @@ class Engine:
                 else:
                     seq.sampler.close()
                     self._waiting.appendleft(seq)
+            if self._active:  # finished sequences' cells would slow every decode step: move them out
+                for slot in [k for k in self._free if self._cached[k]]:
+                    self._park(slot)
+                    if not self._clear(slot):
+                        self._free.remove(slot)
+                        self._dirty.append(slot)
 
     def _place(self, seq: Sequence) -> bool:
         """Put ``seq`` in a free slot, reusing the longest cached prefix of its prompt (prefix caching, as
         llama.cpp's server and vLLM do): a free slot that already holds it is taken as is, past the
-        prefix; otherwise the prefix is shared from the slot that holds it (``llama_memory_seq_cp``: the
-        unified cache stores the cells once). Always leaves at least the prompt's last token to decode,
-        for its logits. False (and the slot set aside) when llama.cpp cannot clear the slot."""
+        prefix; a prefix in another slot is shared from it (``llama_memory_seq_cp``: the unified cache
+        stores the cells once); one saved in host memory is copied back (``llama_state_seq_set_data``).
+        What the chosen slot held past the kept prefix goes to host memory. Always leaves at least the prompt's last
+        token to decode, for its logits. False (and the slot set aside) when llama.cpp cannot clear the
+        slot."""
         limit = len(seq.prompt) - 1
         best, src = 0, -1
         for k, tokens in enumerate(self._cached):
-            n = _common_prefix(tokens, seq.prompt, limit)
+            n = common_prefix(tokens, seq.prompt, limit)
             if n > best or (n == best and n > 0 and k in self._free and src not in self._free):
                 best, src = n, k
+        saved_n, saved = self.prompt_cache.best(seq.prompt, limit)
+        in_place = src in self._free and best >= saved_n
         # the slot that holds the prefix if it is free, else the free slot with the least cached
-        slot = src if src in self._free else min(self._free, key=lambda k: len(self._cached[k]))
+        slot = src if in_place else min(self._free, key=lambda k: len(self._cached[k]))
         self._free.remove(slot)
-        kept = self._trim(slot, best if src == slot else 0)
+        keep = best if in_place else 0
+        if len(self._cached[slot]) - keep >= MIN_SAVED_TOKENS:  # what would be dropped goes to host memory
+            self._park(slot)
+        kept = self._trim(slot, keep)
+        if kept is not None and saved_n > best:
+            kept = self._restore(saved, slot, saved_n)
+        elif kept == 0 and best > 0:
+            self.ctx.kv_cache_seq_cp(src, slot, 0, best)
+            kept = best
         if kept is None:
             self._dirty.append(slot)
             return False
-        if kept == 0 and best > 0 and src != slot:
-            self.ctx.kv_cache_seq_cp(src, slot, 0, best)
-            kept = best
         seq.slot, seq.pos, seq.fed = slot, kept, list(seq.prompt[:kept])
         self._cached[slot] = seq.fed  # grows as the sequence decodes
         self.reused_tokens += kept
         return True
+
+    def _park(self, slot: int) -> None:
+        """Save what ``slot`` holds to host memory (it stays in the slot until cleared). A failure only
+        loses the saved copy."""
+        tokens = self._cached[slot]
+        if len(tokens) < MIN_SAVED_TOKENS:
+            return
+        try:
+            size = self._llama_cpp.llama_state_seq_get_size(self.ctx.ctx, slot)
+            state = (ctypes.c_uint8 * size)()
+            n = self._llama_cpp.llama_state_seq_get_data(self.ctx.ctx, state, size, slot)
+        except Exception:
+            log.exception("llama.cpp could not save slot %d", slot)
+            return
+        if n:
+            self.prompt_cache.put(SavedSequence(list(tokens), state, n))
+
+    def _restore(self, saved: SavedSequence, slot: int, keep: int) -> int | None:
+        """Copy ``saved`` into the empty ``slot`` and keep its first ``keep`` tokens. Returns the tokens
+        kept (0 when llama.cpp could not restore it: the prompt is then decoded), or None when the slot
+        could not be cleared after a failure."""
+        try:
+            ok = self._llama_cpp.llama_state_seq_set_data(self.ctx.ctx, saved.state, saved.nbytes, slot)
+        except Exception:
+            log.exception("llama.cpp could not restore a saved sequence into slot %d", slot)
+            ok = 0
+        if not ok:
+            return self._trim(slot, 0)
+        self._cached[slot] = list(saved.tokens)
+        return self._trim(slot, keep)
 
     def _step(self) -> None:
         b = self.batch.batch
@@ -301,12 +360,3 @@ class Engine:
             log.exception("llama.cpp could not clear slot %d", slot)
         self._cached[slot] = []
         return None
-
-
-def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
-    """The length of the common prefix of ``a`` and ``b``, at most ``limit``."""
-    n = min(len(a), len(b), limit)
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
