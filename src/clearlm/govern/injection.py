@@ -32,7 +32,7 @@ from importlib import resources
 import numpy as np
 
 from clearlm.errors import ModelNotFoundError
-from clearlm.govern import injection_encoder
+from clearlm.govern import injection_encoder, injection_lexicon
 from clearlm.govern.base import Finding, ScanContext, SpanScanner
 
 _I = re.IGNORECASE
@@ -172,6 +172,7 @@ PATTERNS: dict[str, list[tuple[str, float]]] = {
         ),
     ],
 }
+PATTERNS.update(injection_lexicon.TOOL_HIJACK)
 INVISIBLE = re.compile(
     "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
 )
@@ -291,16 +292,17 @@ class InjectionScanner(SpanScanner):
         return found
 
     def _patterns(self, text: str) -> list[Finding]:
-        out = []
-        for family, patterns in PATTERNS.items():
-            best = None
-            for p, score in patterns:
-                m = re.search(p, text, _I)
-                if m and (best is None or score > best.score):
-                    best = Finding(family, m.start(), m.end(), score)
-            if best is not None:
-                out.append(best)
-        return out
+        best: dict[str, Finding] = {}
+        families = [PATTERNS]
+        if injection_lexicon.gated(text):  # other languages' patterns: only where their words occur
+            families.append(injection_lexicon.MULTILINGUAL)
+        for patterns_of in families:
+            for family, patterns in patterns_of.items():
+                for p, score in patterns:
+                    m = re.search(p, text, _I)
+                    if m and (family not in best or score > best[family].score):
+                        best[family] = Finding(family, m.start(), m.end(), score)
+        return list(best.values())
 
     def _probability(self, text: str) -> float:
         with _embed_lock:
