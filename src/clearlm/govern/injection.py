@@ -16,24 +16,21 @@ Scores: 0.9 is a confident attack; 0.6 a suspicious sign, under the default poli
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import html
+import functools
 import json
 import logging
 import re
 import threading
 import unicodedata
-import urllib.parse
 from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
 
 from clearlm.errors import ModelNotFoundError
-from clearlm.govern import injection_encoder, injection_lexicon
+from clearlm.govern import injection_encoder, injection_lexicon, injection_ngrams
 from clearlm.govern.base import Finding, ScanContext, SpanScanner
+from clearlm.govern.injection_decoders import decoded_payloads
 
 _I = re.IGNORECASE
 _AI = r"(AI|A\.I\.|assistant|chatbot|model|LLM|grader|reviewer|summari[sz]er|bot|IA|KI(-Assistent)?|asistente|assistente)"
@@ -177,24 +174,6 @@ INVISIBLE = re.compile(
     "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
 )
 JOINERS = re.compile("[\u200c\u200d]{1}")  # legitimate in emoji sequences and Persian or Indic script
-BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
-HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}\s?){16,}\b")
-LEET = str.maketrans("013457@$", "oieastas")
-BASE32 = re.compile(r"\b[A-Z2-7]{16,}={0,6}")
-BINARY = re.compile(r"\b(?:[01]{8}\s?){4,}")
-MORSE = re.compile(r"(?:[.\-•·_]{1,7}[ /|]+){6,}[.\-•·_]{1,7}")
-UNI_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
-ATBASH = str.maketrans(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-    "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA",
-)
-# International Morse code (ITU-R M.1677-1) and English Braille grade 1 letters (U+2800 block).
-_MORSE = (
-    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.."
-    " ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----."
-)
-MORSE_CODE = dict(zip(_MORSE.split(), "abcdefghijklmnopqrstuvwxyz0123456789", strict=True))
-BRAILLE = dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz ", strict=True))
 
 _embed_lock = threading.Lock()
 
@@ -223,6 +202,7 @@ def unit_features(embedder, text: str) -> np.ndarray:
     return np.vstack([np.concatenate([t, v.max(axis=0)]), np.concatenate([v, v], axis=1)])
 
 
+@functools.cache
 def _read_classifier(name: str) -> dict:
     return json.loads(resources.files("clearlm.govern").joinpath(f"data/{name}").read_text())
 
@@ -254,6 +234,17 @@ def load_classifier(embedder) -> tuple[object, np.ndarray, float]:
     return embedder, np.asarray(data["coef"], dtype=np.float64), float(data["intercept"])
 
 
+def stack_weights(encoder: str | None) -> dict | None:
+    """How the classifier on ``encoder`` is combined with the character n-gram one
+    (``injection_ngrams``): {"embedding", "ngrams", "intercept"} weights on the two decision values, or
+    None when that classifier's file has none (then its score is used alone)."""
+    for name in ("injection_classifier.json", "injection_classifier_minilm.json"):
+        data = _read_classifier(name)
+        if data["encoder"] == encoder:
+            return data.get("stack")
+    return None
+
+
 @dataclass
 class InjectionScanner(SpanScanner):
     """Args: embedder (a ``clearlm.models.embeddings.Embedder``, or None to use the patterns alone). With
@@ -281,7 +272,7 @@ class InjectionScanner(SpanScanner):
         normal = unicodedata.normalize("NFKC", INVISIBLE.sub("", JOINERS.sub("", text)).replace("\xad", ""))
         if normal != text or revealed:  # hidden, full-width or soft-hyphenated text, read as plain text
             found += [Finding(f.type, 0, 0, f.score) for f in self._patterns(normal + "\n" + revealed)]
-        for decoded in _decoded_payloads(normal):
+        for decoded in decoded_payloads(normal):
             found += [
                 Finding("encoding", 0, 0, max(f.score, 0.9))
                 for f in self._patterns(decoded)
@@ -310,46 +301,11 @@ class InjectionScanner(SpanScanner):
                 self._weights = load_classifier(self.embedder)
         embedder, w, b = self._weights
         z = float((unit_features(embedder, text).astype(np.float64) @ w + b).max())
+        stack = stack_weights(getattr(embedder, "name", None))
+        if stack:  # combined with the character n-gram classifier, which reads every script
+            z = (
+                stack["embedding"] * z
+                + stack["ngrams"] * injection_ngrams.decision(text)
+                + stack["intercept"]
+            )
         return float(1 / (1 + np.exp(-z)))
-
-
-def _decoded_payloads(text: str) -> list[str]:
-    """Plausible hidden payloads: base64, hex and URL-encoded blobs decoded; the text read backwards, in
-    leetspeak, with letters spelled out one by one, and under every Caesar shift when it speaks of one."""
-    out = [text[::-1], text.translate(LEET), re.sub(r"(?<=\b\w)[-. ](?=\w\b)", "", text)]
-    if "%" in text:
-        out.append(urllib.parse.unquote(text))
-    if "&" in text:
-        out.append(html.unescape(text))
-    if UNI_ESCAPE.search(text):
-        out.append(UNI_ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text))
-    if re.search(r"\batbash\b|\bmirror(ed)? alphabet\b", text, _I):
-        out.append(text.translate(ATBASH))
-    if any(c in BRAILLE for c in text):
-        out.append("".join(BRAILLE.get(c, c) for c in text))
-    for m in MORSE.finditer(text):
-        words = re.split(
-            r"\s*[/|]\s*|\s{2,}", m.group(0).replace("•", ".").replace("·", ".").replace("_", "-")
-        )
-        out.append(" ".join("".join(MORSE_CODE.get(c, "") for c in w.split()) for w in words))
-    for m in BINARY.finditer(text):
-        with contextlib.suppress(ValueError):
-            out.append("".join(chr(int(b, 2)) for b in m.group(0).split()))
-    for m in BASE32.finditer(text):
-        with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
-            out.append(base64.b32decode(m.group(0) + "=" * (-len(m.group(0)) % 8)).decode("utf-8"))
-    for m in BASE64.finditer(text):
-        with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
-            out.append(base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4)).decode("utf-8"))
-    for m in HEX.finditer(text):
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            out.append(bytes.fromhex(m.group(0).replace(" ", "")).decode("utf-8"))
-    if re.search(r"\b(rot-?\d+|caesar|cipher|shift(ed)? (by )?\d+)\b", text, _I):
-        out += [_shift(text, k) for k in range(1, 26)]
-    return out
-
-
-def _shift(text: str, k: int) -> str:
-    lower = "abcdefghijklmnopqrstuvwxyz"
-    table = str.maketrans(lower + lower.upper(), lower[k:] + lower[:k] + (lower[k:] + lower[:k]).upper())
-    return text.translate(table)
