@@ -260,7 +260,7 @@ MULTILINGUAL: dict[str, list[tuple[str, float]]] = {
             )
             + r"\s+(per|para|voor|aan|dla|для|pro|için|untuk|cho|για|kwa|till|for|lle|a)\s+(l'|la |o |a |de |het |il |lo )?"
             + _spaced(
-                r"ai|ia|ki|ии|ші|assistente(?! (social\w*|sanitari\w*|di volo|amministrativ\w*))|assistent\w*|"
+                r"ai|ia|ki|ии|ші|assistente(?! (social\w*|sanitari\w*|di volo|amministrativ\w*))|assistent(en|in|ei|a|y)?|"
                 r"asystent\w*|ассистент\w*|асистент\w*|помощник\w*|модел\w*|model\w*|agent\w*|asisten|asistan|"
                 r"trợ lý|βοηθ\w*|msaidizi|agente|الذكاء|النموذج|للمساعد|"
                 r"(ה)?(עוזר|מודל|בוט)"
