@@ -67,7 +67,7 @@ def _describe(exc: ValidationError, data: dict) -> str:
         where = f"step {sid!r} (steps[{loc[1]}])" if sid else f"steps[{loc[1]}]"
         loc = loc[2:]
     loc = [x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("list", "function-after")))]
-    field = ".".join(str(x) for x in loc)
+    field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}, field {field or '(the step)'}: {err['msg']}{more}"
 
