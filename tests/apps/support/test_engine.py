@@ -270,6 +270,8 @@ def test_states_of_another_flow_or_a_removed_step_are_refused_and_loops_are_caug
         advance(RETURNS, FlowState(flow="survey"), CustomerMessage("hi"))
     with pytest.raises(InvalidInputError, match="no step 'gone' any more"):
         advance(RETURNS, {"flow": "returns", "step": "gone", "waiting": "slot"}, CustomerMessage("hi"))
+    with pytest.raises(InvalidInputError, match="'accept' of the flow 'returns' no longer waits for a slot"):
+        advance(RETURNS, {"flow": "returns", "step": "accept", "waiting": "slot"}, CustomerMessage("hi"))
     with pytest.raises(InvalidInputError, match="not a saved flow state"):
         advance(RETURNS, {"flow": "returns", "colour": "red"}, CustomerMessage("hi"))
     loop = parse_flow("name: l\nsteps:\n  - {id: a, say: hi, next: b}\n  - {id: b, say: again, next: a}\n")

@@ -66,7 +66,7 @@ def advance(flow: Flow, state: FlowState | dict | None, event: Event | None = No
             state.status, state.step, state.waiting = "cancelled", None, None
             return state, [Reply(render(flow.cancel_message, state)), FlowEnded("cancelled")]
         if event.intent in flow.handoff_intents:
-            return _hand_off(state, [Reply(flow.handoff_message)], "customer_asked", None)
+            return _hand_off(state, [Reply(render(flow.handoff_message, state))], "customer_asked", None)
         if state.waiting == "tool":
             raise InvalidInputError(f"the flow {flow.name!r} is waiting for a tool's result, not a message")
         if event.digression:
@@ -93,6 +93,12 @@ def _state(flow: Flow, state: FlowState | dict | None) -> FlowState:
         raise InvalidInputError(
             f"the flow {flow.name!r} has no step {state.step!r} any more (it was edited after this state "
             "was saved): start the flow again"
+        )
+    kind = flow.step(state.step).kind if state.step is not None else None
+    if state.waiting is not None and kind != {"slot": "ask", "tool": "call"}[state.waiting]:
+        raise InvalidInputError(
+            f"the step {state.step!r} of the flow {flow.name!r} no longer waits for a {state.waiting} (the "
+            "flow was edited after this state was saved): start the flow again"
         )
     return state
 
@@ -123,7 +129,9 @@ def _answer(flow: Flow, state: FlowState, values: dict, actions: list[Action]):
         state.step = flow.fallback
         return _run(flow, state, actions)
     detail = f"no valid {step.ask.slot} after {tries} tries"
-    return _hand_off(state, [*actions, Reply(flow.fallback_message)], "invalid_answers", detail, step.id)
+    return _hand_off(
+        state, [*actions, Reply(render(flow.fallback_message, state))], "invalid_answers", detail, step.id
+    )
 
 
 def _tool_result(flow: Flow, state: FlowState, event: ToolResult):

@@ -24,7 +24,8 @@ then goes to ``next`` (default: the step below it; past the last step the flow e
 slots as ``{slot}`` or ``{slot.key}``. The shapes follow Rasa's flows (``collect``, ``action``, ``next``
 with ``if``); :mod:`clearlm.apps.support.engine` runs them.
 
-Errors: :class:`FlowError` (an InvalidInputError) naming the file, the step and the field.
+Files are read and checked as a whole by :mod:`clearlm.apps.support.loading`; its errors are
+:class:`FlowError` (an InvalidInputError) naming the file, the step and the field.
 """
 
 from __future__ import annotations
@@ -90,14 +91,15 @@ class Condition(_Model):
 
     @model_validator(mode="after")
     def _one_operator(self) -> Condition:
-        given = [k for k in ("equals", "in", "exists", "lt", "le", "gt", "ge") if k in self._set()]
+        given = [k for k in ("equals", "in", "exists", "lt", "le", "gt", "ge") if k in self.operators()]
         if len(given) != 1:
             raise ValueError(
                 f"a condition has exactly one of equals, in, exists, lt, le, gt, ge; got {given}"
             )
         return self
 
-    def _set(self) -> set[str]:
+    def operators(self) -> set[str]:
+        """The operators given (``in`` for the ``in_`` field)."""
         return {"in" if k == "in_" else k for k in self.model_fields_set}
 
 
@@ -157,8 +159,12 @@ class Step(_Model):
 
 
 class Flow(_Model):
-    """A validated flow: every ``next``, ``on_error`` and ``fallback`` names a step, every template a
-    slot the flow fills, every pattern and schema compiles, step ids are unique."""
+    """A flow. Besides ``steps``: ``knowledge_base`` (for ``answer`` steps and questions asked
+    mid-flow), ``max_invalid`` (invalid answers before the fallback; an ask may override it),
+    ``fallback`` (a step id; None: hand off with ``fallback_message``), ``cancel_intents`` and
+    ``cancel_message``, ``handoff_intents`` (the customer asks for a person) and ``handoff_message``,
+    ``tool_error_message`` (``{tool}``: the tool's name; then a hand-off unless the call has
+    ``on_error``). ``loading.parse_flow`` checks the references; a Flow built otherwise is not."""
 
     name: str = Field(pattern=f"^{NAME}$")
     description: str = ""

@@ -60,7 +60,7 @@ def render(text: str, state: FlowState, extra: dict | None = None) -> str:
 def holds(condition: Condition, slots: dict) -> bool:
     """Whether ``condition`` holds over ``slots`` (a missing slot fails every test but ``exists: false``)."""
     value = lookup(slots, condition.slot)
-    given = condition._set()
+    given = condition.operators()
     if "exists" in given:
         return (value is not MISSING and value is not None) == condition.exists
     if value is MISSING:
