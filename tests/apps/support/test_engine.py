@@ -294,3 +294,20 @@ def test_the_default_extractor_takes_whole_words_and_one_enum_value():
     assert extract(parse_flow(SMALL), survey, " [1, 2] ") == {
         "rating": [1, 2]
     }  # JSON, then the schema judges
+
+
+def test_tool_results_are_kept_as_plain_json():
+    from datetime import date
+
+    flow = parse_flow(
+        "name: t\nsteps:\n  - {id: c, call: {tool: when, result: when}}\n"
+        "  - {id: s, say: 'Delivered on {when.day}.'}\n"
+    )
+    eng = FlowEngine({"when": lambda: {"day": date(2026, 11, 20), "parcels": (1, 2)}})
+    state, actions = eng.advance(flow, None)
+    assert state.slots["when"] == {"day": "2026-11-20", "parcels": [1, 2]}
+    assert texts(actions) == ["Delivered on 2026-11-20."]
+    assert json.loads(json.dumps(state.to_json()))["slots"] == state.slots
+    eng.register("when", lambda: object())
+    _, actions = eng.advance(flow, None)
+    assert actions[0].error.startswith("PydanticSerializationError") and actions[-1].reason == "tool_failed"

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from clearlm.apps.support.extract import Extractor, PatternExtractor, pending_ask
 from clearlm.apps.support.flows import Ask, Flow, FlowError, Step
 from clearlm.apps.support.slots import argument, holds, render, valid_value
@@ -229,7 +231,8 @@ class FlowEngine:
 
     def advance(self, flow: Flow, state: FlowState | dict | None, event: Event | None = None):
         """As :func:`advance`; each registered tool the flow calls is called here and shows in the
-        actions as :class:`ToolCalled` (its error: ``"TypeName: message"``). Same errors, and
+        actions as :class:`ToolCalled` (its result as plain JSON: dates become ISO 8601 text; its
+        error: ``"TypeName: message"``, also when the result is not JSON-serialisable). Same errors, and
         FlowError after ``MAX_TOOL_CALLS`` calls in one turn."""
         if isinstance(event, CustomerMessage) and not event.digression:
             current = _state(flow, state)
@@ -242,8 +245,8 @@ class FlowEngine:
             if call is None or call.tool not in self.tools:
                 return state, out + actions
             out += actions[:-1]
-            try:
-                result, error = self.tools[call.tool](**call.arguments), None
+            try:  # kept as plain JSON, so a branch sees the same value before and after a restart
+                result, error = to_jsonable_python(self.tools[call.tool](**call.arguments)), None
             except Exception as exc:  # reported to the customer and the agent by the flow
                 result, error = None, f"{type(exc).__name__}: {exc}"
             out.append(ToolCalled(call.tool, call.arguments, result, error))

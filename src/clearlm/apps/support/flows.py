@@ -54,7 +54,8 @@ class _Model(BaseModel):
 class Ask(_Model):
     """Ask the customer for ``slot``. A value must pass every check given: ``pattern`` (a regular
     expression the whole value matches), ``enum`` (one of these values), ``schema`` (a JSON Schema).
-    ``invalid``: the re-ask text saying the expected format (default: ``prompt``)."""
+    ``invalid``: the re-ask text saying the expected format (default: ``prompt``). Skipped when the
+    slot is filled already (the customer gave it before it was asked)."""
 
     slot: str = Field(pattern=f"^{NAME}$")
     prompt: str
