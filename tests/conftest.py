@@ -8,8 +8,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import asyncio  # noqa: E402
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -24,6 +27,17 @@ CORPUS = [
     "You are a helpful assistant. Answer briefly and cite your sources.",
     "Why is the sky blue? Because of Rayleigh scattering of sunlight.",
 ] * 4
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module, run afresh (registered in ``sys.modules`` under ``name``:
+    dataclasses look their module up there, and the scripts import each other by that name)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tokenizer():

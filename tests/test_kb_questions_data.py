@@ -5,24 +5,20 @@ absent term matches the manual. No model is loaded."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_knowledge.py"
+from conftest import load_benchmark
+
 MANUAL = Path("/usr/share/debian-reference/ch01.en.html")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_knowledge", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_benchmark("bench_knowledge")
     return module
 
 

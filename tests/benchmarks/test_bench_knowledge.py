@@ -4,7 +4,6 @@ real embedding and chat models, retrieval and cited answers on the manual stay a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,15 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import load_benchmark
+
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_knowledge.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_knowledge", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_benchmark("bench_knowledge")
     return module
 
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench_knowledge_scale.py"
+from conftest import load_benchmark
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_small_run_reports_every_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CLEARLM_HOME", str(tmp_path))  # the embeddings' cache
-    spec = importlib.util.spec_from_file_location("bench_knowledge_scale", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_knowledge_scale")
 
     (result,) = bench.main(["--small", "--json", str(tmp_path / "scale.json")])
     assert result == json.loads((tmp_path / "scale.json").read_text())[0]

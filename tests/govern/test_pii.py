@@ -6,15 +6,14 @@ The values are invented; identity numbers carry valid check digits where their f
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 from clearlm.govern.base import ScanContext
 from clearlm.govern.pii import ENTITIES, PiiScanner
+from conftest import load_benchmark
 
 CTX = ScanContext()
-BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_governance.py"
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +140,7 @@ def test_the_new_types_can_be_chosen_and_redacted():
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_governance", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("bench_governance")
     return module
 
 
