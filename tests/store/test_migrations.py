@@ -130,7 +130,6 @@ def no_differences(db: Database) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from clearlm.apps.support import tables as _support_tables  # noqa: F401  (on Base)
     from clearlm.store.tables import Base
 
     with db.engine.connect() as conn:

@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from clearlm.apps.support.customers import customer_row, language_code, now, writing
-from clearlm.apps.support.tables import SupportConversationRow, SupportMessageRow
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
+from clearlm.store.tables import SupportConversationRow, SupportMessageRow
 
 ROLES = ("customer", "assistant", "agent", "system")
 STATUSES = ("open", "handed_off", "closed")

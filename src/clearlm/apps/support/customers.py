@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clearlm.apps.support.tables import CustomerRow
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
+from clearlm.store.tables import CustomerRow
 
 MAX_NAME_CHARS = 200
 MAX_LIST = 500  # customers per list() call

@@ -4,7 +4,6 @@ over (in its transaction, under its lock), against the tables in ``store.tables`
 from alembic import context
 
 from clearlm.store.tables import Base
-from clearlm.apps.support import tables as _support_tables  # noqa: F401  (its tables are on Base)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,5 +1,5 @@
-"""The support desk's tables (``apps/support/tables.py``): customers, their conversations (status and
-the dialog flow's state), the messages.
+"""The support desk's tables (in ``store/tables.py``, used by ``apps/support``): customers, their
+conversations (status and the dialog flow's state), the messages.
 
 Revision ID: 0005
 Revises: 0004
