@@ -4,6 +4,9 @@
 - :mod:`.flows` (the YAML schema), :mod:`.loading` (files to checked flows), :mod:`.engine`
   (``advance(flow, state, event) -> (state, actions)``), :mod:`.state` (state, events, actions),
   :mod:`.extract` (slot extraction), :mod:`.slots` (validation, templates, conditions).
+- :mod:`.desk` (a customer's turn on the pipeline), :mod:`.turns` (the desk's pipeline turns),
+  :mod:`.model_extract` (slots extracted by the model), :mod:`.handoff` (the review queue's
+  ``support_handoff`` items, agents' answers, hand-back), :mod:`.tools` (tools and desk folders).
 """
 
 from clearlm.apps.support.conversations import (
@@ -13,10 +16,13 @@ from clearlm.apps.support.conversations import (
     SupportMessage,
 )
 from clearlm.apps.support.customers import Customer, CustomerNotFoundError, Customers
+from clearlm.apps.support.desk import Desk, DeskReply
 from clearlm.apps.support.engine import FlowEngine, advance
 from clearlm.apps.support.extract import Extractor, PatternExtractor
 from clearlm.apps.support.flows import Flow, FlowError
+from clearlm.apps.support.handoff import HANDOFF, hand_back
 from clearlm.apps.support.loading import load_flow, load_flows, parse_flow
+from clearlm.apps.support.model_extract import ModelExtractor
 from clearlm.apps.support.state import (
     AnswerFromKnowledge,
     CallTool,
@@ -28,8 +34,19 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
+from clearlm.apps.support.tools import load_desk, load_tools
+from clearlm.apps.support.turns import TurnOutcome, TurnRunner
 
 __all__ = [
+    "HANDOFF",
+    "Desk",
+    "DeskReply",
+    "ModelExtractor",
+    "TurnOutcome",
+    "TurnRunner",
+    "hand_back",
+    "load_desk",
+    "load_tools",
     "AnswerFromKnowledge",
     "CallTool",
     "Customer",

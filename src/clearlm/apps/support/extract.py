@@ -80,3 +80,21 @@ def _free_value(text: str, as_json: bool) -> Any:
         except ValueError:
             pass
     return text
+
+
+HANDOFF_WORDS = re.compile(
+    r"\b(human|real person|a person|someone real|an agent|a colleague|speak to (someone|somebody)|"
+    r"talk to (someone|somebody)|operator|representative)\b",
+    re.IGNORECASE,
+)
+CANCEL_WORDS = re.compile(r"^\s*(cancel|stop|never ?mind|forget it)\b", re.IGNORECASE)
+
+
+def intent_of(text: str) -> str | None:
+    """What the customer asks for beyond the flow's question, by keywords: ``handoff`` (a person:
+    "can I talk to a human?"), ``cancel`` (a message starting "cancel", "stop", "never mind"), or None."""
+    if HANDOFF_WORDS.search(text):
+        return "handoff"
+    if CANCEL_WORDS.search(text):
+        return "cancel"
+    return None

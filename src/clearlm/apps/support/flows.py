@@ -165,10 +165,12 @@ class Flow(_Model):
     ``fallback`` (a step id; None: hand off with ``fallback_message``), ``cancel_intents`` and
     ``cancel_message``, ``handoff_intents`` (the customer asks for a person) and ``handoff_message``,
     ``tool_error_message`` (``{tool}``: the tool's name; then a hand-off unless the call has
-    ``on_error``). ``loading.parse_flow`` checks the references; a Flow built otherwise is not."""
+    ``on_error``), ``triggers`` (words or phrases that start the flow when a customer's message outside
+    any flow contains one, case-insensitive, as whole words). ``loading.parse_flow`` checks the references; a Flow built otherwise is not."""
 
     name: str = Field(pattern=f"^{NAME}$")
     description: str = ""
+    triggers: list[str] = []
     knowledge_base: str | None = None
     max_invalid: int = Field(default=3, ge=1)
     fallback: str | None = None

@@ -1,0 +1,283 @@
+"""The support desk's turn: a customer's message in, the desk's replies out, on the governed pipeline.
+
+:meth:`Desk.customer_message` stores the message (as the policy stores text: PII redacted with
+``store_redacted``), then:
+
+- the conversation is handed off: the assistant stays silent (a person answers through the review queue);
+- a flow is active, or the message names a flow's ``triggers``: the flow engine advances, its tools are
+  called, and its actions become replies: a ``reply`` is said through the pipeline as a forced target
+  (the output policy redacts it, the turn is audited), a knowledge-base answer is generated through the
+  pipeline with retrieval (citations), a hand-off queues the conversation for a person;
+- the customer asks for a person (``extract.intent_of``): hand-off;
+- otherwise a free reply is generated through the pipeline from the customer's own recent messages.
+
+A turn the policy escalates hands the conversation off too. Every model call is one pipeline turn
+(:mod:`.turns`); the desk never calls a backend, applies a policy or writes the audit log itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearlm.apps.support.conversations import SupportConversation, SupportConversations, SupportMessage
+from clearlm.apps.support.customers import Customer, Customers
+from clearlm.apps.support.engine import FlowEngine
+from clearlm.apps.support.extract import Extractor, PatternExtractor, intent_of
+from clearlm.apps.support.flows import Ask, Flow
+from clearlm.apps.support.handoff import queue_handoff
+from clearlm.apps.support.model_extract import ModelExtractor
+from clearlm.apps.support.slots import valid_value
+from clearlm.apps.support.state import (
+    AnswerFromKnowledge,
+    CallTool,
+    CustomerMessage,
+    FlowState,
+    HandOff,
+    Reply,
+    ToolCalled,
+    ToolResult,
+)
+from clearlm.apps.support.turns import SYSTEM_PROMPT, TurnRunner
+from clearlm.errors import ClearlmError, InvalidInputError
+from clearlm.models.chat import Message
+from clearlm.pipeline import Retrieval
+from clearlm.store.db import Database
+
+HISTORY_MESSAGES = 12  # the customer's latest messages given verbatim to the model
+HANDOFF_MESSAGE = "I am passing you to a person; they will answer here shortly."
+WAITING_NOTICE = "A person will answer here shortly."
+ROLE = {"customer": "user", "assistant": "assistant", "agent": "assistant"}  # system notes stay out
+
+
+def _words(text: str) -> str:
+    """``text``'s words, lower-case, each between spaces (to find a phrase as whole words)."""
+    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+
+@dataclass(slots=True)
+class DeskReply:
+    """What one customer turn did. Fields: conversation (status after the turn, without messages);
+    messages (what this turn stored, in order: the customer's first, then the desk's); flow (the flow's
+    state as JSON, or None); tool_calls ([{tool, arguments, result, error}]); handoff ({reason, detail,
+    review_id} when this turn handed off); notice (a line for the customer that is not stored, e.g. that
+    a person will answer); request_ids (the audit records of the turn's pipeline turns)."""
+
+    conversation: SupportConversation
+    messages: list[SupportMessage] = field(default_factory=list)
+    flow: dict | None = None
+    tool_calls: list[dict] = field(default_factory=list)
+    handoff: dict | None = None
+    notice: str | None = None
+    request_ids: list[str] = field(default_factory=list)
+
+
+class Desk:
+    """A support desk over ``db``, answering through ``runner``'s pipeline (a :class:`TurnRunner`: the
+    backend, the policy, the audit log).
+
+    Args:
+        flows: ``{name: Flow}``. tools: ``{name: fn}`` (``tools.load_tools``). open_kb: ``(tenant, name)
+            -> a context manager giving an open KnowledgeBase`` (raises when it does not exist; None: no
+            knowledge bases, questions are answered freely). extractor: ``None`` asks the model for a
+            pending slot the patterns miss (:class:`ModelExtractor`); give ``PatternExtractor()`` for no
+            model extraction. history: messages of the customer's given verbatim (1-100).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        runner: TurnRunner,
+        flows: Mapping[str, Flow] | None = None,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+        open_kb: Callable[[str, str], AbstractContextManager] | None = None,
+        extractor: Extractor | None = None,
+        history: int = HISTORY_MESSAGES,
+    ) -> None:
+        self.db = db
+        self.runner = runner
+        self.flows = dict(flows or {})
+        self.tools = dict(tools or {})
+        self.open_kb = open_kb
+        self.extractor = extractor
+        self.history = history
+        self.customers = Customers(db)
+        self.conversations = SupportConversations(db)
+
+    def open_conversation(self, tenant: str, customer_id: str, flow: str | None = None) -> DeskReply:
+        """A new conversation of the customer; with ``flow``, that flow starts and asks its first question.
+
+        Raises:
+            InvalidInputError: an unknown flow. CustomerNotFoundError (404).
+        """
+        if flow is not None and flow not in self.flows:
+            raise InvalidInputError(f"no flow named {flow!r}: this desk has {sorted(self.flows) or 'none'}")
+        conversation = self.conversations.open(tenant, customer_id)
+        reply = DeskReply(conversation)
+        if flow is not None:
+            customer = self.customers.get(tenant, customer_id)
+            self._run_flow(reply, customer, self.flows[flow], None, None, "")
+        return self._finish(tenant, conversation.id, reply)
+
+    def customer_message(self, tenant: str, conversation_id: str, text: str) -> DeskReply:
+        """The customer wrote ``text``: store it and answer (see the module's description).
+
+        Raises:
+            InvalidInputError: an empty or over-long text, a closed conversation.
+            SupportConversationNotFoundError (404): not in ``tenant``.
+        """
+        conversation = self.conversations.get(tenant, conversation_id)
+        if conversation.status == "closed":
+            raise InvalidInputError(f"the conversation {conversation_id!r} is closed: open a new one")
+        customer = self.customers.get(tenant, conversation.customer_id)
+        stored = self.runner.policy.stored(text) if self.runner.policy is not None else text
+        reply = DeskReply(conversation)
+        reply.messages.append(
+            self.conversations.append_message(tenant, conversation_id, "customer", stored, customer.language)
+        )
+        if conversation.status == "handed_off":
+            reply.notice = WAITING_NOTICE
+            return self._finish(tenant, conversation_id, reply)
+        intent = intent_of(text)
+        state = FlowState.from_json(conversation.flow_state) if conversation.flow_state else None
+        if state is not None and state.status == "active" and state.flow in self.flows:
+            event = CustomerMessage(text, intent=intent)
+            self._run_flow(reply, customer, self.flows[state.flow], state, event, text)
+        elif intent == "handoff":
+            self._say(reply, customer, HANDOFF_MESSAGE)
+            if reply.handoff is None:  # (unless the policy escalated that very reply)
+                self._hand_off(reply, customer, "customer_asked", None)
+        elif (flow := self._triggered(text)) is not None:
+            self._run_flow(reply, customer, flow, self._prefilled(flow, text), None, text)
+        else:
+            out = self.runner.generate(tenant, conversation_id, self._context(customer))
+            self._keep(reply, customer, out)
+        return self._finish(tenant, conversation_id, reply)
+
+    def _triggered(self, text: str) -> Flow | None:
+        said = _words(text)
+        for flow in self.flows.values():
+            if any(_words(t) in said for t in flow.triggers):
+                return flow
+        return None
+
+    def _prefilled(self, flow: Flow, text: str) -> FlowState:
+        """A new state of ``flow`` with the ask slots the triggering message already gives (valid ones)."""
+        state = FlowState(flow=flow.name, step=flow.steps[0].id)
+        for name, value in PatternExtractor().extract(flow, state, text).items():
+            spec = flow.slots()[name]
+            ok, value = valid_value(spec, value) if isinstance(spec, Ask) else (False, None)
+            if ok:
+                state.slots[name] = value
+        return state
+
+    def _run_flow(self, reply: DeskReply, customer: Customer, flow: Flow, state, event, text: str) -> None:
+        tenant, cid = customer.tenant, reply.conversation.id
+        extractor = self.extractor or ModelExtractor(self.runner, tenant, cid)
+        engine = FlowEngine(self.tools, extractor)
+        state, actions = engine.advance(flow, state, event)
+        while actions and isinstance(actions[-1], CallTool):  # a tool no one registered: it fails
+            call = actions.pop()
+            reply.tool_calls.append(
+                {
+                    "tool": call.tool,
+                    "arguments": call.arguments,
+                    "result": None,
+                    "error": f"the tool {call.tool!r} is not configured on this desk",
+                }
+            )
+            self._act(reply, customer, flow, actions, text)
+            state, actions = engine.advance(
+                flow, state, ToolResult(call.tool, None, reply.tool_calls[-1]["error"])
+            )
+        reply.flow = state.to_json()
+        self.conversations.update(tenant, cid, flow_state=reply.flow)
+        self._act(reply, customer, flow, actions, text)
+
+    def _act(self, reply: DeskReply, customer: Customer, flow: Flow, actions: list, text: str) -> None:
+        for action in actions:
+            if reply.handoff is not None:  # the policy escalated an earlier reply: a person takes over
+                return
+            if isinstance(action, Reply):
+                self._say(reply, customer, action.text)
+            elif isinstance(action, ToolCalled):
+                reply.tool_calls.append(
+                    {
+                        "tool": action.tool,
+                        "arguments": action.arguments,
+                        "result": action.result,
+                        "error": action.error,
+                    }
+                )
+            elif isinstance(action, AnswerFromKnowledge):
+                self._answer(reply, customer, action.question or text, action.knowledge_base)
+            elif isinstance(action, HandOff):
+                self._hand_off(reply, customer, action.reason, action.detail)
+
+    def _say(self, reply: DeskReply, customer: Customer, text: str) -> None:
+        out = self.runner.say(customer.tenant, reply.conversation.id, self._context(customer), text)
+        self._keep(reply, customer, out)
+
+    def _answer(self, reply: DeskReply, customer: Customer, question: str, kb_name: str | None) -> None:
+        """Answer ``question`` from the knowledge base ``kb_name`` (freely when there is none)."""
+        tenant, cid = customer.tenant, reply.conversation.id
+        context = [Message("system", SYSTEM_PROMPT), Message("user", question)]
+        if self.open_kb is not None and kb_name is not None:
+            try:
+                with self.open_kb(tenant, kb_name) as kb:
+                    out = self.runner.generate(tenant, cid, context, "answer", retrieval=Retrieval(kb))
+                return self._keep(reply, customer, out)
+            except ClearlmError as exc:
+                if getattr(exc, "status_code", None) != 404:
+                    raise
+        self._keep(reply, customer, self.runner.generate(tenant, cid, context, "answer"))
+
+    def _keep(self, reply: DeskReply, customer: Customer, out) -> None:
+        reply.request_ids.append(out.request_id)
+        if out.text.strip():
+            reply.messages.append(
+                self.conversations.append_message(
+                    customer.tenant, reply.conversation.id, "assistant", out.text, customer.language
+                )
+            )
+        if out.escalated and reply.handoff is None:
+            self._say_handoff(reply, customer, out.request_id)
+
+    def _say_handoff(self, reply: DeskReply, customer: Customer, request_id: str) -> None:
+        reply.handoff = {"reason": "policy_escalate", "detail": None, "review_id": None}
+        out = self.runner.say(
+            customer.tenant, reply.conversation.id, self._context(customer), HANDOFF_MESSAGE
+        )
+        reply.request_ids.append(out.request_id)
+        reply.messages.append(
+            self.conversations.append_message(customer.tenant, reply.conversation.id, "assistant", out.text)
+        )
+        self._hand_off(reply, customer, "policy_escalate", f"audit record {request_id}", request_id)
+
+    def _hand_off(
+        self, reply, customer: Customer, reason: str, detail, request_id: str | None = None
+    ) -> None:
+        tenant, cid = customer.tenant, reply.conversation.id
+        conversation = self.conversations.get(tenant, cid)
+        state = FlowState.from_json(conversation.flow_state) if conversation.flow_state else None
+        if state is not None and state.status == "active":  # a person takes over mid-flow
+            state.status, state.step, state.waiting = "handed_off", None, None
+            reply.flow = state.to_json()
+        self.conversations.update(tenant, cid, "handed_off", reply.flow)
+        item = queue_handoff(self.db, conversation, customer, reason, detail, request_id)
+        reply.handoff = {"reason": reason, "detail": detail, "review_id": item.id}
+
+    def _context(self, customer: Customer) -> list[Message]:
+        """The system prompt and the customer's own latest messages (their conversations only: the
+        history is selected by tenant and customer id), as stored."""
+        history = self.conversations.history(customer.tenant, customer.id, limit=self.history)
+        said = [Message(ROLE[m.role], m.text) for m in history if m.role in ROLE]
+        return [Message("system", SYSTEM_PROMPT), *said]
+
+    def _finish(self, tenant: str, conversation_id: str, reply: DeskReply) -> DeskReply:
+        reply.conversation = dataclasses.replace(self.conversations.get(tenant, conversation_id), messages=[])
+        return reply
