@@ -55,6 +55,9 @@ def serve(
         help="with --replicas: the Ray cluster (HEAD:6379, or auto; default: a local Ray)",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+    support_desk: str = typer.Option(
+        None, "--support-desk", help="a support desk folder: flows/*.yaml and tools.yaml (examples/support)"
+    ),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
     request audited to the database. Logs are JSON lines on stderr."""
@@ -79,7 +82,12 @@ def serve(
         default_max_tokens=max_tokens,
         policy=policy,
         kb_url=kb_db,
+        support_desk=support_desk,
     )
+    if support_desk is not None:  # a bad flow or tools file fails here, before the model loads
+        from clearlm.apps.support import load_desk
+
+        load_desk(support_desk)
     if policy is not None:  # a bad policy fails here, before the model loads
         from clearlm.govern import load_policy
 

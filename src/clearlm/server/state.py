@@ -25,7 +25,8 @@ class ServerConfig:
     embedding_model for /v1/embeddings; policy: the YAML policy file applied to every request (an API
     key created with its own policy uses that one instead); kb_url: None for the embedded knowledge
     bases under $CLEARLM_HOME/knowledge, or a PostgreSQL URL (pgvector); files_dir: where documents
-    uploaded to /v1/kb are kept (default $CLEARLM_HOME/uploads)."""
+    uploaded to /v1/kb are kept (default $CLEARLM_HOME/uploads); support_desk: the support desk's folder
+    (``flows/*.yaml`` and ``tools.yaml``, see ``clearlm.apps.support.tools``; None: no flows or tools)."""
 
     model: str = DEFAULT_MODEL
     backend: str = "auto"
@@ -38,6 +39,7 @@ class ServerConfig:
     policy: str | None = None
     kb_url: str | None = None
     files_dir: str | None = None
+    support_desk: str | None = None
 
 
 class ServerState:

@@ -72,7 +72,7 @@ def open_items(db: Database, tenant: str, conversation_id: str) -> list[ReviewIt
 
 def hand_back(db: Database, tenant: str, conversation_id: str, by: str) -> SupportConversation:
     """Give the conversation back to the assistant: status ``open`` again, a system message saying so,
-    and its open hand-off items dismissed (by ``by``).
+    and its open hand-off items dismissed (by ``by``). Returns the conversation with its messages.
 
     Raises:
         InvalidInputError: the conversation is not handed off. SupportConversationNotFoundError (404).
@@ -89,7 +89,8 @@ def hand_back(db: Database, tenant: str, conversation_id: str, by: str) -> Suppo
     conversations.append_message(
         tenant, conversation_id, "system", "A person handed the chat back to the assistant."
     )
-    return conversations.update(tenant, conversation_id, status="open")
+    conversations.update(tenant, conversation_id, status="open")
+    return conversations.get(tenant, conversation_id)
 
 
 def _agent_answer(db: Database, item: ReviewItem) -> None:

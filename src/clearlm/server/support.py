@@ -1,0 +1,239 @@
+"""/v1/support: the support desk over HTTP (``clearlm.apps.support``; this module only translates).
+
+Customers and conversations belong to the caller's tenant: another tenant's ids are 404 with an
+OpenAI-style body. A customer's message (``POST /v1/support/conversations/{id}/messages``) is answered by
+the desk on the pipeline: each reply is its own audited turn (``support:*`` records, ids
+``<conversation id>-...``, listed in the reply's ``request_ids``); this HTTP request's own record names the
+conversation and those ids. The desk's flows and tools come from ``ServerConfig.support_desk`` (``clearlm
+serve --support-desk DIR``: ``DIR/flows/*.yaml`` and ``DIR/tools.yaml``); without one, the desk answers
+freely and hands off on request. Hand-offs are items of kind ``support_handoff`` in ``/v1/review``; an
+admin's answer there joins the chat as an ``agent`` message; ``.../handback`` (admin) gives the chat
+back to the assistant.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import Path, Query, Request
+from pydantic import BaseModel, Field
+
+from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
+from clearlm.apps.support.conversations import MAX_TEXT_CHARS
+from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
+from clearlm.apps.support.tools import load_desk
+from clearlm.server.auth import tenant_of, user_of
+from clearlm.server.protocol import MAX_ID_CHARS, _Request
+from clearlm.server.routes import ADMIN, api_router, state
+from clearlm.server.serving import admit, policy_of
+
+router = api_router()
+_desks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # server state -> (flows, tools)
+_lock = threading.Lock()
+
+CustomerId = Annotated[
+    str, Path(max_length=MAX_ID_CHARS, pattern=r"^cus_[0-9a-f]+$", description="The customer's id (cus_...).")
+]
+ConversationId = Annotated[
+    str,
+    Path(max_length=MAX_ID_CHARS, pattern=r"^sup_[0-9a-f]+$", description="The conversation's id (sup_...)."),
+]
+
+
+class CustomerCreate(_Request):
+    """A new customer of the caller's tenant."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S", description="Their name.")
+    language: str = Field(default="en", pattern=r"^[A-Za-z]{2}$", description="ISO 639-1, e.g. en, de.")
+    attributes: dict[str, Any] = Field(default_factory=dict, description="The desk's own fields (JSON).")
+
+
+class CustomerOut(BaseModel):
+    id: str
+    object: Literal["support.customer"] = "support.customer"
+    name: str
+    language: str
+    attributes: dict[str, Any]
+    created_at: str
+
+
+class CustomerList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CustomerOut]
+
+
+class ConversationCreate(_Request):
+    """A new conversation of a customer; with ``flow``, that flow starts and asks its first question."""
+
+    customer_id: str = Field(max_length=MAX_ID_CHARS, description="The customer's id (cus_...).")
+    flow: str | None = Field(default=None, max_length=64, description="A flow of the desk to start.")
+
+
+class MessageCreate(_Request):
+    """What the customer wrote."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
+
+
+class MessageOut(BaseModel):
+    """A stored message: role customer, assistant, agent (a person) or system (a note)."""
+
+    id: int
+    conversation_id: str
+    role: Literal["customer", "assistant", "agent", "system"]
+    text: str
+    language: str | None
+    created_at: str
+
+
+class ConversationOut(BaseModel):
+    """A conversation: status open, handed_off (a person answers) or closed; ``flow_state``: where it
+    is in a flow (flow, step, slots, status), or null."""
+
+    id: str
+    object: Literal["support.conversation"] = "support.conversation"
+    customer_id: str
+    status: Literal["open", "handed_off", "closed"]
+    flow_state: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+    messages: list[MessageOut]
+
+
+class ToolCallOut(BaseModel):
+    tool: str
+    arguments: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+
+
+class HandoffOut(BaseModel):
+    """Why the conversation went to a person, and its review item (``/v1/review/{review_id}``)."""
+
+    reason: str
+    detail: str | None
+    review_id: str | None
+
+
+class DeskReplyOut(BaseModel):
+    """What one turn did: ``messages`` it stored (the customer's first, then the desk's replies),
+    ``conversation`` after it (without messages), ``flow`` state, ``tool_calls``, ``handoff`` (when this
+    turn handed off), ``notice`` (not stored: e.g. a person will answer), ``request_ids`` (audit records
+    of its pipeline turns)."""
+
+    object: Literal["support.reply"] = "support.reply"
+    conversation: ConversationOut
+    messages: list[MessageOut]
+    flow: dict[str, Any] | None
+    tool_calls: list[ToolCallOut]
+    handoff: HandoffOut | None
+    notice: str | None
+    request_ids: list[str]
+
+
+def _desk(request: Request) -> Desk:
+    """The desk as this request sees it: the server's flows and tools, the caller's policy and key."""
+    from clearlm.server.knowledge import open_kb
+
+    s = state(request)
+    with _lock:
+        if s not in _desks:  # loaded once per server
+            folder = s.config.support_desk
+            _desks[s] = load_desk(folder) if folder else ({}, {})
+        flows, tools = _desks[s]
+    runner = TurnRunner(
+        s.backend,
+        s.audit,
+        policy_of(request, s),
+        max_tokens=s.config.default_max_tokens,
+        api_key_id=request.state.audit_record.api_key_id,
+    )
+    return Desk(s.db, runner, flows, tools, open_kb=lambda tenant, name: open_kb(s, name, tenant))
+
+
+def _reply(request: Request, reply: DeskReply) -> dict:
+    record = request.state.audit_record
+    record.parameters = {"conversation_id": reply.conversation.id, "request_ids": reply.request_ids}
+    return {
+        "conversation": reply.conversation.to_dict(),
+        "messages": [m.to_dict() for m in reply.messages],
+        "flow": reply.flow,
+        "tool_calls": reply.tool_calls,
+        "handoff": reply.handoff,
+        "notice": reply.notice,
+        "request_ids": reply.request_ids,
+    }
+
+
+@router.post("/support/customers", response_model=CustomerOut, status_code=201)
+async def create_customer(body: CustomerCreate, request: Request):
+    customers = Customers(state(request).db)
+    tenant = tenant_of(request)
+    made = await anyio.to_thread.run_sync(
+        lambda: customers.create(tenant, body.name, body.language, body.attributes)
+    )
+    return made.to_dict()
+
+
+@router.get("/support/customers", response_model=CustomerList)
+async def list_customers(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description=f"At most this many, 1 to {MAX_LIST}.")] = 100,
+):
+    customers = Customers(state(request).db)
+    found = await anyio.to_thread.run_sync(lambda: customers.list(tenant_of(request), limit))
+    return {"data": [c.to_dict() for c in found]}
+
+
+@router.get("/support/customers/{customer_id}", response_model=CustomerOut)
+async def get_customer(customer_id: CustomerId, request: Request):
+    customers = Customers(state(request).db)
+    found = await anyio.to_thread.run_sync(lambda: customers.get(tenant_of(request), customer_id))
+    return found.to_dict()
+
+
+@router.post("/support/conversations", response_model=DeskReplyOut, status_code=201)
+async def create_conversation(body: ConversationCreate, request: Request):
+    """Open a conversation (a flow's first question is a pipeline turn: admitted like a generation)."""
+    s = state(request)
+    if body.flow is not None:
+        await admit(request, s)
+    desk = await anyio.to_thread.run_sync(_desk, request)
+    reply = await anyio.to_thread.run_sync(
+        lambda: desk.open_conversation(tenant_of(request), body.customer_id, body.flow)
+    )
+    return _reply(request, reply)
+
+
+@router.get("/support/conversations/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(conversation_id: ConversationId, request: Request):
+    conversations = SupportConversations(state(request).db)
+    found = await anyio.to_thread.run_sync(lambda: conversations.get(tenant_of(request), conversation_id))
+    return found.to_dict()
+
+
+@router.post("/support/conversations/{conversation_id}/messages", response_model=DeskReplyOut)
+async def post_message(conversation_id: ConversationId, body: MessageCreate, request: Request):
+    """The customer's message, and the desk's answer (none while a person has the conversation)."""
+    s = state(request)
+    await admit(request, s)
+    desk = await anyio.to_thread.run_sync(_desk, request)
+    reply = await anyio.to_thread.run_sync(
+        lambda: desk.customer_message(tenant_of(request), conversation_id, body.text)
+    )
+    return _reply(request, reply)
+
+
+@router.post("/support/conversations/{conversation_id}/handback", response_model=ConversationOut, **ADMIN)
+async def hand_back_conversation(conversation_id: ConversationId, request: Request):
+    """Give a handed-off conversation back to the assistant (an admin: the desk's agents); its open
+    hand-off items are dismissed. 400 when it is not handed off."""
+    s = state(request)
+    request.state.audit_record.parameters = {"conversation_id": conversation_id}
+    done = await anyio.to_thread.run_sync(
+        lambda: hand_back(s.db, tenant_of(request), conversation_id, user_of(request))
+    )
+    return done.to_dict()
