@@ -106,6 +106,9 @@ def test_a_return_goes_through_the_tool_to_a_person_who_answers_and_hands_back(d
         r for r in server.state.audit.records() if r.endpoint == f"/v1/support/conversations/{cid}/messages"
     ]
     assert http[0].parameters == {"conversation_id": cid, "request_ids": first["request_ids"]}
+    assert http[1].parameters["tool_calls"] == [
+        {"tool": "lookup_order", "arguments": '{"order_number": "A-10002"}', "error": None}
+    ]
 
 
 def test_pii_is_redacted_in_the_stored_history_and_other_customers_stay_out(desk):

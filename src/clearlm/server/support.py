@@ -13,6 +13,7 @@ back to the assistant.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from typing import Annotated, Any, Literal
@@ -155,8 +156,17 @@ def _desk(request: Request) -> Desk:
 
 
 def _reply(request: Request, reply: DeskReply) -> dict:
+    """The reply as JSON; this request's audit record names the conversation, its turns' records and
+    the tools called (their arguments stored as the policy stores text; results stay out of the log)."""
     record = request.state.audit_record
     record.parameters = {"conversation_id": reply.conversation.id, "request_ids": reply.request_ids}
+    if reply.tool_calls:
+        policy = policy_of(request, state(request))
+        stored = (lambda t: t) if policy is None else policy.stored
+        record.parameters["tool_calls"] = [
+            {"tool": t["tool"], "arguments": stored(json.dumps(t["arguments"])), "error": t["error"]}
+            for t in reply.tool_calls
+        ]
     return {
         "conversation": reply.conversation.to_dict(),
         "messages": [m.to_dict() for m in reply.messages],

@@ -33,8 +33,8 @@ SYSTEM_PROMPT = (
 class TurnOutcome:
     """What a desk turn gave: ``text`` (as the customer may see it: redacted by the output policy, or the
     policy's refusal); ``request_id`` (its audit record); ``finish_reason``; ``escalated``: the policy
-    escalated the turn (the desk then hands the conversation off); ``citations``: the passages' ids of a
-    knowledge-base answer."""
+    escalated the turn for its new words (see ``_escalated_now``; the desk then hands off);
+    ``citations``: the passages' ids of a knowledge-base answer."""
 
     text: str
     request_id: str
@@ -117,5 +117,23 @@ class TurnRunner:
         turn = start_turn(self.backend, request, record, self.audit, self.policy).run()
         choice = turn.choices[0]
         citations = [p.chunk_id for p in turn.grounding.passages] if turn.grounding else []
-        escalated = bool((turn.record.governance or {}).get("escalated"))
+        escalated = _escalated_now(turn.record.governance, request.prompt)
         return TurnOutcome(choice.text, record.request_id, choice.finish_reason, escalated, citations)
+
+
+def _escalated_now(governance: dict | None, prompt) -> bool:
+    """Whether the policy escalated this turn for what is new in it: the last message (the customer's
+    latest words, or the reply being said), the answer, or a retrieved passage. A finding in an older
+    message of the history does not count again (it escalated its own turn already), so a conversation
+    handed back is not handed off again for the same words."""
+    if not governance or not governance.get("escalated"):
+        return False
+    last = len(prompt) - 1 if isinstance(prompt, list) else 0
+    fresh = [
+        r
+        for r in (governance.get("input") or {}).get("results", [])
+        if r.get("target") or r.get("message", last) == last
+    ]
+    stages = [fresh, *[d.get("results", []) for d in governance.get("output", [])]]
+    stages.append([d for d in governance.get("documents", [])])
+    return any(r.get("action") == "escalate" for results in stages for r in results)
