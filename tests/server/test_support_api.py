@@ -88,7 +88,7 @@ def test_a_return_goes_through_the_tool_to_a_person_who_answers_and_hands_back(d
     assert shop.post(f"/support/conversations/{cid}/handback").status_code == 403  # agents (admins) only
     back = ok(agent.post(f"/support/conversations/{cid}/handback"))
     assert back["status"] == "open" and back["messages"][-1]["role"] == "system"
-    assert agent.post(f"/support/conversations/{cid}/handback").status_code == 400
+    assert agent.post(f"/support/conversations/{cid}/handback").status_code == 409
     free = ok(shop.post(f"/support/conversations/{cid}/messages", json={"text": "Thank you!"}))
     assert [m["role"] for m in free["messages"]] == ["customer", "assistant"]
 
@@ -153,7 +153,7 @@ def test_another_tenant_gets_404s_and_bad_input_400s(desk):
         assert r.json()["error"]["type"] == "not_found_error"
     assert ok(zeta.get("/support/customers"))["data"] == []
     bad = shop.post("/support/conversations", json={"customer_id": cus["id"], "flow": "nope"})
-    assert bad.status_code == 400 and "no flow named 'nope'" in bad.json()["error"]["message"]
+    assert bad.status_code == 404 and "no flow named 'nope'" in bad.json()["error"]["message"]
     assert shop.post("/support/customers", json={"name": "X", "language": "english"}).status_code == 400
     assert shop.post(f"/support/conversations/{cid}/messages", json={"text": "   "}).status_code == 400
     assert shop.get("/support/conversations/sup_ffff").status_code == 404

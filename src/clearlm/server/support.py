@@ -28,7 +28,7 @@ from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
 from clearlm.server.auth import tenant_of, user_of
 from clearlm.server.protocol import MAX_ID_CHARS, _Request
-from clearlm.server.routes import ADMIN, api_router, state
+from clearlm.server.routes import ADMIN, _error, api_router, state
 from clearlm.server.serving import admit, policy_of
 
 router = api_router()
@@ -237,10 +237,15 @@ async def post_message(conversation_id: ConversationId, body: MessageCreate, req
     return _reply(request, reply)
 
 
-@router.post("/support/conversations/{conversation_id}/handback", response_model=ConversationOut, **ADMIN)
+@router.post(
+    "/support/conversations/{conversation_id}/handback",
+    response_model=ConversationOut,
+    responses={**ADMIN["responses"], 409: _error("The conversation is not handed off.")},
+    dependencies=ADMIN["dependencies"],
+)
 async def hand_back_conversation(conversation_id: ConversationId, request: Request):
     """Give a handed-off conversation back to the assistant (an admin: the desk's agents); its open
-    hand-off items are dismissed. 400 when it is not handed off."""
+    hand-off items are dismissed. 409 when it is not handed off."""
     s = state(request)
     request.state.audit_record.parameters = {"conversation_id": conversation_id}
     done = await anyio.to_thread.run_sync(

@@ -23,7 +23,9 @@ from clearlm.apps.support import (
     hand_back,
     load_desk,
 )
+from clearlm.apps.support.desk import FlowNotFoundError
 from clearlm.apps.support.flows import Ask
+from clearlm.apps.support.handoff import NotHandedOffError
 from clearlm.apps.support.model_extract import slot_schema
 from clearlm.errors import InvalidInputError
 from clearlm.govern.policy import parse_policy
@@ -115,7 +117,7 @@ def test_outside_the_window_hands_off_to_a_person_who_answers_and_hands_back(db,
     assert (messages[-1].role, messages[-1].text) == ("agent", "I can make an exception.")
     back = hand_back(db, "acme", cid, "key_agent")
     assert back.status == "open"
-    with pytest.raises(InvalidInputError, match="not handed off"):
+    with pytest.raises(NotHandedOffError, match="not handed off"):
         hand_back(db, "acme", cid, "key_agent")
     again = desk.customer_message("acme", cid, "thanks, what else can you do?")
     assert len(again.request_ids) == 1  # a free reply (the random model's words: maybe none)
@@ -208,7 +210,7 @@ def test_the_model_extracts_a_missing_slot_as_json_constrained_to_its_schema(db,
 def test_unknown_flows_closed_and_foreign_conversations_are_refused(db, tiny_backend):
     desk = make_desk(db, tiny_backend)
     gus = Customers(db).create("acme", "Gus", "en")
-    with pytest.raises(InvalidInputError, match="no flow named"):
+    with pytest.raises(FlowNotFoundError, match="no flow named"):
         desk.open_conversation("acme", gus.id, flow="nope")
     cid = desk.open_conversation("acme", gus.id).conversation.id
     from clearlm.apps.support import SupportConversationNotFoundError

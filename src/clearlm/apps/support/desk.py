@@ -59,6 +59,14 @@ def _words(text: str) -> str:
     return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
 
 
+class FlowNotFoundError(ClearlmError, LookupError):
+    """No flow of that name on this desk."""
+
+    status_code = 404
+    error_type = "not_found_error"
+    code = "support_flow_not_found"
+
+
 @dataclass(slots=True)
 class DeskReply:
     """What one customer turn did. Fields: conversation (status after the turn, without messages);
@@ -112,10 +120,10 @@ class Desk:
         """A new conversation of the customer; with ``flow``, that flow starts and asks its first question.
 
         Raises:
-            InvalidInputError: an unknown flow. CustomerNotFoundError (404).
+            FlowNotFoundError (404): an unknown flow. CustomerNotFoundError (404).
         """
         if flow is not None and flow not in self.flows:
-            raise InvalidInputError(f"no flow named {flow!r}: this desk has {sorted(self.flows) or 'none'}")
+            raise FlowNotFoundError(f"no flow named {flow!r}: this desk has {sorted(self.flows) or 'none'}")
         conversation = self.conversations.open(tenant, customer_id)
         reply = DeskReply(conversation)
         if flow is not None:

@@ -15,11 +15,21 @@ from __future__ import annotations
 
 from clearlm.apps.support.conversations import SupportConversation, SupportConversations
 from clearlm.apps.support.customers import Customer
-from clearlm.errors import InvalidInputError
+from clearlm.errors import ClearlmError
 from clearlm.store.db import Database
 from clearlm.store.review import ReviewItem, ReviewQueue, on_decision
 
 HANDOFF = "support_handoff"
+
+
+class NotHandedOffError(ClearlmError):
+    """A hand-back of a conversation no person has (it is open or closed)."""
+
+    status_code = 409
+    error_type = "conflict_error"
+    code = "support_not_handed_off"
+
+
 SUMMARY_CHARS = 300  # of each message quoted in the summary
 
 
@@ -75,12 +85,12 @@ def hand_back(db: Database, tenant: str, conversation_id: str, by: str) -> Suppo
     and its open hand-off items dismissed (by ``by``). Returns the conversation with its messages.
 
     Raises:
-        InvalidInputError: the conversation is not handed off. SupportConversationNotFoundError (404).
+        NotHandedOffError (409): the conversation is not handed off. SupportConversationNotFoundError (404).
     """
     conversations = SupportConversations(db)
     conversation = conversations.get(tenant, conversation_id)
     if conversation.status != "handed_off":
-        raise InvalidInputError(
+        raise NotHandedOffError(
             f"the conversation {conversation_id!r} is {conversation.status}, not handed off: only a "
             "handed-off conversation can be handed back"
         )
