@@ -220,3 +220,26 @@ def test_unknown_flows_closed_and_foreign_conversations_are_refused(db, tiny_bac
     desk.conversations.update("acme", cid, status="closed")
     with pytest.raises(InvalidInputError, match="closed"):
         desk.customer_message("acme", cid, "hello")
+
+
+def test_a_question_mid_flow_is_answered_then_the_pending_question_is_asked_again(db, tiny_backend):
+    flows, tools = load_desk(DESK)
+    asked = []
+
+    def open_kb(tenant, name):  # the flow's knowledge base is not there: the model answers freely
+        from clearlm.knowledge.errors import KnowledgeBaseNotFoundError
+
+        asked.append((tenant, name))
+        raise KnowledgeBaseNotFoundError(f"no knowledge base {name!r}")
+
+    runner = TurnRunner(tiny_backend, AuditLog(db), max_tokens=4)
+    desk = Desk(db, runner, flows, tools, open_kb=open_kb, extractor=PatternExtractor())
+    hal = Customers(db).create("acme", "Hal", "en")
+    cid = desk.open_conversation("acme", hal.id, flow="returns").conversation.id
+    reply = desk.customer_message("acme", cid, "Do I have to pay for the return shipping?")
+    assert asked == [("acme", "shop-faq")]
+    assert reply.messages[-1].text.startswith("What is your order number?")  # asked again
+    assert reply.flow["step"] == "ask_order" and reply.flow["status"] == "active"
+    assert [r.endpoint for r in records_of(db, cid)[-2:]] == ["support:answer", "support:reply"]
+    resumed = desk.customer_message("acme", cid, "A-10003")
+    assert resumed.messages[-1].text.startswith("Why are you returning it")

@@ -152,9 +152,10 @@ class Desk:
             return self._finish(tenant, conversation_id, reply)
         intent = intent_of(text)
         state = FlowState.from_json(conversation.flow_state) if conversation.flow_state else None
-        if state is not None and state.status == "active" and state.flow in self.flows:
-            event = CustomerMessage(text, intent=intent)
-            self._run_flow(reply, customer, self.flows[state.flow], state, event, text)
+        flow_of = self.flows.get(state.flow) if state is not None else None
+        if state is not None and state.status == "active" and flow_of is not None:
+            event = CustomerMessage(text, intent=intent, digression=self._digression(flow_of, state, text))
+            self._run_flow(reply, customer, flow_of, state, event, text)
         elif intent == "handoff":
             self._say(reply, customer, HANDOFF_MESSAGE)
             if reply.handoff is None:  # (unless the policy escalated that very reply)
@@ -165,6 +166,14 @@ class Desk:
             out = self.runner.generate(tenant, conversation_id, self._context(customer))
             self._keep(reply, customer, out)
         return self._finish(tenant, conversation_id, reply)
+
+    @staticmethod
+    def _digression(flow: Flow, state: FlowState, text: str) -> bool:
+        """A question asked mid-flow (it ends with "?" and gives none of the flow's slots): answered from
+        the flow's knowledge base, then the pending question is asked again."""
+        if not text.rstrip().endswith("?") or state.waiting != "slot":
+            return False
+        return not PatternExtractor().extract(flow, state, text)
 
     def _triggered(self, text: str) -> Flow | None:
         said = _words(text)
@@ -256,14 +265,8 @@ class Desk:
             self._say_handoff(reply, customer, out.request_id)
 
     def _say_handoff(self, reply: DeskReply, customer: Customer, request_id: str) -> None:
-        reply.handoff = {"reason": "policy_escalate", "detail": None, "review_id": None}
-        out = self.runner.say(
-            customer.tenant, reply.conversation.id, self._context(customer), HANDOFF_MESSAGE
-        )
-        reply.request_ids.append(out.request_id)
-        reply.messages.append(
-            self.conversations.append_message(customer.tenant, reply.conversation.id, "assistant", out.text)
-        )
+        reply.handoff = {"reason": "policy_escalate", "detail": None, "review_id": None}  # no recursion
+        self._say(reply, customer, HANDOFF_MESSAGE)
         self._hand_off(reply, customer, "policy_escalate", f"audit record {request_id}", request_id)
 
     def _hand_off(
