@@ -287,7 +287,8 @@ class Desk:
         history is selected by tenant and customer id), as stored."""
         history = self.conversations.history(customer.tenant, customer.id, limit=self.history)
         said = [Message(ROLE[m.role], m.text) for m in history if m.role in ROLE]
-        return [Message("system", SYSTEM_PROMPT), *said]
+        system = f"{SYSTEM_PROMPT} The customer's language (ISO 639-1): {customer.language}."
+        return [Message("system", system), *said]
 
     def _finish(self, tenant: str, conversation_id: str, reply: DeskReply) -> DeskReply:
         reply.conversation = dataclasses.replace(self.conversations.get(tenant, conversation_id), messages=[])
