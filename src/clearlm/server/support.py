@@ -156,22 +156,37 @@ def _desk(request: Request) -> Desk:
 
 
 def _reply(request: Request, reply: DeskReply) -> dict:
-    """The reply as JSON; this request's audit record names the conversation, its turns' records and
-    the tools called (their arguments stored as the policy stores text; results stay out of the log)."""
+    """The reply as JSON, its tools' results as the output policy lets them be returned (redacted, as
+    ``govern.outputs`` does for everything returned with an answer). This request's audit record names
+    the conversation, its turns' records and the tools called (their arguments stored as the policy
+    stores text; results stay out of the log)."""
+    from clearlm.govern.outputs import govern_text
+
+    policy = policy_of(request, state(request))
     record = request.state.audit_record
     record.parameters = {"conversation_id": reply.conversation.id, "request_ids": reply.request_ids}
+    stored = (lambda t: t) if policy is None else policy.stored
+    calls, notes = [], []
+    for i, t in enumerate(reply.tool_calls):
+        text, found = govern_text(policy, json.dumps(t["result"]), "document", f"tool_calls[{i}].result")
+        try:
+            result = json.loads(text)
+        except ValueError:  # withheld, or redacted past parsing
+            result = text
+        calls.append({**t, "result": result})
+        notes += found
     if reply.tool_calls:
-        policy = policy_of(request, state(request))
-        stored = (lambda t: t) if policy is None else policy.stored
         record.parameters["tool_calls"] = [
             {"tool": t["tool"], "arguments": stored(json.dumps(t["arguments"])), "error": t["error"]}
             for t in reply.tool_calls
         ]
+    if notes:
+        record.governance = {"policy": policy.name, "returned": notes}
     return {
         "conversation": reply.conversation.to_dict(),
         "messages": [m.to_dict() for m in reply.messages],
         "flow": reply.flow,
-        "tool_calls": reply.tool_calls,
+        "tool_calls": calls,
         "handoff": reply.handoff,
         "notice": reply.notice,
         "request_ids": reply.request_ids,
@@ -215,7 +230,7 @@ async def create_conversation(body: ConversationCreate, request: Request):
     reply = await anyio.to_thread.run_sync(
         lambda: desk.open_conversation(tenant_of(request), body.customer_id, body.flow)
     )
-    return _reply(request, reply)
+    return await anyio.to_thread.run_sync(_reply, request, reply)
 
 
 @router.get("/support/conversations/{conversation_id}", response_model=ConversationOut)
@@ -234,7 +249,7 @@ async def post_message(conversation_id: ConversationId, body: MessageCreate, req
     reply = await anyio.to_thread.run_sync(
         lambda: desk.customer_message(tenant_of(request), conversation_id, body.text)
     )
-    return _reply(request, reply)
+    return await anyio.to_thread.run_sync(_reply, request, reply)
 
 
 @router.post(
