@@ -133,6 +133,9 @@ def test_pii_is_redacted_in_the_stored_history_and_other_customers_stay_out(desk
     assert "accepted" in done["messages"][1]["text"] and done["flow"]["status"] == "completed"
     result = done["tool_calls"][0]["result"]  # returned as the output policy lets it: the email redacted
     assert result["item"] == "blue kettle" and "example.com" not in json.dumps(result)
+    got = ok(shop.get(f"/support/conversations/{cid}"))
+    assert got["flow_state"]["slots"]["order"]["item"] == "blue kettle"
+    assert "example.com" not in json.dumps([done["flow"], done["conversation"], got])
     stored = json.dumps(ok(shop.get(f"/support/conversations/{cid}"))["messages"])
     assert "example.com" not in stored and "A-10001" in stored  # the customer's mail and the label's
     prompts = json.dumps([[r.prompt, r.output] for r in turn_records(server, cid)])

@@ -155,42 +155,58 @@ def _desk(request: Request) -> Desk:
     return Desk(s.db, runner, flows, tools, open_kb=lambda tenant, name: open_kb(s, name, tenant))
 
 
-def _reply(request: Request, reply: DeskReply) -> dict:
-    """The reply as JSON, its tools' results as the output policy lets them be returned (redacted, as
-    ``govern.outputs`` does for everything returned with an answer). This request's audit record names
-    the conversation, its turns' records and the tools called (their arguments stored as the policy
-    stores text; results stay out of the log)."""
+def _governed(policy, value: Any, field: str, notes: list) -> Any:
+    """A JSON value (a tool's result, a flow's slots) as the output policy lets it be returned: its JSON
+    text checked as a document's (PII redacted); the text itself when it no longer parses (withheld)."""
     from clearlm.govern.outputs import govern_text
 
+    if value is None:
+        return None
+    text, found = govern_text(policy, json.dumps(value), "document", field)
+    notes += found
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _conversation(policy, conversation, notes: list) -> dict:
+    out = conversation.to_dict()
+    out["flow_state"] = _governed(policy, out["flow_state"], "flow_state", notes)
+    return out
+
+
+def _reply(request: Request, reply: DeskReply) -> dict:
+    """The reply as JSON, what it returns besides messages (tools' results, the flow's slots) as the
+    output policy lets it be returned (``govern.outputs``, as for everything returned with an answer).
+    This request's audit record names the conversation, its turns' records and the tools called (their
+    arguments stored as the policy stores text; results stay out of the log)."""
     policy = policy_of(request, state(request))
     record = request.state.audit_record
     record.parameters = {"conversation_id": reply.conversation.id, "request_ids": reply.request_ids}
     stored = (lambda t: t) if policy is None else policy.stored
-    calls, notes = [], []
-    for i, t in enumerate(reply.tool_calls):
-        text, found = govern_text(policy, json.dumps(t["result"]), "document", f"tool_calls[{i}].result")
-        try:
-            result = json.loads(text)
-        except ValueError:  # withheld, or redacted past parsing
-            result = text
-        calls.append({**t, "result": result})
-        notes += found
+    notes: list = []
+    calls = [
+        {**t, "result": _governed(policy, t["result"], f"tool_calls[{i}].result", notes)}
+        for i, t in enumerate(reply.tool_calls)
+    ]
     if reply.tool_calls:
         record.parameters["tool_calls"] = [
             {"tool": t["tool"], "arguments": stored(json.dumps(t["arguments"])), "error": t["error"]}
             for t in reply.tool_calls
         ]
-    if notes:
-        record.governance = {"policy": policy.name, "returned": notes}
-    return {
-        "conversation": reply.conversation.to_dict(),
+    out = {
+        "conversation": _conversation(policy, reply.conversation, notes),
         "messages": [m.to_dict() for m in reply.messages],
-        "flow": reply.flow,
+        "flow": _governed(policy, reply.flow, "flow", notes),
         "tool_calls": calls,
         "handoff": reply.handoff,
         "notice": reply.notice,
         "request_ids": reply.request_ids,
     }
+    if notes:
+        record.governance = {"policy": policy.name, "returned": notes}
+    return out
 
 
 @router.post("/support/customers", response_model=CustomerOut, status_code=201)
@@ -235,9 +251,19 @@ async def create_conversation(body: ConversationCreate, request: Request):
 
 @router.get("/support/conversations/{conversation_id}", response_model=ConversationOut)
 async def get_conversation(conversation_id: ConversationId, request: Request):
-    conversations = SupportConversations(state(request).db)
-    found = await anyio.to_thread.run_sync(lambda: conversations.get(tenant_of(request), conversation_id))
-    return found.to_dict()
+    s = state(request)
+    conversations = SupportConversations(s.db)
+
+    def work() -> dict:
+        notes: list = []
+        out = _conversation(
+            policy_of(request, s), conversations.get(tenant_of(request), conversation_id), notes
+        )
+        if notes:
+            request.state.audit_record.governance = {"policy": policy_of(request, s).name, "returned": notes}
+        return out
+
+    return await anyio.to_thread.run_sync(work)
 
 
 @router.post("/support/conversations/{conversation_id}/messages", response_model=DeskReplyOut)
