@@ -200,3 +200,19 @@ def test_the_ngram_analyzer_is_scikit_learns_char_wb():
     analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4)).build_analyzer()
     assert injection_ngrams.grams(text) == set(analyzer(text))
     assert injection_ngrams.units("One. Two! 三。") == ["One. Two! 三。", "One.", "Two!", "三。"]
+
+
+def test_the_ngram_classifier_is_stacked_with_each_embedding_classifier_and_holds_the_benign_rate():
+    data = Path(injection_ngrams.__file__).parent / "data"
+    assert (data / "injection_ngrams.json").stat().st_size < 1_000_000
+    weights, _ = injection_ngrams.weights()
+    assert len(weights) > 5000 and all(isinstance(w, float) for w in weights.values())
+    for name in ("injection_classifier.json", "injection_classifier_minilm.json"):
+        body = json.loads((data / name).read_text())
+        stack = body["stack"]
+        assert stack["embedding"] > 0 and stack["ngrams"] > 0
+        # cross-validated on the training texts: the n-grams add detection at the same benign rate
+        assert stack["cross_validated"]["benign_flagged"] <= 0.012
+        assert (
+            stack["cross_validated"]["attacks_detected"] > body["cross_validated"]["attacks_detected"] + 0.1
+        )

@@ -4,10 +4,13 @@ trained by ``benchmarks/train_injection_classifier.py`` on the development set, 
 ``data/known_attacks.txt`` and issue 11's training attacks and real benign sentences). The classifier scores
 the whole text and every sentence alone and keeps the highest score, so one planted sentence in a long
 document is seen. Without the all-mpnet-base-v2 packages it falls back, with a warning, to a weaker
-classifier on the caller's all-MiniLM-L6-v2 embedder (``data/injection_classifier_minilm.json``).
+classifier on the caller's all-MiniLM-L6-v2 embedder (``data/injection_classifier_minilm.json``). Either
+is combined ("stack" in its file) with a character n-gram classifier (``injection_ngrams``), which reads
+the scripts the English embedding model does not. Patterns for other languages and for tool hijacking are
+in ``injection_lexicon``; the decoders in ``injection_decoders``.
 
-Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection); the decoders cover
-the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32, hex, binary,
+Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection, tool hijacking);
+the decoders cover the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32, hex, binary,
 URL, HTML entities, backslash-u escapes, ROT13 and Caesar shifts, Atbash, Morse, Braille, leetspeak, reversed
 and spelled-out text). Names that are also jailbreaks (DAN, STAN, AIM) count only in capitals and next to
 what makes them one ("stands for", "mode", "has no rules", "you are ..."), so "Dan will call" passes.
