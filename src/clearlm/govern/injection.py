@@ -9,11 +9,12 @@ is combined ("stack" in its file) with a character n-gram classifier (``injectio
 the scripts the English embedding model does not. Patterns for other languages and for tool hijacking are
 in ``injection_lexicon``; the decoders in ``injection_decoders``.
 
-Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection, tool hijacking);
-the decoders cover the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32, hex, binary,
-URL, HTML entities, backslash-u escapes, ROT13 and Caesar shifts, Atbash, Morse, Braille, leetspeak, reversed
-and spelled-out text). Names that are also jailbreaks (DAN, STAN, AIM) count only in capitals and next to
-what makes them one ("stands for", "mode", "has no rules", "you are ..."), so "Dan will call" passes.
+Families follow the OWASP LLM01 taxonomy and Greshake et al. 2023 (indirect injection, tool hijacking); the
+decoders cover the encodings of garak's ``encoding`` probes that can be read without a key (base64, base32,
+hex, binary, URL, HTML entities, backslash-u escapes, ROT13 and Caesar shifts, Atbash, Morse, Braille,
+leetspeak, reversed and spelled-out text). Names that are also jailbreaks (DAN, STAN, AIM) count only in
+capitals and next to what makes them one ("stands for", "mode", "has no rules", "you are ..."), so "Dan will
+call" passes.
 Scores: 0.9 is a confident attack; 0.6 a suspicious sign, under the default policy threshold of 0.8.
 """
 
