@@ -44,7 +44,7 @@ ConversationId = Annotated[
 ]
 
 
-class CustomerCreate(_Request):
+class SupportCustomerCreate(_Request):
     """A new customer of the caller's tenant."""
 
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S", description="Their name.")
@@ -52,7 +52,7 @@ class CustomerCreate(_Request):
     attributes: dict[str, Any] = Field(default_factory=dict, description="The desk's own fields (JSON).")
 
 
-class CustomerOut(BaseModel):
+class SupportCustomerOut(BaseModel):
     id: str
     object: Literal["support.customer"] = "support.customer"
     name: str
@@ -61,25 +61,25 @@ class CustomerOut(BaseModel):
     created_at: str
 
 
-class CustomerList(BaseModel):
+class SupportCustomerList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[CustomerOut]
+    data: list[SupportCustomerOut]
 
 
-class ConversationCreate(_Request):
+class SupportConversationCreate(_Request):
     """A new conversation of a customer; with ``flow``, that flow starts and asks its first question."""
 
     customer_id: str = Field(max_length=MAX_ID_CHARS, description="The customer's id (cus_...).")
     flow: str | None = Field(default=None, max_length=64, description="A flow of the desk to start.")
 
 
-class MessageCreate(_Request):
+class SupportMessageCreate(_Request):
     """What the customer wrote."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
 
 
-class MessageOut(BaseModel):
+class SupportMessageOut(BaseModel):
     """A stored message: role customer, assistant, agent (a person) or system (a note)."""
 
     id: int
@@ -90,7 +90,7 @@ class MessageOut(BaseModel):
     created_at: str
 
 
-class ConversationOut(BaseModel):
+class SupportConversationOut(BaseModel):
     """A conversation: status open, handed_off (a person answers) or closed; ``flow_state``: where it
     is in a flow (flow, step, slots, status), or null."""
 
@@ -101,17 +101,17 @@ class ConversationOut(BaseModel):
     flow_state: dict[str, Any] | None
     created_at: str
     updated_at: str
-    messages: list[MessageOut]
+    messages: list[SupportMessageOut]
 
 
-class ToolCallOut(BaseModel):
+class SupportToolCallOut(BaseModel):
     tool: str
     arguments: dict[str, Any]
     result: Any = None
     error: str | None = None
 
 
-class HandoffOut(BaseModel):
+class SupportHandoffOut(BaseModel):
     """Why the conversation went to a person, and its review item (``/v1/review/{review_id}``)."""
 
     reason: str
@@ -119,18 +119,18 @@ class HandoffOut(BaseModel):
     review_id: str | None
 
 
-class DeskReplyOut(BaseModel):
+class SupportReplyOut(BaseModel):
     """What one turn did: ``messages`` it stored (the customer's first, then the desk's replies),
     ``conversation`` after it (without messages), ``flow`` state, ``tool_calls``, ``handoff`` (when this
     turn handed off), ``notice`` (not stored: e.g. a person will answer), ``request_ids`` (audit records
     of its pipeline turns)."""
 
     object: Literal["support.reply"] = "support.reply"
-    conversation: ConversationOut
-    messages: list[MessageOut]
+    conversation: SupportConversationOut
+    messages: list[SupportMessageOut]
     flow: dict[str, Any] | None
-    tool_calls: list[ToolCallOut]
-    handoff: HandoffOut | None
+    tool_calls: list[SupportToolCallOut]
+    handoff: SupportHandoffOut | None
     notice: str | None
     request_ids: list[str]
 
@@ -209,8 +209,8 @@ def _reply(request: Request, reply: DeskReply) -> dict:
     return out
 
 
-@router.post("/support/customers", response_model=CustomerOut, status_code=201)
-async def create_customer(body: CustomerCreate, request: Request):
+@router.post("/support/customers", response_model=SupportCustomerOut, status_code=201)
+async def create_customer(body: SupportCustomerCreate, request: Request):
     customers = Customers(state(request).db)
     tenant = tenant_of(request)
     made = await anyio.to_thread.run_sync(
@@ -219,7 +219,7 @@ async def create_customer(body: CustomerCreate, request: Request):
     return made.to_dict()
 
 
-@router.get("/support/customers", response_model=CustomerList)
+@router.get("/support/customers", response_model=SupportCustomerList)
 async def list_customers(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST, description=f"At most this many, 1 to {MAX_LIST}.")] = 100,
@@ -229,15 +229,15 @@ async def list_customers(
     return {"data": [c.to_dict() for c in found]}
 
 
-@router.get("/support/customers/{customer_id}", response_model=CustomerOut)
+@router.get("/support/customers/{customer_id}", response_model=SupportCustomerOut)
 async def get_customer(customer_id: CustomerId, request: Request):
     customers = Customers(state(request).db)
     found = await anyio.to_thread.run_sync(lambda: customers.get(tenant_of(request), customer_id))
     return found.to_dict()
 
 
-@router.post("/support/conversations", response_model=DeskReplyOut, status_code=201)
-async def create_conversation(body: ConversationCreate, request: Request):
+@router.post("/support/conversations", response_model=SupportReplyOut, status_code=201)
+async def create_conversation(body: SupportConversationCreate, request: Request):
     """Open a conversation (a flow's first question is a pipeline turn: admitted like a generation)."""
     s = state(request)
     if body.flow is not None:
@@ -249,7 +249,7 @@ async def create_conversation(body: ConversationCreate, request: Request):
     return await anyio.to_thread.run_sync(_reply, request, reply)
 
 
-@router.get("/support/conversations/{conversation_id}", response_model=ConversationOut)
+@router.get("/support/conversations/{conversation_id}", response_model=SupportConversationOut)
 async def get_conversation(conversation_id: ConversationId, request: Request):
     s = state(request)
     conversations = SupportConversations(s.db)
@@ -266,8 +266,8 @@ async def get_conversation(conversation_id: ConversationId, request: Request):
     return await anyio.to_thread.run_sync(work)
 
 
-@router.post("/support/conversations/{conversation_id}/messages", response_model=DeskReplyOut)
-async def post_message(conversation_id: ConversationId, body: MessageCreate, request: Request):
+@router.post("/support/conversations/{conversation_id}/messages", response_model=SupportReplyOut)
+async def post_message(conversation_id: ConversationId, body: SupportMessageCreate, request: Request):
     """The customer's message, and the desk's answer (none while a person has the conversation)."""
     s = state(request)
     await admit(request, s)
@@ -280,7 +280,7 @@ async def post_message(conversation_id: ConversationId, body: MessageCreate, req
 
 @router.post(
     "/support/conversations/{conversation_id}/handback",
-    response_model=ConversationOut,
+    response_model=SupportConversationOut,
     responses={**ADMIN["responses"], 409: _error("The conversation is not handed off.")},
     dependencies=ADMIN["dependencies"],
 )
