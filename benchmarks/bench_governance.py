@@ -71,6 +71,9 @@ INJECTION_SETS = {
     # issue 11: written by hand and committed before the detector ran on it (its figures before and after
     # the all-mpnet-base-v2 classifier are in benchmarks/data/README.md)
     "held-out 3": "injection_heldout3.jsonl",
+    # issue 11: written by hand before the multilingual and tool-hijacking patterns, measured once before
+    # and once after them (benchmarks/data/README.md)
+    "held-out 4": "injection_heldout4.jsonl",
 }
 INJECTION_MODES = ("patterns", "patterns+classifier")
 

@@ -44,16 +44,6 @@ def test_pii_precision_and_recall_stay_above_their_floors(bench):
         assert scores[kind]["recall"] >= 0.9 and scores[kind]["precision"] >= 0.9, kind
 
 
-@pytest.mark.integration
-def test_injection_detection_on_the_held_out_set_stays_above_its_floor(bench):
-    held = bench.injection_scores(0.8, name="held-out")
-    # 0.81 with the all-mpnet-base-v2 classifier (0.69 with MiniLM, 0.64 before issue 11)
-    assert held["patterns+classifier"]["detection_rate"] >= 0.78
-    # 0.17 (0.13 with MiniLM, 0.15 before issue 11): its look-alikes are harder than the benign set
-    assert held["patterns+classifier"]["false_positive_rate"] <= 0.19
-    assert held["patterns+classifier"]["detection_rate"] > held["patterns"]["detection_rate"]
-
-
 def test_the_third_held_out_set_is_measured(bench):
     assert bench.INJECTION_SETS["held-out 3"] == "injection_heldout3.jsonl"
     rows = bench.injection_examples(name="held-out 3")
