@@ -9,13 +9,10 @@ conversation's id: it is for code acting for the server (a turn's answer, a revi
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
@@ -83,14 +80,6 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A transaction that takes SQLite's write lock at once: one that read first and wrote later would
-        fail ("database is locked") when another writer (the audit log) committed in between."""
-        conn = self.db.engine.connect().execution_options(immediate=True)
-        with conn, self.db.session(bind=conn) as session, session.begin():
-            yield session
-
     def create(self, tenant: str, owner: str, title: str | None = None, settings: dict | None = None) -> dict:
         """A new, empty conversation (InvalidInputError for a title over 200 characters)."""
         now = _now()
@@ -103,7 +92,7 @@ class Conversations:
             created_at=now,
             updated_at=now,
         )
-        with self._writing() as session:
+        with self.db.writing() as session:
             session.add(row)
         return conversation_dict(row)
 
@@ -150,7 +139,7 @@ class Conversations:
         settings: dict | None = None,
     ) -> dict:
         """Rename it and/or replace its settings (``None`` leaves a field as it is)."""
-        with self._writing() as session:
+        with self.db.writing() as session:
             row = self._row(session, tenant, owner, conversation_id)
             if title is not None:
                 row.title = _title(title)
@@ -161,7 +150,7 @@ class Conversations:
 
     def delete(self, tenant: str, owner: str, conversation_id: str) -> None:
         """Delete it and its messages (deleted explicitly: SQLite does not enforce the cascade)."""
-        with self._writing() as session:
+        with self.db.writing() as session:
             row = self._row(session, tenant, owner, conversation_id)
             session.execute(delete(MessageRow).where(MessageRow.conversation_id == row.id))
             session.delete(row)
@@ -194,7 +183,7 @@ class Conversations:
             raise InvalidInputError(f"a message's status is one of {', '.join(STATUSES)}, not {status!r}")
         for attempt in range(5):  # two writers picked the same position: the later one tries again
             try:
-                with self._writing() as session:
+                with self.db.writing() as session:
                     conv = session.get(ConversationRow, conversation_id)
                     if conv is None:
                         raise _not_found(conversation_id)
@@ -229,7 +218,7 @@ class Conversations:
         answer it holds). ConversationNotFoundError: no such message in that conversation."""
         if status is not None and status not in STATUSES:
             raise InvalidInputError(f"a message's status is one of {', '.join(STATUSES)}, not {status!r}")
-        with self._writing() as session:
+        with self.db.writing() as session:
             row = session.get(MessageRow, message_id)
             if row is None or row.conversation_id != conversation_id:
                 raise _not_found(conversation_id)
@@ -241,7 +230,7 @@ class Conversations:
 
     def truncate_from(self, tenant: str, owner: str, conversation_id: str, position: int) -> int:
         """Delete the messages at ``position`` and after (to edit or regenerate); returns how many."""
-        with self._writing() as session:
+        with self.db.writing() as session:
             row = self._row(session, tenant, owner, conversation_id)
             result = session.execute(
                 delete(MessageRow).where(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +65,15 @@ class Database:
                 f"cannot open the database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
             ) from None
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in a transaction that takes the write lock at once (SQLite: BEGIN IMMEDIATE): one that
+        read first and wrote later would fail ("database is locked") when another writer (the audit log)
+        committed in between."""
+        conn = self.engine.connect().execution_options(immediate=True)
+        with conn, self.session(bind=conn) as session, session.begin():
+            yield session
 
     def _first_open_lock(self):
         """For a SQLite file, a file lock (``PATH.lock``) around the first connections and the migration:

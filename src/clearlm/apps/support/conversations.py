@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from clearlm.apps.support.customers import customer_row, language_code, now, writing
+from clearlm.apps.support.customers import customer_row, language_code, now
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import SupportConversationRow, SupportMessageRow
@@ -125,7 +125,7 @@ class SupportConversations:
 
     def open(self, tenant: str, customer_id: str, flow_state: dict | None = None) -> SupportConversation:
         """A new open conversation of the customer (CustomerNotFoundError, 404: not in ``tenant``)."""
-        with writing(self.db) as session:
+        with self.db.writing() as session:
             customer_row(session, tenant, customer_id)
             stamp = now()
             row = SupportConversationRow(
@@ -161,7 +161,7 @@ class SupportConversations:
         if not text or not text.strip() or len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"a support message is 1-{MAX_TEXT_CHARS:,} characters of text")
         language = language_code(language, "a message's language")
-        with writing(self.db) as session:
+        with self.db.writing() as session:
             conversation = _row(session, tenant, conversation_id)
             stamp = now()
             row = SupportMessageRow(
@@ -189,7 +189,7 @@ class SupportConversations:
             raise InvalidInputError(
                 f"a conversation's status is one of {', '.join(STATUSES)}, not {status!r}"
             )
-        with writing(self.db) as session:
+        with self.db.writing() as session:
             row = _row(session, tenant, conversation_id)
             if status is not None:
                 row.status = status

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,15 +74,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@contextmanager
-def writing(db: Database) -> Iterator[Session]:
-    """A transaction that takes SQLite's write lock at once (as ``store.conversations`` does): one that
-    read first and wrote later would fail when another writer committed in between."""
-    conn = db.engine.connect().execution_options(immediate=True)
-    with conn, db.session(bind=conn) as session, session.begin():
-        yield session
-
-
 def customer_row(session: Session, tenant: str, customer_id: str) -> CustomerRow:
     """The row of ``customer_id`` in ``tenant`` (CustomerNotFoundError: none there)."""
     row = session.get(CustomerRow, customer_id)
@@ -135,7 +124,7 @@ class Customers:
             attributes=dict(attributes or {}),
             created_at=now(),
         )
-        with writing(self.db) as session:
+        with self.db.writing() as session:
             session.add(row)
         return _customer(row)
 
