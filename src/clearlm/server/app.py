@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from clearlm import __version__, web
-from clearlm.server import conversations, errors, governance, review, support
+from clearlm.server import conversations, errors, governance, review, support, support_channels
 from clearlm.server.lifecycle import Lifecycle
 from clearlm.server.routes import api, ops
 from clearlm.server.state import ServerState
@@ -25,4 +25,5 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(ops)
     web.install(app)
     app.add_middleware(Lifecycle, state=state)
+    support_channels.install(app, state.config.support_origins)  # CORS outermost: preflights not audited
     return app

@@ -26,7 +26,9 @@ class ServerConfig:
     key created with its own policy uses that one instead); kb_url: None for the embedded knowledge
     bases under $CLEARLM_HOME/knowledge, or a PostgreSQL URL (pgvector); files_dir: where documents
     uploaded to /v1/kb are kept (default $CLEARLM_HOME/uploads); support_desk: the support desk's folder
-    (``flows/*.yaml`` and ``tools.yaml``, see ``clearlm.apps.support.tools``; None: no flows or tools)."""
+    (``flows/*.yaml`` and ``tools.yaml``, see ``clearlm.apps.support.tools``; None: no flows or tools);
+    support_origins: the web origins (``https://shop.example``, or ``*``) whose pages may call the support
+    routes with the chat widget (CORS; empty: the server's own origin only)."""
 
     model: str = DEFAULT_MODEL
     backend: str = "auto"
@@ -40,6 +42,7 @@ class ServerConfig:
     kb_url: str | None = None
     files_dir: str | None = None
     support_desk: str | None = None
+    support_origins: tuple[str, ...] = ()
 
 
 class ServerState:

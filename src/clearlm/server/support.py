@@ -8,7 +8,7 @@ conversation and those ids. The desk's flows and tools come from ``ServerConfig.
 serve --support-desk DIR``: ``DIR/flows/*.yaml`` and ``DIR/tools.yaml``); without one, the desk answers
 freely and hands off on request. Hand-offs are items of kind ``support_handoff`` in ``/v1/review``; an
 admin's answer there joins the chat as an ``agent`` message; ``.../handback`` (admin) gives the chat
-back to the assistant.
+back to the assistant; ``.../close`` closes it. Webhooks, the chat widget and CORS: ``support_channels``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, Field
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
+from clearlm.apps.support.closing import close_conversation
 from clearlm.apps.support.conversations import MAX_TEXT_CHARS
 from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
@@ -30,6 +31,7 @@ from clearlm.server.auth import tenant_of, user_of
 from clearlm.server.protocol import MAX_ID_CHARS, _Request
 from clearlm.server.routes import ADMIN, _error, api_router, state
 from clearlm.server.serving import admit, policy_of
+from clearlm.server.support_channels import announce_handoff, webhooks_of
 
 router = api_router()
 _desks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # server state -> (flows, tools)
@@ -246,6 +248,7 @@ async def create_conversation(body: SupportConversationCreate, request: Request)
     reply = await anyio.to_thread.run_sync(
         lambda: desk.open_conversation(tenant_of(request), body.customer_id, body.flow)
     )
+    announce_handoff(state(request), tenant_of(request), reply)
     return await anyio.to_thread.run_sync(_reply, request, reply)
 
 
@@ -275,6 +278,7 @@ async def post_message(conversation_id: ConversationId, body: SupportMessageCrea
     reply = await anyio.to_thread.run_sync(
         lambda: desk.customer_message(tenant_of(request), conversation_id, body.text)
     )
+    announce_handoff(state(request), tenant_of(request), reply)
     return await anyio.to_thread.run_sync(_reply, request, reply)
 
 
@@ -293,3 +297,32 @@ async def hand_back_conversation(conversation_id: ConversationId, request: Reque
         lambda: hand_back(s.db, tenant_of(request), conversation_id, user_of(request))
     )
     return done.to_dict()
+
+
+# --- Channels (issue 15): closing a conversation; the webhooks, the chat widget and CORS are in
+# ``server.support_channels``.
+
+
+@router.post(
+    "/support/conversations/{conversation_id}/close",
+    response_model=SupportConversationOut,
+    responses={409: _error("The conversation is closed already.")},
+)
+async def close_conversation_route(conversation_id: ConversationId, request: Request):
+    """Close the conversation (the customer, from the widget, or an agent): no more messages in it, its
+    open hand-off items dismissed, ``conversation.closed`` sent to the desk's webhooks. 409 when it is
+    closed already."""
+    s, tenant, by = state(request), tenant_of(request), user_of(request)
+    request.state.audit_record.parameters = {"conversation_id": conversation_id}
+
+    def work() -> dict:
+        done = close_conversation(s.db, tenant, conversation_id, by)
+        data = {"conversation_id": done.id, "customer_id": done.customer_id, "closed_by": by}
+        webhooks_of(s).emit("conversation.closed", tenant, data)
+        notes: list = []
+        out = _conversation(policy_of(request, s), done, notes)
+        if notes:
+            request.state.audit_record.governance = {"policy": policy_of(request, s).name, "returned": notes}
+        return out
+
+    return await anyio.to_thread.run_sync(work)
