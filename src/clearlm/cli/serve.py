@@ -58,6 +58,12 @@ def serve(
     support_desk: str = typer.Option(
         None, "--support-desk", help="a support desk folder: flows/*.yaml and tools.yaml (examples/support)"
     ),
+    support_origin: list[str] = typer.Option(
+        None,
+        "--support-origin",
+        help="a web origin (https://shop.example, or *) whose pages may embed the support chat widget "
+        "(CORS on /v1/support); repeat for more",
+    ),
 ) -> None:
     """Serve a model over the OpenAI API (chat, completions, embeddings) plus /v1/explain, with every
     request audited to the database. Logs are JSON lines on stderr."""
@@ -83,11 +89,18 @@ def serve(
         policy=policy,
         kb_url=kb_db,
         support_desk=support_desk,
+        support_origins=tuple(support_origin or ()),
     )
-    if support_desk is not None:  # a bad flow or tools file fails here, before the model loads
+    for origin in support_origin or ():  # a bad origin fails here, before the model loads
+        from clearlm.server.support_channels import check_origin
+
+        check_origin(origin)
+    if support_desk is not None:  # a bad flow, tools or webhooks file fails here, before the model loads
         from clearlm.apps.support import load_desk
+        from clearlm.apps.support.webhooks import load_webhooks
 
         load_desk(support_desk)
+        load_webhooks(support_desk)
     if policy is not None:  # a bad policy fails here, before the model loads
         from clearlm.govern import load_policy
 

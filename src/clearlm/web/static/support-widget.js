@@ -48,13 +48,13 @@
     "header { display: flex; align-items: center; gap: 8px; padding: 10px 12px;",
     "  border-bottom: 1px solid #e0e0e0; }",
     "h2 { font-size: 16px; margin: 0; flex: 1; }",
-    "ol { list-style: none; margin: 0; padding: 10px 12px; overflow-y: auto; flex: 1; min-height: 120px; }",
-    "li { margin: 0 0 8px; padding: 6px 10px; border-radius: 8px; background: #f1f3f4;",
-    "  white-space: pre-wrap; overflow-wrap: anywhere; }",
-    "li.customer { background: #d3e3fd; margin-left: 40px; }",
-    "li.agent { background: #e6f4ea; border: 1px solid #137333; }",
-    "li.system { background: none; font-style: italic; color: #444; text-align: center; }",
-    "li.pending { opacity: .7; }",
+    ".log { list-style: none; margin: 0; padding: 10px 12px; overflow-y: auto; flex: 1; min-height: 120px; }",
+    ".log > li { margin: 0 0 8px; padding: 6px 10px; border-radius: 8px; background: #f1f3f4; }",
+    ".text { display: block; white-space: pre-wrap; overflow-wrap: anywhere; }",
+    ".log > li.customer { background: #d3e3fd; margin-left: 40px; }",
+    ".log > li.agent { background: #e6f4ea; border: 1px solid #137333; }",
+    ".log > li.system { background: none; font-style: italic; color: #444; text-align: center; }",
+    ".log > li.pending { opacity: .7; }",
     ".who { display: block; font-size: 12px; font-weight: 600; color: #444; }",
     ".cites { margin: 4px 0 0; padding-left: 18px; font-size: 13px; }",
     ".status, .error { margin: 0; padding: 4px 12px; font-size: 13px; }",
@@ -105,7 +105,7 @@
   var endButton = el("button", { type: "button", class: "quiet" }, "End chat");
   var hideButton = el("button", { type: "button", class: "quiet", "aria-label": "Hide the chat" }, "×");
   header.append(el("h2", { id: "clw-title" }, title), endButton, hideButton);
-  var log = el("ol", { role: "log", "aria-live": "polite", "aria-relevant": "additions",
+  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
     "aria-label": "Messages" });
   var status = el("p", { class: "status", role: "status" });
   var error = el("p", { class: "error", role: "alert" });
@@ -194,7 +194,7 @@
       state.seen[m.id] = true;
       var item = el("li", { class: m.role, "data-id": String(m.id) });
       if (NAMES[m.role]) item.append(el("span", { class: "who" }, NAMES[m.role]));
-      item.append(document.createTextNode(m.text));
+      item.append(el("span", { class: "text" }, m.text));
       if (Array.isArray(m.citations) && m.citations.length) {
         var cites = el("ol", { class: "cites", "aria-label": "Sources" });
         m.citations.forEach(function (c) {
@@ -299,7 +299,7 @@
     clearError();
     send.disabled = true;
     var pending = el("li", { class: "customer pending" });
-    pending.append(el("span", { class: "who" }, "You (sending)"), document.createTextNode(text));
+    pending.append(el("span", { class: "who" }, "You (sending)"), el("span", { class: "text" }, text));
     log.append(pending);
     log.scrollTop = log.scrollHeight;
     input.value = "";
