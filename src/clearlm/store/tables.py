@@ -203,6 +203,7 @@ class SupportConversationRow(Base):
     flow_state: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    signals: Mapped[dict | None] = mapped_column(JSON)  # the hand-off rules' (apps/support/triggers.py)
 
 
 class SupportMessageRow(Base):

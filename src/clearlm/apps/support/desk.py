@@ -42,6 +42,14 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
+from clearlm.apps.support.triggers import (
+    HandoffRules,
+    after_turn,
+    fell_back,
+    handed_off,
+    mean_sentiment,
+    record_message,
+)
 from clearlm.apps.support.turns import SYSTEM_PROMPT, TurnRunner
 from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.models.chat import Message
@@ -73,7 +81,8 @@ class DeskReply:
     messages (what this turn stored, in order: the customer's first, then the desk's); flow (the flow's
     state as JSON, or None); tool_calls ([{tool, arguments, result, error}]); handoff ({reason, detail,
     review_id} when this turn handed off); notice (a line for the customer that is not stored, e.g. that
-    a person will answer); request_ids (the audit records of the turn's pipeline turns)."""
+    a person will answer); request_ids (the audit records of the turn's pipeline turns); outcomes and
+    fell_back (the turn's TurnOutcomes, and whether a flow's fallback ran: for the hand-off rules)."""
 
     conversation: SupportConversation
     messages: list[SupportMessage] = field(default_factory=list)
@@ -82,6 +91,8 @@ class DeskReply:
     handoff: dict | None = None
     notice: str | None = None
     request_ids: list[str] = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
+    fell_back: bool = False
 
 
 class Desk:
@@ -93,7 +104,8 @@ class Desk:
             -> a context manager giving an open KnowledgeBase`` (raises when it does not exist; None: no
             knowledge bases, questions are answered freely). extractor: ``None`` asks the model for a
             pending slot the patterns miss (:class:`ModelExtractor`); give ``PatternExtractor()`` for no
-            model extraction. history: messages of the customer's given verbatim (1-100).
+            model extraction. history: messages of the customer's given verbatim (1-100). rules: the
+            hand-off rules (:class:`~clearlm.apps.support.triggers.HandoffRules`; None: the defaults).
     """
 
     def __init__(
@@ -105,7 +117,9 @@ class Desk:
         open_kb: Callable[[str, str], AbstractContextManager] | None = None,
         extractor: Extractor | None = None,
         history: int = HISTORY_MESSAGES,
+        rules: HandoffRules | None = None,
     ) -> None:
+        self.rules = rules or HandoffRules()
         self.db = db
         self.runner = runner
         self.flows = dict(flows or {})
@@ -147,6 +161,7 @@ class Desk:
         reply.messages.append(
             self.conversations.append_message(tenant, conversation_id, "customer", stored, customer.language)
         )
+        record_message(self.db, tenant, conversation_id, reply.messages[0].id, text, customer.language)
         if conversation.status == "handed_off":
             reply.notice = WAITING_NOTICE
             return self._finish(tenant, conversation_id, reply)
@@ -165,7 +180,19 @@ class Desk:
         else:
             out = self.runner.generate(tenant, conversation_id, self._context(customer))
             self._keep(reply, customer, out)
+        if reply.handoff is None:
+            self._apply_rules(reply, customer)
         return self._finish(tenant, conversation_id, reply)
+
+    def _apply_rules(self, reply: DeskReply, customer: Customer) -> None:
+        """The hand-off rules (:mod:`.triggers`) after the customer's turn: sustained negative
+        sentiment, repeated failure, low confidence."""
+        args = (customer.tenant, reply.conversation.id, customer.language, reply.outcomes, reply.fell_back)
+        found = after_turn(self.db, self.rules, *args)
+        if found is not None:
+            self._say(reply, customer, HANDOFF_MESSAGE)
+            if reply.handoff is None:  # (unless the policy escalated that very reply)
+                self._hand_off(reply, customer, *found)
 
     @staticmethod
     def _digression(flow: Flow, state: FlowState, text: str) -> bool:
@@ -196,7 +223,8 @@ class Desk:
         tenant, cid = customer.tenant, reply.conversation.id
         extractor = self.extractor or ModelExtractor(self.runner, tenant, cid)
         engine = FlowEngine(self.tools, extractor)
-        state, actions = engine.advance(flow, state, event)
+        before, (state, actions) = state, engine.advance(flow, state, event)
+        reply.fell_back = reply.fell_back or fell_back(flow, before, state, event)
         while actions and isinstance(actions[-1], CallTool):  # a tool no one registered: it fails
             call = actions.pop()
             reply.tool_calls.append(
@@ -255,6 +283,7 @@ class Desk:
 
     def _keep(self, reply: DeskReply, customer: Customer, out) -> None:
         reply.request_ids.append(out.request_id)
+        reply.outcomes.append(out)
         if out.text.strip():
             reply.messages.append(
                 self.conversations.append_message(
@@ -279,7 +308,9 @@ class Desk:
             state.status, state.step, state.waiting = "handed_off", None, None
             reply.flow = state.to_json()
         self.conversations.update(tenant, cid, "handed_off", reply.flow)
-        item = queue_handoff(self.db, conversation, customer, reason, detail, request_id)
+        sentiment = mean_sentiment(self.db, tenant, cid, self.rules.sentiment_window)
+        item = queue_handoff(self.db, conversation, customer, reason, detail, request_id, sentiment)
+        handed_off(self.db, tenant, cid, conversation.messages[-1].id if conversation.messages else 0)
         reply.handoff = {"reason": reason, "detail": detail, "review_id": item.id}
 
     def _context(self, customer: Customer) -> list[Message]:

@@ -1,9 +1,11 @@
 """Hand-off to people through THE review queue (``store.review``), kind ``support_handoff``.
 
 An item's payload: ``conversation_id``, ``customer_id``, ``customer_name``, ``language`` (the customer's),
-``reason`` (customer_asked, policy_escalate, invalid_answers, tool_failed, or a flow's own), ``detail``,
-``summary`` (the first and the last customer messages, for now) and ``transcript`` (every message:
-role, text, created_at; as stored, so PII redacted under ``store_redacted``).
+``reason`` (customer_asked, policy_escalate, invalid_answers, tool_failed, negative_sentiment,
+repeated_failure, low_confidence (:mod:`.triggers`), or a flow's own), ``detail``, ``sentiment`` (the mean
+VADER score of the customer's latest messages, -1..1; None: none scored, e.g. not English), ``summary``
+(the first and the last customer messages, for now) and ``transcript`` (every message: role, text,
+created_at; as stored, so PII redacted under ``store_redacted``).
 
 An agent answers the item (``ReviewQueue.decide(..., "answer", answer=...)``, or ``POST
 /v1/review/{id}/decision``): the handler registered here appends the answer to the conversation as an
@@ -55,6 +57,7 @@ def queue_handoff(
     reason: str,
     detail: str | None = None,
     request_id: str | None = None,
+    sentiment: float | None = None,
 ) -> ReviewItem:
     """A ``support_handoff`` item for ``conversation`` (read with its messages), in its tenant."""
     payload = {
@@ -64,6 +67,7 @@ def queue_handoff(
         "language": customer.language,
         "reason": reason,
         "detail": detail,
+        "sentiment": sentiment,
         "summary": summary(conversation),
         "transcript": [
             {"role": m.role, "text": m.text, "created_at": m.created_at.isoformat()}

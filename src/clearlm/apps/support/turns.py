@@ -14,6 +14,7 @@ counted in the audit log.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,13 +35,16 @@ class TurnOutcome:
     """What a desk turn gave: ``text`` (as the customer may see it: redacted by the output policy, or the
     policy's refusal); ``request_id`` (its audit record); ``finish_reason``; ``escalated``: the policy
     escalated the turn for its new words (see ``_escalated_now``; the desk then hands off);
-    ``citations``: the passages' ids of a knowledge-base answer."""
+    ``citations``: the passages' ids of a knowledge-base answer; ``confidence``: the mean probability of
+    the generated tokens (0-1; None when nothing was generated, or the output policy changed the text
+    and so withheld the log-probabilities)."""
 
     text: str
     request_id: str
     finish_reason: str | None
     escalated: bool = False
     citations: list[str] = field(default_factory=list)
+    confidence: float | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +89,7 @@ class TurnRunner:
         params = SamplingParams(
             max_new_tokens=self.max_tokens,
             json_output=JsonOutput(schema) if schema is not None else None,
+            logprobs=0,  # each chosen token's log-probability: the reply's confidence
         )
         context = self.fit(context, self.max_tokens)
         request = TurnRequest(context, params, retrieval=retrieval)
@@ -118,7 +123,11 @@ class TurnRunner:
         choice = turn.choices[0]
         citations = [p.chunk_id for p in turn.grounding.passages] if turn.grounding else []
         escalated = _escalated_now(turn.record.governance, request.prompt)
-        return TurnOutcome(choice.text, record.request_id, choice.finish_reason, escalated, citations)
+        probs = [math.exp(lp.logprob) for lp in choice.logprobs]
+        confidence = sum(probs) / len(probs) if probs else None
+        return TurnOutcome(
+            choice.text, record.request_id, choice.finish_reason, escalated, citations, confidence
+        )
 
 
 def _escalated_now(governance: dict | None, prompt) -> bool:
