@@ -31,7 +31,8 @@ The review item's payload carries ``sentiment``: the mean score of the customer'
 What the rules need across turns is kept in the conversation's ``signals`` column (JSON):
 ``{"sentiment": [[message id, score], ...], "failures": n, "since": message id}``: the latest 20 scores,
 the current run of failed turns, and the last message of the latest hand-off (older scores do not count
-towards a new hand-off after a hand-back). A desk folder may change the rules in ``desk.yaml``::
+towards a new hand-off after a hand-back; messages written while a person has the chat are not scored).
+A desk folder may change the rules in ``desk.yaml``::
 
     handoff:
       sentiment_window: 3
