@@ -1,0 +1,204 @@
+"""The support desk's memory at turn 2 and at turn 501 of a customer's history (issue 15: "turn 501 of a
+long history costs about what turn 2 costs": at most 1.5x).
+
+Two customers in one SQLite database: one with a single earlier turn, one with ``--turns`` earlier turns
+(500: 1,000 messages in conversations of 10 turns, written through ``SupportConversations``, no model).
+Each repetition writes the next customer message (a question about an order the long history mentioned
+at its start) and times ``CustomerMemory.context`` (the desk's ``_context``): the verbatim window, the
+candidates, their ranking with all-MiniLM-L6-v2 (the new messages embedded), the rolling summary. The
+short customer is a new one each time (so it stays at turn 2; its turn 1 was built first, as the desk
+would have); the long one grows by one turn a repetition (its reply written after the timing). Reported:
+medians and p90 in milliseconds, the SQL statements and rows each build read, the ratio of the medians,
+and the first build after a restart (every candidate embedded; not in the ratio).
+
+With ``--model``, also a pipeline turn: the context built and a fixed reply said through the desk's
+``TurnRunner`` (a forced target: the prompt is prefilled, nothing generated), at turn 2 and at turn 501.
+Its prompt is longer at 501 (twelve messages and the notes against three), so that ratio holds the
+prompt's length as well as the memory's cost.
+
+    python benchmarks/bench_support_memory.py                             # 500 turns, 21 repetitions
+    python benchmarks/bench_support_memory.py --turns 50 --repeats 5      # seconds (the test runs this)
+    python benchmarks/bench_support_memory.py --model qwen2.5-0.5b-instruct
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import event
+
+from clearlm.apps.support import Customers, SupportConversations, TurnRunner
+from clearlm.apps.support.memory import CustomerMemory
+from clearlm.knowledge.base import default_embedder
+from clearlm.store import Database
+from clearlm.store.tables import SupportConversationRow, SupportMessageRow
+
+SYSTEM = "You are the support assistant of a shop. The customer's language (ISO 639-1): en."
+TENANT = "bench"
+PER_CONVERSATION = 10  # turns
+FIRST = "Hello, my order A-10001 (a blue kettle) arrived with a cracked lid. What can you do?"
+SMALL_TALK = [
+    ("Do you have the garden chair in green?", "We have it in green and in grey."),
+    ("How long does delivery to Lisbon take?", "Usually three to five working days."),
+    ("Can I pay by bank transfer?", "Yes, bank transfers and cards are accepted."),
+    ("Is the lamp shade washable?", "Yes, by hand at 30 degrees."),
+    ("Do you ship to Switzerland?", "We do, with customs fees paid on delivery."),
+]
+QUESTIONS = [
+    "Any news on my order A-10001?",
+    "Did the replacement for A-10001 ship yet?",
+    "About A-10001: will I get a refund for the cracked kettle?",
+]
+
+
+def seed(conversations: SupportConversations, customer_id: str, turns: int) -> str:
+    """``turns`` turns (a customer message and a reply each) in conversations of 10 turns; returns the
+    last conversation's id."""
+    cid = ""
+    for turn in range(turns):
+        if turn % PER_CONVERSATION == 0:
+            cid = conversations.open(TENANT, customer_id).id
+        ask, answer = (FIRST, "Sorry to hear that.") if turn == 0 else SMALL_TALK[turn % len(SMALL_TALK)]
+        conversations.append_message(TENANT, cid, "customer", f"{ask} ({turn})")
+        conversations.append_message(TENANT, cid, "assistant", f"{answer} ({turn})")
+    return cid
+
+
+class Reads:
+    """SQL statements and ORM rows read while it is on (SQLAlchemy events)."""
+
+    def __init__(self, db: Database) -> None:
+        self.statements = self.rows = 0
+        self.on = False
+        event.listen(db.engine, "before_cursor_execute", self._statement)
+        for table in (SupportMessageRow, SupportConversationRow):
+            event.listen(table, "load", self._row)
+
+    def _statement(self, *_) -> None:
+        self.statements += self.on
+
+    def _row(self, *_) -> None:
+        self.rows += self.on
+
+    def measure(self, build) -> tuple[float, int, int]:
+        """(seconds, statements, rows) of ``build()``."""
+        self.statements = self.rows = 0
+        self.on = True
+        start = time.perf_counter()
+        build()
+        seconds = time.perf_counter() - start
+        self.on = False
+        return seconds, self.statements, self.rows
+
+
+def run(turns: int, repeats: int, model: str | None, db_path: Path) -> dict:
+    db = Database(f"sqlite:///{db_path}")
+    conversations, customers = SupportConversations(db), Customers(db)
+    memory = CustomerMemory(db, embedder=default_embedder)
+    reads = Reads(db)
+    runner = None
+    if model is not None:
+        from clearlm.models import load_backend
+
+        runner = TurnRunner(load_backend(model))
+    started = time.perf_counter()
+    long = customers.create(TENANT, "Long history")
+    long_cid = seed(conversations, long.id, turns)
+    seed_s = time.perf_counter() - started
+    first_s, *_ = reads.measure(lambda: memory.recall(TENANT, long.id))  # after a restart: all embedded
+    arms: dict[str, list] = {"short": [], "long": []}
+    pipeline: dict[str, list] = {"short": [], "long": []}
+    for i in range(repeats):
+        question = f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
+        short = customers.create(TENANT, f"Short {i}")
+        cid = conversations.open(TENANT, short.id).id
+        conversations.append_message(TENANT, cid, "customer", f"{FIRST} ({i})")
+        memory.recall(TENANT, short.id)  # turn 1, as the desk built it
+        conversations.append_message(TENANT, cid, "assistant", "Sorry to hear that.")
+        for arm, customer_id, conversation_id in (("short", short.id, cid), ("long", long.id, long_cid)):
+            conversations.append_message(TENANT, conversation_id, "customer", question)
+            arms[arm].append(reads.measure(lambda c=customer_id: memory.context(TENANT, c, SYSTEM)))
+            if runner is not None:
+                context = memory.context(TENANT, customer_id, SYSTEM)
+                start = time.perf_counter()
+                runner.say(TENANT, conversation_id, context, "Let me check that order for you.")
+                pipeline[arm].append(time.perf_counter() - start + arms[arm][-1][0])
+            conversations.append_message(TENANT, conversation_id, "assistant", "Let me check.")
+    db.close()
+    result = {
+        "turns": turns,
+        "repeats": repeats,
+        "seed_s": round(seed_s, 2),
+        "first_build_after_restart_ms": round(first_s * 1000, 2),
+    }
+    for arm, label in (("short", "turn_2"), ("long", f"turn_{turns + 1}")):
+        times = sorted(s * 1000 for s, _, _ in arms[arm])
+        result[label] = {
+            "median_ms": round(statistics.median(times), 3),
+            "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
+            "statements": max(n for _, n, _ in arms[arm]),
+            "rows": max(r for _, _, r in arms[arm]),
+        }
+        if runner is not None:
+            result[label]["pipeline_median_ms"] = round(statistics.median(pipeline[arm]) * 1000, 1)
+    short, long = result["turn_2"], result[f"turn_{turns + 1}"]
+    result["ratio"] = round(long["median_ms"] / short["median_ms"], 3)
+    if runner is not None:
+        result["pipeline_ratio"] = round(long["pipeline_median_ms"] / short["pipeline_median_ms"], 3)
+        result["model"] = model
+    return result
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    turns = result["turns"]
+    table = Table(
+        title=f"support memory: the context at turn 2 and turn {turns + 1} ({result['repeats']} runs)"
+    )
+    for col in ("turn", "median ms", "p90 ms", "SQL statements", "rows read"):
+        table.add_column(col, justify="right")
+    pipeline = "pipeline_ratio" in result
+    if pipeline:
+        table.add_column(f"pipeline turn ms ({result['model']})", justify="right")
+    for label in ("turn_2", f"turn_{turns + 1}"):
+        r = result[label]
+        cells = [label.replace("_", " "), f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}"]
+        cells += [str(r["statements"]), str(r["rows"])]
+        table.add_row(*cells, *([f"{r['pipeline_median_ms']:.0f}"] if pipeline else []))
+    Console(width=160).print(table)
+    print(f"ratio turn {turns + 1} / turn 2 (medians): {result['ratio']:.2f}x (goal <= 1.5x)")
+    if pipeline:
+        print(f"pipeline turn ratio: {result['pipeline_ratio']:.2f}x")
+    print(
+        f"seeded {turns} turns in {result['seed_s']:.1f} s; first build after a restart "
+        f"{result['first_build_after_restart_ms']:.0f} ms (every candidate embedded once)"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=500, help="earlier turns of the long history")
+    parser.add_argument("--repeats", type=int, default=21, help="timed builds per arm")
+    parser.add_argument("--model", help="also time a pipeline turn on this chat model (catalog name)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    default_embedder().encode(["warm up"])
+    with tempfile.TemporaryDirectory(prefix="support-memory-") as tmp:
+        result = run(args.turns, args.repeats, args.model, Path(tmp) / "desk.db")
+    print(json.dumps(result), file=sys.stderr)
+    print_table(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
