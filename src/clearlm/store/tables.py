@@ -204,6 +204,9 @@ class SupportConversationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     signals: Mapped[dict | None] = mapped_column(JSON)  # the hand-off rules' (apps/support/triggers.py)
+    csat_score: Mapped[int | None] = mapped_column(Integer)  # the survey at close, 1-5 (apps/support/csat.py)
+    csat_comment: Mapped[str | None] = mapped_column(Text)
+    csat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SupportMessageRow(Base):
