@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -193,6 +193,9 @@ class SupportConversationRow(Base):
     ``flow_state``: the dialog flow's state (``FlowState.to_json()``), or None outside a flow."""
 
     __tablename__ = "support_conversations"
+    __table_args__ = (  # a customer's history, read on every turn (apps/support/memory.py; migration 0008)
+        Index("ix_support_conversations_customer_history", "tenant", "customer_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
