@@ -45,17 +45,6 @@ def embedder():
     return default_embedder()
 
 
-class Counting:
-    """The embedder, counting the texts it embeds."""
-
-    def __init__(self, embedder) -> None:
-        self.embedder, self.texts = embedder, 0
-
-    def encode(self, texts):
-        self.texts += len(texts)
-        return self.embedder.encode(texts)
-
-
 def memory_of(db, embedder, **kwargs) -> CustomerMemory:
     return CustomerMemory(db, embedder=lambda: embedder, **kwargs)
 
@@ -225,8 +214,7 @@ def reads(db, build) -> tuple[int, int]:
 
 @pytest.mark.integration  # the packaged all-MiniLM-L6-v2
 def test_turn_500_reads_a_bounded_number_of_rows_like_turn_2(db, embedder):
-    counting = Counting(embedder)
-    memory = memory_of(db, counting)
+    memory = memory_of(db, embedder)
     bound = memory.recent + memory.window + memory.lexical + 2 * memory.summary + 1
     conversations = SupportConversations(db)
     short, long = (Customers(db).create("acme", name) for name in ("Short", "Long"))
@@ -238,9 +226,9 @@ def test_turn_500_reads_a_bounded_number_of_rows_like_turn_2(db, embedder):
         conversation = conversations.list("acme", customer.id)[0]
         conversations.append_message("acme", conversation.id, "assistant", "Anything else?")
         conversations.append_message("acme", conversation.id, "customer", ASK_ORDER)
-        before = counting.texts
+        before = memory.vectors.embedded
         statements, rows = reads(db, lambda c=customer: memory.recall("acme", c.id))
-        figures[customer.name] = (statements, rows, counting.texts - before)
+        figures[customer.name] = (statements, rows, memory.vectors.embedded - before)
     assert figures["Short"] == (3, 4 + 1 + 0, 2)  # recent 4 rows, 1 conversation listed, no earlier ones
     statements, rows, embedded = figures["Long"]
     assert statements <= 6 and rows <= bound and embedded == 2  # the new reply and the question

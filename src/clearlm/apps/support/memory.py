@@ -16,8 +16,8 @@ customer's latest ``recent`` messages verbatim, oldest first:
   for a shared identifier (the embedding barely tells ``A-10001`` from ``A-20002``); those over
   ``min_score`` are kept, ``recalled`` at most, in the order they were written.
 
-Every message is embedded once: when it is first in a context (the verbatim window or a candidate); the
-vectors are kept in memory by message id (least recently used dropped past ``cache_size``). A restart
+Every message is embedded once, when it is first in a context (the verbatim window or a candidate), and
+kept in memory by message id (:mod:`.message_vectors`; ``cache_size`` vectors at most). A restart
 re-embeds lazily, at most ``recent + window + lexical`` messages on a customer's next turn. So turn 501
 reads about as many rows and embeds as many texts as turn 2: ``recent + window + lexical + 2 * summary + 1``
 rows in at most six statements, and the messages new since the last turn.
@@ -29,28 +29,21 @@ quotations, and the pipeline's input policy scans every message of the prompt, s
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from sqlalchemy import case, func, or_, select
 
-from clearlm.errors import ClearlmError
+from clearlm.apps.support.message_vectors import MessageVectors
 from clearlm.models.chat import Message
 from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import SupportConversationRow, SupportMessageRow
 
-log = logging.getLogger("clearlm.support")
-
 ROLE = {"customer": "user", "assistant": "assistant", "agent": "assistant"}  # system notes stay out
 SPOKEN = tuple(ROLE)
 QUOTE_CHARS = 300  # of each quoted message
-EMBED_CHARS = 1_000  # all-MiniLM-L6-v2 reads 256 tokens: more is cut anyway
 IDENTIFIER_BONUS = (
     0.4  # added to the cosine of a message sharing an identifier (an order number) with the latest one
 )
@@ -147,13 +140,9 @@ class CustomerMemory:
         cache_size: int = 20_000,
     ) -> None:
         self.db = db
-        self._embedder_factory = embedder
-        self._embedder = None
-        self._no_embedder = False
+        self.vectors = MessageVectors(embedder, cache_size)
         self.recent, self.window, self.lexical, self.recalled = recent, window, lexical, recalled
-        self.min_score, self.summary, self.cache_size = min_score, summary, cache_size
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.min_score, self.summary = min_score, summary
 
     def context(self, tenant: str, customer_id: str, system: str) -> list[Message]:
         """The model context for the customer's next turn: ``system`` with the notes, then the recent
@@ -186,7 +175,7 @@ class CustomerMemory:
         if query is not None and candidates:
             out.recalled = self._rank(query, spoken, candidates)
         else:
-            self._vectors(spoken)  # each message embedded once, while it is new
+            self.vectors.of(spoken)  # each message embedded once, while it is new
         return out
 
     def _by_terms(self, session, earlier, text: str) -> list:
@@ -247,7 +236,7 @@ class CustomerMemory:
     def _rank(self, query, spoken: list, candidates: Iterable) -> list[Recalled]:
         unique = {m.id: m for m in candidates}
         rows = list(unique.values())
-        vectors = self._vectors([*spoken, *rows])
+        vectors = self.vectors.of([*spoken, *rows])
         ids, _ = terms(query.text)
         scores = []
         for row in rows:
@@ -264,40 +253,6 @@ class CustomerMemory:
             Recalled(r.id, r.conversation_id, r.role, r.text, as_utc(r.created_at), round(s, 4))
             for s, r in sorted(kept, key=lambda p: p[1].id)
         ]
-
-    def _vectors(self, rows: list) -> dict[int, np.ndarray]:
-        """``{message id: unit vector}`` for ``rows``, embedding only those not cached ({} without an
-        embedder)."""
-        embedder = self._load()
-        if embedder is None:
-            return {}
-        with self._lock:
-            found = {r.id: self._cache[r.id] for r in rows if r.id in self._cache}
-            for key in found:
-                self._cache.move_to_end(key)
-        new = list({r.id: r for r in rows if r.id not in found}.values())
-        if new:
-            encoded = embedder.encode([r.text[:EMBED_CHARS] for r in new])
-            with self._lock:
-                for row, vector in zip(new, encoded, strict=True):
-                    found[row.id] = self._cache[row.id] = vector
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return found
-
-    def _load(self):
-        if self._embedder is None and not self._no_embedder:
-            try:
-                if self._embedder_factory is None:
-                    from clearlm.knowledge.base import default_embedder
-
-                    self._embedder = default_embedder()
-                else:
-                    self._embedder = self._embedder_factory()
-            except ClearlmError as exc:
-                log.warning("support memory recalls by identifiers only: %s", exc)
-                self._no_embedder = True
-        return self._embedder
 
 
 def _outcome(row: SupportConversationRow) -> str:
