@@ -200,6 +200,14 @@ def test_the_ngram_analyzer_is_scikit_learns_char_wb():
     analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4)).build_analyzer()
     assert injection_ngrams.grams(text) == set(analyzer(text))
     assert injection_ngrams.units("One. Two! 三。") == ["One. Two! 三。", "One.", "Two!", "三。"]
+    # a full stop inside an address or a number ends no sentence
+    text = "Email Dr. Okafor at maria.okafor@example.com today. Version 3.5 is out."
+    assert injection_ngrams.units(text) == [
+        text,
+        "Email Dr.",
+        "Okafor at maria.okafor@example.com today.",
+        "Version 3.5 is out.",
+    ]
 
 
 def test_the_ngram_classifier_is_stacked_with_each_embedding_classifier_and_holds_the_benign_rate():

@@ -19,6 +19,9 @@ from importlib import resources
 
 SIZES = (2, 3, 4)
 MAX_UNITS = 32  # the whole text and its first 31 sentences, as the embedding classifier
+# a sentence ends at . ! ? followed by white space (not inside "maria.okafor@example.com" or "3.5"), at a
+# line break, or at CJK full stops, which need no space after them
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\n。！？])\s*")
 
 
 def grams(text: str) -> set[str]:
@@ -34,7 +37,7 @@ def grams(text: str) -> set[str]:
 
 def units(text: str) -> list[str]:
     """The texts scored: the whole text, then each of its sentences when it has two or more."""
-    sentences = [s for s in re.split(r"(?<=[.!?\n。！？])\s*", text) if s.strip()]
+    sentences = [s for s in SENTENCE_END.split(text) if s.strip()]
     return [text] + (sentences[: MAX_UNITS - 1] if len(sentences) > 1 else [])
 
 
