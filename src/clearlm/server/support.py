@@ -16,15 +16,18 @@ from __future__ import annotations
 import json
 import threading
 import weakref
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
+from clearlm.apps.support.analytics import desk_analytics
 from clearlm.apps.support.closing import close_conversation
 from clearlm.apps.support.conversations import MAX_TEXT_CHARS
+from clearlm.apps.support.csat import MAX_COMMENT_CHARS, record_csat
 from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
 from clearlm.server.auth import tenant_of, user_of
@@ -326,3 +329,79 @@ async def close_conversation_route(conversation_id: ConversationId, request: Req
         return out
 
     return await anyio.to_thread.run_sync(work)
+
+
+# --- Desk view (issue 15): the one-question survey at close and the desk's figures
+# (``apps.support.csat``, ``apps.support.analytics``); the desk's web pages are ``web/support.py``.
+
+
+class SupportCsatCreate(_Request):
+    """The customer's answer to "How satisfied were you?" once the conversation is closed."""
+
+    score: StrictInt = Field(ge=1, le=5, description="1 (not at all satisfied) to 5 (very satisfied).")
+    comment: str | None = Field(
+        default=None, max_length=MAX_COMMENT_CHARS, description="Optional words of the customer's."
+    )
+
+
+class SupportCsatOut(BaseModel):
+    object: Literal["support.csat"] = "support.csat"
+    conversation_id: str
+    score: int
+    comment: str | None
+    created_at: str
+
+
+class SupportAnalyticsOut(BaseModel):
+    """The desk's figures (``apps.support.analytics.DeskAnalytics``): rates 0-1, seconds, CSAT 1-5."""
+
+    object: Literal["support.analytics"] = "support.analytics"
+    conversations: int
+    open: int
+    handed_off_now: int
+    closed: int
+    handed_off: int
+    resolved_without_handoff: int
+    resolution_rate: float | None
+    handoff_rate: float | None
+    reasons: dict[str, int]
+    median_first_response_s: float | None
+    first_responses: int
+    csat_mean: float | None
+    csat_count: int
+    csat_scores: dict[str, int]
+    since: str | None
+
+
+@router.post(
+    "/support/conversations/{conversation_id}/csat",
+    response_model=SupportCsatOut,
+    status_code=201,
+    responses={409: _error("The conversation is not closed yet, or was rated already.")},
+)
+async def rate_conversation(conversation_id: ConversationId, body: SupportCsatCreate, request: Request):
+    """The survey at close: a score of 1-5 and an optional comment (stored as the policy stores text),
+    once per closed conversation. 409 when it is not closed or was rated already."""
+    s, tenant = state(request), tenant_of(request)
+    request.state.audit_record.parameters = {"conversation_id": conversation_id, "score": body.score}
+    policy = policy_of(request, s)
+    comment = body.comment if policy is None or not body.comment else policy.stored(body.comment)
+    done = await anyio.to_thread.run_sync(
+        lambda: record_csat(s.db, tenant, conversation_id, body.score, comment)
+    )
+    return done.to_dict()
+
+
+@router.get("/support/analytics", response_model=SupportAnalyticsOut, **ADMIN)
+async def support_analytics(
+    request: Request,
+    since: Annotated[
+        datetime | None,
+        Query(description="Only conversations created at or after this time (ISO 8601 with a zone)."),
+    ] = None,
+):
+    """The desk's figures for the caller's tenant: conversations, resolution without hand-off, hand-off
+    rate and reasons, median first-response time (seconds), CSAT."""
+    s, tenant = state(request), tenant_of(request)
+    figures = await anyio.to_thread.run_sync(lambda: desk_analytics(s.db, tenant, since))
+    return figures.to_dict()
