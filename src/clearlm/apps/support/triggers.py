@@ -21,9 +21,13 @@ answers, a failed tool, a flow's ``handoff`` step). A person takes over, with th
   such a failure ends the run.
 - ``low_confidence``: a generated reply whose mean token probability (``TurnOutcome.confidence``: the
   mean of exp(log-probability) of its chosen tokens, 0-1) is below ``min_confidence``. Off (None) by
-  default: the value depends on the model (a random test model scores about 1/vocabulary), so a desk
-  sets it for its model in ``desk.yaml``. A reply without log-probabilities (the output policy changed
-  it, or nothing was generated) is not judged.
+  default: the value depends on the model (the tiny random test model scores about 1/300, its
+  vocabulary), and it is a weak signal: measured on qwen2.5-0.5b-instruct (greedy, 48 tokens, the desk's
+  system prompt, 2026-12-02), eight customer questions scored 0.654-0.864, the invented answers among
+  them as high as the sound ones ("Our opening hours are from 9:00 AM to 5:00 PM." 0.805, a made-up
+  warranty 0.809; "Der Versand dauert 2-3 Tage." 0.654). A desk that sets it (0.5 for that model: below
+  everything measured) catches only a model far off its ground. A reply without log-probabilities (the
+  output policy changed it, or nothing was generated) is not judged.
 
 The review item's payload carries ``sentiment``: the mean score of the customer's latest
 ``sentiment_window`` scored messages (None when none was scored).
