@@ -48,15 +48,15 @@ def site(tmp_path):
     httpd.server_close()
 
 
-def page_with_widget(site, name: str, server, **attributes: str) -> str:
+def page_with_widget(site, file: str, server, **attributes: str) -> str:
     """Write a plain page that embeds the widget with one tag; its URL."""
     attrs = " ".join(f'data-{k}="{v}"' for k, v in attributes.items())
-    (site.root / name).write_text(
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>A shop</title></head>"
+    (site.root / file).write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>A shop</title></head>"
         "<body><main><h1>A shop</h1><p>Our products.</p></main>"
         f'<script src="{server.base}/support/widget.js" {attrs}></script></body></html>'
     )
-    return f"{site.origin}/{name}"
+    return f"{site.origin}/{file}"
 
 
 def preflight(base: str, path: str, origin: str) -> httpx.Response:
@@ -144,7 +144,7 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
     expect(box).to_be_focused()
     box.fill("I am returning order A-10002")
     box.press("Enter")
-    replies = tab.locator(".log > li.assistant .text")
+    replies = tab.locator(".messages > li.assistant .text")
     expect(replies).to_have_text([ASK_REASON])
     box.fill("changed mind")
     box.press("Enter")
@@ -161,8 +161,8 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
         decided = agent.post(f"/review/{item['id']}/decision", json={"action": "answer", "answer": AGENT})
         assert decided.status_code == 200, decided.text
     said = ["I am returning order A-10002", ASK_REASON, "changed mind", LATE, AGENT]
-    expect(tab.locator(".log > li .text")).to_have_text(said)  # polled: the person's answer appears
-    expect(tab.locator(".log > li.agent .who")).to_have_text(["Agent"])
+    expect(tab.locator(".messages > li .text")).to_have_text(said)  # polled: the person's answer appears
+    expect(tab.locator(".messages > li.agent .who")).to_have_text(["Agent"])
     bad = [v for v in Axe().run(tab).response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, [(v["id"], v["help"]) for v in bad]
 
@@ -174,9 +174,9 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
 
     tab.reload()  # the same conversation again (its id is kept in the page's localStorage)
     tab.get_by_role("button", name="Chat with support").click()
-    expect(tab.locator(".log > li .text")).to_have_text(said)
+    expect(tab.locator(".messages > li .text")).to_have_text(said)
     tab.get_by_role("button", name="End chat").click()
-    expect(tab.locator(".log > li.system .text")).to_have_text(["The conversation was closed."])
+    expect(tab.locator(".messages > li.system .text")).to_have_text(["The conversation was closed."])
     expect(box).to_be_disabled()
     conversation = httpx.get(
         f"{server.url}/support/conversations/{item['payload']['conversation_id']}",

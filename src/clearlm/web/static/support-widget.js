@@ -48,13 +48,14 @@
     "header { display: flex; align-items: center; gap: 8px; padding: 10px 12px;",
     "  border-bottom: 1px solid #e0e0e0; }",
     "h2 { font-size: 16px; margin: 0; flex: 1; }",
-    ".log { list-style: none; margin: 0; padding: 10px 12px; overflow-y: auto; flex: 1; min-height: 120px; }",
-    ".log > li { margin: 0 0 8px; padding: 6px 10px; border-radius: 8px; background: #f1f3f4; }",
+    ".log { overflow-y: auto; flex: 1; min-height: 120px; padding: 10px 12px; }",
+    ".messages { list-style: none; margin: 0; padding: 0; }",
+    ".messages > li { margin: 0 0 8px; padding: 6px 10px; border-radius: 8px; background: #f1f3f4; }",
     ".text { display: block; white-space: pre-wrap; overflow-wrap: anywhere; }",
-    ".log > li.customer { background: #d3e3fd; margin-left: 40px; }",
-    ".log > li.agent { background: #e6f4ea; border: 1px solid #137333; }",
-    ".log > li.system { background: none; font-style: italic; color: #444; text-align: center; }",
-    ".log > li.pending { opacity: .7; }",
+    ".messages > li.customer { background: #d3e3fd; margin-left: 40px; }",
+    ".messages > li.agent { background: #e6f4ea; border: 1px solid #137333; }",
+    ".messages > li.system { background: none; font-style: italic; color: #444; text-align: center; }",
+    ".messages > li.pending { opacity: .7; }",
     ".who { display: block; font-size: 12px; font-weight: 600; color: #444; }",
     ".cites { margin: 4px 0 0; padding-left: 18px; font-size: 13px; }",
     ".status, .error { margin: 0; padding: 4px 12px; font-size: 13px; }",
@@ -105,8 +106,10 @@
   var endButton = el("button", { type: "button", class: "quiet" }, "End chat");
   var hideButton = el("button", { type: "button", class: "quiet", "aria-label": "Hide the chat" }, "×");
   header.append(el("h2", { id: "clw-title" }, title), endButton, hideButton);
-  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
-    "aria-label": "Messages" });
+  var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
+    "aria-label": "Messages", tabindex: "0" }); // focusable: it scrolls, so the keyboard must reach it
+  var list = el("ol", { class: "messages" });
+  log.append(list);
   var status = el("p", { class: "status", role: "status" });
   var error = el("p", { class: "error", role: "alert" });
   error.hidden = true;
@@ -202,10 +205,10 @@
         });
         item.append(cites);
       }
-      var after = Array.prototype.find.call(log.children, function (li) {
+      var after = Array.prototype.find.call(list.children, function (li) {
         return li.dataset.id && Number(li.dataset.id) > m.id;
       });
-      log.insertBefore(item, after || log.querySelector("li.pending"));
+      list.insertBefore(item, after || list.querySelector("li.pending"));
       if (panel.hidden && m.role !== "customer") state.unread += 1;
     });
     launcher.textContent = "Chat with " + title.toLowerCase() +
@@ -300,7 +303,7 @@
     send.disabled = true;
     var pending = el("li", { class: "customer pending" });
     pending.append(el("span", { class: "who" }, "You (sending)"), el("span", { class: "text" }, text));
-    log.append(pending);
+    list.append(pending);
     log.scrollTop = log.scrollHeight;
     input.value = "";
     try {
@@ -328,7 +331,7 @@
         save("conversation:" + state.customer, null);
         state.conversation = null;
         state.seen = {};
-        log.textContent = "";
+        list.textContent = "";
         await ensure();
         input.focus();
         return;
