@@ -238,3 +238,30 @@ def test_events_fire_once_each_over_the_server_and_a_dead_receiver_breaks_nothin
         "detail": None,
     }
     assert second == {"conversation_id": cid, "customer_id": customer["id"], "closed_by": "local"}
+
+
+def test_of_closes_at_once_one_wins_so_conversation_closed_is_sent_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clearlm.apps.support import Customers, SupportConversations
+    from clearlm.apps.support.closing import AlreadyClosedError, close_conversation
+    from clearlm.store import Database
+
+    db = Database(db_url)
+    customer = Customers(db).create("acme", "Ana")
+    conversation = SupportConversations(db).open("acme", customer.id)
+
+    def close(_) -> str:
+        try:
+            return close_conversation(db, "acme", conversation.id, "local").status
+        except AlreadyClosedError:
+            return "refused"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(close, range(6)))
+    assert outcomes == ["closed"] + ["refused"] * 5
+    messages = SupportConversations(db).get("acme", conversation.id).messages
+    assert [(m.role, m.text) for m in messages] == [("system", "The conversation was closed.")]
+    with pytest.raises(LookupError):  # another tenant's: not found
+        close_conversation(db, "zeta", conversation.id, "local")
+    db.close()
