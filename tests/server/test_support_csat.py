@@ -108,3 +108,30 @@ def test_other_tenants_admins_and_bad_dates(desk):
     naive = agent.get("/support/analytics", params={"since": "2026-01-01T00:00:00"})
     assert naive.status_code == 400 and "time zone" in naive.json()["error"]["message"]
     assert agent.get("/support/analytics", params={"since": "yesterday"}).status_code == 400
+
+
+def test_an_agents_replies_answer_the_hand_off_then_join_the_chat(desk):
+    _, c = desk
+    shop, agent, zeta = c["shop"], c["agent"], c["zeta"]
+    (cid,) = conversations(shop, 1)
+    path = f"/support/conversations/{cid}/replies"
+    not_yet = agent.post(path, json={"text": "Hello"})
+    assert not_yet.status_code == 409 and not_yet.json()["error"]["code"] == "support_not_handed_off"
+    handed = ok(shop.post(f"/support/conversations/{cid}/messages", json={"text": "Can I talk to a human?"}))
+    review_id = handed["handoff"]["review_id"]
+    assert shop.post(path, json={"text": "Hello"}).status_code == 403  # agents are admins
+    assert zeta.post(path, json={"text": "Hello"}).status_code == 404
+    assert agent.post(path, json={"text": "   "}).json()["error"]["param"] == "text"
+    first = ok(agent.post(path, json={"text": "Hi, Ada here: mail me at ada@example.com"}), 201)
+    assert first["role"] == "agent" and "ada@example.com" not in first["text"]  # stored as the policy stores
+    item = ok(agent.get(f"/review/{review_id}"))
+    assert item["status"] == "answered" and item["decision"]["answer"] == first["text"]
+    second = ok(agent.post(path, json={"text": "Anything else?"}), 201)  # no item open: straight in
+    stored = ok(shop.get(f"/support/conversations/{cid}"))["messages"]
+    assert [(m["role"], m["id"]) for m in stored[-2:]] == [("agent", first["id"]), ("agent", second["id"])]
+    figures = ok(agent.get("/support/analytics"))
+    assert (figures["handed_off"], figures["handoff_rate"], figures["reasons"]) == (
+        1,
+        1.0,
+        {"customer_asked": 1},
+    )

@@ -24,6 +24,7 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
+from clearlm.apps.support.agents import agent_reply
 from clearlm.apps.support.analytics import desk_analytics
 from clearlm.apps.support.closing import close_conversation
 from clearlm.apps.support.conversations import MAX_TEXT_CHARS
@@ -335,6 +336,16 @@ async def close_conversation_route(conversation_id: ConversationId, request: Req
 # (``apps.support.csat``, ``apps.support.analytics``); the desk's web pages are ``web/support.py``.
 
 
+def desk_config(s) -> tuple[dict, dict]:
+    """The desk of the server whose state is ``s``: ({flow name: Flow}, {tool name: function}), as its
+    routes use them (loaded once per server; empty without ``--support-desk``)."""
+    with _lock:
+        if s not in _desks:
+            folder = s.config.support_desk
+            _desks[s] = load_desk(folder) if folder else ({}, {})
+        return _desks[s]
+
+
 class SupportCsatCreate(_Request):
     """The customer's answer to "How satisfied were you?" once the conversation is closed."""
 
@@ -405,3 +416,30 @@ async def support_analytics(
     s, tenant = state(request), tenant_of(request)
     figures = await anyio.to_thread.run_sync(lambda: desk_analytics(s.db, tenant, since))
     return figures.to_dict()
+
+
+class SupportAgentReply(_Request):
+    """What the agent writes to the customer."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
+
+
+@router.post(
+    "/support/conversations/{conversation_id}/replies",
+    response_model=SupportMessageOut,
+    status_code=201,
+    responses={**ADMIN["responses"], 409: _error("The conversation is not handed off.")},
+    dependencies=ADMIN["dependencies"],
+)
+async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentReply, request: Request):
+    """An agent's reply in a handed-off conversation (an admin: the desk's agents), stored as the policy
+    stores text: it answers the oldest open hand-off item (``/v1/review``), or joins the chat directly
+    when none is open. 409 when the conversation is not handed off."""
+    s, tenant, by = state(request), tenant_of(request), user_of(request)
+    policy = policy_of(request, s)
+    text = body.text if policy is None else policy.stored(body.text)
+    record = request.state.audit_record
+    record.parameters = {"conversation_id": conversation_id}
+    record.output = {"answer": text}
+    done = await anyio.to_thread.run_sync(lambda: agent_reply(s.db, tenant, conversation_id, text, by))
+    return done.to_dict()

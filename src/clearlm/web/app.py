@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from clearlm.web import pages, signin
+from clearlm.web import pages, signin, support
 from clearlm.web.security import SecurityHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -17,6 +17,7 @@ def install(app: FastAPI) -> None:
     """Serve the web UI from ``app``: pages at ``/``, assets at ``/static``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(signin.router)
+    app.include_router(support.router)  # the support desk's pages (issue 15)
     for router in pages.routers():
         app.include_router(router)
     app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)

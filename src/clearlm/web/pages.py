@@ -28,6 +28,7 @@ NAV = [
     ("/governance", "Governance", "admin"),
     ("/audit", "Audit log", "admin"),
     ("/review", "Review queue", "admin"),
+    ("/support", "Support desk", "admin"),
     ("/keys", "API keys", "admin"),
     ("/models", "Models", "admin"),
 ]

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from clearlm.apps.support.conversations import SupportConversations
 from clearlm.apps.support.customers import now
 from clearlm.errors import ClearlmError, InvalidInputError
-from clearlm.store.db import Database
+from clearlm.store.db import Database, as_utc
 from clearlm.store.tables import SupportConversationRow
 
 QUESTION = "How satisfied were you with this conversation? (1: not at all, 5: very)"
@@ -86,3 +86,20 @@ def record_csat(
         )
         raise CsatNotAllowedError(f"the conversation {conversation_id!r} {why}")
     return Csat(conversation_id, score, comment or None, stamp)
+
+
+def csat_of(db: Database, tenant: str, conversation_ids: list[str]) -> dict[str, Csat]:
+    """The survey answers of those conversations of ``tenant`` (at most 500 ids), by conversation id;
+    an unrated conversation is absent.
+
+    Raises:
+        InvalidInputError: more than 500 ids.
+    """
+    if len(conversation_ids) > 500:
+        raise InvalidInputError(f"at most 500 conversations at once, got {len(conversation_ids)}")
+    row = SupportConversationRow
+    query = select(row.id, row.csat_score, row.csat_comment, row.csat_at).where(
+        row.tenant == tenant, row.id.in_(conversation_ids), row.csat_score.is_not(None)
+    )
+    with db.session() as session:
+        return {i: Csat(i, score, comment, as_utc(at)) for i, score, comment, at in session.execute(query)}

@@ -1,0 +1,159 @@
+"""The support desk's pages (admins: the desk's agents), rendered on the server from the desk's public
+functions (``clearlm.apps.support``): ``/support`` (the figures, the hand-off queue, the open
+conversations, customers, the flows and tools configured), ``/support/customers/{id}`` (a customer's
+history) and ``/support/conversations/{id}`` (the transcript; for a handed-off one a reply box and a
+hand-back button, which ``static/support-desk.js`` sends to ``/v1/support``). Another tenant's customer or
+conversation is a 404 page. Every text a customer, a model or an agent wrote is autoescaped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import yaml
+from fastapi import APIRouter, Depends, Request
+
+from clearlm.apps.support import Customers, SupportConversations
+from clearlm.apps.support.agents import active_conversations, handoff_items
+from clearlm.apps.support.analytics import desk_analytics
+from clearlm.apps.support.conversations import SupportConversationNotFoundError
+from clearlm.apps.support.csat import csat_of
+from clearlm.apps.support.customers import CustomerNotFoundError
+from clearlm.apps.support.handoff import HANDOFF, open_items
+from clearlm.server.support import desk_config
+from clearlm.store.review import ReviewQueue
+from clearlm.store.sessions import SignIn
+from clearlm.web.pages import needs, render
+
+router = APIRouter(include_in_schema=False)
+Admin = Annotated[SignIn, Depends(needs("admin"))]
+HISTORY = 500  # a customer's latest messages shown
+LISTED = 100  # conversations, hand-offs and customers listed on /support
+
+
+def _descriptions(folder: str | None) -> dict[str, str]:
+    """The tools' ``description`` fields from the desk's tools.yaml (read once it loaded without error)."""
+    path = Path(folder or "") / "tools.yaml"
+    if not folder or not path.is_file():
+        return {}
+    declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tools") or {}
+    return {
+        name: str(spec.get("description", "")) for name, spec in declared.items() if isinstance(spec, dict)
+    }
+
+
+def _share(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.0f}%"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f} s" if value < 60 else f"{int(value // 60)} min {value % 60:.0f} s"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def tiles(figures) -> list[tuple[str, str, str]]:
+    """The desk's figures as (label, value, note) tiles."""
+    csat = "–" if figures.csat_mean is None else f"{figures.csat_mean:.1f} / 5"
+    return [
+        (
+            "Conversations",
+            str(figures.conversations),
+            f"{figures.open} open · {figures.handed_off_now} with a person · {figures.closed} closed",
+        ),
+        (
+            "Resolved without hand-off",
+            _share(figures.resolution_rate),
+            f"{figures.resolved_without_handoff} closed by the assistant alone",
+        ),
+        ("Hand-off rate", _share(figures.handoff_rate), f"{figures.handed_off} handed off to a person"),
+        (
+            "Median first response",
+            _seconds(figures.median_first_response_s),
+            "over " + _n(figures.first_responses, "conversation"),
+        ),
+        ("CSAT", csat, _n(figures.csat_count, "answer") + " to the survey at close"),
+    ]
+
+
+def _missing(request: Request, signin: SignIn, what: str, ident: str):
+    response = render(request, "support_missing.html", signin, what=what, ident=ident)
+    response.status_code = 404
+    return response
+
+
+@router.get("/support")
+async def desk(request: Request, signin: Admin):
+    s, tenant = request.app.state.clearlm, signin.tenant
+
+    def load() -> dict:
+        flows, tools = desk_config(s)
+        figures = desk_analytics(s.db, tenant)
+        return {
+            "figures": figures,
+            "tiles": tiles(figures),
+            "handoffs": ReviewQueue(s.db).list(tenant, "open", HANDOFF, LISTED),
+            "active": active_conversations(s.db, tenant, LISTED),
+            "customers": Customers(s.db).list(tenant, LISTED),
+            "flows": list(flows.values()),
+            "tools": {name: _descriptions(s.config.support_desk).get(name, "") for name in tools},
+        }
+
+    return render(request, "support_desk.html", signin, **await anyio.to_thread.run_sync(load))
+
+
+@router.get("/support/customers/{customer_id}")
+async def customer(request: Request, customer_id: str, signin: Admin):
+    s, tenant = request.app.state.clearlm, signin.tenant
+
+    def load() -> dict | None:
+        try:
+            who = Customers(s.db).get(tenant, customer_id)
+        except CustomerNotFoundError:
+            return None
+        conversations = SupportConversations(s.db)
+        history = conversations.history(tenant, customer_id, HISTORY)
+        by_conversation: dict[str, list] = {}
+        for m in history:
+            by_conversation.setdefault(m.conversation_id, []).append(m)
+        listed = conversations.list(tenant, customer_id)
+        return {
+            "customer": who,
+            "conversations": listed,
+            "messages": by_conversation,
+            "shown": len(history),
+            "csat": csat_of(s.db, tenant, [c.id for c in listed[:500]]),
+        }
+
+    found = await anyio.to_thread.run_sync(load)
+    if found is None:
+        return _missing(request, signin, "customer", customer_id)
+    return render(request, "support_customer.html", signin, history_limit=HISTORY, **found)
+
+
+@router.get("/support/conversations/{conversation_id}")
+async def conversation(request: Request, conversation_id: str, signin: Admin):
+    s, tenant = request.app.state.clearlm, signin.tenant
+
+    def load() -> dict | None:
+        try:
+            chat = SupportConversations(s.db).get(tenant, conversation_id)
+        except SupportConversationNotFoundError:
+            return None
+        return {
+            "chat": chat,
+            "customer": Customers(s.db).get(tenant, chat.customer_id),
+            "items": open_items(s.db, tenant, conversation_id),
+            "handoffs": handoff_items(s.db, tenant, conversation_id),
+            "csat": csat_of(s.db, tenant, [conversation_id]).get(conversation_id),
+        }
+
+    found = await anyio.to_thread.run_sync(load)
+    if found is None:
+        return _missing(request, signin, "conversation", conversation_id)
+    return render(request, "support_conversation.html", signin, **found)
