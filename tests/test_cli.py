@@ -214,6 +214,7 @@ def test_keys_are_created_listed_and_revoked(tmp_path):
         (["serve", "--db", "nonsense"], "cannot parse the database URL"),
         (["serve", "--max-active", "0"], "--max-active"),
         (["serve", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["serve", "--support-origin", "https://shop.test/"], "scheme://host[:port]"),
     ],
 )
 def test_serve_refuses_bad_settings_clearly(args, message, tmp_path):
