@@ -37,7 +37,10 @@ def _descriptions(folder: str | None) -> dict[str, str]:
     path = Path(folder or "") / "tools.yaml"
     if not folder or not path.is_file():
         return {}
-    declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tools") or {}
+    try:  # the desk loaded it at start; an edit since then that breaks it costs the descriptions only
+        declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tools") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return {}
     return {
         name: str(spec.get("description", "")) for name, spec in declared.items() if isinstance(spec, dict)
     }
@@ -93,6 +96,7 @@ async def desk(request: Request, signin: Admin):
 
     def load() -> dict:
         flows, tools = desk_config(s)
+        described = _descriptions(s.config.support_desk)
         figures = desk_analytics(s.db, tenant)
         return {
             "figures": figures,
@@ -101,7 +105,7 @@ async def desk(request: Request, signin: Admin):
             "active": active_conversations(s.db, tenant, LISTED),
             "customers": Customers(s.db).list(tenant, LISTED),
             "flows": list(flows.values()),
-            "tools": {name: _descriptions(s.config.support_desk).get(name, "") for name in tools},
+            "tools": {name: described.get(name, "") for name in tools},
         }
 
     return render(request, "support_desk.html", signin, **await anyio.to_thread.run_sync(load))
