@@ -21,6 +21,7 @@ from clearlm.server.support_channels import WIDGET, check_origin
 
 DESK = Path(__file__).parents[2] / "examples" / "support"
 CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 ASK_REASON = "Why are you returning it: damaged, wrong item, or changed mind?"
 LATE = (
     "Order A-10002 was delivered 45 days ago, past our 30-day window. I am passing you to a colleague "
@@ -163,6 +164,7 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
     said = ["I am returning order A-10002", ASK_REASON, "changed mind", LATE, AGENT]
     expect(tab.locator(".messages > li .text")).to_have_text(said)  # polled: the person's answer appears
     expect(tab.locator(".messages > li.agent .who")).to_have_text(["Agent"])
+    tab.screenshot(path=str(SCREENSHOTS / "support-widget.png"))  # (the README shows it)
     bad = [v for v in Axe().run(tab).response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, [(v["id"], v["help"]) for v in bad]
 

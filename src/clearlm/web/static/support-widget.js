@@ -34,7 +34,7 @@
   var CSS = [
     ":host { all: initial; }",
     ".clw { position: fixed; right: 16px; bottom: 16px; z-index: 2147483000; font: 15px/1.4 system-ui,",
-    "  sans-serif; color: #1a1a1a; }",
+    "  sans-serif; color: #1a1a1a; display: flex; flex-direction: column; align-items: flex-end; }",
     ".launcher, button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid #0b57d0;",
     "  background: #0b57d0; color: #fff; padding: 8px 14px; }",
     "button.quiet { background: #fff; color: #0b57d0; padding: 4px 10px; }",
