@@ -115,6 +115,13 @@ def _webhook(entry: object, where: str) -> Webhook:
     return Webhook(url, str(secret).encode(), tuple(events))
 
 
+def _host(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what a log may show (a hook's path or query may hold a token,
+    as Slack's and Teams' incoming-webhook URLs do)."""
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
+
+
 class Webhooks:
     """Delivers events to ``hooks`` (see the module's description). ``timeout`` (seconds per attempt),
     ``attempts`` (>= 1) and ``backoff`` (seconds) bound a delivery: at most ``attempts * timeout`` plus
@@ -186,7 +193,13 @@ class Webhooks:
                     break  # the receiver refuses it: trying again would not help
         log.warning(
             "webhook not delivered",
-            extra={"event": event, "event_id": event_id, "url": hook.url, "error": why, "tries": attempt},
+            extra={
+                "event": event,
+                "event_id": event_id,
+                "host": _host(hook.url),
+                "error": why,
+                "tries": attempt,
+            },
         )
         return False
 

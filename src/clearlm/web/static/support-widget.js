@@ -133,7 +133,7 @@
 
   // --- the conversation ---
   var state = { customer: d.customer || load("customer"), conversation: null, seen: {}, opening: null,
-    timer: null, pollFailed: false, unread: 0 };
+    timer: null, pollFailed: false, sending: false, unread: 0 };
 
   function ApiError(statusCode, message, retryAfter) {
     this.status = statusCode;
@@ -219,7 +219,8 @@
   function adopt(conversation) {
     state.conversation = conversation;
     var closed = conversation.status === "closed";
-    input.disabled = send.disabled = closed;
+    input.disabled = closed;
+    send.disabled = closed || state.sending; // (a poll's answer during a send keeps Send disabled)
     endButton.textContent = closed ? "New chat" : "End chat";
     if (closed) status.textContent = "This chat is closed. Choose New chat to write again.";
     else if (conversation.status === "handed_off") status.textContent = "A person will answer here.";
@@ -300,7 +301,7 @@
 
   async function post(text) {
     clearError();
-    send.disabled = true;
+    state.sending = send.disabled = true;
     var pending = el("li", { class: "customer pending" });
     pending.append(el("span", { class: "who" }, "You (sending)"), el("span", { class: "text" }, text));
     list.append(pending);
@@ -319,6 +320,7 @@
       if (!input.value) input.value = text; // kept, to send again
       showError(e);
     } finally {
+      state.sending = false;
       send.disabled = input.disabled;
       input.focus();
     }
