@@ -8,7 +8,7 @@ at its start) and times ``CustomerMemory.context`` (the desk's ``_context``): th
 candidates, their ranking with all-MiniLM-L6-v2 (the new messages embedded), the rolling summary. The
 short customer is a new one each time (so it stays at turn 2; its turn 1 was built first, as the desk
 would have); the long one grows by one turn a repetition (its reply written after the timing). Reported:
-medians and p90 in milliseconds, the SQL statements and rows each build read, the ratio of the medians,
+medians and p90 in milliseconds, the SELECT statements and rows each build read, the ratio of the medians,
 and the first build after a restart (every candidate embedded; not in the ratio).
 
 With ``--model``, also a pipeline turn: the context built and a fixed reply said through the desk's
@@ -71,7 +71,7 @@ def seed(conversations: SupportConversations, customer_id: str, turns: int) -> s
 
 
 class Reads:
-    """SQL statements and ORM rows read while it is on (SQLAlchemy events)."""
+    """SELECT statements and ORM rows read while it is on (SQLAlchemy events)."""
 
     def __init__(self, db: Database) -> None:
         self.statements = self.rows = 0
@@ -80,8 +80,8 @@ class Reads:
         for table in (SupportMessageRow, SupportConversationRow):
             event.listen(table, "load", self._row)
 
-    def _statement(self, *_) -> None:
-        self.statements += self.on
+    def _statement(self, _conn, _cursor, sql: str, *_) -> None:
+        self.statements += self.on and sql.lstrip().upper().startswith("SELECT")
 
     def _row(self, *_) -> None:
         self.rows += self.on
@@ -163,7 +163,7 @@ def print_table(result: dict) -> None:
     table = Table(
         title=f"support memory: the context at turn 2 and turn {turns + 1} ({result['repeats']} runs)"
     )
-    for col in ("turn", "median ms", "p90 ms", "SQL statements", "rows read"):
+    for col in ("turn", "median ms", "p90 ms", "SELECTs", "rows read"):
         table.add_column(col, justify="right")
     pipeline = "pipeline_ratio" in result
     if pipeline:

@@ -191,11 +191,11 @@ def test_without_an_embedder_identifiers_still_come_back(db):
 
 
 def reads(db, build) -> tuple[int, int]:
-    """(SQL statements, ORM rows loaded) while ``build()`` runs."""
+    """(SELECT statements, ORM rows loaded) while ``build()`` runs."""
     counts = {"statements": 0, "rows": 0}
 
-    def statement(*_):
-        counts["statements"] += 1
+    def statement(_conn, _cursor, sql, *_):
+        counts["statements"] += sql.lstrip().upper().startswith("SELECT")
 
     def row(*_):
         counts["rows"] += 1
@@ -213,23 +213,30 @@ def reads(db, build) -> tuple[int, int]:
 
 
 @pytest.mark.integration  # the packaged all-MiniLM-L6-v2
-def test_turn_500_reads_a_bounded_number_of_rows_like_turn_2(db, embedder):
+def test_turn_501_reads_a_bounded_number_of_rows_and_embeds_as_few_texts_as_turn_2(db, embedder):
     memory = memory_of(db, embedder)
     bound = memory.recent + memory.window + memory.lexical + 2 * memory.summary + 1
     conversations = SupportConversations(db)
     short, long = (Customers(db).create("acme", name) for name in ("Short", "Long"))
-    seed(db, "acme", short.id, ["Hello, is the kettle in stock?", "It is."])
-    seed(db, "acme", long.id, [OLD_ORDER, "Sorry!", *filler(996)])  # 499 turns, 50 conversations
+    conversations.open("acme", short.id)  # its turn 1 is the question below: then turn 2
+    seed(db, "acme", long.id, [OLD_ORDER, "Sorry!", *filler(996)])  # 499 turns: then 500 and 501
     figures = {}
     for customer in (short, long):
-        memory.recall("acme", customer.id)  # the turn before: its messages embedded then
         conversation = conversations.list("acme", customer.id)[0]
-        conversations.append_message("acme", conversation.id, "assistant", "Anything else?")
         conversations.append_message("acme", conversation.id, "customer", ASK_ORDER)
+        memory.recall("acme", customer.id)  # the turn before
+        conversations.append_message("acme", conversation.id, "assistant", "Let me check.")
+        conversations.append_message("acme", conversation.id, "customer", "And will I get a refund?")
         before = memory.vectors.embedded
         statements, rows = reads(db, lambda c=customer: memory.recall("acme", c.id))
         figures[customer.name] = (statements, rows, memory.vectors.embedded - before)
-    assert figures["Short"] == (3, 4 + 1 + 0, 2)  # recent 4 rows, 1 conversation listed, no earlier ones
+    # the 3 recent rows; no earlier message, no other conversation; the window's and the opening's
+    # queries find nothing; the question and the reply written since embedded
+    assert figures["Short"] == (4, 3, 2)
     statements, rows, embedded = figures["Long"]
     assert statements <= 6 and rows <= bound and embedded == 2  # the new reply and the question
     assert rows >= memory.recent + memory.window  # (it did read the candidates)
+    # after a restart (nothing kept), the first turn embeds a bounded number of messages
+    restarted = memory_of(db, embedder)
+    restarted.recall("acme", long.id)
+    assert memory.recent < restarted.vectors.embedded <= memory.recent + memory.window + memory.lexical

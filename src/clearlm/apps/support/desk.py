@@ -314,12 +314,14 @@ class Desk:
         reply.handoff = {"reason": reason, "detail": detail, "review_id": item.id}
 
     def _context(self, customer: Customer) -> list[Message]:
-        """The system prompt and the customer's own latest messages (their conversations only: the
-        history is selected by tenant and customer id), as stored."""
-        history = self.conversations.history(customer.tenant, customer.id, limit=self.history)
-        said = [Message(ROLE[m.role], m.text) for m in history if m.role in ROLE]
+        """The system prompt with the customer's memory (:mod:`.memory`: a summary of their earlier
+        conversations, their earlier messages relevant to the latest one), then their own latest
+        ``history`` messages verbatim: their conversations only (selected by tenant and customer id),
+        as stored; the cost does not grow with the history."""
+        from clearlm.apps.support.memory import desk_memory
+
         system = f"{SYSTEM_PROMPT} The customer's language (ISO 639-1): {customer.language}."
-        return [Message("system", system), *said]
+        return desk_memory(self).context(customer.tenant, customer.id, system)
 
     def _finish(self, tenant: str, conversation_id: str, reply: DeskReply) -> DeskReply:
         reply.conversation = dataclasses.replace(self.conversations.get(tenant, conversation_id), messages=[])
