@@ -17,9 +17,10 @@ def test_the_small_run_prints_its_table_and_bounded_reads(tmp_path, capsys):
     result = bench.main(["--turns", "50", "--repeats", "3", "--json", str(tmp_path / "memory.json")])
     assert result == json.loads((tmp_path / "memory.json").read_text())
     out = capsys.readouterr().out
-    assert "turn 2" in out and "turn 51" in out and "ratio turn 51 / turn 2" in out
+    assert "turn 2" in out and "turn 13" in out and "turn 51" in out and "ratio turn 51 / turn 2" in out
+    assert result["arms"] == ["turn_2", "turn_13", "turn_51"]
     short, long = result["turn_2"], result["turn_51"]
-    assert short["statements"] <= long["statements"] <= 6
+    assert short["statements"] <= result["turn_13"]["statements"] <= long["statements"] <= 6
     # 12 recent + 24 window + 24 lexical + 5 conversations and their 5 first messages + 1, at most
     assert short["rows"] < long["rows"] <= 71
     assert 0 < short["median_ms"] <= short["p90_ms"] and 0 < long["median_ms"] <= long["p90_ms"]
