@@ -118,6 +118,14 @@ def browser():
         b.close()
 
 
+def serious(tab) -> list[tuple[str, str]]:
+    """axe-core's serious and critical violations on the page as it is now: (rule, help)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(tab).response["violations"]
+    return [(v["id"], v["help"]) for v in found if v["impact"] in ("serious", "critical")]
+
+
 def tab_of(browser):
     """A new browser context's tab, and the list its console errors and page errors go to."""
     tab = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
@@ -129,7 +137,6 @@ def tab_of(browser):
 
 
 def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, tiny_backend, site, browser):
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import expect
 
     server = serve(tiny_backend, support_desk=str(DESK), support_origins=(site.origin,), default_max_tokens=4)
@@ -165,8 +172,7 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
     expect(tab.locator(".messages > li .text")).to_have_text(said)  # polled: the person's answer appears
     expect(tab.locator(".messages > li.agent .who")).to_have_text(["Agent"])
     tab.screenshot(path=str(SCREENSHOTS / "support-widget.png"))  # (the README shows it)
-    bad = [v for v in Axe().run(tab).response["violations"] if v["impact"] in ("serious", "critical")]
-    assert not bad, [(v["id"], v["help"]) for v in bad]
+    assert serious(tab) == []
 
     box.press("Escape")  # keyboard: Escape hides the panel and gives the focus back to the launcher
     expect(launcher).to_be_focused()
@@ -180,11 +186,19 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
     tab.get_by_role("button", name="End chat").click()
     expect(tab.locator(".messages > li.system .text")).to_have_text(["The conversation was closed."])
     expect(box).to_be_disabled()
+    survey = tab.get_by_role("group", name="How satisfied were you with this chat?")
+    expect(survey).to_be_visible()
+    assert serious(tab) == []
+    survey.get_by_role("button", name="4 of 5: satisfied").click()
+    expect(tab.get_by_role("status")).to_have_text("Thank you for your rating.")
+    expect(survey).to_be_hidden()
     conversation = httpx.get(
         f"{server.url}/support/conversations/{item['payload']['conversation_id']}",
         headers={"Authorization": f"Bearer {agent_key}"},
     ).json()
     assert conversation["status"] == "closed"
+    figures = httpx.get(f"{server.url}/support/analytics", headers={"Authorization": f"Bearer {agent_key}"})
+    assert (figures.json()["csat_count"], figures.json()["csat_mean"]) == (1, 4.0)
     assert errors == []
 
 

@@ -13,7 +13,8 @@
  *
  * It talks to /v1/support on the server the script came from (that server must list the page's origin
  * in support_origins: CORS), shows the desk's replies, their citations when a message has any, a
- * person's replies (polled), notices, and the API's errors (OpenAI-style bodies). Plain JavaScript, no
+ * person's replies (polled), notices, and the API's errors (OpenAI-style bodies); "End chat" closes the
+ * conversation and asks the one-question survey (a score of 1-5). Plain JavaScript, no
  * build step; its elements live in a shadow root, so the page's styles and the widget's do not mix.
  * Every text is set with textContent: nothing the desk or an agent writes is parsed as HTML.
  */
@@ -62,6 +63,9 @@
     ".status:empty { display: none; }",
     ".error { color: #a50e0e; background: #fce8e6; }",
     ".error[hidden] { display: none; }",
+    ".survey { padding: 4px 12px; display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }",
+    ".survey p { width: 100%; margin: 0; font-size: 13px; }",
+    ".survey[hidden] { display: none; }",
     "form { display: flex; flex-wrap: wrap; gap: 6px; padding: 10px 12px; border-top: 1px solid #e0e0e0; }",
     "label { width: 100%; font-size: 13px; font-weight: 600; }",
     "textarea { flex: 1; font: inherit; resize: none; padding: 6px; border: 1px solid #747775;",
@@ -119,7 +123,19 @@
   var send = el("button", { type: "submit" }, "Send");
   form.append(el("label", { for: "clw-input" }, "Your message"), input, send,
     el("span", { id: "clw-hint", hidden: "" }, "Enter sends; Shift+Enter starts a new line."));
-  panel.append(header, log, status, error, form);
+  var survey = el("div", { class: "survey", role: "group", "aria-labelledby": "clw-survey" });
+  survey.hidden = true;
+  survey.append(el("p", { id: "clw-survey" }, "How satisfied were you with this chat?"));
+  ["not at all satisfied", "not satisfied", "neither", "satisfied", "very satisfied"].forEach(
+    function (words, i) {
+      var rateButton = el("button", { type: "button", class: "quiet",
+        "aria-label": i + 1 + " of 5: " + words }, String(i + 1));
+      rateButton.addEventListener("click", function () {
+        rate(i + 1);
+      });
+      survey.append(rateButton);
+    });
+  panel.append(header, log, status, error, survey, form);
   var box = el("div", { class: "clw" });
   box.append(panel, launcher);
   if ("adoptedStyleSheets" in Document.prototype && root !== host) {
@@ -217,8 +233,12 @@
   }
 
   function adopt(conversation) {
+    var before = state.conversation;
     state.conversation = conversation;
     var closed = conversation.status === "closed";
+    if (closed && before && before.id === conversation.id && before.status !== "closed") {
+      survey.hidden = false; // closed while the customer watched: the one-question survey
+    }
     input.disabled = closed;
     send.disabled = closed || state.sending; // (a poll's answer during a send keeps Send disabled)
     endButton.textContent = closed ? "New chat" : "End chat";
@@ -326,6 +346,19 @@
     }
   }
 
+  async function rate(score) {
+    clearError();
+    try {
+      var id = encodeURIComponent(state.conversation.id);
+      await call("POST", "/conversations/" + id + "/csat", { score: score });
+      survey.hidden = true;
+      status.textContent = "Thank you for your rating.";
+      endButton.focus();
+    } catch (e) {
+      showError(e);
+    }
+  }
+
   async function endOrRestart() {
     clearError();
     try {
@@ -334,6 +367,7 @@
         state.conversation = null;
         state.seen = {};
         list.textContent = "";
+        survey.hidden = true;
         await ensure();
         input.focus();
         return;
