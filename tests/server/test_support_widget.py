@@ -92,6 +92,9 @@ def test_the_script_is_served_as_javascript_and_cors_is_for_the_support_routes_o
     assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
     other = preflight(server.url, "/chat/completions", shop)  # not a support route
     assert "access-control-allow-origin" not in other.headers
+    # nor the desk's web pages (under /support/)
+    page = httpx.get(server.base + "/support/conversations/sup_1", headers={"Origin": shop})
+    assert "access-control-allow-origin" not in page.headers
     listed = httpx.get(server.url + "/support/customers", headers={"Origin": shop})
     assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == shop
     for bad in ("https://shop.test/", "shop.test", "https://shop.test/path"):

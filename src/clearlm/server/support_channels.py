@@ -4,8 +4,8 @@
 ``webhooks.yaml``, loaded once per server).
 
 The script (``web/static/support-widget.js``) calls ``/v1/support`` from the embedding page, another
-origin: the browser lets it only when the server answers CORS for that origin. Only the support routes
-(``/v1/support/...``, ``/support/...``) answer it (Starlette's ``CORSMiddleware``), and only to the
+origin: the browser lets it only when the server answers CORS for that origin. Only the support API's
+routes (``/v1/support/...``) answer it (Starlette's ``CORSMiddleware``), and only to the
 configured origins (``*``: any); without any, no CORS header is sent and only the server's own pages can
 call them. Credentials (cookies) are never allowed cross-origin: the widget authenticates with the key of
 its ``data-key`` attribute (``Authorization: Bearer``), so a signed-in agent's session cannot be used
@@ -27,7 +27,7 @@ from clearlm.apps.support.webhooks import Webhooks, load_webhooks
 from clearlm.errors import InvalidInputError
 
 WIDGET = Path(__file__).resolve().parents[1] / "web" / "static" / "support-widget.js"
-PATHS = ("/v1/support/", "/support/")
+PATHS = ("/v1/support/",)  # (not the desk's web pages at /support: a classic script tag needs no CORS)
 MAX_AGE_S = 600  # how long a browser may keep a preflight's answer
 
 router = APIRouter()
