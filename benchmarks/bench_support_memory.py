@@ -8,8 +8,10 @@ and 12 earlier turns (so they stay at turn 2 and turn 13). Each repetition write
 (the desk's ``_context``): the verbatim window, the candidates, their ranking with all-MiniLM-L6-v2 (the
 two messages new since the last turn embedded, as on a desk), the rolling summary; the arms' order
 alternates. The long history grows by one turn a repetition. Reported: medians and p90 in milliseconds,
-the SELECT statements and rows each build read, the ratio of the medians (turn 501 / turn 2), and the
-first build after a restart (every candidate embedded; not in the ratio).
+the part spent embedding and the rest (SQL, ranking, notes), the SELECT statements and rows each build
+read, the ratio of the medians (turn 501 / turn 2; also of the rest alone, which the embedding of the
+same two short texts in every arm does not blur), and the first build after a restart (every candidate
+embedded; not in the ratio).
 
 With ``--model``, also a pipeline turn: the context built and a reply of at most 8 tokens generated
 through the desk's ``TurnRunner`` (greedy; no policy, no audit log), at turn 2 and at turn 501, with
@@ -71,10 +73,26 @@ def seed(conversations: SupportConversations, customer_id: str, turns: int) -> s
     return cid
 
 
-class Reads:
-    """SELECT statements and ORM rows read while it is on (SQLAlchemy events)."""
+class TimedEmbedder:
+    """The packaged embedder, adding the seconds its ``encode`` takes to ``seconds``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self) -> None:
+        self.embedder, self.seconds = default_embedder(), 0.0
+
+    def encode(self, texts):
+        start = time.perf_counter()
+        try:
+            return self.embedder.encode(texts)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class Reads:
+    """SELECT statements and ORM rows read while it is on (SQLAlchemy events), and the seconds spent
+    embedding."""
+
+    def __init__(self, db: Database, embedder: TimedEmbedder) -> None:
+        self.embedder = embedder
         self.statements = self.rows = 0
         self.on = False
         event.listen(db.engine, "before_cursor_execute", self._statement)
@@ -87,15 +105,16 @@ class Reads:
     def _row(self, *_) -> None:
         self.rows += self.on
 
-    def measure(self, build) -> tuple[float, int, int]:
-        """(seconds, statements, rows) of ``build()``."""
+    def measure(self, build) -> tuple[float, int, int, float]:
+        """(seconds, statements, rows, seconds embedding) of ``build()``."""
         self.statements = self.rows = 0
+        self.embedder.seconds = 0.0
         self.on = True
         start = time.perf_counter()
         build()
         seconds = time.perf_counter() - start
         self.on = False
-        return seconds, self.statements, self.rows
+        return seconds, self.statements, self.rows, self.embedder.seconds
 
 
 FRESH = {"turn_2": 1, "turn_13": 12}  # arms of a new customer each repetition: earlier turns
@@ -104,8 +123,9 @@ FRESH = {"turn_2": 1, "turn_13": 12}  # arms of a new customer each repetition: 
 def run(turns: int, repeats: int, model: str | None, db_path: Path) -> dict:
     db = Database(f"sqlite:///{db_path}")
     conversations, customers = SupportConversations(db), Customers(db)
-    memory = CustomerMemory(db, embedder=default_embedder)
-    reads = Reads(db)
+    embedder = TimedEmbedder()
+    memory = CustomerMemory(db, embedder=lambda: embedder)
+    reads = Reads(db, embedder)
     runner = None
     if model is not None:
         from clearlm.models import load_backend
@@ -150,17 +170,23 @@ def run(turns: int, repeats: int, model: str | None, db_path: Path) -> dict:
         "first_build_after_restart_ms": round(first_s * 1000, 2),
     }
     for arm, runs in arms.items():
-        times = sorted(s * 1000 for s, _, _ in runs)
+        times = sorted(run[0] * 1000 for run in runs)
+        rest = [(run[0] - run[3]) * 1000 for run in runs]
         result[arm] = {
             "median_ms": round(statistics.median(times), 3),
             "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
-            "statements": max(n for _, n, _ in runs),
-            "rows": max(r for _, _, r in runs),
+            "embedding_median_ms": round(statistics.median(run[3] * 1000 for run in runs), 3),
+            "rest_median_ms": round(statistics.median(rest), 3),
+            "statements": max(run[1] for run in runs),
+            "rows": max(run[2] for run in runs),
         }
         if runner is not None:
             result[arm]["pipeline_median_ms"] = round(statistics.median(pipeline[arm]) * 1000, 1)
             result[arm]["prompt_tokens"] = prompt_tokens[arm]
     result["ratio"] = round(result[last]["median_ms"] / result["turn_2"]["median_ms"], 3)
+    for base in FRESH:
+        ratio = result[last]["rest_median_ms"] / result[base]["rest_median_ms"]
+        result[f"rest_ratio_to_{base}"] = round(ratio, 3)
     if runner is not None:
         for base in FRESH:
             ratio = result[last]["pipeline_median_ms"] / result[base]["pipeline_median_ms"]
@@ -175,7 +201,7 @@ def print_table(result: dict) -> None:
 
     last = result["arms"][-1].replace("_", " ")
     table = Table(title=f"support memory: the context at turn 2, 13 and {last} ({result['repeats']} runs)")
-    for col in ("turn", "median ms", "p90 ms", "SELECTs", "rows read"):
+    for col in ("turn", "median ms", "p90 ms", "of it embedding", "the rest", "SELECTs", "rows read"):
         table.add_column(col, justify="right")
     pipeline = "model" in result
     if pipeline:
@@ -184,12 +210,15 @@ def print_table(result: dict) -> None:
     for arm in result["arms"]:
         r = result[arm]
         cells = [arm.replace("_", " "), f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}"]
+        cells += [f"{r['embedding_median_ms']:.2f}", f"{r['rest_median_ms']:.2f}"]
         cells += [str(r["statements"]), str(r["rows"])]
         if pipeline:
             cells += [f"{r['pipeline_median_ms']:.0f}", str(r["prompt_tokens"])]
         table.add_row(*cells)
     Console(width=160).print(table)
     print(f"ratio {last} / turn 2 (medians, the context): {result['ratio']:.2f}x (goal <= 1.5x)")
+    to_2, to_13 = result["rest_ratio_to_turn_2"], result["rest_ratio_to_turn_13"]
+    print(f"  the rest alone (SQL, ranking, notes): {last} / turn 2 {to_2:.2f}x, / turn 13 {to_13:.2f}x")
     if pipeline:
         to_2, to_13 = result["pipeline_ratio_to_turn_2"], result["pipeline_ratio_to_turn_13"]
         print(f"pipeline turn ratio {last} / turn 2: {to_2:.2f}x, / turn 13: {to_13:.2f}x")

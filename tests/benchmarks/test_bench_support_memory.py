@@ -24,4 +24,6 @@ def test_the_small_run_prints_its_table_and_bounded_reads(tmp_path, capsys):
     # 12 recent + 24 window + 24 lexical + 5 conversations and their 5 first messages + 1, at most
     assert short["rows"] < long["rows"] <= 71
     assert 0 < short["median_ms"] <= short["p90_ms"] and 0 < long["median_ms"] <= long["p90_ms"]
+    for arm in (short, long):
+        assert 0 < arm["rest_median_ms"] < arm["median_ms"] and arm["embedding_median_ms"] > 0
     assert result["ratio"] == pytest.approx(long["median_ms"] / short["median_ms"], abs=1e-3)
