@@ -91,7 +91,9 @@ def test_a_bad_score_is_a_400_naming_the_field(desk, score):
     assert error["type"] == "invalid_request_error" and error["param"] == "score"
     assert error["message"].startswith("score: ")
     assert shop.post(f"/support/conversations/{cid}/csat", json={}).json()["error"]["param"] == "score"
-    assert ok(shop.post(f"/support/conversations/{cid}/csat", json={"score": 5}), 201)["score"] == 5
+    assert (
+        ok(shop.post(f"/support/conversations/{cid}/csat", json={"score": 5.0}), 201)["score"] == 5
+    )  # JSON's 5
 
 
 def test_other_tenants_admins_and_bad_dates(desk):

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Path, Query, Request
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
 from clearlm.apps.support.agents import agent_reply
@@ -346,10 +346,22 @@ def desk_config(s) -> tuple[dict, dict]:
         return _desks[s]
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number with no fraction (4, 4.0: what JSON Schema calls an integer), not a string or a
+    bool; pydantic's lax int takes "4" and true, its strict one refuses 4.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("a satisfaction score is a whole number from 1 to 5")
+    return value
+
+
 class SupportCsatCreate(_Request):
     """The customer's answer to "How satisfied were you?" once the conversation is closed."""
 
-    score: StrictInt = Field(ge=1, le=5, description="1 (not at all satisfied) to 5 (very satisfied).")
+    score: Annotated[int, BeforeValidator(_whole)] = Field(
+        ge=1, le=5, description="1 (not at all satisfied) to 5 (very satisfied)."
+    )
     comment: str | None = Field(
         default=None, max_length=MAX_COMMENT_CHARS, description="Optional words of the customer's."
     )
