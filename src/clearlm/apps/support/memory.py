@@ -20,7 +20,9 @@ Every message is embedded once, when it is first in a context (the verbatim wind
 kept in memory by message id (:mod:`.message_vectors`; ``cache_size`` vectors at most). A restart
 re-embeds lazily, at most ``recent + window + lexical`` messages on a customer's next turn. So turn 501
 reads about as many rows and embeds as many texts as turn 2: ``recent + window + lexical + 2 * summary + 1``
-rows in at most six statements, and the messages new since the last turn.
+rows in at most six statements, and the messages new since the last turn. (Inside those queries the
+database still sorts and scans the customer's messages by the conversations index: about 2 us a message
+on SQLite, 6 ms at 2,000 turns; a full-text or vector index would remove that.)
 
 Every query names the tenant and the customer's id (the message's conversation must be theirs), so
 another customer's history never enters a context. The notes quote the customer: they are framed as
@@ -256,7 +258,7 @@ class CustomerMemory:
 
 
 def _outcome(row: SupportConversationRow) -> str:
-    """``closed``, ``handed_off to a person``...; with a flow, its name, status and slots."""
+    """``closed``, ``handed off to a person``...; with a flow, its name, status and slots."""
     outcome = {"handed_off": "handed off to a person"}.get(row.status, row.status)
     state = row.flow_state or {}
     if state.get("flow"):
