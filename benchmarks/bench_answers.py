@@ -18,11 +18,15 @@ s/answer p50      wall-clock seconds of one answer (generation and citation hand
 --attribute K: for the first K answerable questions, also attribute the answer on torch (`cite` with a
 torch backend, then `correct`) and report its seconds p50 and what the attribution corrected.
 
+--extractive: also the extractive answer (``clearlm.knowledge.extractive``, `kb ask --answer extract`):
+the sentences of the same passages closest to the question, quoted and cited, no model.
+
 Five passages by default: hybrid recall@5 is 0.95 on kb_questions (bench_knowledge.py) against about 0.85
 at 3, and five passages of ~200 tokens keep the prompt near 1,300 tokens, so generation stays short.
 
 python benchmarks/bench_answers.py --home /tmp/kb-home --n 20 --sets questions,unanswerable
 python benchmarks/bench_answers.py --models qwen2.5-0.5b-instruct --attribute 5 --json out.json
+python benchmarks/bench_answers.py --models '' --extractive     # the extractive answer alone (seconds)
 """
 
 from __future__ import annotations
@@ -170,6 +174,23 @@ def run_model(model: str, backend_kind: str, kb, questions, args) -> dict:
     return out
 
 
+def run_extractive(kb, questions, args) -> dict:
+    """The extractive answer (``clearlm.knowledge.extractive``: the passages' sentences closest to the
+    question, quoted and cited; no model) on the same passages, with the knowledge base's embedder."""
+    from clearlm.knowledge.answer import cite
+    from clearlm.knowledge.extractive import extractive_text, rank_sentences
+
+    leaks, rows = leak_texts(), []
+    for q in questions:
+        passages = kb.search(q.question, k=args.passages, mode="hybrid").passages
+        t0 = time.perf_counter()
+        text = extractive_text(rank_sentences(kb.embedder, q.question, passages), passages)
+        result = cite(None, q.question, passages, text, model="extractive")
+        rows.append(row(q, result, time.perf_counter() - t0, leaks))
+    name = f"extractive ({kb.embedder.name})"
+    return {"model": name, "backend": "-", "passages": args.passages, **rates(rows), "rows": rows}
+
+
 def print_table(results: Sequence[dict]) -> None:
     print(
         "\n| model | backend | key fact | key + citation | retrieved | abstains | false abstention | leaks "
@@ -203,6 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=None, help="build the KB under HOME/knowledge, reuse it")
     parser.add_argument("--attribute", type=int, default=0, help="also time attribution for K answers")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures and rows here")
+    parser.add_argument(
+        "--extractive",
+        action="store_true",
+        help="also the extractive answer (no model; --models '' for it alone)",
+    )
     args = parser.parse_args(argv)
     unknown = [s for s in args.sets.split(",") if s not in SETS]
     if unknown:
@@ -212,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="clearlm-answers-") as tmp:
         kb, _ = build(manual_paths(), args.home or Path(tmp))
         with kb:
-            results = [run_model(m, args.backend, kb, questions, args) for m in args.models.split(",")]
+            models = [m for m in args.models.split(",") if m]
+            results = [run_model(m, args.backend, kb, questions, args) for m in models]
+            if args.extractive:
+                results.append(run_extractive(kb, questions, args))
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps({"sets": args.sets, "n": args.n, "results": results}, indent=1))

@@ -185,6 +185,11 @@ def ask(
     question: str = typer.Argument(..., help="the question"),
     k: int = typer.Option(5, "--k", "-k", help="how many passages to answer from"),
     mode: str = typer.Option("hybrid", "--mode", help="retrieval: hybrid, vector or bm25"),
+    answer: str = typer.Option(
+        "generate",
+        "--answer",
+        help="generate (the model answers) or extract (the closest sentences, quoted and cited)",
+    ),
     model: str = MODEL,
     backend: str = BACKEND,
     max_new_tokens: int = typer.Option(160, "--max-new-tokens", "-n", help="the most tokens to generate"),
@@ -221,7 +226,7 @@ def ask(
         request = TurnRequest(
             [Message("user", question)],
             SamplingParams(max_new_tokens=max_new_tokens),
-            retrieval=Retrieval(kb, k, mode),
+            retrieval=Retrieval(kb, k, mode, answer),
         )
         with err_console.status("retrieving passages ..."):
             turn = start_turn(engine, request, record, audit, gov)

@@ -19,16 +19,29 @@ NO_PASSAGES = (  # the answer when every passage was quarantined
 )
 
 
+# How a turn with retrieval answers: "generate" (the model writes the answer from the numbered passages)
+# or "extract" (the passages' sentences closest to the question, quoted and cited, nothing generated:
+# ``clearlm.knowledge.extractive``).
+ANSWERS = ("generate", "extract")
+
+
 @dataclass(frozen=True, slots=True)
 class Retrieval:
     """Answer from a knowledge base (retrieval-augmented generation, Lewis et al. 2020): the last user
     message is the query, and the ``k`` passages that ``mode`` retrieval finds go into the prompt numbered
     for citation (``clearlm.knowledge.answer.passage_sources``). ``knowledge_base`` is an open
-    ``clearlm.knowledge.KnowledgeBase``."""
+    ``clearlm.knowledge.KnowledgeBase``. ``answer``: one of ``ANSWERS``; with "extract" the turn's answer
+    is ``extracted(grounding)``, taken as a forced target (checked by the output policy and audited like a
+    generated one)."""
 
     knowledge_base: Any
     k: int = 5
     mode: str = "hybrid"
+    answer: str = "generate"
+
+    def __post_init__(self) -> None:
+        if self.answer not in ANSWERS:
+            raise InvalidInputError(f"answer must be one of {', '.join(ANSWERS)}, got {self.answer!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +117,12 @@ def screen_passages(policy: Policy | None, passages) -> tuple[list, list, list[d
         headings = tuple(used[f"heading_path[{i}]"] for i in range(len(p.heading_path)))
         kept.append(dataclasses.replace(p, text=used["text"], title=used["title"], heading_path=headings))
     return kept, quarantined, notes
+
+
+def extracted(grounding: Grounding, knowledge_base) -> str:
+    """The extractive answer to the grounding's question from its passages (after screening), ranked with
+    the knowledge base's embedding model (``clearlm.knowledge.extractive``)."""
+    from clearlm.knowledge.extractive import extractive_text, rank_sentences
+
+    passages = list(grounding.passages)
+    return extractive_text(rank_sentences(knowledge_base.embedder, grounding.question, passages), passages)

@@ -17,7 +17,7 @@ from clearlm.govern.policy import Policy
 from clearlm.models.backends.base import Backend, Chunk, SamplingParams, TokenLogprob
 from clearlm.models.chat import Message, Prompt, same_tools, tools_of, validate_prompt
 from clearlm.pipeline import release
-from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, ground
+from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, extracted, ground
 from clearlm.store.audit import AuditLog, AuditRecord
 from clearlm.store.review import add_escalated
 
@@ -323,6 +323,10 @@ def start_turn(
             if grounding.passages:
                 prompt = grounding.sources.render([True] * len(grounding.passages))
                 request = dataclasses.replace(request, prompt=prompt)
+                if request.retrieval.answer == "extract":  # quoted from the passages, not generated
+                    target = extracted(grounding, request.retrieval.knowledge_base)
+                    request = dataclasses.replace(request, target=target, n=1)
+                    record.parameters = {"forced_target": True, **record.parameters, "answer": "extract"}
             else:
                 refusal = NO_PASSAGES
         prompt_tokens = len(backend.encode(request.prompt).token_ids)
@@ -330,7 +334,8 @@ def start_turn(
             wanted = prompt_tokens + request.params.max_new_tokens
         else:
             wanted = prompt_tokens + len(backend.encode(request.target).token_ids)
-        if wanted > backend.context_length:
+        extract = request.retrieval is not None and request.retrieval.answer == "extract"
+        if wanted > backend.context_length and not extract:  # an extracted answer reads no prompt
             raise ContextLengthError(
                 f"this model's context holds {backend.context_length:,} tokens, but {wanted:,} were asked for "
                 f"({prompt_tokens:,} in the prompt, {wanted - prompt_tokens:,} to generate or force): "

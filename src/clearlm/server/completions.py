@@ -97,7 +97,7 @@ async def chat_completion(
     if knowledge is not None:
         kb = await anyio.to_thread.run_sync(open_kb, state, knowledge.name, tenant_of(request))
         on_exit(request, lambda: anyio.to_thread.run_sync(kb.close))
-        retrieval = Retrieval(kb, knowledge.k, knowledge.mode)
+        retrieval = Retrieval(kb, knowledge.k, knowledge.mode, knowledge.answer)
     turn = await open_turn(
         request, state, TurnRequest(prompt, params, body.n, retrieval, origin=origin), "chatcmpl-"
     )

@@ -347,6 +347,11 @@ class KnowledgeSpec(BaseModel):
     name: KnowledgeBaseName
     k: int = Field(default=5, ge=1, le=MAX_KB_K, description=f"Passages retrieved, 1 to {MAX_KB_K}.")
     mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
+    answer: Literal["generate", "extract"] = Field(
+        default="generate",
+        description="generate: the model answers from the passages; extract: the passages' sentences "
+        "closest to the question, quoted and cited (nothing generated).",
+    )
     attribute: bool = True
     ablations: int = Field(
         default=16, ge=2, le=MAX_ABLATIONS, description=f"Forward passes, 2 to {MAX_ABLATIONS}."
