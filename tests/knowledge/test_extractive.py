@@ -14,7 +14,7 @@ import pytest
 from clearlm.govern.policy import parse_policy
 from clearlm.knowledge import KnowledgeBase
 from clearlm.knowledge.answer import cite
-from clearlm.knowledge.extractive import extractive_text, rank_sentences, sentence_spans
+from clearlm.knowledge.extractive import MIN_SCORE, extractive_text, rank_sentences, sentence_spans, words
 from clearlm.knowledge.passage import Passage
 from clearlm.knowledge.quotes import NO_ANSWER
 from clearlm.models.backends.base import SamplingParams
@@ -53,6 +53,18 @@ def test_sentences_are_split_at_stops_colons_and_lines_and_short_pieces_dropped(
     ]  # "Note:", "ok", "Yes." and "3.5 is out." (11 characters) are under MIN_CHARS
 
 
+def test_words_keep_commands_paths_and_options_and_drop_stop_words():
+    assert words("How do I list /etc/hosts with ls -l, or apt-get the 2.0 version?") == {
+        "list",
+        "etc/hosts",
+        "ls",
+        "-l",
+        "apt-get",
+        "2.0",
+        "version",
+    }
+
+
 def test_the_sentence_that_states_the_fact_is_quoted_and_cited(embedder):
     passages = [passage(i, t) for i, t in enumerate(TOWNS)]
     ranked = rank_sentences(embedder, "When does the ferry to Ostrik leave?", passages)
@@ -60,7 +72,7 @@ def test_the_sentence_that_states_the_fact_is_quoted_and_cited(embedder):
         "The ferry to Ostrik leaves Velmora at 7:15 every morning from pier 4."
     )
     assert ranked[0].passage == 0 and all(
-        a.similarity >= b.similarity for a, b in zip(ranked, ranked[1:], strict=False)
+        a.score >= b.score for a, b in zip(ranked, ranked[1:], strict=False)
     )
     text = extractive_text(ranked, passages, sentences=1)
     assert text == "The ferry to Ostrik leaves Velmora at 7:15 every morning from pier 4. [1]"
@@ -80,7 +92,7 @@ def test_two_sentences_come_in_passage_order_and_an_unrelated_question_abstains(
     numbers = [int(n) for n in re.findall(r"\[(\d)\]", text)]
     assert numbers == sorted(numbers) and len(numbers) == 2
     unrelated = rank_sentences(embedder, "What is the capital of Australia?", passages)
-    assert unrelated[0].similarity < 0.55
+    assert unrelated[0].score < MIN_SCORE
     assert extractive_text(unrelated, passages) == NO_ANSWER
     assert extractive_text([], passages) == NO_ANSWER
 
