@@ -97,9 +97,11 @@ def serve(
         check_origin(origin)
     if support_desk is not None:  # a bad flow, tools or webhooks file fails here, before the model loads
         from clearlm.apps.support import load_desk
+        from clearlm.apps.support.triggers import load_rules
         from clearlm.apps.support.webhooks import load_webhooks
 
         load_desk(support_desk)
+        load_rules(support_desk)
         load_webhooks(support_desk)
     if policy is not None:  # a bad policy fails here, before the model loads
         from clearlm.govern import load_policy

@@ -31,6 +31,7 @@ from clearlm.apps.support.conversations import MAX_TEXT_CHARS
 from clearlm.apps.support.csat import MAX_COMMENT_CHARS, record_csat
 from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
+from clearlm.apps.support.triggers import HandoffRules, load_rules
 from clearlm.server.auth import tenant_of, user_of
 from clearlm.server.protocol import MAX_ID_CHARS, _Request
 from clearlm.server.routes import ADMIN, _error, api_router, state
@@ -38,7 +39,7 @@ from clearlm.server.serving import admit, policy_of
 from clearlm.server.support_channels import announce_handoff, webhooks_of
 
 router = api_router()
-_desks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # server state -> (flows, tools)
+_desks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # server state -> (flows, tools, rules)
 _lock = threading.Lock()
 
 CustomerId = Annotated[
@@ -141,16 +142,21 @@ class SupportReplyOut(BaseModel):
     request_ids: list[str]
 
 
+def _desk_files(s) -> tuple[dict, dict, HandoffRules]:
+    """The desk folder's flows, tools and hand-off rules, loaded once per server (state ``s``)."""
+    with _lock:
+        if s not in _desks:
+            folder = s.config.support_desk
+            _desks[s] = (*load_desk(folder), load_rules(folder)) if folder else ({}, {}, HandoffRules())
+        return _desks[s]
+
+
 def _desk(request: Request) -> Desk:
     """The desk as this request sees it: the server's flows and tools, the caller's policy and key."""
     from clearlm.server.knowledge import open_kb
 
     s = state(request)
-    with _lock:
-        if s not in _desks:  # loaded once per server
-            folder = s.config.support_desk
-            _desks[s] = load_desk(folder) if folder else ({}, {})
-        flows, tools = _desks[s]
+    flows, tools, rules = _desk_files(s)
     runner = TurnRunner(
         s.backend,
         s.audit,
@@ -158,7 +164,9 @@ def _desk(request: Request) -> Desk:
         max_tokens=s.config.default_max_tokens,
         api_key_id=request.state.audit_record.api_key_id,
     )
-    return Desk(s.db, runner, flows, tools, open_kb=lambda tenant, name: open_kb(s, name, tenant))
+    return Desk(
+        s.db, runner, flows, tools, open_kb=lambda tenant, name: open_kb(s, name, tenant), rules=rules
+    )
 
 
 def _governed(policy, value: Any, field: str, notes: list) -> Any:
@@ -339,11 +347,8 @@ async def close_conversation_route(conversation_id: ConversationId, request: Req
 def desk_config(s) -> tuple[dict, dict]:
     """The desk of the server whose state is ``s``: ({flow name: Flow}, {tool name: function}), as its
     routes use them (loaded once per server; empty without ``--support-desk``)."""
-    with _lock:
-        if s not in _desks:
-            folder = s.config.support_desk
-            _desks[s] = load_desk(folder) if folder else ({}, {})
-        return _desks[s]
+    flows, tools, _ = _desk_files(s)
+    return flows, tools
 
 
 def _whole(value: Any) -> Any:

@@ -6,7 +6,10 @@
   :mod:`.extract` (slot extraction), :mod:`.slots` (validation, templates, conditions).
 - :mod:`.desk` (a customer's turn on the pipeline), :mod:`.turns` (the desk's pipeline turns),
   :mod:`.model_extract` (slots extracted by the model), :mod:`.handoff` (the review queue's
-  ``support_handoff`` items, agents' answers, hand-back), :mod:`.tools` (tools and desk folders).
+  ``support_handoff`` items, agents' answers, hand-back), :mod:`.tools` (tools and desk folders),
+  :mod:`.triggers` (hand-off on negative sentiment, repeated failure, low confidence), :mod:`.memory`
+  (a customer's context: summary, recalled and recent messages), :mod:`.webhooks`, :mod:`.closing`,
+  :mod:`.csat`, :mod:`.analytics`, :mod:`.agents` (the desk view's queries and agents' replies).
 """
 
 from clearlm.apps.support.conversations import (
@@ -35,6 +38,7 @@ from clearlm.apps.support.state import (
     ToolResult,
 )
 from clearlm.apps.support.tools import load_desk, load_tools
+from clearlm.apps.support.triggers import HandoffRules, load_rules
 from clearlm.apps.support.turns import TurnOutcome, TurnRunner
 
 __all__ = [
@@ -44,8 +48,10 @@ __all__ = [
     "ModelExtractor",
     "TurnOutcome",
     "TurnRunner",
+    "HandoffRules",
     "hand_back",
     "load_desk",
+    "load_rules",
     "load_tools",
     "AnswerFromKnowledge",
     "CallTool",
