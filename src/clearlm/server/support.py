@@ -24,13 +24,13 @@ from fastapi import Path, Query, Request
 from pydantic import BaseModel, BeforeValidator, Field
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
-from clearlm.apps.support.agents import agent_reply
 from clearlm.apps.support.analytics import desk_analytics
 from clearlm.apps.support.closing import close_conversation
 from clearlm.apps.support.conversations import MAX_TEXT_CHARS
 from clearlm.apps.support.csat import MAX_COMMENT_CHARS, record_csat
 from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
+from clearlm.apps.support.translation import agent_reply_in, language_name, translate_messages
 from clearlm.apps.support.triggers import HandoffRules, load_rules
 from clearlm.server.auth import tenant_of, user_of
 from clearlm.server.protocol import MAX_ID_CHARS, _Request
@@ -435,28 +435,140 @@ async def support_analytics(
     return figures.to_dict()
 
 
+# --- Multilingual (issue 15): an agent's reply written in the agent's language, translated into the
+# customer's before it is stored; the messages with translations into the agent's language
+# (``apps.support.translation``).
+
+
 class SupportAgentReply(_Request):
-    """What the agent writes to the customer."""
+    """What the agent writes to the customer; ``language``: the language it is written in (ISO 639-1),
+    translated into the customer's before it is stored (omitted: stored as written)."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]{2}$",
+        description="ISO 639-1 of the text (e.g. es); the customer reads it translated into theirs.",
+    )
+
+
+class SupportTranslationOut(BaseModel):
+    """How a text was translated: ``method`` model (a pipeline turn, audit record ``request_id``) or none
+    (the same language both sides)."""
+
+    text: str
+    source: str
+    target: str
+    method: Literal["model", "none"]
+    request_id: str | None
+
+
+class SupportAgentReplyOut(SupportMessageOut):
+    """The stored ``agent`` message (what the customer reads) and, for a reply with ``language``, its
+    ``translation`` (``original``: what the agent wrote, as the policy stores text)."""
+
+    translation: SupportTranslationOut | None = None
+    original: str | None = None
+
+
+class SupportTranslatedMessageOut(SupportMessageOut):
+    """A message with its ``translation`` into ``translate_to`` (customer messages in another language),
+    or ``translation_error`` when the model gave no text."""
+
+    translation: SupportTranslationOut | None = None
+    translation_error: str | None = None
+
+
+class SupportMessageList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SupportTranslatedMessageOut]
+
+
+def _runner(request: Request, s) -> TurnRunner:
+    return TurnRunner(
+        s.backend,
+        s.audit,
+        policy_of(request, s),
+        max_tokens=s.config.default_max_tokens,
+        api_key_id=request.state.audit_record.api_key_id,
+    )
 
 
 @router.post(
     "/support/conversations/{conversation_id}/replies",
-    response_model=SupportMessageOut,
+    response_model=SupportAgentReplyOut,
     status_code=201,
-    responses={**ADMIN["responses"], 409: _error("The conversation is not handed off.")},
+    responses={
+        **ADMIN["responses"],
+        409: _error("The conversation is not handed off."),
+        422: _error("The translation came back empty."),
+    },
     dependencies=ADMIN["dependencies"],
 )
 async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentReply, request: Request):
     """An agent's reply in a handed-off conversation (an admin: the desk's agents), stored as the policy
     stores text: it answers the oldest open hand-off item (``/v1/review``), or joins the chat directly
-    when none is open. 409 when the conversation is not handed off."""
+    when none is open. With ``language`` (the agent's), it is translated into the customer's language
+    first (a ``support:translate`` pipeline turn); the original is kept in that turn's audit record, in
+    this request's (``output.original``) and in the item's decision note. 409 when the conversation is
+    not handed off; 400 for a language clearlm cannot translate."""
     s, tenant, by = state(request), tenant_of(request), user_of(request)
     policy = policy_of(request, s)
-    text = body.text if policy is None else policy.stored(body.text)
+    stored = (lambda t: t) if policy is None else policy.stored
     record = request.state.audit_record
     record.parameters = {"conversation_id": conversation_id}
-    record.output = {"answer": text}
-    done = await anyio.to_thread.run_sync(lambda: agent_reply(s.db, tenant, conversation_id, text, by))
-    return done.to_dict()
+    if body.language is not None:
+        language_name(body.language, "the reply's language")  # 400 before a slot is taken
+        record.parameters["language"] = body.language.lower()
+        await admit(request, s)
+    runner = _runner(request, s)
+    done, translation = await anyio.to_thread.run_sync(
+        lambda: agent_reply_in(s.db, runner, tenant, conversation_id, body.text, body.language, by, stored)
+    )
+    record.output = {"answer": done.text}
+    out = done.to_dict()
+    if translation is not None:
+        out["translation"] = translation.to_dict()
+        out["original"] = stored(body.text)
+        record.output["original"] = out["original"]
+        record.parameters["request_ids"] = [translation.request_id] if translation.request_id else []
+    return out
+
+
+@router.get(
+    "/support/conversations/{conversation_id}/messages",
+    response_model=SupportMessageList,
+    responses={**ADMIN["responses"]},
+    dependencies=ADMIN["dependencies"],
+)
+async def list_messages(
+    conversation_id: ConversationId,
+    request: Request,
+    translate_to: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z]{2}$",
+            description="ISO 639-1: each customer message in another language comes with its translation.",
+        ),
+    ] = None,
+):
+    """The conversation's messages (an admin: the desk's agents); with ``translate_to`` (the agent's
+    language), each customer message in another language has its ``translation`` (one audited
+    ``support:translate`` turn each, the latest 50; cached in the server). 400 for a language clearlm
+    cannot translate."""
+    s, tenant = state(request), tenant_of(request)
+    record = request.state.audit_record
+    record.parameters = {"conversation_id": conversation_id, "translate_to": translate_to}
+    conversations = SupportConversations(s.db)
+    if translate_to is None:
+        chat = await anyio.to_thread.run_sync(lambda: conversations.get(tenant, conversation_id))
+        return {"data": [m.to_dict() for m in chat.messages]}
+    language_name(translate_to, "translate_to")
+    await admit(request, s)
+    runner = _runner(request, s)
+
+    def work() -> dict:
+        chat = conversations.get(tenant, conversation_id)
+        return {"data": translate_messages(runner, chat, translate_to)}
+
+    return await anyio.to_thread.run_sync(work)

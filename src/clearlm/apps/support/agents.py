@@ -82,9 +82,13 @@ def handoff_items(db: Database, tenant: str, conversation_id: str, limit: int = 
         return [_item(r) for r in session.scalars(query)]
 
 
-def agent_reply(db: Database, tenant: str, conversation_id: str, text: str, by: str) -> SupportMessage:
+def agent_reply(
+    db: Database, tenant: str, conversation_id: str, text: str, by: str, note: str | None = None
+) -> SupportMessage:
     """An agent's reply (``text``, as it should be stored) in a handed-off conversation; ``by``: who (a key
-    id, or ``local``). Returns the stored ``agent`` message.
+    id, or ``local``); ``note``: kept in the review item's decision when the reply answers one (e.g. the
+    agent's original of a translated reply, ``translation.agent_reply_in``). Returns the stored ``agent``
+    message.
 
     Raises:
         InvalidInputError: an empty or over-long text. NotHandedOffError (409): the conversation is open
@@ -101,6 +105,6 @@ def agent_reply(db: Database, tenant: str, conversation_id: str, text: str, by: 
         raise InvalidInputError("a reply needs its text: write what the customer should read")
     items = open_items(db, tenant, conversation_id)
     if items:
-        ReviewQueue(db).decide(items[0].id, tenant, "answer", by, answer=text)
+        ReviewQueue(db).decide(items[0].id, tenant, "answer", by, answer=text, note=note)
         return conversations.get(tenant, conversation_id).messages[-1]
     return conversations.append_message(tenant, conversation_id, "agent", text)

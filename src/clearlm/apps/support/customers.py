@@ -137,6 +137,19 @@ class Customers:
         with self.db.session() as session:
             return _customer(customer_row(session, tenant, customer_id))
 
+    def set_language(self, tenant: str, customer_id: str, language: str) -> Customer:
+        """Store the customer's language (ISO 639-1; ``apps.support.translation.keep_language``).
+
+        Raises:
+            InvalidInputError: not ISO 639-1. CustomerNotFoundError (404): not in ``tenant``.
+        """
+        code = language_code(language)
+        with self.db.writing() as session:
+            row = customer_row(session, tenant, customer_id)
+            row.language = code
+            session.flush()
+            return _customer(row)
+
     def list(self, tenant: str, limit: int = 100) -> list[Customer]:
         """``tenant``'s customers, newest first, at most ``limit`` (1-500).
 

@@ -42,6 +42,7 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
+from clearlm.apps.support.translation import keep_language
 from clearlm.apps.support.triggers import (
     HandoffRules,
     after_turn,
@@ -156,6 +157,7 @@ class Desk:
         if conversation.status == "closed":
             raise InvalidInputError(f"the conversation {conversation_id!r} is closed: open a new one")
         customer = self.customers.get(tenant, conversation.customer_id)
+        customer = keep_language(self.customers, customer, text)  # the language they write in
         stored = self.runner.policy.stored(text) if self.runner.policy is not None else text
         reply = DeskReply(conversation)
         reply.messages.append(

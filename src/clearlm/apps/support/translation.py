@@ -1,0 +1,240 @@
+"""The desk's languages (issue 15, "Multilingual"): the customer's language detected and kept, and
+translation between the customer's language and an agent's, both ways, on the governed pipeline.
+
+- :func:`detect_language`: the project's detector (the policy's ``language`` scanner,
+  ``govern.rules.LanguageScanner``: lingua, all 75 of its languages, low-accuracy mode). A text under 20
+  characters, or one whose best language has a confidence under 0.9, is not judged (None). Measured
+  (lingua 2.x, 2026-12-02): full sentences in es, fr, de, it, pt, nl, pl, ru, ja score 1.000, "Where is my
+  order? It has not arrived yet." en 0.998; "I am returning order A-10002" only en 0.284 (da 0.214), "ok",
+  "changed mind", "Hello?" are unjudged: short replies never change a customer's language.
+- :func:`keep_language`: a customer's message detected in another language than the stored one, with
+  that confidence, updates the customer's ``language``; the desk then stores the message with it, and the
+  system prompt of every reply names it (``Desk._context``), so the assistant answers in it.
+- :func:`translate`: one pipeline turn (``TurnRunner.generate``, kind ``translate``: endpoint
+  ``support:translate``, record id ``<conversation id>-...``), so it is checked by the policy and audited
+  like any turn; the record keeps the source text (as the policy stores text) and the translation.
+  Apertium (a rule-based engine) is not used: it is not installed on the project's machines; the model is
+  (``method`` ``"model"``) until a translation module lands.
+- :func:`translate_messages`: a conversation's messages with each customer message (in another language
+  than ``target``) translated, for the desk view; a translation is cached in this process (by
+  conversation, message, text and target), so a page shown again costs no new turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from clearlm.apps.support.conversations import SupportConversation
+from clearlm.apps.support.customers import Customer, Customers, language_code
+from clearlm.errors import ClearlmError, InvalidInputError
+from clearlm.models.chat import Message
+from clearlm.store.review import MAX_ANSWER_CHARS as MAX_NOTE_CHARS
+
+MIN_CONFIDENCE = 0.9  # lingua's confidence (0-1) for a detection to count
+MAX_TRANSLATED = 50  # customer messages translated per translate_messages() call (the latest)
+CACHED = 2048  # translations kept in this process
+_cache: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class TranslationFailedError(ClearlmError):
+    """The model gave no translation (nothing generated, or the output policy withheld it)."""
+
+    status_code = 422
+    error_type = "invalid_request_error"
+    code = "translation_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A translated text. Fields: text; source, target (ISO 639-1); method (``model``: a pipeline turn;
+    ``none``: source and target are the same language, the text is returned as it is); request_id (the
+    turn's audit record, None for ``none``)."""
+
+    text: str
+    source: str
+    target: str
+    method: str
+    request_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "source": self.source,
+            "target": self.target,
+            "method": self.method,
+            "request_id": self.request_id,
+        }
+
+
+def detected(text: str) -> tuple[str, float] | None:
+    """``(ISO 639-1 code, confidence 0-1)`` of ``text``'s most likely language by the policy's language
+    scanner's detector; None for a text under 20 characters or one lingua cannot place."""
+    from clearlm.govern.base import ScanContext
+    from clearlm.govern.rules import LanguageScanner
+
+    found = LanguageScanner(allowed=()).findings(text or "", ScanContext())
+    if not found:
+        return None
+    return found[0].type.removeprefix("language_"), found[0].score
+
+
+def detect_language(text: str, min_confidence: float = MIN_CONFIDENCE) -> str | None:
+    """``text``'s language (ISO 639-1, e.g. ``es``), or None when unsure: under 20 characters, or a
+    confidence under ``min_confidence`` (see the module's description for measured values)."""
+    found = detected(text)
+    return found[0] if found is not None and found[1] >= min_confidence else None
+
+
+def keep_language(customers: Customers, customer: Customer, text: str) -> Customer:
+    """The customer after their message ``text``: with ``language`` updated (stored) when ``text`` is
+    confidently in another language (:func:`detect_language`), else as given."""
+    code = detect_language(text)
+    if code is None or code == customer.language:
+        return customer
+    return customers.set_language(customer.tenant, customer.id, code)
+
+
+def language_name(code: str, what: str = "a language") -> str:
+    """The English name of an ISO 639-1 code that lingua knows (``es`` -> ``Spanish``).
+
+    Raises:
+        InvalidInputError: not two letters, or a code of none of lingua's 75 languages.
+    """
+    from lingua import IsoCode639_1, Language
+
+    code = language_code(code, what)
+    try:
+        return Language.from_iso_code_639_1(IsoCode639_1.from_str(code)).name.title()
+    except ValueError:
+        raise InvalidInputError(
+            f"{what} {code!r} is not a language clearlm can translate: use an ISO 639-1 code such as "
+            "'en', 'es', 'de' or 'fr'"
+        ) from None
+
+
+def _known(code: str) -> bool:
+    try:
+        language_name(code)
+    except InvalidInputError:
+        return False
+    return True
+
+
+def prompt(text: str, source: str, target: str) -> list[Message]:
+    """The translation turn's messages: the instruction in the system message, the text alone after."""
+    src, dst = language_name(source, "the source language"), language_name(target, "the target language")
+    system = (
+        f"You translate customer-support messages from {src} to {dst}. Write only the {dst} translation "
+        "of the user's message, nothing else. Keep order numbers, names, e-mail addresses, numbers and "
+        "links exactly as written."
+    )
+    return [Message("system", system), Message("user", text)]
+
+
+def translate(runner, tenant: str, conversation_id: str, text: str, source: str, target: str) -> Translation:
+    """``text`` from ``source`` into ``target`` (ISO 639-1) as one pipeline turn of ``runner`` (a
+    :class:`~clearlm.apps.support.turns.TurnRunner`: its backend, policy and audit log) in the
+    conversation ``conversation_id``. Greedy, at most twice the text's tokens plus 32 (at most what the
+    model's context leaves after the prompt, at least 16). The same language both sides: the text as it is, no turn.
+
+    Raises:
+        InvalidInputError (400): a code that is not ISO 639-1 or not a language lingua knows; an empty
+            text. TranslationFailedError (422): the turn gave no text. ContextLengthError: too long.
+    """
+    source = language_code(source, "the source language")
+    target = language_code(target, "the target language")
+    if not text or not text.strip():
+        raise InvalidInputError("there is no text to translate: write the message first")
+    if source == target:
+        return Translation(text, source, target, "none")
+    messages = prompt(text, source, target)
+    budget = 2 * len(runner.backend.encode(text).token_ids) + 32
+    room = runner.backend.context_length - len(runner.backend.encode(messages).token_ids)
+    budget = max(16, min(budget, room))  # the instruction stays in the prompt while it can
+    out = dataclasses.replace(runner, max_tokens=budget).generate(
+        tenant, conversation_id, messages, kind="translate"
+    )
+    if not out.text.strip():
+        raise TranslationFailedError(
+            f"the translation from {source} into {target} came back empty (the model gave no text, or "
+            f"the policy withheld it, audit record {out.request_id}): write the reply in {target}, or "
+            "send it without a language"
+        )
+    return Translation(out.text.strip(), source, target, "model", out.request_id)
+
+
+def translate_messages(
+    runner, conversation: SupportConversation, target: str, limit: int = MAX_TRANSLATED
+) -> list[dict]:
+    """``conversation``'s messages as JSON (``SupportMessage.to_dict``), each customer message whose
+    language is known and not ``target`` with ``translation`` (:class:`Translation` as JSON; None for
+    the others and for customer messages past the latest ``limit``) and ``translation_error`` (why its
+    turn gave no text, else None). Translations are cached in this process.
+
+    Raises:
+        InvalidInputError (400): ``target`` is not a language clearlm can translate.
+    """
+    target = language_code(target, "translate_to")
+    language_name(target, "translate_to")
+    wanted = [
+        m
+        for m in conversation.messages
+        if m.role == "customer" and m.language not in (None, target) and _known(m.language)
+    ]
+    wanted = {m.id for m in wanted[-limit:]}
+    out = []
+    for m in conversation.messages:
+        row = {**m.to_dict(), "translation": None, "translation_error": None}
+        if m.id in wanted:
+            key = (conversation.tenant, conversation.id, m.id, m.text, target)
+            with _cache_lock:
+                done = _cache.get(key)
+            if done is None:
+                try:
+                    done = translate(runner, conversation.tenant, conversation.id, m.text, m.language, target)
+                except TranslationFailedError as exc:  # one message's failure does not hide the rest
+                    row["translation_error"] = str(exc)
+                    out.append(row)
+                    continue
+                with _cache_lock:
+                    _cache[key] = done
+                    while len(_cache) > CACHED:
+                        _cache.popitem(last=False)
+            row["translation"] = done.to_dict()
+        out.append(row)
+    return out
+
+
+def agent_reply_in(
+    db, runner, tenant: str, conversation_id: str, text: str, language: str | None, by: str, stored=None
+) -> tuple:
+    """An agent's reply written in ``language`` (ISO 639-1; None: no translation), translated into the
+    customer's language (:func:`translate`) before it is stored as the ``agent`` message the customer
+    reads (``agents.agent_reply``). ``stored``: text -> text as the policy stores it (None: as is). The
+    original is kept, as stored, in the translation turn's audit record (its prompt) and, when the reply
+    answers a hand-off item, in the item's decision ``note`` (``original (es): ...``); the caller's own
+    record may keep it too. Returns ``(message, Translation or None)``.
+
+    Raises:
+        NotHandedOffError (409): the conversation is not handed off (checked before any turn).
+        InvalidInputError (400): a language code clearlm cannot translate. TranslationFailedError (422).
+        SupportConversationNotFoundError (404).
+    """
+    from clearlm.apps.support.agents import agent_reply
+    from clearlm.apps.support.conversations import SupportConversations
+
+    stored = stored or (lambda t: t)
+    conversation = SupportConversations(db).get(tenant, conversation_id)
+    if conversation.status != "handed_off" or language is None:
+        return agent_reply(db, tenant, conversation_id, stored(text), by), None  # (raises NotHandedOff)
+    customer = Customers(db).get(tenant, conversation.customer_id)
+    done = translate(runner, tenant, conversation_id, text, language, customer.language)
+    if done.method == "none":
+        return agent_reply(db, tenant, conversation_id, stored(text), by), done
+    note = f"original ({done.source}): {stored(text)}"
+    note = note if len(note) <= MAX_NOTE_CHARS else note[: MAX_NOTE_CHARS - 1] + "…"
+    return agent_reply(db, tenant, conversation_id, stored(done.text), by, note), done
