@@ -213,7 +213,13 @@ def test_a_neutral_conversation_never_hands_off(db, tiny_backend):
 
 def test_a_customer_not_writing_english_is_not_judged_by_vader(db, tiny_backend):
     desk = make_desk(db, tiny_backend)
-    cid, replies = chat(desk, db, [*ANGRY, FURIOUS], language="de")  # English words, a German customer
+    angry_de = [  # ANGRY and FURIOUS in German (English words would make the customer English: translation)
+        "Das ist lächerlich, meine Bestellung ist schon wieder zu spät.",
+        "Ich bin wirklich wütend, niemand beantwortet meine E-Mails!",
+        "Das ist der schlechteste Service überhaupt. Schrecklich!",
+        "Ihr seid nutzlos. Ich hasse diesen Laden, die schlimmste Erfahrung überhaupt!!!",
+    ]
+    cid, replies = chat(desk, db, angry_de, language="de")
     assert [r.handoff for r in replies] == [None] * 4 and not items(db)
     assert read_signals(db, "acme", cid).sentiment == []
     replies = [desk.customer_message("acme", cid, "Ich möchte bitte mit einem Menschen sprechen, a human")]
