@@ -1,0 +1,119 @@
+"""/v1/support in two languages over a real server (the tiny random model, its context widened to 2048
+tokens so the translation's instruction fits: its words are random, so these tests assert where the
+text goes, not its quality): an agent's reply written in Spanish reaches an English customer as the
+``support:translate`` turn's output, the original kept (the response, this request's audit record, the
+review item's note); the customer's messages translated for the agent on request; bad language codes are
+400s with OpenAI-style bodies, before any model turn."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+SPANISH = "Hola Ana, su pedido A-10002 llega mañana."
+
+
+@pytest.fixture
+def desk(serve, tiny_tokenizer):
+    from clearlm.models.backends.torch_backend import TorchBackend
+    from conftest import make_model
+
+    backend = TorchBackend(make_model(tiny_tokenizer, context=2048), tiny_tokenizer, "tiny-random-qwen2")
+    server = serve(backend, default_max_tokens=4)
+    clients = {}
+    for name, scope in [("agent", "admin"), ("shop", "user")]:
+        _, secret = server.state.keys.create(name, tenant="acme", scope=scope)
+        clients[name] = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=120
+        )
+    yield server, clients
+    for c in clients.values():
+        c.close()
+
+
+def ok(r: httpx.Response, status: int = 200) -> dict:
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def handed_off(shop, name: str, language: str, first: str) -> str:
+    who = ok(shop.post("/support/customers", json={"name": name, "language": language}), 201)
+    cid = ok(shop.post("/support/conversations", json={"customer_id": who["id"]}), 201)["conversation"]["id"]
+    ok(shop.post(f"/support/conversations/{cid}/messages", json={"text": first}))
+    turn = ok(
+        shop.post(f"/support/conversations/{cid}/messages", json={"text": "I want to talk to a person"})
+    )
+    assert turn["conversation"]["status"] == "handed_off"
+    return cid
+
+
+def test_a_spanish_agent_reply_reaches_an_english_customer_translated_the_original_kept(desk):
+    server, c = desk
+    cid = handed_off(c["shop"], "Ana", "en", "Where is my order? It has not arrived yet.")
+    review_id = ok(c["agent"].get("/review", params={"kind": "support_handoff"}))["data"][0]["id"]
+
+    sent = ok(
+        c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": SPANISH, "language": "ES"}),
+        201,
+    )
+    translation = sent["translation"]
+    assert (translation["source"], translation["target"], translation["method"]) == ("es", "en", "model")
+    turn = server.state.audit.get(translation["request_id"], "acme")
+    assert turn.endpoint == "support:translate" and turn.request_id.startswith(cid + "-")
+    assert turn.prompt[-1] == {"role": "user", "content": SPANISH}
+    assert "from Spanish to English" in turn.prompt[0]["content"]
+    assert sent["text"] == translation["text"] == turn.output.strip() != SPANISH  # the pipeline's output
+    assert sent["original"] == SPANISH and sent["role"] == "agent"
+
+    last = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-1]
+    assert (last["role"], last["text"]) == ("agent", turn.output.strip())  # what the customer reads
+    item = ok(c["agent"].get(f"/review/{review_id}"))
+    assert (
+        item["decision"]["answer"] == last["text"] and item["decision"]["note"] == f"original (es): {SPANISH}"
+    )
+    http = [
+        r for r in server.state.audit.records() if r.endpoint == f"/v1/support/conversations/{cid}/replies"
+    ]
+    assert http[0].output == {"answer": last["text"], "original": SPANISH}
+    assert http[0].parameters == {"conversation_id": cid, "language": "es", "request_ids": [turn.request_id]}
+
+    plain = ok(c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Thanks, Ana."}), 201)
+    assert plain["text"] == "Thanks, Ana." and plain["translation"] is None  # no language: as written
+    same = ok(
+        c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Bye.", "language": "en"}), 201
+    )
+    assert same["text"] == "Bye." and same["translation"]["method"] == "none"
+
+
+def test_the_customer_messages_come_translated_into_the_agent_language(desk):
+    server, c = desk
+    cid = handed_off(c["shop"], "Luis", "es", "Hola, ¿dónde está mi pedido? Todavía no ha llegado.")
+    plain = ok(c["agent"].get(f"/support/conversations/{cid}/messages"))["data"]
+    assert plain[0]["role"] == "customer" and plain[0]["language"] == "es" and plain[0]["translation"] is None
+    shown = ok(c["agent"].get(f"/support/conversations/{cid}/messages", params={"translate_to": "en"}))[
+        "data"
+    ]
+    first = shown[0]["translation"]
+    assert [m["id"] for m in shown] == [m["id"] for m in plain]
+    turn = server.state.audit.get(first["request_id"], "acme")
+    assert turn.endpoint == "support:translate" and first["text"] == turn.output.strip()
+    assert (first["source"], first["target"]) == ("es", "en") and shown[0]["text"] == plain[0]["text"]
+    assert all(m["translation"] is None for m in shown if m["role"] != "customer")
+    assert c["shop"].get(f"/support/conversations/{cid}/messages").status_code == 403  # agents only
+
+
+@pytest.mark.parametrize("bad", ["english", "e1", "zz"])
+def test_a_bad_language_code_is_a_400_with_an_openai_style_body(desk, bad):
+    server, c = desk
+    cid = handed_off(c["shop"], "Ana", "en", "Where is my order? It has not arrived yet.")
+    before = len(server.state.audit.records())
+    for r in (
+        c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": SPANISH, "language": bad}),
+        c["agent"].get(f"/support/conversations/{cid}/messages", params={"translate_to": bad}),
+    ):
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["message"]
+    turns = [r for r in server.state.audit.records()[before:] if r.endpoint == "support:translate"]
+    assert turns == []  # refused before any model turn
+    assert ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-1]["role"] != "agent"
