@@ -128,3 +128,25 @@ def test_customer_messages_are_translated_for_the_agent_and_cached(db, roomy_bac
     assert translate_messages(runner, chat, "en")[0]["translation"] == first
     assert len(audit.records()) == count  # cached: no second turn
     assert all(m["translation"] is None for m in translate_messages(runner, chat, "es"))
+
+
+@pytest.mark.integration
+def test_a_spanish_agent_reply_reaches_an_english_customer_in_english_on_the_default_model(
+    db, default_backend
+):
+    from clearlm.apps.support.handoff import HANDOFF
+    from clearlm.apps.support.translation import agent_reply_in
+    from clearlm.store.review import ReviewQueue
+
+    runner = TurnRunner(default_backend, AuditLog(db))
+    ana = Customers(db).create("acme", "Ana", "en")
+    desk = Desk(db, runner, extractor=PatternExtractor())
+    cid = desk.open_conversation("acme", ana.id).conversation.id
+    assert desk.customer_message("acme", cid, "I want to talk to a person").handoff is not None
+    spanish = "Lo siento, el pedido A-10002 se envió ayer. Llegará el viernes."
+    message, done = agent_reply_in(db, runner, "acme", cid, spanish, "es", "local")
+    # measured (2026-12-02): "Sorry, the order A-10002 was sent yesterday. It will arrive on Friday."
+    assert message.role == "agent" and message.text == done.text and "A-10002" in message.text
+    assert detect_language(message.text) == "en" and "friday" in message.text.lower()
+    (item,) = ReviewQueue(db).list("acme", "answered", HANDOFF)
+    assert item.decision["note"] == f"original (es): {spanish}"
