@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from markupsafe import escape
 
 SPANISH = "Hola Ana, su pedido A-10002 llega mañana."
 
@@ -117,3 +118,27 @@ def test_a_bad_language_code_is_a_400_with_an_openai_style_body(desk, bad):
     turns = [r for r in server.state.audit.records()[before:] if r.endpoint == "support:translate"]
     assert turns == []  # refused before any model turn
     assert ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-1]["role"] != "agent"
+
+
+def test_the_desk_page_shows_the_customer_messages_translated_on_request(desk):
+    server, c = desk
+    cid = handed_off(c["shop"], "Luis", "es", "Hola, ¿dónde está mi pedido? Todavía no ha llegado.")
+    _, secret = server.state.keys.create("Ada", tenant="acme", scope="admin")
+    with httpx.Client(base_url=server.base, timeout=120, headers={"Origin": server.base}) as web:
+        web.post("/signin", data={"key": secret, "next": "/support"})
+        page = web.get(f"/support/conversations/{cid}")
+        assert page.status_code == 200 and 'id="translate-form"' in page.text
+        assert "data-translates=" not in page.text
+        before = [r.request_id for r in server.state.audit.records() if r.endpoint == "support:translate"]
+        page = web.get(f"/support/conversations/{cid}", params={"translate_to": "EN"})
+        turns = [r for r in server.state.audit.records() if r.endpoint == "support:translate"]
+        said = ok(c["agent"].get(f"/support/conversations/{cid}/messages"))["data"]
+        spanish = [m["id"] for m in said if m["role"] == "customer" and m["language"] == "es"]
+        assert before == [] and len(turns) == len(spanish) >= 1  # one turn per customer message
+        assert all(t.request_id.startswith(cid + "-") for t in turns)
+        assert page.status_code == 200 and page.text.count("data-translates=") == len(spanish)
+        for mid, t in zip(spanish, turns, strict=True):  # each after its message, autoescaped
+            assert f'data-translates="{mid}"' in page.text and str(escape(t.output.strip())) in page.text
+        assert "es → en, machine-translated" in page.text
+        bad = web.get(f"/support/conversations/{cid}", params={"translate_to": "klingon"})
+        assert bad.status_code == 200 and 'id="translate-problem"' in bad.text and "ISO 639-1" in bad.text

@@ -14,13 +14,15 @@ import anyio
 import yaml
 from fastapi import APIRouter, Depends, Request
 
-from clearlm.apps.support import Customers, SupportConversations
+from clearlm.apps.support import Customers, SupportConversations, TurnRunner
 from clearlm.apps.support.agents import active_conversations, handoff_items
 from clearlm.apps.support.analytics import desk_analytics
 from clearlm.apps.support.conversations import SupportConversationNotFoundError
 from clearlm.apps.support.csat import csat_of
 from clearlm.apps.support.customers import CustomerNotFoundError
 from clearlm.apps.support.handoff import HANDOFF, open_items
+from clearlm.apps.support.translation import language_name, translate_messages
+from clearlm.errors import InvalidInputError
 from clearlm.server.support import desk_config
 from clearlm.store.review import ReviewQueue
 from clearlm.store.sessions import SignIn
@@ -141,23 +143,47 @@ async def customer(request: Request, customer_id: str, signin: Admin):
 
 
 @router.get("/support/conversations/{conversation_id}")
-async def conversation(request: Request, conversation_id: str, signin: Admin):
+async def conversation(
+    request: Request, conversation_id: str, signin: Admin, translate_to: str | None = None
+):
+    """The transcript; ``?translate_to=xx`` (the agent's language, ISO 639-1) shows each customer message
+    in another language with its translation (``apps.support.translation``: audited turns, cached; a bad
+    code is shown on the page, not translated)."""
     s, tenant = request.app.state.clearlm, signin.tenant
+    wanted, problem = (translate_to or "").strip().lower() or None, None
+    if wanted is not None:
+        try:
+            language_name(wanted, "translate_to")
+        except InvalidInputError as exc:
+            wanted, problem = None, str(exc)
 
     def load() -> dict | None:
         try:
             chat = SupportConversations(s.db).get(tenant, conversation_id)
         except SupportConversationNotFoundError:
             return None
+        translated = {}
+        if wanted is not None:
+            runner = TurnRunner(s.backend, s.audit, s.policy, max_tokens=s.config.default_max_tokens)
+            translated = {m["id"]: m for m in translate_messages(runner, chat, wanted)}
         return {
             "chat": chat,
             "customer": Customers(s.db).get(tenant, chat.customer_id),
             "items": open_items(s.db, tenant, conversation_id),
             "handoffs": handoff_items(s.db, tenant, conversation_id),
             "csat": csat_of(s.db, tenant, [conversation_id]).get(conversation_id),
+            "translated": translated,
+            "translate_to": wanted or translate_to or "",
+            "translate_problem": problem,
         }
 
-    found = await anyio.to_thread.run_sync(load)
+    if wanted is not None:  # model turns: a generation slot, as the API's
+        await s.gate.acquire()
+    try:
+        found = await anyio.to_thread.run_sync(load)
+    finally:
+        if wanted is not None:
+            await s.gate.release()
     if found is None:
         return _missing(request, signin, "conversation", conversation_id)
     return render(request, "support_conversation.html", signin, **found)
