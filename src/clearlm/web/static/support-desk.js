@@ -17,7 +17,9 @@
         text.focus();
         throw new Error("Write the reply first: it is what the customer reads");
       }
-      await api(`/v1/support/conversations/${id}/replies`, { method: "POST", body: { text: text.value } });
+      const language = (document.getElementById("reply-language") || {}).value || "";  // translated when set
+      const body = language.trim() ? { text: text.value, language: language.trim() } : { text: text.value };
+      await api(`/v1/support/conversations/${id}/replies`, { method: "POST", body });
       window.location.reload();
     }, { busy: document.getElementById("reply-send") });
   });
