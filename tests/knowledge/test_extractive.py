@@ -117,7 +117,7 @@ def test_through_the_pipeline_the_quote_is_redacted_and_audited(embedder, tmp_pa
     turn = start_turn(tiny_backend, request, record, audit, policy)
     text = "".join(chunk.text for _, chunk in turn)
     assert text.startswith("The harbour master is reached at <EMAIL_ADDRESS> on weekdays. [1]")
-    assert turn.choices[0].finish_reason == "forced"
+    assert turn.choices[0].finish_reason == "stop"
     (stored,) = audit.records()
     assert stored.parameters["answer"] == "extract" and "harbour@velmora.example" not in repr(stored.output)
     cited = cite_turn(None, turn)

@@ -162,6 +162,35 @@ def test_chat_completion_answers_from_a_knowledge_base(server):
     ]
 
 
+def test_an_extracted_answer_quotes_the_passage_and_cites_the_span(server):
+    c = httpx.Client(base_url=server.base, timeout=300)
+    _clinic(c)
+    body = {
+        "model": "tiny-random-qwen2",
+        "messages": [{"role": "user", "content": "When is the clinic open on Saturdays?"}],
+        "knowledge_base": {"name": "clinic", "k": 2, "answer": "extract", "attribute": False},
+    }
+    r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    text = out["choices"][0]["message"]["content"]
+    assert "On Saturdays it opens from 9 am to noon. [1]" in text
+    # quoted, not generated: an ordinary end, and no generated tokens
+    assert out["choices"][0]["finish_reason"] == "stop" and out["usage"]["completion_tokens"] == 0
+    cited = out["citations"]
+    quoted = [x for x in cited["citations"] if x["passage"] == 0]
+    passage = cited["passages"][0]["text"]
+    assert any(
+        passage[x["quote_start"] : x["quote_end"]] == "On Saturdays it opens from 9 am to noon"
+        for x in quoted
+    )
+    assert server.state.audit.get(out["id"]).parameters["answer"] == "extract"
+    bad = c.post(
+        "/v1/chat/completions", json={**body, "knowledge_base": {"name": "clinic", "answer": "guess"}}
+    )
+    assert bad.status_code == 400 and "answer" in bad.json()["error"]["message"]
+
+
 def test_knowledge_base_errors_in_chat(server):
     c = httpx.Client(base_url=server.base, timeout=120)
     user = [{"role": "user", "content": "hello"}]

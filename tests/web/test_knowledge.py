@@ -320,3 +320,46 @@ def test_a_chat_answer_from_a_knowledge_base_cites_its_passages(
     tab.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
     assert not page.errors
+
+
+def test_a_chat_set_to_quote_the_documents_answers_with_the_passage_sentence(
+    serve, long_backend, tmp_path, monkeypatch, open_page
+):
+    """Settings > "Quoted from the documents": the answer is the passage's own sentence and its
+    citation, and the citation opens the passage with that sentence highlighted (no model words)."""
+    import httpx2 as httpx
+
+    from clearlm.models.embeddings import load_embedder
+
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
+    server = serve(long_backend, embedder=load_embedder(), files_dir=str(tmp_path / "uploads"))
+    c = httpx.Client(base_url=server.base, timeout=300)
+    c.post("/v1/kb", json={"name": "clinic", "chunk_tokens": 64, "overlap": 0})
+    c.post("/v1/kb/clinic/upload", files=[("files", ("handbook.md", GUIDE.encode()))])
+    conv = c.post("/v1/conversations", json={"title": "Clinic", "settings": {"knowledge_base": "clinic"}})
+    page = _page(server, open_page)
+    tab = page.tab
+    page.sign_in(None, f"/chat/{conv.json()['id']}")
+    tab.locator("#settings summary").click()
+    tab.get_by_label("Its answers").select_option("extract")
+    tab.get_by_role("button", name="Save settings").click()
+    expect(tab.get_by_text("Settings saved")).to_have_count(1)
+    tab.locator("#prompt").fill("When does the clinic open on Saturdays?")
+    tab.locator("#send").click()
+    answer = tab.locator("article.msg[data-role='assistant']").last
+    expect(answer.locator(".msg-body")).to_contain_text("On Saturdays it opens from 9 am to noon. [1]")
+    expect(answer.locator(".citations-panel")).to_contain_text("Opening hours", timeout=120_000)
+    # two sentences of passage 1, each cited: the second citation marks the second sentence
+    buttons = answer.get_by_role("button", name="Passage 1: Clinic handbook › Opening hours")
+    expect(buttons).to_have_count(2)
+    buttons.last.click()
+    dialog = tab.get_by_role("dialog")
+    dialog.wait_for()
+    assert dialog.locator("mark.cited-span").inner_text() == "On Saturdays it opens from 9 am to noon"
+    tab.keyboard.press("Escape")
+    buttons.first.click()
+    assert dialog.locator("mark.cited-span").inner_text().startswith("The clinic opens at 8 am")
+    page.assert_accessible()
+    assert not page.errors
+    stored = c.get(f"/v1/conversations/{conv.json()['id']}").json()
+    assert stored["settings"]["knowledge_answer"] == "extract"

@@ -34,7 +34,8 @@ class TurnRequest:
     """A generation to run: ``prompt`` (text to continue, or chat messages), decoding ``params``, ``n``
     independent choices (seeded runs get seeds ``seed, seed + 1, ...``), optionally ``retrieval`` from a
     knowledge base, or a ``target``: a continuation the caller gives (to explain it), taken as the answer
-    instead of generating one (finish reason "forced"; checked by both policies like any answer).
+    instead of generating one (finish reason "forced"; checked by both policies like any answer; an answer
+    extracted from the passages, ``Retrieval.answer`` "extract", is such a target, finish reason "stop").
     ``origin``: where the request came from (the web chat passes ``{"conversation_id": id}``), kept in the
     review item of an escalated request so that a reviewer's answer can go back there."""
 
@@ -107,7 +108,10 @@ class Turn:
                     yield choice.index, Chunk(self.refusal, (), CONTENT_FILTER)
                     continue
                 if self.request.target is not None:  # the caller's answer, checked like a generated one
-                    choice.text, choice.finish_reason = self.request.target, FORCED
+                    extracted = (
+                        self.request.retrieval is not None and self.request.retrieval.answer == "extract"
+                    )
+                    choice.text, choice.finish_reason = self.request.target, "stop" if extracted else FORCED
                     if self.policy is not None and self.policy.spec.output:
                         self._check_output(choice)
                     yield choice.index, Chunk(choice.text, (), choice.finish_reason)

@@ -160,7 +160,11 @@ def chat_request(s, settings: dict, messages: list[dict], stream: bool) -> p.Cha
             logprobs=True,
             top_logprobs=TOP_LOGPROBS,
             # with how much the answer relied on each passage (measured after the answer streamed)
-            knowledge_base={"name": kb, "attribute": True}
+            knowledge_base={
+                "name": kb,
+                "attribute": True,
+                "answer": settings.get("knowledge_answer", "generate"),
+            }
             if (kb := settings.get("knowledge_base"))
             else None,
             seed=settings.get("seed"),

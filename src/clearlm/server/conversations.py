@@ -69,6 +69,11 @@ class ConversationSettings(BaseModel):
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=p.MAX_TOKENS)
     knowledge_base: p.KnowledgeBaseName | None = None
+    knowledge_answer: Literal["generate", "extract"] = Field(
+        default="generate",
+        description="With a knowledge base: generate (the model answers) or extract (the closest sentences, "
+        "quoted and cited).",
+    )
     seed: int | None = Field(
         default=None,
         ge=0,

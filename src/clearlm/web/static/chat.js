@@ -16,7 +16,7 @@
   const data = JSON.parse($("chat-data").textContent);
   const texts = new Map(data.messages.map((m) => [String(m.id), m.content])); // for copy and edit
   const citations = new Map(data.messages.filter((m) => m.citations).map((m) => [String(m.id), m.citations]));
-  const DEFAULTS = { model: null, system_prompt: "", temperature: 0.7, max_tokens: null, knowledge_base: null };
+  const DEFAULTS = { model: null, system_prompt: "", temperature: 0.7, max_tokens: null, knowledge_base: null, knowledge_answer: "generate" };
   let conversationId = root.dataset.conversationId || null;
   let settings = { ...DEFAULTS, ...data.settings };
   let controller = null; // the running turn's
@@ -343,6 +343,7 @@
 
   function showSettings() {
     $("set-temperature").value = settings.temperature;
+    $("set-kb-answer").value = settings.knowledge_answer || "generate";
     $("set-max-tokens").value = settings.max_tokens ?? "";
     $("set-system").value = settings.system_prompt || "";
   }
@@ -354,6 +355,7 @@
       ...settings,
       model: $("set-model").value || null,
       knowledge_base: $("set-kb").value || null,
+      knowledge_answer: $("set-kb-answer").value,
       temperature: Number($("set-temperature").value || 0.7),
       max_tokens: maxTokens ? Number(maxTokens) : null,
       system_prompt: $("set-system").value,

@@ -118,7 +118,7 @@ window.clearlmCitations = (() => {
       for (const m of node.data.matchAll(BRACKET)) {
         const span = spans[index++];
         const claim = span ? claimBefore(cited.text, span.start) : claimBefore(node.data, m.index);
-        parts.push(node.data.slice(last, m.index), bracket(m[0], cited, claim, open));
+        parts.push(node.data.slice(last, m.index), bracket(m[0], cited, claim, open, span));
         last = m.index + m[0].length;
       }
       parts.push(node.data.slice(last));
@@ -126,7 +126,7 @@ window.clearlmCitations = (() => {
     }
   }
 
-  function bracket(text, cited, claim, open) {
+  function bracket(text, cited, claim, open, span) {
     const out = el("span", { class: "citation" });
     let last = 0;
     for (const m of text.matchAll(/\d+/g)) {
@@ -137,7 +137,7 @@ window.clearlmCitations = (() => {
         const b = el("button", { type: "button", class: "cite", dataset: { passage: n } }, m[0]);
         b.setAttribute("aria-label", `Passage ${n}: ${label(p)}`);
         b.setAttribute("aria-haspopup", "dialog");
-        b.addEventListener("click", () => open(n, claim, b));
+        b.addEventListener("click", () => open(n, claim, b, span ? span.start : null));
         out.append(b);
       } else {
         out.append(el("span", { class: "cite unknown", title: `no passage [${n}]` }, m[0],
@@ -186,7 +186,7 @@ window.clearlmCitations = (() => {
     return dialog;
   }
 
-  function show(cited, number, claim, opener) {
+  function show(cited, number, claim, opener, at = null) {
     const d = ensureDialog();
     const p = cited.passages[number - 1];
     const s = cited.support[number - 1] || {};
@@ -194,7 +194,10 @@ window.clearlmCitations = (() => {
       const first = cited.citations.find((c) => c.number === number);
       claim = first ? claimBefore(cited.text, first.start) : cited.text.replace(/\[[^\]]*\]/g, " ");
     }
-    const q = cited.citations.find((c) => c.number === number && c.quote_start != null); // quoted span
+    // the quoted span of the citation clicked (``at``: its bracket's start; a passage cited twice quotes
+    // two spans), else of the passage's first quoting citation
+    const quoting = cited.citations.filter((c) => c.number === number && c.quote_start != null);
+    const q = quoting.find((c) => c.start === at) || quoting[0];
     const match = q ? { start: q.quote_start, end: q.quote_end, shared: new Set() } : bestSentence(p.text, claim);
     const reopen = (n, c) => show(cited, n, c, opener);
     const close = el("button", { type: "button", class: "close" }, "Close");
@@ -228,7 +231,7 @@ window.clearlmCitations = (() => {
   function render(article, cited) {
     if (!article || !cited || !Array.isArray(cited.passages)) return;
     const body = article.querySelector(".msg-body") || article;
-    const open = (n, claim, opener) => show(cited, n, claim, opener);
+    const open = (n, claim, opener, at) => show(cited, n, claim, opener, at);
     markers(body, cited, open);
     article.querySelector(".citations-panel")?.remove();
     const flagged = cited.support.filter((s) => s.flag);
