@@ -66,6 +66,7 @@ EXPECT_KEYS = {
 }  # fmt: skip
 KB_NAME = "shop-faq"
 TENANT = "bench"
+POLICY = DESK / "policy.yaml"
 MODELS = ("qwen2.5-0.5b-instruct", "qwen2.5-1.5b-instruct")
 
 
@@ -251,12 +252,14 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
     }
 
 
-def run_model(model: str, scenarios: Sequence[Scenario], backend_name: str, max_tokens: int) -> dict:
+def run_model(
+    model: str, scenarios: Sequence[Scenario], backend_name: str, max_tokens: int, policy_path: Path = POLICY
+) -> dict:
     from clearlm.govern.policy import load_policy
     from clearlm.models import load_backend
 
     backend = load_backend(model, backend_name)
-    policy = load_policy(DESK / "policy.yaml")
+    policy = load_policy(policy_path)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="bench-support-") as tmp:
         need_kb = any(s.category == "knowledge" or s.flow for s in scenarios)
@@ -302,6 +305,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sets", default="main", help="main, heldback, or main,heldback")
     parser.add_argument("--limit", type=int, help="the first N scenarios of each set only")
     parser.add_argument("--max-tokens", type=int, default=64, help="the most tokens of a generated reply")
+    parser.add_argument(
+        "--policy", type=Path, default=POLICY, help="the policy file (default: the sample desk's)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--check-only", action="store_true", help="parse the scenario files and stop")
     args = parser.parse_args(argv)
@@ -312,7 +318,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.check_only:
         print(f"{len(scenarios)} scenarios parse")
         return []
-    results = [run_model(m.strip(), scenarios, args.backend, args.max_tokens) for m in args.models.split(",")]
+    models = [m.strip() for m in args.models.split(",")]
+    results = [run_model(m, scenarios, args.backend, args.max_tokens, args.policy) for m in models]
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
