@@ -9,7 +9,9 @@
   ``support_handoff`` items, agents' answers, hand-back), :mod:`.tools` (tools and desk folders),
   :mod:`.triggers` (hand-off on negative sentiment, repeated failure, low confidence), :mod:`.memory`
   (a customer's context: summary, recalled and recent messages), :mod:`.webhooks`, :mod:`.closing`,
-  :mod:`.csat`, :mod:`.analytics`, :mod:`.agents` (the desk view's queries and agents' replies).
+  :mod:`.csat`, :mod:`.analytics`, :mod:`.agents` (the desk view's queries and agents' replies),
+  :mod:`.translation` (the customer's language detected and kept; translation for agents, through the
+  pipeline).
 """
 
 from clearlm.apps.support.conversations import (
