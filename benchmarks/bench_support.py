@@ -118,6 +118,17 @@ def load_scenarios(path: Path) -> list[Scenario]:
     return out
 
 
+def first_of_each(scenarios: Sequence[Scenario], n: int) -> list[Scenario]:
+    """The first ``n`` scenarios of each category, in the file's order."""
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for s in scenarios:
+        seen[s.category] += 1
+        if seen[s.category] <= n:
+            out.append(s)
+    return out
+
+
 def detect_language(text: str) -> str | None:
     """The ISO 639-1 code lingua detects for ``text`` (as the policy's ``language`` scanner does); None
     for a text under 20 characters (not judged)."""
@@ -303,7 +314,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--backend", default="auto", help="auto (llama.cpp when installed), llamacpp or torch"
     )
     parser.add_argument("--sets", default="main", help="main, heldback, or main,heldback")
-    parser.add_argument("--limit", type=int, help="the first N scenarios of each set only")
+    parser.add_argument("--limit", type=int, help="the first N scenarios of each category of each set only")
     parser.add_argument("--max-tokens", type=int, default=64, help="the most tokens of a generated reply")
     parser.add_argument(
         "--policy", type=Path, default=POLICY, help="the policy file (default: the sample desk's)"
@@ -314,7 +325,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     scenarios = []
     for name in args.sets.split(","):
         loaded = load_scenarios(SETS[name.strip()])
-        scenarios += loaded[: args.limit] if args.limit else loaded
+        scenarios += first_of_each(loaded, args.limit) if args.limit else loaded
     if args.check_only:
         print(f"{len(scenarios)} scenarios parse")
         return []
