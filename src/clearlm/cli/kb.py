@@ -186,9 +186,10 @@ def ask(
     k: int = typer.Option(5, "--k", "-k", help="how many passages to answer from"),
     mode: str = typer.Option("hybrid", "--mode", help="retrieval: hybrid, vector or bm25"),
     answer: str = typer.Option(
-        "generate",
+        "extract",
         "--answer",
-        help="generate (the model answers) or extract (the closest sentences, quoted and cited)",
+        help="extract (the passages' sentences closest to the question, quoted and cited, or 'The "
+        "documents do not say.') or generate (the model writes the answer)",
     ),
     model: str = MODEL,
     backend: str = BACKEND,
@@ -209,7 +210,9 @@ def ask(
     policy: Path = POLICY,
 ) -> None:
     """Answer a question from a knowledge base, citing its passages by number, and show which passages the
-    answer relied on (context attribution by ablation, ContextCite, and by gradients)."""
+    answer relied on (context attribution by ablation, ContextCite, and by gradients). By default the
+    answer quotes the passages' sentences closest to the question (``--answer extract``: on the project's
+    questions it states the key fact more often than the default model writing it; see the README)."""
     from clearlm.knowledge.answer_html import render_html
     from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, start_turn
     from clearlm.store import AuditRecord
