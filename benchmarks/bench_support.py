@@ -223,7 +223,11 @@ def run_scenario(scenario: Scenario, backend, policy, open_kb, folder: Path, ext
         problems, seconds = [], []
         for n, turn in enumerate(scenario.turns, 1):
             start = time.perf_counter()
-            reply = desk.customer_message(TENANT, cid, turn["customer"])
+            try:
+                reply = desk.customer_message(TENANT, cid, turn["customer"])
+            except Exception as exc:  # a crash of the desk is the scenario's failure, not the run's
+                problems.append(f"turn {n}: raised {type(exc).__name__}: {str(exc)[:200]}")
+                break
             seconds.append(time.perf_counter() - start)
             problems += [f"turn {n}: {p}" for p in check_turn(turn["expect"], reply, desk, cid)]
     finally:
