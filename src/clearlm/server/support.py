@@ -30,7 +30,12 @@ from clearlm.apps.support.conversations import MAX_TEXT_CHARS
 from clearlm.apps.support.csat import MAX_COMMENT_CHARS, record_csat
 from clearlm.apps.support.customers import MAX_LIST, MAX_NAME_CHARS
 from clearlm.apps.support.tools import load_desk
-from clearlm.apps.support.translation import agent_reply_in, language_name, translate_messages
+from clearlm.apps.support.translation import (
+    agent_reply_in,
+    language_name,
+    translatable_pattern,
+    translate_messages,
+)
 from clearlm.apps.support.triggers import HandoffRules, load_rules
 from clearlm.server.auth import tenant_of, user_of
 from clearlm.server.protocol import MAX_ID_CHARS, _Request
@@ -440,6 +445,9 @@ async def support_analytics(
 # (``apps.support.translation``).
 
 
+TRANSLATABLE = translatable_pattern()  # the codes lingua knows: the schema promises no code refused
+
+
 class SupportAgentReply(_Request):
     """What the agent writes to the customer; ``language``: the language it is written in (ISO 639-1),
     translated into the customer's before it is stored (omitted: stored as written)."""
@@ -447,7 +455,7 @@ class SupportAgentReply(_Request):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
     language: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z]{2}$",
+        pattern=TRANSLATABLE,
         description="ISO 639-1 of the text (e.g. es); the customer reads it translated into theirs.",
     )
 
@@ -547,7 +555,7 @@ async def list_messages(
     translate_to: Annotated[
         str | None,
         Query(
-            pattern=r"^[A-Za-z]{2}$",
+            pattern=TRANSLATABLE,
             description="ISO 639-1: each customer message in another language comes with its translation.",
         ),
     ] = None,

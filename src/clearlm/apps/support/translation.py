@@ -36,6 +36,18 @@ from clearlm.store.review import MAX_ANSWER_CHARS as MAX_NOTE_CHARS
 MIN_CONFIDENCE = 0.9  # lingua's confidence (0-1) for a detection to count
 MAX_TRANSLATED = 50  # customer messages translated per translate_messages() call (the latest)
 CACHED = 2048  # translations kept in this process
+
+
+def translatable_pattern() -> str:
+    """A regular expression (JSON Schema's dialect) matching exactly the ISO 639-1 codes of lingua's
+    languages, lower or upper case: what an API schema declares, so that it promises no code the
+    translation refuses."""
+    from lingua import Language
+
+    codes = sorted(language.iso_code_639_1.name.lower() for language in Language.all())
+    return "^(" + "|".join(f"{c}|{c.upper()}" for c in codes) + ")$"
+
+
 _cache: OrderedDict = OrderedDict()
 _cache_lock = threading.Lock()
 
