@@ -207,6 +207,18 @@ def test_the_model_extracts_a_missing_slot_as_json_constrained_to_its_schema(db,
     assert extractor.asked == 1
 
 
+def test_a_pattern_slot_schema_is_anchored_so_llamacpp_compiles_its_grammar():
+    from llama_cpp import LlamaGrammar
+
+    schema = slot_schema(Ask(slot="order", prompt="Your order number?", pattern=r"A-\d{5}"))
+    assert schema["properties"]["order"]["anyOf"][0] == {"type": "string", "pattern": r"^(A-\d{5})$"}
+    assert (
+        slot_schema(Ask(slot="o", prompt="?", pattern=r"^A-\d{5}$"))["properties"]["o"]["anyOf"][0]["pattern"]
+        == r"^(A-\d{5})$"
+    )
+    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)  # raised on the unanchored pattern
+
+
 def test_unknown_flows_closed_and_foreign_conversations_are_refused(db, tiny_backend):
     desk = make_desk(db, tiny_backend)
     gus = Customers(db).create("acme", "Gus", "en")

@@ -26,13 +26,14 @@ INSTRUCTION = (
 
 def slot_schema(ask: Ask) -> dict:
     """The JSON Schema of ``{slot: value or null}`` for an ask step: its enum, its pattern (a string
-    matching it) or its own schema; any string otherwise."""
+    that matches it whole) or its own schema; any string otherwise."""
     if ask.enum:
         value: dict = {"enum": list(ask.enum)}
     elif ask.json_schema:
         value = dict(ask.json_schema)
-    elif ask.pattern:
-        value = {"type": "string", "pattern": ask.pattern}
+    elif ask.pattern:  # the whole value matches it (anchored: llama.cpp's grammars need ^ and $)
+        core = ask.pattern.removeprefix("^").removesuffix("$")
+        value = {"type": "string", "pattern": f"^({core})$"}
     else:
         value = {"type": "string"}
     return {
