@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
+from support_clients import keyed_clients, ok
 
 DESK = Path(__file__).parents[2] / "examples" / "support"
 POLICY = (
@@ -24,24 +24,8 @@ def desk(serve, tiny_backend, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     server = serve(tiny_backend, policy=str(policy), support_desk=str(DESK), default_max_tokens=4)
-    clients = {}
-    for name, tenant, scope in [
-        ("agent", "acme", "admin"),
-        ("shop", "acme", "user"),
-        ("zeta", "zeta", "admin"),
-    ]:
-        _, secret = server.state.keys.create(name, tenant=tenant, scope=scope)
-        clients[name] = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
-        )
-    yield server, clients
-    for c in clients.values():
-        c.close()
-
-
-def ok(r: httpx.Response, status: int = 200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
+    with keyed_clients(server) as clients:
+        yield server, clients
 
 
 def turn_records(server, conversation_id: str) -> list:

@@ -6,8 +6,8 @@ as the policy stores text: PII redacted); a bad score is a 400 with an OpenAI-st
 
 from __future__ import annotations
 
-import httpx
 import pytest
+from support_clients import keyed_clients, ok
 
 POLICY = "name: desk\nstore_redacted: true\ninput:\n  - {scanner: pii, action: warn}\n"
 
@@ -17,24 +17,8 @@ def desk(serve, tiny_backend, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     server = serve(tiny_backend, policy=str(policy))
-    clients = {}
-    for name, tenant, scope in [
-        ("agent", "acme", "admin"),
-        ("shop", "acme", "user"),
-        ("zeta", "zeta", "admin"),
-    ]:
-        _, secret = server.state.keys.create(name, tenant=tenant, scope=scope)
-        clients[name] = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
-        )
-    yield server, clients
-    for c in clients.values():
-        c.close()
-
-
-def ok(r: httpx.Response, status: int = 200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
+    with keyed_clients(server) as clients:
+        yield server, clients
 
 
 def conversations(shop, n: int) -> list[str]:

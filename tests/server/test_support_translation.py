@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from markupsafe import escape
+from support_clients import KEYS, keyed_clients, ok
 
 SPANISH = "Hola Ana, su pedido A-10002 llega mañana."
 
@@ -21,20 +22,8 @@ def desk(serve, tiny_tokenizer):
 
     backend = TorchBackend(make_model(tiny_tokenizer, context=2048), tiny_tokenizer, "tiny-random-qwen2")
     server = serve(backend, default_max_tokens=4)
-    clients = {}
-    for name, scope in [("agent", "admin"), ("shop", "user")]:
-        _, secret = server.state.keys.create(name, tenant="acme", scope=scope)
-        clients[name] = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=120
-        )
-    yield server, clients
-    for c in clients.values():
-        c.close()
-
-
-def ok(r: httpx.Response, status: int = 200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
+    with keyed_clients(server, KEYS[:2], timeout=120) as clients:
+        yield server, clients
 
 
 def handed_off(shop, name: str, language: str, first: str) -> str:
