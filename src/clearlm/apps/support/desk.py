@@ -60,7 +60,6 @@ from clearlm.store.db import Database
 HISTORY_MESSAGES = 12  # the customer's latest messages given verbatim to the model
 HANDOFF_MESSAGE = "I am passing you to a person; they will answer here shortly."
 WAITING_NOTICE = "A person will answer here shortly."
-ROLE = {"customer": "user", "assistant": "assistant", "agent": "assistant"}  # system notes stay out
 
 
 def _words(text: str) -> str:
