@@ -72,5 +72,7 @@ def test_mistakes_print_one_line_and_exit_1(home):
     assert dup.returncode == 1 and "already exists" in dup.stderr and "Traceback" not in dup.stderr
     bad = clearlm("kb", "search", "dup", "x", "--mode", "fuzzy", home=home)
     assert bad.returncode == 1 and "mode must be one of hybrid, vector, bm25" in bad.stderr
+    guess = clearlm("kb", "ask", "dup", "x?", "--answer", "guess", home=home)  # before the model loads
+    assert guess.returncode == 1 and "--answer is one of generate, extract, not 'guess'" in guess.stderr
     gone = clearlm("kb", "remove", "dup", str(home / "nowhere.md"), home=home)
     assert gone.returncode == 1 and "holds no source" in gone.stderr

@@ -215,8 +215,11 @@ def ask(
     questions it states the key fact more often than the default model writing it; see the README)."""
     from clearlm.knowledge.answer_html import render_html
     from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, start_turn
+    from clearlm.pipeline.grounding import ANSWERS
     from clearlm.store import AuditRecord
 
+    if answer not in ANSWERS:  # before the model loads
+        raise InvalidInputError(f"--answer is one of {', '.join(ANSWERS)}, not {answer!r}")
     for path in (html, json_out):
         if path is not None and not path.parent.is_dir():
             raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist")

@@ -108,10 +108,8 @@ class Turn:
                     yield choice.index, Chunk(self.refusal, (), CONTENT_FILTER)
                     continue
                 if self.request.target is not None:  # the caller's answer, checked like a generated one
-                    extracted = (
-                        self.request.retrieval is not None and self.request.retrieval.answer == "extract"
-                    )
-                    choice.text, choice.finish_reason = self.request.target, "stop" if extracted else FORCED
+                    quoted = self.request.retrieval is not None and self.request.retrieval.answer == "extract"
+                    choice.text, choice.finish_reason = self.request.target, "stop" if quoted else FORCED
                     if self.policy is not None and self.policy.spec.output:
                         self._check_output(choice)
                     yield choice.index, Chunk(choice.text, (), choice.finish_reason)
