@@ -1,6 +1,8 @@
 /* clearlm's support chat widget: one tag embeds it in any page.
  *
- *   <script src="https://desk.example/support/widget.js" data-key="KEY" data-customer="cus_..."></script>
+ *   <script src="CLEARLM_SERVER/support/widget.js" data-key="KEY" data-customer="cus_..."></script>
+ *   (CLEARLM_SERVER: the origin of the clearlm server; the widget talks only to the server it came from
+ *   and loads nothing else.)
  *
  * Attributes (all optional):
  *   data-key       an API key of the desk's tenant, sent as "Authorization: Bearer KEY" (omit it on a
