@@ -20,7 +20,7 @@ from clearlm.apps.support.conversations import (
     SupportMessage,
     _conversation,
 )
-from clearlm.apps.support.handoff import HANDOFF, NotHandedOffError, open_items
+from clearlm.apps.support.handoff import HANDOFF, handed_off, open_items
 from clearlm.errors import InvalidInputError
 from clearlm.store.db import Database
 from clearlm.store.review import ReviewItem, ReviewQueue, _item
@@ -95,12 +95,9 @@ def agent_reply(
             or closed (the assistant, or nobody, answers it). SupportConversationNotFoundError (404).
     """
     conversations = SupportConversations(db)
-    conversation = conversations.get(tenant, conversation_id)
-    if conversation.status != "handed_off":
-        raise NotHandedOffError(
-            f"the conversation {conversation_id!r} is {conversation.status}, not handed off: a person "
-            "answers only a conversation handed off to people"
-        )
+    handed_off(
+        conversations, tenant, conversation_id, "a person answers only a conversation handed off to people"
+    )
     if not text or not text.strip():
         raise InvalidInputError("a reply needs its text: write what the customer should read")
     items = open_items(db, tenant, conversation_id)

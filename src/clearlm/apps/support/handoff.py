@@ -84,6 +84,19 @@ def open_items(db: Database, tenant: str, conversation_id: str) -> list[ReviewIt
     return [i for i in items if i.payload.get("conversation_id") == conversation_id]
 
 
+def handed_off(
+    conversations: SupportConversations, tenant: str, conversation_id: str, why: str
+) -> SupportConversation:
+    """The conversation, when a person has it. Raises NotHandedOffError (409, ``why`` ends its message)
+    when it is open or closed; SupportConversationNotFoundError (404)."""
+    conversation = conversations.get(tenant, conversation_id)
+    if conversation.status != "handed_off":
+        raise NotHandedOffError(
+            f"the conversation {conversation_id!r} is {conversation.status}, not handed off: {why}"
+        )
+    return conversation
+
+
 def hand_back(db: Database, tenant: str, conversation_id: str, by: str) -> SupportConversation:
     """Give the conversation back to the assistant: status ``open`` again, a system message saying so,
     and its open hand-off items dismissed (by ``by``). Returns the conversation with its messages.
@@ -92,12 +105,7 @@ def hand_back(db: Database, tenant: str, conversation_id: str, by: str) -> Suppo
         NotHandedOffError (409): the conversation is not handed off. SupportConversationNotFoundError (404).
     """
     conversations = SupportConversations(db)
-    conversation = conversations.get(tenant, conversation_id)
-    if conversation.status != "handed_off":
-        raise NotHandedOffError(
-            f"the conversation {conversation_id!r} is {conversation.status}, not handed off: only a "
-            "handed-off conversation can be handed back"
-        )
+    handed_off(conversations, tenant, conversation_id, "only a handed-off conversation can be handed back")
     for item in open_items(db, tenant, conversation_id):
         ReviewQueue(db).decide(item.id, tenant, "dismiss", by, note="handed back to the assistant")
     conversations.append_message(
