@@ -107,6 +107,38 @@ def test_pii_in_a_system_message_is_redacted_before_the_model_and_in_the_record(
     assert EMAIL not in repr(audit.records()[0].prompt)
 
 
+def test_an_applications_instructions_and_screened_history_are_not_scanned_again(tiny_backend, audit):
+    """The support desk's own prompt (which the classifier may score as an injection: it gives orders) and
+    its stored, already-checked history pass unscanned; the customer's new message is still checked."""
+    policy = parse_policy(GUARD, embedder_factory=None)
+    history = [Message("user", INJECTION), Message("assistant", "Sorry.")]  # (as if let through earlier)
+    request = TurnRequest(
+        [*history, Message("user", f"Write to {EMAIL}, please.")],
+        SamplingParams(max_new_tokens=3),
+        instructions=f"{INJECTION} You are the shop's assistant.",
+        screened=(0, 1),
+    )
+    turn = start_turn(tiny_backend, request, _record(), audit, policy)
+    assert turn.refusal is None
+    assert [m.role for m in turn.request.prompt] == ["system", "user", "assistant", "user"]
+    assert turn.request.prompt[0].content == request.instructions
+    assert turn.request.prompt[-1].content == "Write to <EMAIL_ADDRESS>, please."  # the new message: checked
+    turn.run()
+    [rec] = audit.records()
+    assert rec.parameters["instructions"] == request.instructions
+    assert [m["role"] for m in rec.prompt] == ["user", "assistant", "user"]  # indices as in the results
+    assert [r["message"] for r in rec.governance["input"]["results"]] == [2]
+
+    joined = dataclasses.replace(
+        request, prompt=[Message("system", "Be brief."), *request.prompt], screened=()
+    )
+    turn = start_turn(tiny_backend, joined, _record(), audit, policy)  # unscreened: the old injection blocks
+    assert turn.refusal is not None
+    assert turn.request.prompt[0].content == f"{request.instructions}\n\nBe brief."
+    with pytest.raises(InvalidInputError, match="chat prompt"):
+        start_turn(tiny_backend, dataclasses.replace(request, prompt="text"), _record(), None, policy)
+
+
 def test_an_injected_passage_is_quarantined_and_named_in_the_record(long_backend, audit):
     """Indirect injection: a retrieved document that gives orders never enters the prompt."""
     policy = parse_policy(GUARD, embedder_factory=None)

@@ -37,7 +37,16 @@ class TurnRequest:
     instead of generating one (finish reason "forced"; checked by both policies like any answer; an answer
     extracted from the passages, ``Retrieval.answer`` "extract", is such a target, finish reason "stop").
     ``origin``: where the request came from (the web chat passes ``{"conversation_id": id}``), kept in the
-    review item of an escalated request so that a reviewer's answer can go back there."""
+    review item of an escalated request so that a reviewer's answer can go back there.
+
+    An application on the pipeline (the support desk) may pass what an API caller never can:
+    ``instructions``, its own system text (written by its operator: a desk's prompt and notes it builds
+    from its stored history), not scanned by the input policy, put before the prompt's messages as their
+    system message (joined with the prompt's own system message, which is scanned) and kept in the audit
+    record's ``parameters["instructions"]``; and ``screened``, the indices of the prompt's messages it
+    stored after this policy checked them at an earlier turn (its history, already redacted), which are
+    not scanned again: a history is not re-judged at every turn, and the cost of a turn does not grow
+    with it. The application must keep a message whose turn the policy blocked out of later prompts."""
 
     prompt: Prompt
     params: SamplingParams
@@ -45,6 +54,8 @@ class TurnRequest:
     retrieval: Retrieval | None = None
     target: str | None = None
     origin: dict | None = None
+    instructions: str | None = None
+    screened: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -294,10 +305,16 @@ def start_turn(
             raise InvalidInputError(
                 "the target is empty (it tokenizes to nothing): give a non-empty target text, with n = 1"
             )
+        if request.instructions is not None:
+            if isinstance(request.prompt, str) or not request.instructions.strip():
+                raise InvalidInputError("instructions need a chat prompt (messages) and some text")
+            record.parameters["instructions"] = request.instructions
         if policy is None:
             record.prompt = _prompt_json(request.prompt)
         else:
-            prompt, stored, target, decision = _check_input(policy, request.prompt, request.target)
+            prompt, stored, target, decision = _check_input(
+                policy, request.prompt, request.target, set(request.screened)
+            )
             record.prompt = _prompt_json(stored)
             record.governance = {"policy": policy.name, "input": decision}
             _mark_escalated(record.governance, decision)
@@ -309,6 +326,8 @@ def start_turn(
                     )
                 refusal = policy.spec.refusal
             request = dataclasses.replace(request, prompt=prompt, target=target)
+        if request.instructions is not None:
+            request = dataclasses.replace(request, prompt=_instructed(request.prompt, request.instructions))
         if request.retrieval is not None and refusal is None:
             grounding, screened = ground(request.prompt, request.retrieval, policy)
             record.parameters["retrieval"] = {
@@ -396,18 +415,31 @@ def _stored(policy: Policy, prompt: Prompt) -> Prompt:
     )
 
 
+def _instructed(prompt: Prompt, instructions: str) -> Prompt:
+    """``prompt`` with ``instructions`` first in its system message (a new one when it has none)."""
+    messages = list(prompt)
+    if messages and messages[0].role == "system":
+        first = dataclasses.replace(messages[0], content=f"{instructions}\n\n{messages[0].content}")
+        return same_tools(prompt, [first, *messages[1:]])
+    return same_tools(prompt, [Message("system", instructions), *messages])
+
+
 def _check_input(
-    policy: Policy, prompt: Prompt, target: str | None = None
+    policy: Policy, prompt: Prompt, target: str | None = None, screened: set[int] = frozenset()
 ) -> tuple[Prompt, Prompt, str | None, dict]:
     """Scan every message, whatever its role (system, user and assistant content from an API caller is
-    all model input), and the target (role "assistant"); return the prompt to use, the prompt to store,
-    the target to use, and the decision: the most severe action and each scanned text's results
-    (``message``: its index; ``target``: true for the target)."""
+    all model input), but those ``screened`` (see ``TurnRequest``), and the target (role "assistant");
+    return the prompt to use, the prompt to store, the target to use, and the decision: the most severe
+    action and each scanned text's results (``message``: its index; ``target``: true for the target)."""
     texts = [("user", prompt)] if isinstance(prompt, str) else [(m.role, m.content) for m in prompt]
     if target is not None:
         texts.append(("assistant", target))
     used, stored, results, action = [], [], [], Action.ALLOW
     for i, (role, text) in enumerate(texts):
+        if i in screened and not (target is not None and i == len(texts) - 1):
+            used.append(text)
+            stored.append(text)
+            continue
         d = policy.check(text, ScanContext("input", role))
         used.append(d.text)
         stored.append(d.stored)
@@ -429,7 +461,7 @@ def _check_input(
             prompt, [dataclasses.replace(m, content=t) for m, t in zip(prompt, stored, strict=False)]
         )
         for i, m in enumerate(prompt):  # the calls an assistant message made: their arguments are input too
-            if not m.tool_calls:
+            if not m.tool_calls or i in screened:
                 continue
             calls_used, calls_stored = [], []
             for j, c in enumerate(m.tool_calls):
