@@ -580,3 +580,64 @@ async def list_messages(
         return {"data": translate_messages(runner, chat, translate_to)}
 
     return await anyio.to_thread.run_sync(work)
+
+
+# --- Suggested replies (issue 15): a draft for an agent's reply in a handed-off conversation, with the
+# flow's knowledge base's quoted answer (``apps.support.suggestions``); never sent by itself.
+
+
+class SupportCitationOut(BaseModel):
+    n: int
+    chunk_id: str
+    path: str
+    title: str
+    heading: str
+
+
+class SupportKnowledgeOut(BaseModel):
+    """The knowledge base's extractive answer: ``answer`` with ``[n]`` marks (or the abstention),
+    ``quote`` without them (empty for an abstention), ``citations`` the passages the marks name."""
+
+    knowledge_base: str
+    question: str
+    answer: str
+    quote: str
+    citations: list[SupportCitationOut]
+    request_id: str
+
+
+class SupportSuggestionOut(BaseModel):
+    """A suggested reply: ``text`` for the reply box (the draft, then the quote), ``draft`` (the model's
+    words; empty when ``refused`` by the policy), ``knowledge`` (null: no knowledge base applies),
+    ``request_ids`` (the ``support:suggest`` turns' audit records)."""
+
+    object: Literal["support.suggestion"] = "support.suggestion"
+    conversation_id: str
+    text: str
+    draft: str
+    refused: bool
+    knowledge: SupportKnowledgeOut | None
+    request_ids: list[str]
+
+
+@router.post(
+    "/support/conversations/{conversation_id}/suggestion",
+    response_model=SupportSuggestionOut,
+    responses={**ADMIN["responses"], 409: _error("The conversation is not handed off.")},
+    dependencies=ADMIN["dependencies"],
+)
+async def suggest_reply_route(conversation_id: ConversationId, request: Request):
+    """A suggested reply for the agent (an admin: the desk's agents) in a handed-off conversation: a
+    draft from its latest messages and, when its flow names a knowledge base of the tenant, that base's
+    quoted, cited answer (pipeline turns of kind ``suggest``, audited). Nothing is sent or stored. 409
+    when the conversation is not handed off."""
+    from clearlm.apps.support.suggestions import suggest_reply
+
+    s, tenant = state(request), tenant_of(request)
+    record = request.state.audit_record
+    record.parameters = {"conversation_id": conversation_id}
+    await admit(request, s)
+    desk = await anyio.to_thread.run_sync(_desk, request)
+    done = await anyio.to_thread.run_sync(lambda: suggest_reply(desk, tenant, conversation_id))
+    record.parameters["request_ids"] = done.request_ids
+    return done.to_dict()
