@@ -54,8 +54,11 @@ class _Model(BaseModel):
 class Ask(_Model):
     """Ask the customer for ``slot``. A value must pass every check given: ``pattern`` (a regular
     expression the whole value matches), ``enum`` (one of these values), ``schema`` (a JSON Schema).
-    ``invalid``: the re-ask text saying the expected format (default: ``prompt``). Skipped when the
-    slot is filled already (the customer gave it before it was asked)."""
+    ``invalid``: the re-ask text saying the expected format (default: ``prompt``). ``synonyms``: for
+    an enum, ``{value: [word or phrase, ...]}``, other words (any language) that name a value in the
+    customer's message (``damaged: [broken, roto]``): the patterns find them, and a value the model
+    picks is kept only when the message names it (:func:`~clearlm.apps.support.extract.supported`).
+    Skipped when the slot is filled already (the customer gave it before it was asked)."""
 
     slot: str = Field(pattern=f"^{NAME}$")
     prompt: str
@@ -64,6 +67,14 @@ class Ask(_Model):
     json_schema: dict | None = Field(default=None, alias="schema")
     invalid: str | None = None
     max_invalid: int | None = Field(default=None, ge=1)
+    synonyms: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _synonyms_of_values(self) -> Ask:
+        unknown = set(self.synonyms) - {str(v) for v in self.enum or ()}
+        if unknown:
+            raise ValueError(f"synonyms name no value of the enum: {sorted(unknown)}")
+        return self
 
 
 class Call(_Model):
