@@ -256,7 +256,7 @@ def _describe(exc: ValidationError, data: dict) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field; remove it or check its spelling"
-        if " " in str(loc[-1]):
+        if err.get("input") is None:  # `{descriptor: a, b}` reads as a key "b" with no value
             msg += " (a text with a comma inside {...} needs quotes)"
     elif err["type"] == "missing":
         msg = "missing; add it"
