@@ -30,9 +30,11 @@ A rubric file holds one rubric::
 
 The shape is the analytic rubric (one row per criterion, each with levels that describe performance and
 carry points) of Brookhart, *How to Create and Use Rubrics for Formative Assessment and Grading* (ASCD,
-2013), ch. 1-2; the reference answer and key points follow the short-answer scoring kits that give a
-grader a model answer and the facts it must find (Khan Academy's ``llm-saq-scoring``). ``scale`` maps a
-total to the 0-2 score of issue 16 (0: not shown, 1: partly shown, 2: fully shown).
+2013). The question, the scoring criteria and the reference answer are what the items of Khan Academy's
+short-answer scoring study carry (``Khan/llm-saq-scoring``; Frohn, Burleigh & Chen, AIED 2025: question,
+criteria for scoring, correct and incorrect answer examples; LLM graders agreed better with humans when
+given the criteria), here with levels per criterion instead of their correct/incorrect label.
+``scale`` maps a total to the 0-2 score of issue 16 (0: not shown, 1: partly shown, 2: fully shown).
 
 Every check raises :class:`RubricError` (an InvalidInputError) naming the file, the criterion and what
 to fix: points that do not add up to ``max_points``, two levels with the same points, a criterion with
