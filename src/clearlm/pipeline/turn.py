@@ -46,7 +46,9 @@ class TurnRequest:
     record's ``parameters["instructions"]``; and ``screened``, the indices of the prompt's messages it
     stored after this policy checked them at an earlier turn (its history, already redacted), which are
     not scanned again: a history is not re-judged at every turn, and the cost of a turn does not grow
-    with it. The application must keep a message whose turn the policy blocked out of later prompts."""
+    with it. The application must keep a message whose turn the policy blocked out of later prompts.
+    Index ``len(prompt)`` is the target: the application's own words (the output policy still checks
+    them)."""
 
     prompt: Prompt
     params: SamplingParams
@@ -298,17 +300,21 @@ def start_turn(
         record.parameters["tools"] = [t["function"]["name"] for t in tools_of(request.prompt)]
     refusal = grounding = None
     try:
-        validate_prompt(request.prompt)
+        if request.instructions is not None:
+            if isinstance(request.prompt, str) or not request.instructions.strip():
+                raise InvalidInputError("instructions need a chat prompt (messages) and some text")
+            record.parameters["instructions"] = request.instructions
+        validate_prompt(
+            request.prompt
+            if request.instructions is None
+            else _instructed(request.prompt, request.instructions)
+        )
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidInputError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}")
         if request.target is not None and (request.n != 1 or not request.target.strip()):
             raise InvalidInputError(
                 "the target is empty (it tokenizes to nothing): give a non-empty target text, with n = 1"
             )
-        if request.instructions is not None:
-            if isinstance(request.prompt, str) or not request.instructions.strip():
-                raise InvalidInputError("instructions need a chat prompt (messages) and some text")
-            record.parameters["instructions"] = request.instructions
         if policy is None:
             record.prompt = _prompt_json(request.prompt)
         else:
@@ -436,7 +442,7 @@ def _check_input(
         texts.append(("assistant", target))
     used, stored, results, action = [], [], [], Action.ALLOW
     for i, (role, text) in enumerate(texts):
-        if i in screened and not (target is not None and i == len(texts) - 1):
+        if i in screened:
             used.append(text)
             stored.append(text)
             continue

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -214,7 +226,8 @@ class SupportConversationRow(Base):
 
 class SupportMessageRow(Base):
     """A message of a support conversation, in ``id`` order. ``role``: customer, assistant, agent,
-    system; ``language``: ISO 639-1 of ``text``, or None when unknown."""
+    system; ``language``: ISO 639-1 of ``text``, or None when unknown; ``withheld``: the input policy
+    blocked its turn, so it never enters a model context again (migration 0009)."""
 
     __tablename__ = "support_messages"
     __table_args__ = {"sqlite_autoincrement": True}  # ids never reused: they order the messages
@@ -227,3 +240,4 @@ class SupportMessageRow(Base):
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

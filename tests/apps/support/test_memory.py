@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from clearlm.apps.support import Customers, Desk, SupportConversations
+from clearlm.apps.support.desk import DeskReply
 from clearlm.apps.support.memory import CustomerMemory, desk_memory, terms
 from clearlm.errors import ModelNotFoundError
 from clearlm.store import Database
@@ -169,13 +170,15 @@ def test_the_desk_context_is_the_memorys(db, embedder):
     ada = Customers(db).create("acme", "Ada", "pt")
     seed(db, "acme", ada.id, [OLD_ORDER, "Sorry!", *filler(60)])
     conversation = SupportConversations(db).open("acme", ada.id)
-    SupportConversations(db).append_message("acme", conversation.id, "customer", ASK_ORDER)
+    asked = SupportConversations(db).append_message("acme", conversation.id, "customer", ASK_ORDER)
     desk = Desk(db, runner=None)
     desk.memory = memory_of(db, embedder, recent=desk.history)
     assert desk_memory(desk) is desk.memory
-    context = desk._context(Customers(db).get("acme", ada.id))
+    reply = DeskReply(conversation, messages=[asked])
+    context, screened = desk._context(reply, Customers(db).get("acme", ada.id))
     assert "(ISO 639-1): pt." in context[0].content and OLD_ORDER in context[0].content
     assert context[-1].content == ASK_ORDER and len(context) == 1 + desk.history
+    assert screened == tuple(range(1, desk.history))  # all but the system text and the new message
 
 
 def test_without_an_embedder_identifiers_still_come_back(db):

@@ -63,8 +63,8 @@ def test_the_customer_language_follows_a_confident_switch_and_not_a_short_reply(
     assert turn.messages[0].language == "de" and customers.get("acme", ana.id).language == "de"
     short = desk.customer_message("acme", cid, "ok")
     assert short.messages[0].language == "de" and customers.get("acme", ana.id).language == "de"
-    prompt = AuditLog(db).get(turn.request_ids[0], "acme").prompt
-    assert "(ISO 639-1): de." in prompt[0]["content"]  # the free reply is asked in their language
+    instructions = AuditLog(db).get(turn.request_ids[0], "acme").parameters["instructions"]
+    assert "(ISO 639-1): de." in instructions  # the free reply is asked in their language
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_translate_is_an_audited_pipeline_turn(db, roomy_backend):
     assert record.endpoint == "support:translate" and record.request_id.startswith(cid + "-")
     assert record.tenant == "acme" and record.output.strip() == done.text
     assert record.prompt[-1] == {"role": "user", "content": text}
-    assert "from Spanish to English" in record.prompt[0]["content"]
+    assert "from Spanish to English" in record.parameters["instructions"]  # the desk's own text
     assert (done.source, done.target, done.method) == ("es", "en", "model")
 
     same = translate(runner, "acme", cid, text, "es", "es")

@@ -36,7 +36,8 @@ class SupportConversationNotFoundError(ClearlmError, LookupError):
 @dataclass(frozen=True, slots=True)
 class SupportMessage:
     """A message as read back. Fields: id (increasing in the order written); conversation_id; role
-    (customer, assistant, agent, system); text; language (ISO 639-1 or None); created_at (UTC)."""
+    (customer, assistant, agent, system); text; language (ISO 639-1 or None); created_at (UTC);
+    withheld (the input policy blocked its turn: it never enters a model context again)."""
 
     id: int
     conversation_id: str
@@ -44,6 +45,7 @@ class SupportMessage:
     text: str
     language: str | None
     created_at: datetime
+    withheld: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +55,7 @@ class SupportMessage:
             "text": self.text,
             "language": self.language,
             "created_at": self.created_at.isoformat(),
+            "withheld": self.withheld,
         }
 
 
@@ -105,6 +108,7 @@ def _message(row: SupportMessageRow) -> SupportMessage:
         text=row.text,
         language=row.language,
         created_at=as_utc(row.created_at),
+        withheld=bool(row.withheld),
     )
 
 
@@ -197,6 +201,21 @@ class SupportConversations:
                 row.flow_state = flow_state
             row.updated_at = now()
             return _conversation(row)
+
+    def withhold(self, tenant: str, conversation_id: str, message_id: int) -> None:
+        """Mark the message ``withheld``: the input policy blocked its turn (see :class:`SupportMessage`).
+
+        Raises:
+            SupportConversationNotFoundError (404): not in ``tenant``, or no such message in it.
+        """
+        with self.db.writing() as session:
+            _row(session, tenant, conversation_id)
+            row = session.get(SupportMessageRow, message_id)
+            if row is None or row.conversation_id != conversation_id:
+                raise SupportConversationNotFoundError(
+                    f"the conversation {conversation_id!r} has no message {message_id}"
+                )
+            row.withheld = True
 
     def list(self, tenant: str, customer_id: str) -> list[SupportConversation]:
         """The customer's conversations, most recently changed first, without their messages

@@ -25,8 +25,11 @@ database still sorts and scans the customer's messages by the conversations inde
 on SQLite, 6 ms at 2,000 turns; a full-text or vector index would remove that.)
 
 Every query names the tenant and the customer's id (the message's conversation must be theirs), so
-another customer's history never enters a context. The notes quote the customer: they are framed as
-quotations, and the pipeline's input policy scans every message of the prompt, system included.
+another customer's history never enters a context. A message whose turn the input policy blocked is
+``withheld`` and never read here again. The notes quote the customer's stored messages, framed as
+quotations: each was checked by the policy at its own turn (PII redacted before it was stored), so the
+desk gives the notes as the turn's instructions and its stored history as screened
+(``TurnRequest.screened``): only the customer's newest message is scanned.
 """
 
 from __future__ import annotations
@@ -116,6 +119,10 @@ class Recall:
         said = [Message(ROLE[role], text) for _, role, text in self.recent if role in ROLE]
         return [Message("system", system), *said]
 
+    def ids(self) -> list[int]:
+        """The stored ids of :meth:`messages`' messages after the system one, in the same order."""
+        return [i for i, role, _ in self.recent if role in ROLE]
+
 
 class CustomerMemory:
     """Builds a customer's context from ``db`` (see the module's description).
@@ -158,7 +165,9 @@ class CustomerMemory:
                 select(SupportMessageRow)
                 .join(SupportConversationRow, SupportConversationRow.id == SupportMessageRow.conversation_id)
                 .where(
-                    SupportConversationRow.tenant == tenant, SupportConversationRow.customer_id == customer_id
+                    SupportConversationRow.tenant == tenant,
+                    SupportConversationRow.customer_id == customer_id,
+                    SupportMessageRow.withheld.is_(False),  # blocked by the policy: never in a context
                 )
             )
             order = SupportMessageRow.id.desc()
@@ -205,7 +214,11 @@ class CustomerMemory:
         ids = [c.id for c in conversations]
         firsts = (
             select(func.min(SupportMessageRow.id))
-            .where(SupportMessageRow.conversation_id.in_(ids), SupportMessageRow.role == "customer")
+            .where(
+                SupportMessageRow.conversation_id.in_(ids),
+                SupportMessageRow.role == "customer",
+                SupportMessageRow.withheld.is_(False),
+            )
             .group_by(SupportMessageRow.conversation_id)
         )
         opened = {}
@@ -227,6 +240,7 @@ class CustomerMemory:
                 SupportMessageRow.conversation_id == current,
                 SupportMessageRow.role == "customer",
                 SupportMessageRow.id < oldest,
+                SupportMessageRow.withheld.is_(False),
             )
             .order_by(SupportMessageRow.id)
             .limit(1)

@@ -37,7 +37,8 @@ class TurnOutcome:
     escalated the turn for its new words (see ``_escalated_now``; the desk then hands off);
     ``citations``: the passages' ids of a knowledge-base answer; ``confidence``: the mean probability of
     the generated tokens (0-1; None when nothing was generated, or the output policy changed the text
-    and so withheld the log-probabilities)."""
+    and so withheld the log-probabilities); ``blocked``: the input policy blocked the turn (``text`` is
+    its refusal)."""
 
     text: str
     request_id: str
@@ -45,6 +46,7 @@ class TurnOutcome:
     escalated: bool = False
     citations: list[str] = field(default_factory=list)
     confidence: float | None = None
+    blocked: bool = False
 
 
 @dataclass(slots=True)
@@ -68,12 +70,20 @@ class TurnRunner:
             tenant=tenant,
         )
 
-    def say(self, tenant: str, conversation_id: str, context: list[Message], text: str) -> TurnOutcome:
-        """``text`` (a flow's reply) as a forced target after ``context``: checked by both policies and
-        audited; nothing is generated."""
+    def say(
+        self,
+        tenant: str,
+        conversation_id: str,
+        context: list[Message],
+        text: str,
+        screened: tuple[int, ...] = (),
+    ) -> TurnOutcome:
+        """``text`` (the desk's own words: a flow's reply, a person's) as a forced target after
+        ``context``: redacted by the output policy and audited, not scanned as input (it is not the
+        customer's); nothing is generated. ``screened``: see :meth:`generate`."""
         params = SamplingParams(max_new_tokens=1)
-        context = self.fit(context, len(self.backend.encode(text).token_ids))
-        return self._run(tenant, conversation_id, "reply", TurnRequest(context, params, target=text))
+        kept = self.fit(context, len(self.backend.encode(text).token_ids))
+        return self._run(tenant, conversation_id, "reply", context, kept, screened, params, target=text)
 
     def generate(
         self,
@@ -83,41 +93,62 @@ class TurnRunner:
         kind: str = "free",
         schema: str | None = None,
         retrieval: Retrieval | None = None,
+        screened: tuple[int, ...] = (),
     ) -> TurnOutcome:
         """A generated answer to ``context`` (greedy, at most ``max_tokens``); ``schema`` (JSON Schema
-        as text) constrains it to JSON; ``retrieval`` answers from a knowledge base with citations."""
+        as text) constrains it to JSON; ``retrieval`` answers from a knowledge base with citations.
+
+        The context's first message, when it is a system message, is the desk's own text: the pipeline
+        takes it as the turn's ``instructions`` (not scanned: the classifier scores a support prompt's
+        orders like an injection's). ``screened``: indices of ``context`` messages the desk stored after
+        the policy checked them (its history; see ``TurnRequest.screened``); the others are scanned."""
         params = SamplingParams(
             max_new_tokens=self.max_tokens,
             json_output=JsonOutput(schema) if schema is not None else None,
             logprobs=0,  # each chosen token's log-probability: the reply's confidence
         )
-        context = self.fit(context, self.max_tokens)
-        request = TurnRequest(context, params, retrieval=retrieval)
-        return self._run(tenant, conversation_id, kind, request)
+        kept = self.fit(context, self.max_tokens)
+        return self._run(tenant, conversation_id, kind, context, kept, screened, params, retrieval=retrieval)
 
-    def fit(self, context: list[Message], reserve: int) -> list[Message]:
-        """The newest messages of ``context`` whose prompt leaves ``reserve`` tokens of the model's
-        context: the oldest go first, then the system message; the last message is always kept (a
-        prompt still too long is then refused by the pipeline: ContextLengthError)."""
-        system = [m for m in context[:1] if m.role == "system"]
-        rest = context[len(system) :]
+    def fit(self, context: list[Message], reserve: int) -> list[int]:
+        """The indices of the newest messages of ``context`` whose prompt leaves ``reserve`` tokens of
+        the model's context: the oldest go first, then the system message; the last message is always
+        kept (a prompt still too long is then refused by the pipeline: ContextLengthError)."""
+        system = [0] if context and context[0].role == "system" else []
+        rest = list(range(len(system), len(context)))
         limit = self.backend.context_length - reserve
 
-        def fits(messages: list[Message]) -> bool:
-            return len(self.backend.encode(messages).token_ids) <= limit
+        def fits(indices: list[int]) -> bool:
+            return len(self.backend.encode([context[i] for i in indices]).token_ids) <= limit
 
         while len(rest) > 1 and not fits([*system, *rest]):
             rest = rest[1:]
         return [*system, *rest] if not rest or fits([*system, *rest]) else rest
 
-    def _run(self, tenant: str, conversation_id: str, kind: str, request: TurnRequest) -> TurnOutcome:
+    def _run(
+        self,
+        tenant: str,
+        conversation_id: str,
+        kind: str,
+        context: list[Message],
+        kept: list[int],
+        screened: tuple[int, ...],
+        params: SamplingParams,
+        retrieval: Retrieval | None = None,
+        target: str | None = None,
+    ) -> TurnOutcome:
         record = self.record(tenant, conversation_id, kind)
+        instructions = context[0].content if kept and kept[0] == 0 and context[0].role == "system" else None
+        said = kept[1:] if instructions is not None else kept
         request = TurnRequest(
-            request.prompt,
-            request.params,
-            retrieval=request.retrieval,
-            target=request.target,
+            [context[i] for i in said],
+            params,
+            retrieval=retrieval,
+            target=target,
             origin={"support_conversation_id": conversation_id},
+            instructions=instructions,
+            screened=tuple(n for n, i in enumerate(said) if i in set(screened))
+            + ((len(said),) if target is not None else ()),  # the target: the desk's own words
         )
         turn = start_turn(self.backend, request, record, self.audit, self.policy).run()
         choice = turn.choices[0]
@@ -126,7 +157,13 @@ class TurnRunner:
         probs = [math.exp(lp.logprob) for lp in choice.logprobs]
         confidence = sum(probs) / len(probs) if probs else None
         return TurnOutcome(
-            choice.text, record.request_id, choice.finish_reason, escalated, citations, confidence
+            choice.text,
+            record.request_id,
+            choice.finish_reason,
+            escalated,
+            citations,
+            confidence,
+            blocked=((turn.record.governance or {}).get("input") or {}).get("action") == "block",
         )
 
 
