@@ -13,6 +13,7 @@ back to the assistant; ``.../close`` closes it. Webhooks, the chat widget and CO
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import weakref
@@ -25,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from clearlm.apps.support import Customers, Desk, DeskReply, SupportConversations, TurnRunner, hand_back
 from clearlm.apps.support.analytics import desk_analytics
+from clearlm.apps.support.approvals import serve_approvals
 from clearlm.apps.support.closing import close_conversation
 from clearlm.apps.support.conversations import MAX_TEXT_CHARS
 from clearlm.apps.support.csat import MAX_COMMENT_CHARS, record_csat
@@ -135,7 +137,8 @@ class SupportReplyOut(BaseModel):
     """What one turn did: ``messages`` it stored (the customer's first, then the desk's replies),
     ``conversation`` after it (without messages), ``flow`` state, ``tool_calls``, ``handoff`` (when this
     turn handed off), ``notice`` (not stored: e.g. a person will answer), ``request_ids`` (audit records
-    of its pipeline turns)."""
+    of its pipeline turns), ``confirmations`` (a tool call confirmed or declined: {tool, arguments, by,
+    approved, at}; a person's approval asked: approved null and its ``review_id``)."""
 
     object: Literal["support.reply"] = "support.reply"
     conversation: SupportConversationOut
@@ -145,6 +148,7 @@ class SupportReplyOut(BaseModel):
     handoff: SupportHandoffOut | None
     notice: str | None
     request_ids: list[str]
+    confirmations: list[dict[str, Any]] = []
 
 
 def _desk_files(s) -> tuple[dict, dict, HandoffRules]:
@@ -153,6 +157,7 @@ def _desk_files(s) -> tuple[dict, dict, HandoffRules]:
         if s not in _desks:
             folder = s.config.support_desk
             _desks[s] = (*load_desk(folder), load_rules(folder)) if folder else ({}, {}, HandoffRules())
+            _serve_approvals(s)
         return _desks[s]
 
 
@@ -214,6 +219,8 @@ def _reply(request: Request, reply: DeskReply) -> dict:
             {"tool": t["tool"], "arguments": stored(json.dumps(t["arguments"])), "error": t["error"]}
             for t in reply.tool_calls
         ]
+    if reply.confirmations:
+        record.parameters["confirmations"] = _confirmations(stored, reply)
     out = {
         "conversation": _conversation(policy, reply.conversation, notes),
         "messages": [m.to_dict() for m in reply.messages],
@@ -222,6 +229,10 @@ def _reply(request: Request, reply: DeskReply) -> dict:
         "handoff": reply.handoff,
         "notice": reply.notice,
         "request_ids": reply.request_ids,
+        "confirmations": [
+            {**c, "arguments": _governed(policy, c["arguments"], f"confirmations[{i}].arguments", notes)}
+            for i, c in enumerate(reply.confirmations)
+        ],
     }
     if notes:
         record.governance = {"policy": policy.name, "returned": notes}
@@ -314,6 +325,93 @@ async def hand_back_conversation(conversation_id: ConversationId, request: Reque
         lambda: hand_back(s.db, tenant_of(request), conversation_id, user_of(request))
     )
     return done.to_dict()
+
+
+# --- Tool confirmations (issue 15): a person approves or declines a tool call of ``confirm: agent``
+# (``apps.support.approvals``), here or through ``/v1/review``.
+
+
+class SupportToolConfirmation(_Request):
+    """A person's decision on the tool call the conversation's flow waits for."""
+
+    approve: bool = Field(description="true: the tool is called and the flow goes on; false: declined.")
+
+
+def _confirmations(stored, reply: DeskReply) -> list[dict]:
+    """The turn's confirmations for an audit record: arguments as the policy stores text."""
+    return [{**c, "arguments": stored(json.dumps(c["arguments"]))} for c in reply.confirmations]
+
+
+@router.post(
+    "/support/conversations/{conversation_id}/tool-confirmation",
+    response_model=SupportReplyOut,
+    responses={**ADMIN["responses"], 409: _error("The conversation waits for no approval.")},
+    dependencies=ADMIN["dependencies"],
+)
+async def confirm_tool_route(
+    conversation_id: ConversationId, body: SupportToolConfirmation, request: Request
+):
+    """Approve or decline the tool call the conversation waits for (an admin: the desk's agents): its
+    review item is decided, and the flow resumes (the tool called, the next replies said to the
+    customer, each an audited turn; this request's record names the tool call and the decision). 409
+    when the conversation waits for no approval."""
+    s, tenant, by = state(request), tenant_of(request), user_of(request)
+    await admit(request, s)
+    desk = await anyio.to_thread.run_sync(_desk, request)
+    reply = await anyio.to_thread.run_sync(
+        lambda: desk.confirm_tool(tenant, conversation_id, body.approve, by)
+    )
+    announce_handoff(s, tenant, reply)
+    return await anyio.to_thread.run_sync(_reply, request, reply)
+
+
+def _serve_approvals(s) -> None:
+    """A decision made through ``/v1/review`` resumes its conversation on this server's desk (its own
+    policy; the reviewer's key on the turns' records) and is audited in a ``support:tool_confirmation``
+    record (the tool calls, the decision, the turns' ids)."""
+
+    def runner(item) -> TurnRunner:
+        key = None if item.decided_by == "local" else item.decided_by
+        return TurnRunner(s.backend, s.audit, s.policy, s.config.default_max_tokens, key)
+
+    def desk_for(item) -> Desk:
+        flows, tools, rules = _desk_files(s)
+        return Desk(s.db, runner(item), flows, tools, open_kb=_open_kb(s), rules=rules)
+
+    def done(item, reply: DeskReply) -> None:
+        stored = (lambda t: t) if s.policy is None else s.policy.stored
+        record = runner(item).record(item.tenant, reply.conversation.id, "tool_confirmation")
+        record.parameters = {
+            "conversation_id": reply.conversation.id,
+            "review_id": item.id,
+            "confirmations": _confirmations(stored, reply),
+            "tool_calls": [
+                {"tool": t["tool"], "arguments": stored(json.dumps(t["arguments"])), "error": t["error"]}
+                for t in reply.tool_calls
+            ],
+            "request_ids": reply.request_ids,
+        }
+        record.output = {"status": item.status}
+        s.audit.write(record)
+        announce_handoff(s, item.tenant, reply)
+
+    serve_approvals(s.db, desk_for, done)
+
+
+def _open_kb(s):
+    from clearlm.server.knowledge import open_kb
+
+    return lambda tenant, name: open_kb(s, name, tenant)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app):
+    """At start: decisions through ``/v1/review`` find this server's desk before any support request."""
+    _serve_approvals(app.state.clearlm)
+    yield
+
+
+router.lifespan_context = _lifespan
 
 
 # --- Channels (issue 15): closing a conversation; the webhooks, the chat widget and CORS are in

@@ -24,6 +24,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from clearlm.apps.support.approvals import act as approval_act
+from clearlm.apps.support.approvals import decide_approval
 from clearlm.apps.support.conversations import SupportConversation, SupportConversations, SupportMessage
 from clearlm.apps.support.customers import Customer, Customers
 from clearlm.apps.support.engine import FlowEngine
@@ -82,7 +84,9 @@ class DeskReply:
     state as JSON, or None); tool_calls ([{tool, arguments, result, error}]); handoff ({reason, detail,
     review_id} when this turn handed off); notice (a line for the customer that is not stored, e.g. that
     a person will answer); request_ids (the audit records of the turn's pipeline turns); outcomes and
-    fell_back (the turn's TurnOutcomes, and whether a flow's fallback ran: for the hand-off rules)."""
+    fell_back (the turn's TurnOutcomes, and whether a flow's fallback ran: for the hand-off rules);
+    confirmations ([{tool, arguments, by, approved, at}] decided this turn, and {..., approved: None,
+    review_id} for a person's approval asked: :mod:`.approvals`)."""
 
     conversation: SupportConversation
     messages: list[SupportMessage] = field(default_factory=list)
@@ -93,6 +97,7 @@ class DeskReply:
     request_ids: list[str] = field(default_factory=list)
     outcomes: list = field(default_factory=list)
     fell_back: bool = False
+    confirmations: list[dict] = field(default_factory=list)
 
 
 class Desk:
@@ -185,6 +190,11 @@ class Desk:
             self._apply_rules(reply, customer)
         return self._finish(tenant, conversation_id, reply)
 
+    def confirm_tool(self, tenant: str, conversation_id: str, approve: bool, by: str) -> DeskReply:
+        """A person (``by``) approves or declines the tool call the conversation's flow waits for; the
+        flow resumes (``approvals.decide_approval``). Raises NotAwaitingApprovalError (409)."""
+        return decide_approval(self, tenant, conversation_id, approve, by)
+
     def _apply_rules(self, reply: DeskReply, customer: Customer) -> None:
         """The hand-off rules (:mod:`.triggers`) after the customer's turn: sustained negative
         sentiment, repeated failure, low confidence."""
@@ -263,6 +273,8 @@ class Desk:
                 self._answer(reply, customer, action.question or text, action.knowledge_base)
             elif isinstance(action, HandOff):
                 self._hand_off(reply, customer, action.reason, action.detail)
+            else:  # a confirmation asked of a person, decided, or withdrawn (:mod:`.approvals`)
+                approval_act(self, reply, customer, action)
 
     def _say(self, reply: DeskReply, customer: Customer, text: str) -> None:
         out = self.runner.say(customer.tenant, reply.conversation.id, self._context(customer), text)

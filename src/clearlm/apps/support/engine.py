@@ -1,7 +1,7 @@
 """The flow engine: a pure state machine, ``advance(flow, state, event) -> (state, actions)``.
 
-It runs steps until it must wait (for the customer's answer to an ``ask``, or a tool's result) or the
-flow is over, and returns what the caller must do (:mod:`clearlm.apps.support.state`: reply, call a
+It runs steps until it must wait (for the customer's answer to an ``ask``, a tool's result, or a
+confirmation of a tool call: :mod:`.confirm`) or the flow is over, and returns what the caller must do (:mod:`clearlm.apps.support.state`: reply, call a
 tool, answer from a knowledge base, hand off). The state is plain JSON, so a conversation resumes
 from its saved state in any process. As in Rasa's flow executor, the model fills slots and the flow
 decides what happens next; a step cap breaks a loop of steps that never wait.
@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from clearlm.apps.support import confirm as confirming
 from clearlm.apps.support.extract import Extractor, PatternExtractor, pending_ask
 from clearlm.apps.support.flows import Ask, Flow, FlowError, Step
 from clearlm.apps.support.slots import argument, holds, render, valid_value
@@ -24,7 +25,9 @@ from clearlm.apps.support.state import (
     Action,
     AnswerFromKnowledge,
     CallTool,
+    Confirm,
     CustomerMessage,
+    Decision,
     Event,
     FlowEnded,
     FlowState,
@@ -33,19 +36,27 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
+from clearlm.apps.support.tools import Tool, confirm_of
 from clearlm.errors import InvalidInputError
 
 MAX_STEPS = 200  # steps run in one advance before the flow is taken to loop
 MAX_TOOL_CALLS = 20  # tool calls FlowEngine makes in one turn
 
 
-def advance(flow: Flow, state: FlowState | dict | None, event: Event | None = None):
+def advance(
+    flow: Flow,
+    state: FlowState | dict | None,
+    event: Event | None = None,
+    confirm: Mapping[str, Confirm] | None = None,
+):
     """One turn of ``flow``: apply ``event`` to ``state`` and run steps until the flow waits or ends.
 
     Args:
         flow: the flow. state: a :class:`FlowState`, its JSON, or None to start the flow.
-        event: a :class:`CustomerMessage` (its slots already extracted), a :class:`ToolResult`, or None
-            (only to start).
+        event: a :class:`CustomerMessage` (its slots already extracted; while the flow waits for a
+            confirmation, the customer's yes or no), a :class:`ToolResult`, a :class:`Decision` (a
+            person's, on a call waiting for one), or None (only to start).
+        confirm: ``{tool: Confirm}``, the tools that are called only once confirmed (:mod:`.confirm`).
 
     Returns:
         ``(new_state, actions)``: the state (a new object; ``state`` is not changed) and the actions,
@@ -53,15 +64,26 @@ def advance(flow: Flow, state: FlowState | dict | None, event: Event | None = No
 
     Raises:
         InvalidInputError: a state of another flow or of a step the flow no longer has; a tool result
-            the flow is not waiting for; a message while it waits for a tool. FlowError: the flow ran
-            ``MAX_STEPS`` steps without waiting (a loop of branches).
+            the flow is not waiting for; a message while it waits for a tool; a decision while it waits
+            for none. FlowError: the flow ran ``MAX_STEPS`` steps without waiting (a loop of branches).
     """
     state = _state(flow, state)
+    before = state.waiting
+    state, actions = _advance(flow, state, event, confirm or {})
+    return state, confirming.settled(before, state, actions)
+
+
+def _advance(flow: Flow, state: FlowState, event: Event | None, confirm: Mapping[str, Confirm]):
     actions: list[Action] = []
     if state.status != "active":
         return state, actions
     if isinstance(event, ToolResult):
-        return _tool_result(flow, state, event)
+        return _tool_result(flow, state, event, confirm)
+    if isinstance(event, Decision):
+        if state.waiting != "agent":
+            raise InvalidInputError(f"the flow {flow.name!r} is not waiting for a person's approval")
+        confirming.person_decided(flow, state, event, actions)
+        return _confirmed(flow, state, actions, confirm)
     if isinstance(event, CustomerMessage):
         state.last_message = event.text
         if event.intent in flow.cancel_intents:
@@ -71,6 +93,8 @@ def advance(flow: Flow, state: FlowState | dict | None, event: Event | None = No
             return _hand_off(state, [Reply(render(flow.handoff_message, state))], "customer_asked", None)
         if state.waiting == "tool":
             raise InvalidInputError(f"the flow {flow.name!r} is waiting for a tool's result, not a message")
+        if state.waiting in ("customer", "agent"):
+            return _while_confirming(flow, state, event, confirm)
         if event.digression:
             actions.append(AnswerFromKnowledge(event.text, flow.knowledge_base))
             pending = pending_ask(flow, state)
@@ -79,10 +103,31 @@ def advance(flow: Flow, state: FlowState | dict | None, event: Event | None = No
         else:
             _fill(flow, state, event.slots)
             if state.waiting == "slot":
-                return _answer(flow, state, event.slots, actions)
+                return _answer(flow, state, event.slots, actions, confirm)
     elif state.waiting is not None:
         raise InvalidInputError(f"the flow {flow.name!r} is waiting: advance it with an event")
-    return _run(flow, state, actions)
+    return _run(flow, state, actions, confirm)
+
+
+def _while_confirming(flow: Flow, state: FlowState, event: CustomerMessage, confirm):
+    """A message while the flow waits for a confirmation: the customer's yes or no, or a note that a
+    person has still to approve."""
+    need = confirm.get((state.pending or {}).get("tool", ""))
+    if state.waiting == "agent":
+        return state, [confirming.waiting_note(flow, state, need)]
+    actions: list[Action] = []
+    tool = (state.pending or {}).get("tool")
+    done = confirming.answer(flow, state, event.text, need, actions)
+    if done == "invalid":
+        return _invalid(flow, state, actions, f"no yes or no to {tool}", confirm)
+    return _confirmed(flow, state, actions, confirm) if done == "run" else (state, actions)
+
+
+def _confirmed(flow: Flow, state: FlowState, actions: list[Action], confirm):
+    """After a decision: wait for the tool's result, stay ended, or run on from ``on_declined``."""
+    if state.waiting == "tool" or state.status != "active":
+        return state, actions
+    return _run(flow, state, actions, confirm)
 
 
 def _state(flow: Flow, state: FlowState | dict | None) -> FlowState:
@@ -97,7 +142,7 @@ def _state(flow: Flow, state: FlowState | dict | None) -> FlowState:
             "was saved): start the flow again"
         )
     kind = flow.step(state.step).kind if state.step is not None else None
-    if state.waiting is not None and kind != {"slot": "ask", "tool": "call"}[state.waiting]:
+    if state.waiting is not None and kind != ("ask" if state.waiting == "slot" else "call"):
         raise InvalidInputError(
             f"the step {state.step!r} of the flow {flow.name!r} no longer waits for a {state.waiting} (the "
             "flow was edited after this state was saved): start the flow again"
@@ -115,28 +160,31 @@ def _fill(flow: Flow, state: FlowState, values: dict) -> None:
                 state.slots[name] = value
 
 
-def _answer(flow: Flow, state: FlowState, values: dict, actions: list[Action]):
+def _answer(flow: Flow, state: FlowState, values: dict, actions: list[Action], confirm):
     step = flow.step(state.step)
     ok, value = valid_value(step.ask, values.get(step.ask.slot))
     if ok:
         state.slots[step.ask.slot], state.invalid, state.waiting = value, 0, None
         state.step = flow.after(step)
-        return _run(flow, state, actions)
+        return _run(flow, state, actions, confirm)
     state.invalid += 1
     tries = step.ask.max_invalid or flow.max_invalid
     if state.invalid < tries:
         return state, [*actions, Reply(render(step.ask.invalid or step.ask.prompt, state))]
     state.invalid, state.waiting = 0, None
+    return _invalid(flow, state, actions, f"no valid {step.ask.slot} after {tries} tries", confirm)
+
+
+def _invalid(flow: Flow, state: FlowState, actions: list[Action], detail: str, confirm):
+    """Too many invalid answers to the current step: the flow's fallback, else a hand-off."""
     if flow.fallback is not None:
         state.step = flow.fallback
-        return _run(flow, state, actions)
-    detail = f"no valid {step.ask.slot} after {tries} tries"
-    return _hand_off(
-        state, [*actions, Reply(render(flow.fallback_message, state))], "invalid_answers", detail, step.id
-    )
+        return _run(flow, state, actions, confirm)
+    reply = Reply(render(flow.fallback_message, state))
+    return _hand_off(state, [*actions, reply], "invalid_answers", detail, state.step)
 
 
-def _tool_result(flow: Flow, state: FlowState, event: ToolResult):
+def _tool_result(flow: Flow, state: FlowState, event: ToolResult, confirm):
     step = flow.step(state.step) if state.step else None
     if state.waiting != "tool" or step is None or step.call is None or step.call.tool != event.tool:
         raise InvalidInputError(f"the flow {flow.name!r} is not waiting for the tool {event.tool!r}")
@@ -144,10 +192,10 @@ def _tool_result(flow: Flow, state: FlowState, event: ToolResult):
     if event.error is None:
         state.slots[step.call.result] = event.result
         state.step = flow.after(step)
-        return _run(flow, state, [])
+        return _run(flow, state, [], confirm)
     if step.call.on_error is not None:
         state.step = step.call.on_error
-        return _run(flow, state, [])
+        return _run(flow, state, [], confirm)
     reply = Reply(render(flow.tool_error_message, state, {"tool": event.tool}))
     return _hand_off(state, [reply], "tool_failed", f"{event.tool}: {event.error}", step.id)
 
@@ -157,13 +205,13 @@ def _hand_off(state: FlowState, actions: list[Action], reason: str, detail: str 
     return state, [*actions, HandOff(reason, detail, step)]
 
 
-def _run(flow: Flow, state: FlowState, actions: list[Action]):
+def _run(flow: Flow, state: FlowState, actions: list[Action], confirm: Mapping[str, Confirm]):
     for _ in range(MAX_STEPS):
         if state.step is None:
             state.status, state.waiting = "completed", None
             return state, [*actions, FlowEnded("completed")]
         step = flow.step(state.step)
-        waiting = _step(flow, step, state, actions)
+        waiting = _step(flow, step, state, actions, confirm)
         if waiting or state.status != "active":
             return state, actions
     raise FlowError(
@@ -172,7 +220,7 @@ def _run(flow: Flow, state: FlowState, actions: list[Action]):
     )
 
 
-def _step(flow: Flow, step: Step, state: FlowState, actions: list[Action]) -> bool:
+def _step(flow: Flow, step: Step, state: FlowState, actions: list[Action], confirm) -> bool:
     """Run one step (appending its actions); True when the flow now waits."""
     nxt = flow.after(step)
     if step.ask is not None:
@@ -184,6 +232,9 @@ def _step(flow: Flow, step: Step, state: FlowState, actions: list[Action]) -> bo
         return True
     if step.call is not None:
         args = {k: argument(v, state) for k, v in step.call.args.items()}
+        if (need := confirm.get(step.call.tool)) is not None:
+            confirming.ask(flow, step, state, need, args, actions)
+            return True
         actions.append(CallTool(step.call.tool, args, step.call.result))
         state.waiting = "tool"
         return True
@@ -214,7 +265,8 @@ class FlowEngine:
 
     Args:
         tools: ``{name: fn}``; ``fn(**arguments)`` returns the tool's JSON result or raises. A tool the
-            flow calls that is not registered is left to the caller (a :class:`CallTool` action).
+            flow calls that is not registered is left to the caller (a :class:`CallTool` action). A
+            :class:`~clearlm.apps.support.tools.Tool` with ``confirm`` is called only once confirmed.
         extractor: proposes slot values from the customer's text (default :class:`PatternExtractor`);
             values the caller put in the event win.
     """
@@ -225,20 +277,26 @@ class FlowEngine:
         self.tools: dict[str, Callable[..., Any]] = dict(tools or {})
         self.extractor = extractor or PatternExtractor()
 
-    def register(self, name: str, fn: Callable[..., Any]) -> None:
-        """Register (or replace) the tool ``name``."""
-        self.tools[name] = fn
+    def register(self, name: str, fn: Callable[..., Any], confirm: str | None = None) -> None:
+        """Register (or replace) the tool ``name``; ``confirm``: customer or agent (FlowError: another)."""
+        self.tools[name] = Tool(fn, confirm, getattr(fn, "description", ""), name) if confirm else fn
+
+    def confirmations(self) -> dict[str, Confirm]:
+        """``{tool: Confirm}`` for the registered tools that are called only once confirmed."""
+        found = {name: confirm_of(name, fn) for name, fn in self.tools.items()}
+        return {name: need for name, need in found.items() if need is not None}
 
     def advance(self, flow: Flow, state: FlowState | dict | None, event: Event | None = None):
         """As :func:`advance`; each registered tool the flow calls is called here and shows in the
         actions as :class:`ToolCalled` (its result as plain JSON: dates become ISO 8601 text; its
         error: ``"TypeName: message"``, also when the result is not JSON-serialisable). Same errors, and
         FlowError after ``MAX_TOOL_CALLS`` calls in one turn."""
-        if isinstance(event, CustomerMessage) and not event.digression:
-            current = _state(flow, state)
+        current = _state(flow, state) if isinstance(event, CustomerMessage) else None
+        if current is not None and not event.digression and current.waiting not in ("customer", "agent"):
             found = self.extractor.extract(flow, current, event.text)
             event = CustomerMessage(event.text, {**found, **event.slots}, event.intent, event.digression)
-        state, actions = advance(flow, state, event)
+        confirm = self.confirmations()
+        state, actions = advance(flow, state, event, confirm)
         out: list[Action] = []
         for _ in range(MAX_TOOL_CALLS):
             call = actions[-1] if actions and isinstance(actions[-1], CallTool) else None
@@ -250,5 +308,5 @@ class FlowEngine:
             except Exception as exc:  # reported to the customer and the agent by the flow
                 result, error = None, f"{type(exc).__name__}: {exc}"
             out.append(ToolCalled(call.tool, call.arguments, result, error))
-            state, actions = advance(flow, state, ToolResult(call.tool, result, error))
+            state, actions = advance(flow, state, ToolResult(call.tool, result, error), confirm)
         raise FlowError(f"the flow {flow.name!r} called tools {MAX_TOOL_CALLS} times in one turn")

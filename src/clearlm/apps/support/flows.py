@@ -80,12 +80,18 @@ class Ask(_Model):
 class Call(_Model):
     """Call the tool ``tool`` with ``args`` (templates over slots; ``"{slot}"`` alone passes the value
     as it is) and keep its result in the slot ``result``. On failure go to ``on_error``; without it,
-    the customer is told and the conversation handed off."""
+    the customer is told and the conversation handed off. A tool declared ``confirm: customer`` or
+    ``confirm: agent`` (:mod:`clearlm.apps.support.tools`) is called only once confirmed:
+    ``confirm_message`` is this call's yes/no question to the customer (a template; default: the
+    flow's); ``on_declined``: the step a "no" (or a person's refusal) goes to (default: the flow ends,
+    ``declined_message`` said)."""
 
     tool: str
     args: dict[str, Any] = {}
     result: str = Field(pattern=f"^{NAME}$")
     on_error: str | None = None
+    confirm_message: str | None = None
+    on_declined: str | None = None
 
 
 class Condition(_Model):
@@ -177,7 +183,12 @@ class Flow(_Model):
     ``cancel_message``, ``handoff_intents`` (the customer asks for a person) and ``handoff_message``,
     ``tool_error_message`` (``{tool}``: the tool's name; then a hand-off unless the call has
     ``on_error``), ``triggers`` (words or phrases that start the flow when a customer's message outside
-    any flow contains one, case-insensitive, as whole words). ``loading.parse_flow`` checks the references; a Flow built otherwise is not."""
+    any flow contains one, case-insensitive, as whole words). Confirmations (:mod:`.confirm`; templates
+    that may also name ``{tool}``, ``{action}``, the tool's description, and ``{arguments}``):
+    ``confirm_message`` (the customer's yes/no question), ``declined_message`` (a "no" without
+    ``on_declined``), ``approval_message`` (a person must approve first) and ``approval_wait_message``
+    (the customer writes meanwhile). ``loading.parse_flow`` checks the references; a Flow built
+    otherwise is not."""
 
     name: str = Field(pattern=f"^{NAME}$")
     description: str = ""
@@ -191,6 +202,14 @@ class Flow(_Model):
     handoff_intents: list[str] = ["handoff"]
     handoff_message: str = "I am passing you to a person; they will answer here shortly."
     tool_error_message: str = "Sorry, {tool} is not working right now. I am passing you to a person."
+    confirm_message: str = (
+        "Please confirm: {action} ({arguments}). Shall I go ahead? Please answer yes or no."
+    )
+    declined_message: str = "All right, I have not done it. Is there anything else I can help with?"
+    approval_message: str = (
+        "A colleague must approve this first: {action} ({arguments}). You will see their answer here."
+    )
+    approval_wait_message: str = "A colleague still has to approve this; you will see their answer here."
     steps: list[Step] = Field(min_length=1)
 
     def step(self, step_id: str) -> Step:

@@ -1,7 +1,7 @@
 """Loading flow files: YAML to a checked :class:`~clearlm.apps.support.flows.Flow`.
 
 Beyond the schema (pydantic), a flow is checked as a whole: step ids are unique, every ``next``,
-``on_error`` and ``fallback`` names a step, every ``{template}`` and condition a slot the flow fills,
+``on_error``, ``on_declined`` and ``fallback`` names a step, every ``{template}`` and condition a slot the flow fills,
 every pattern compiles and every JSON Schema is one. Each error names the file, the step and the field.
 """
 
@@ -15,6 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from clearlm.apps.support.flows import TEMPLATE, Flow, FlowError, Step
+
+CONFIRM_NAMES = frozenset({"action", "arguments"})  # what a confirmation's text may name besides slots
 
 
 def parse_flow(text: str, source: str = "<flow>") -> Flow:
@@ -89,12 +91,14 @@ def _check(flow: Flow, source: str) -> None:
         if value is not None and value not in seen:
             fail(step, field, f"no step {value!r} (steps: {', '.join(ids)})")
 
-    def template(step: Step, field: str, text: Any) -> None:
+    def template(step: Step | None, field: str, text: Any, extra: frozenset = frozenset()) -> None:
         for m in TEMPLATE.finditer(text if isinstance(text, str) else ""):
-            if m.group(1).split(".")[0] not in slots | {"last_message", "tool"}:
+            if m.group(1).split(".")[0] not in slots | {"last_message", "tool"} | extra:
                 fail(step, field, f"{{{m.group(1)}}} names no slot of the flow (slots: {sorted(slots)})")
 
     target(None, "fallback", flow.fallback)
+    for f in ("confirm_message", "declined_message", "approval_message", "approval_wait_message"):
+        template(None, f, getattr(flow, f), CONFIRM_NAMES)
     for s in flow.steps:
         target(s, "next", s.next)
         for i, route in enumerate(s.branch or []):
@@ -108,6 +112,8 @@ def _check(flow: Flow, source: str) -> None:
                 template(s, f"ask.{f}", getattr(s.ask, f))
         if s.call:
             target(s, "call.on_error", s.call.on_error)
+            target(s, "call.on_declined", s.call.on_declined)
+            template(s, "call.confirm_message", s.call.confirm_message, CONFIRM_NAMES)
             for k, v in s.call.args.items():
                 template(s, f"call.args.{k}", v)
         template(s, "say", s.say)
