@@ -45,6 +45,7 @@ class PiiRule(_Rule):
     operator: Literal["replace", "redact", "mask", "hash", "encrypt"] = "replace"
     salt_env: str = "CLEARLM_PII_SALT"  # hash: the salt is read from this environment variable
     key_env: str = "CLEARLM_PII_KEY"  # encrypt: the AES key is read from this environment variable
+    allow: list[str] = []  # regular expressions: a finding whose whole text matches one is kept as is
 
 
 class ToxicityRule(_Rule):
@@ -229,7 +230,8 @@ def build_scanner(rule, embedder_factory=None):
             raise InvalidInputError(
                 f"the pii encrypt operator reads its AES key from ${rule.key_env}: set it (16, 24 or 32 characters)"
             )
-        return pii.PiiScanner(tuple(rule.entities) if rule.entities else None, rule.operator, salt, key)
+        entities = tuple(rule.entities) if rule.entities else None
+        return pii.PiiScanner(entities, rule.operator, salt, key, allow=tuple(rule.allow))
     if isinstance(rule, ToxicityRule):
         return moderation.ToxicityScanner(tuple(rule.words))
     if isinstance(rule, InjectionRule):
