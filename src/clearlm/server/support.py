@@ -738,4 +738,11 @@ async def suggest_reply_route(conversation_id: ConversationId, request: Request)
     desk = await anyio.to_thread.run_sync(_desk, request)
     done = await anyio.to_thread.run_sync(lambda: suggest_reply(desk, tenant, conversation_id))
     record.parameters["request_ids"] = done.request_ids
-    return done.to_dict()
+    out = done.to_dict()
+    if out["knowledge"] is not None:  # a source's path as the knowledge base's API names it
+        from clearlm.server.knowledge import files_dir
+
+        folder = str(files_dir(s, out["knowledge"]["knowledge_base"], tenant)) + "/"
+        for cited in out["knowledge"]["citations"]:
+            cited["path"] = cited["path"].removeprefix(folder)
+    return out
