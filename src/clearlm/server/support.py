@@ -94,7 +94,8 @@ class SupportMessageCreate(_Request):
 
 
 class SupportMessageOut(BaseModel):
-    """A stored message: role customer, assistant, agent (a person) or system (a note)."""
+    """A stored message: role customer, assistant, agent (a person) or system (a note); ``withheld``:
+    the policy blocked the turn of this customer message, so the assistant never reads it again."""
 
     id: int
     conversation_id: str
@@ -102,6 +103,7 @@ class SupportMessageOut(BaseModel):
     text: str
     language: str | None
     created_at: str
+    withheld: bool = False
 
 
 class SupportConversationOut(BaseModel):

@@ -64,6 +64,11 @@ HANDOFF_MESSAGE = "I am passing you to a person; they will answer here shortly."
 WAITING_NOTICE = "A person will answer here shortly."
 
 
+def _new_message(reply: DeskReply) -> SupportMessage | None:
+    """The customer's message this turn answers (None for a turn the desk began)."""
+    return reply.messages[0] if reply.messages and reply.messages[0].role == "customer" else None
+
+
 def _words(text: str) -> str:
     """``text``'s words, lower-case, each between spaces (to find a phrase as whole words)."""
     return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
@@ -184,7 +189,8 @@ class Desk:
         elif (flow := self._triggered(text)) is not None:
             self._run_flow(reply, customer, flow, self._prefilled(flow, text), None, text)
         else:
-            out = self.runner.generate(tenant, conversation_id, self._context(customer))
+            context, screened = self._context(reply, customer)
+            out = self.runner.generate(tenant, conversation_id, context, screened=screened)
             self._keep(reply, customer, out)
         if reply.handoff is None:
             self._apply_rules(reply, customer)
@@ -277,7 +283,8 @@ class Desk:
                 approval_act(self, reply, customer, action)
 
     def _say(self, reply: DeskReply, customer: Customer, text: str) -> None:
-        out = self.runner.say(customer.tenant, reply.conversation.id, self._context(customer), text)
+        context, screened = self._context(reply, customer)
+        out = self.runner.say(customer.tenant, reply.conversation.id, context, text, screened)
         self._keep(reply, customer, out)
 
     def _answer(self, reply: DeskReply, customer: Customer, question: str, kb_name: str | None) -> None:
@@ -297,6 +304,10 @@ class Desk:
     def _keep(self, reply: DeskReply, customer: Customer, out) -> None:
         reply.request_ids.append(out.request_id)
         reply.outcomes.append(out)
+        new = _new_message(reply)
+        if out.blocked and new is not None and not new.withheld:  # never in a model context again
+            self.conversations.withhold(customer.tenant, reply.conversation.id, new.id)
+            reply.messages[0] = dataclasses.replace(new, withheld=True)
         if out.text.strip():
             reply.messages.append(
                 self.conversations.append_message(
@@ -326,15 +337,19 @@ class Desk:
         handed_off(self.db, tenant, cid, conversation.messages[-1].id if conversation.messages else 0)
         reply.handoff = {"reason": reason, "detail": detail, "review_id": item.id}
 
-    def _context(self, customer: Customer) -> list[Message]:
+    def _context(self, reply: DeskReply, customer: Customer) -> tuple[list[Message], tuple[int, ...]]:
         """The system prompt with the customer's memory (:mod:`.memory`: a summary of their earlier
         conversations, their earlier messages relevant to the latest one), then their own latest
         ``history`` messages verbatim: their conversations only (selected by tenant and customer id),
-        as stored; the cost does not grow with the history."""
+        as stored; the cost does not grow with the history. With the indices of the messages the policy
+        checked at their own turns (all but the customer's message of this turn: ``TurnRequest.screened``)."""
         from clearlm.apps.support.memory import desk_memory
 
         system = f"{SYSTEM_PROMPT} The customer's language (ISO 639-1): {customer.language}."
-        return desk_memory(self).context(customer.tenant, customer.id, system)
+        recall = desk_memory(self).recall(customer.tenant, customer.id)
+        new = _new_message(reply)
+        screened = tuple(n for n, i in enumerate(recall.ids(), start=1) if new is None or i != new.id)
+        return recall.messages(system), screened
 
     def _finish(self, tenant: str, conversation_id: str, reply: DeskReply) -> DeskReply:
         reply.conversation = dataclasses.replace(self.conversations.get(tenant, conversation_id), messages=[])
