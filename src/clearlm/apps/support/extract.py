@@ -13,7 +13,18 @@ import unicodedata
 from typing import Any, Protocol
 
 from clearlm.apps.support.flows import Ask, Flow
+from clearlm.apps.support.intents import CANCEL_WORDS, HANDOFF_WORDS, intent_of
 from clearlm.apps.support.state import FlowState
+
+__all__ = [
+    "CANCEL_WORDS",
+    "HANDOFF_WORDS",
+    "Extractor",
+    "PatternExtractor",
+    "intent_of",
+    "pending_ask",
+    "supported",
+]
 
 
 class Extractor(Protocol):
@@ -125,21 +136,3 @@ def _free_value(text: str, as_json: bool) -> Any:
         except ValueError:
             pass
     return text
-
-
-HANDOFF_WORDS = re.compile(
-    r"\b(human|real person|a person|someone real|an agent|a colleague|speak to (someone|somebody)|"
-    r"talk to (someone|somebody)|operator|representative)\b",
-    re.IGNORECASE,
-)
-CANCEL_WORDS = re.compile(r"^\s*(cancel|stop|never ?mind|forget it)\b", re.IGNORECASE)
-
-
-def intent_of(text: str) -> str | None:
-    """What the customer asks for beyond the flow's question, by keywords: ``handoff`` (a person:
-    "can I talk to a human?"), ``cancel`` (a message starting "cancel", "stop", "never mind"), or None."""
-    if HANDOFF_WORDS.search(text):
-        return "handoff"
-    if CANCEL_WORDS.search(text):
-        return "cancel"
-    return None
