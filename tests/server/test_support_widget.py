@@ -8,9 +8,6 @@ works, the page stays accessible (axe-core), and an API error (a bad key) is sho
 from __future__ import annotations
 
 import os
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -18,46 +15,13 @@ import pytest
 
 from clearlm.errors import InvalidInputError
 from clearlm.server.support_channels import WIDGET, check_origin
+from support_site import ASK_REASON, LATE, page_with_widget
+from support_site import site as site  # a fixture
 
 DESK = Path(__file__).parents[2] / "examples" / "support"
 CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
-ASK_REASON = "Why are you returning it: damaged, wrong item, or changed mind?"
-LATE = (
-    "Order A-10002 was delivered 45 days ago, past our 30-day window. I am passing you to a colleague "
-    "who can look at exceptions."
-)
 AGENT = "Hello Ana, we can accept it as an exception: the label is on its way."
-
-
-class Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def site(tmp_path):
-    """A plain static web server on 127.0.0.1 (another port: another origin) serving tmp_path/site."""
-    root = tmp_path / "site"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    httpd.root = root
-    httpd.origin = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def page_with_widget(site, file: str, server, **attributes: str) -> str:
-    """Write a plain page that embeds the widget with one tag; its URL."""
-    attrs = " ".join(f'data-{k}="{v}"' for k, v in attributes.items())
-    (site.root / file).write_text(
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>A shop</title></head>"
-        "<body><main><h1>A shop</h1><p>Our products.</p></main>"
-        f'<script src="{server.base}/support/widget.js" {attrs}></script></body></html>'
-    )
-    return f"{site.origin}/{file}"
 
 
 def preflight(base: str, path: str, origin: str) -> httpx.Response:

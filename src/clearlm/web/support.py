@@ -1,12 +1,16 @@
 """The support desk's pages (admins: the desk's agents), rendered on the server from the desk's public
 functions (``clearlm.apps.support``): ``/support`` (the figures, the hand-off queue, the open
 conversations, customers, the flows and tools configured), ``/support/customers/{id}`` (a customer's
-history) and ``/support/conversations/{id}`` (the transcript; for a handed-off one a reply box and a
-hand-back button, which ``static/support-desk.js`` sends to ``/v1/support``). Another tenant's customer or
-conversation is a 404 page. Every text a customer, a model or an agent wrote is autoescaped."""
+history) and ``/support/conversations/{id}`` (the transcript with the desk's tool calls; for a handed-off
+one a reply box, a "Suggest a reply" button and a hand-back button, which ``static/support-desk.js`` sends
+to ``/v1/support``). Another tenant's customer or conversation is a 404 page. Every text a customer, a
+model or an agent wrote is autoescaped."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +27,7 @@ from clearlm.apps.support.customers import CustomerNotFoundError
 from clearlm.apps.support.handoff import HANDOFF, open_items
 from clearlm.apps.support.translation import language_name, translate_messages
 from clearlm.errors import InvalidInputError
+from clearlm.govern.outputs import govern_text
 from clearlm.server.support import desk_config
 from clearlm.store.review import ReviewQueue
 from clearlm.store.sessions import SignIn
@@ -32,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 Admin = Annotated[SignIn, Depends(needs("admin"))]
 HISTORY = 500  # a customer's latest messages shown
 LISTED = 100  # conversations, hand-offs and customers listed on /support
+CALLS = 200  # a conversation's customer turns read from the audit log for their tool calls
 
 
 def _descriptions(folder: str | None) -> dict[str, str]:
@@ -84,6 +90,53 @@ def tiles(figures) -> list[tuple[str, str, str]]:
         ),
         ("CSAT", csat, _n(figures.csat_count, "answer") + " to the survey at close"),
     ]
+
+
+def _json(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def tool_calls(s, tenant: str, chat, policy) -> dict[int, list[dict]]:
+    """The tools the desk called in ``chat``, by the id of the message each follows: ``{message id:
+    [{tool, arguments, error, result, slot, at}]}``. Read from the audit records of its customer turns
+    (``POST /v1/support/conversations/{id}/messages``, the latest ``CALLS``: each names the tools it
+    called, with their arguments as the policy stores text; a call made outside the API, by the library,
+    is not listed). A call follows the first message written at or after its request arrived (the
+    customer's message of that turn). The result is not in the audit log: a call's result is its flow's
+    ``result`` slot (``chat.flow_state``), shown for the latest call of that tool only, as the output
+    policy ``policy`` lets it be returned."""
+    if s.audit is None or not chat.messages:
+        return {}
+    records = s.audit.search(
+        tenant,
+        since=chat.created_at - timedelta(seconds=1),
+        endpoint=f"/v1/support/conversations/{chat.id}/messages",
+        newest_first=True,
+        limit=CALLS,
+    )
+    state = chat.flow_state or {}
+    flow = desk_config(s)[0].get(state.get("flow") or "")
+    slots = {
+        spec.tool: name for name, spec in (flow.slots() if flow else {}).items() if hasattr(spec, "tool")
+    }
+    found, seen = {}, set()
+    for record in records:  # newest first: the latest call of a tool gets its slot's value
+        at = datetime.fromisoformat(record["created_at"])
+        after = next((m for m in chat.messages if m.created_at >= at), chat.messages[-1])
+        calls = []
+        for call in (record.get("parameters") or {}).get("tool_calls") or []:
+            tool = str(call.get("tool"))
+            slot = slots.get(tool) if tool not in seen else None
+            seen.add(tool)
+            value = (state.get("slots") or {}).get(slot) if slot and not call.get("error") else None
+            arguments = call.get("arguments")
+            with contextlib.suppress(ValueError):  # stored as the policy stores text: maybe not JSON
+                arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+            result = None if value is None else govern_text(policy, _json(value), "document")[0]
+            calls.append({"tool": tool, "arguments": _json(arguments), "error": call.get("error"),
+                          "result": result, "slot": slot, "at": at})  # fmt: skip
+        found.setdefault(after.id, [])[:0] = calls
+    return found
 
 
 def _missing(request: Request, signin: SignIn, what: str, ident: str):
@@ -171,6 +224,7 @@ async def conversation(
             "customer": Customers(s.db).get(tenant, chat.customer_id),
             "items": open_items(s.db, tenant, conversation_id),
             "handoffs": handoff_items(s.db, tenant, conversation_id),
+            "tool_calls": tool_calls(s, tenant, chat, s.policy),
             "csat": csat_of(s.db, tenant, [conversation_id]).get(conversation_id),
             "translated": translated,
             "translate_to": wanted or translate_to or "",
