@@ -241,3 +241,82 @@ class SupportMessageRow(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LearnerRow(Base):
+    """A learner of a tenant's classroom (``apps/classroom/tutor.py``): ``external_id`` is the name the
+    caller knows them by (a user name, an LMS id), unique within the tenant (migration 0010)."""
+
+    __tablename__ = "classroom_learners"
+    __table_args__ = (UniqueConstraint("tenant", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AttemptRow(Base):
+    """One answer of a learner to a course's item: ``correct`` as the item's answer check judged it,
+    ``hints_used`` (0 = none), ``seconds`` it took (None if unknown). The log that BKT is fitted from."""
+
+    __tablename__ = "classroom_attempts"
+    __table_args__ = (Index("ix_classroom_attempts_learner", "learner_id", "course", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("classroom_learners.id", ondelete="CASCADE"))
+    course: Mapped[str] = mapped_column(String(64), index=True)
+    item: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(Text)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    hints_used: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MasteryRow(Base):
+    """A learner's P(mastery) of one skill of a course (Bayesian Knowledge Tracing), after ``attempts``
+    attempts at items that exercise it."""
+
+    __tablename__ = "classroom_mastery"
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("classroom_learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    course: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(64), primary_key=True)
+    p_mastery: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewCardRow(Base):
+    """A learner's FSRS card for one item (``card``: ``fsrs.Card.to_dict()``), due for review at ``due``."""
+
+    __tablename__ = "classroom_cards"
+    __table_args__ = (Index("ix_classroom_cards_due", "learner_id", "course", "due"),)
+
+    learner_id: Mapped[int] = mapped_column(
+        ForeignKey("classroom_learners.id", ondelete="CASCADE"), primary_key=True
+    )
+    course: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    card: Mapped[dict] = mapped_column(JSON)
+    due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SkillParamsRow(Base):
+    """A skill's BKT parameters fitted (pyBKT) from a tenant's logged attempts: ``prior``, ``learn``,
+    ``guess``, ``slip`` (probabilities), over ``n_attempts`` attempts."""
+
+    __tablename__ = "classroom_skill_params"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    course: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prior: Mapped[float] = mapped_column(Float)
+    learn: Mapped[float] = mapped_column(Float)
+    guess: Mapped[float] = mapped_column(Float)
+    slip: Mapped[float] = mapped_column(Float)
+    n_attempts: Mapped[int] = mapped_column(Integer)
+    fitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
