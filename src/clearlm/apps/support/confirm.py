@@ -31,6 +31,7 @@ from clearlm.apps.support.state import (
     FlowState,
     Reply,
 )
+from clearlm.errors import InvalidInputError
 
 # The first word of a yes or a no, in English, Spanish, French, German, Portuguese and Italian.
 YES = frozenset({"yes", "y", "yeah", "yep", "sure", "ok", "okay", "sí", "si", "sì", "oui", "ja", "sim"})
@@ -119,7 +120,10 @@ def decide(flow: Flow, state: FlowState, approved: bool, by: str, at: str | None
 
 
 def person_decided(flow: Flow, state: FlowState, event: Decision, actions: list) -> None:
-    """A person's :class:`Decision` on the call the flow waits for (see :func:`decide`)."""
+    """A person's :class:`Decision` on the call the flow waits for (see :func:`decide`).
+    InvalidInputError: the flow waits for no person's approval."""
+    if state.waiting != "agent":
+        raise InvalidInputError(f"the flow {flow.name!r} is not waiting for a person's approval")
     decide(flow, state, event.approved, event.by, event.at, actions)
 
 

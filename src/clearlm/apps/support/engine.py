@@ -36,7 +36,7 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
-from clearlm.apps.support.tools import Tool, confirm_of
+from clearlm.apps.support.tools import Tool, confirmations
 from clearlm.errors import InvalidInputError
 
 MAX_STEPS = 200  # steps run in one advance before the flow is taken to loop
@@ -80,10 +80,8 @@ def _advance(flow: Flow, state: FlowState, event: Event | None, confirm: Mapping
     if isinstance(event, ToolResult):
         return _tool_result(flow, state, event, confirm)
     if isinstance(event, Decision):
-        if state.waiting != "agent":
-            raise InvalidInputError(f"the flow {flow.name!r} is not waiting for a person's approval")
         confirming.person_decided(flow, state, event, actions)
-        return _confirmed(flow, state, actions, confirm)
+        return _run(flow, state, actions, confirm)
     if isinstance(event, CustomerMessage):
         state.last_message = event.text
         if event.intent in flow.cancel_intents:
@@ -120,14 +118,7 @@ def _while_confirming(flow: Flow, state: FlowState, event: CustomerMessage, conf
     done = confirming.answer(flow, state, event.text, need, actions)
     if done == "invalid":
         return _invalid(flow, state, actions, f"no yes or no to {tool}", confirm)
-    return _confirmed(flow, state, actions, confirm) if done == "run" else (state, actions)
-
-
-def _confirmed(flow: Flow, state: FlowState, actions: list[Action], confirm):
-    """After a decision: wait for the tool's result, stay ended, or run on from ``on_declined``."""
-    if state.waiting == "tool" or state.status != "active":
-        return state, actions
-    return _run(flow, state, actions, confirm)
+    return _run(flow, state, actions, confirm) if done == "run" else (state, actions)
 
 
 def _state(flow: Flow, state: FlowState | dict | None) -> FlowState:
@@ -206,6 +197,8 @@ def _hand_off(state: FlowState, actions: list[Action], reason: str, detail: str 
 
 
 def _run(flow: Flow, state: FlowState, actions: list[Action], confirm: Mapping[str, Confirm]):
+    if state.waiting == "tool" or state.status != "active":  # a confirmed call, a declined end
+        return state, actions
     for _ in range(MAX_STEPS):
         if state.step is None:
             state.status, state.waiting = "completed", None
@@ -281,11 +274,6 @@ class FlowEngine:
         """Register (or replace) the tool ``name``; ``confirm``: customer or agent (FlowError: another)."""
         self.tools[name] = Tool(fn, confirm, getattr(fn, "description", ""), name) if confirm else fn
 
-    def confirmations(self) -> dict[str, Confirm]:
-        """``{tool: Confirm}`` for the registered tools that are called only once confirmed."""
-        found = {name: confirm_of(name, fn) for name, fn in self.tools.items()}
-        return {name: need for name, need in found.items() if need is not None}
-
     def advance(self, flow: Flow, state: FlowState | dict | None, event: Event | None = None):
         """As :func:`advance`; each registered tool the flow calls is called here and shows in the
         actions as :class:`ToolCalled` (its result as plain JSON: dates become ISO 8601 text; its
@@ -295,7 +283,7 @@ class FlowEngine:
         if current is not None and not event.digression and current.waiting not in ("customer", "agent"):
             found = self.extractor.extract(flow, current, event.text)
             event = CustomerMessage(event.text, {**found, **event.slots}, event.intent, event.digression)
-        confirm = self.confirmations()
+        confirm = confirmations(self.tools)
         state, actions = advance(flow, state, event, confirm)
         out: list[Action] = []
         for _ in range(MAX_TOOL_CALLS):

@@ -86,6 +86,12 @@ def confirm_of(name: str, fn: Callable[..., Any]) -> Confirm | None:
     return Confirm(fn.confirm, fn.description.strip().rstrip(".") or name.replace("_", " "))
 
 
+def confirmations(tools: dict[str, Callable[..., Any]]) -> dict[str, Confirm]:
+    """``{name: Confirm}`` for the ``tools`` (``{name: fn}``) that are called only once confirmed."""
+    found = {name: confirm_of(name, fn) for name, fn in tools.items()}
+    return {name: need for name, need in found.items() if need is not None}
+
+
 def json_lookup(path: Path, key: str) -> Callable[..., dict]:
     """A tool returning the record under ``arguments[key]`` in the JSON object of ``path``."""
 
