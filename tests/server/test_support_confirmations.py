@@ -130,5 +130,7 @@ def test_the_review_queue_decides_after_a_restart_and_a_dismissal_declines(serve
         review = decline["confirmations"][0]["review_id"]
         ok(agent.post(f"/review/{review}/decision", json={"action": "dismiss"}))
         state = ok(shop.get(f"/support/conversations/{declined_cid}"))
-        assert state["messages"][-2]["text"].startswith("A colleague could not approve a refund for order A-10004")
+        assert state["messages"][-2]["text"].startswith(
+            "A colleague could not approve a refund for order A-10004"
+        )
         assert [x["approved"] for x in state["flow_state"]["confirmations"]] == [False]

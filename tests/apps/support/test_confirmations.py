@@ -77,7 +77,10 @@ def test_the_customer_is_asked_with_the_arguments_and_nothing_runs_before_a_yes(
     state, actions = at_question(engine(calls))
     assert texts(actions) == [QUESTION]
     assert state.waiting == "customer" and state.step == "change"
-    assert state.pending == {"tool": "change_address", "arguments": {"order_number": "A-10006", "address": NEW}}
+    assert state.pending == {
+        "tool": "change_address",
+        "arguments": {"order_number": "A-10006", "address": NEW},
+    }
     assert calls == [] and not any(isinstance(a, ToolCalled) for a in actions)
 
 
@@ -88,7 +91,10 @@ def test_a_yes_in_any_of_six_languages_calls_the_tool_and_is_recorded(answer):
     state, _ = at_question(e)
     state, actions = e.advance(ADDRESS, state, CustomerMessage(answer))
     assert calls == [("change_address", "A-10006", NEW)]
-    assert texts(actions) == [f"Done: order A-10006 now goes to {NEW}.", "Is there anything else I can help with?"]
+    assert texts(actions) == [
+        f"Done: order A-10006 now goes to {NEW}.",
+        "Is there anything else I can help with?",
+    ]
     confirmed = [a for a in actions if isinstance(a, Confirmed)]
     assert [(c.tool, c.by, c.approved) for c in confirmed] == [("change_address", "customer", True)]
     assert state.status == "completed" and state.pending is None
@@ -105,7 +111,10 @@ def test_a_no_goes_to_on_declined_and_never_calls_the_tool(answer):
     state, _ = at_question(e)
     state, actions = e.advance(ADDRESS, state, CustomerMessage(answer))
     assert calls == []
-    assert texts(actions) == ["All right, order A-10006 keeps its address.", "Is there anything else I can help with?"]
+    assert texts(actions) == [
+        "All right, order A-10006 keeps its address.",
+        "Is there anything else I can help with?",
+    ]
     assert [(c["approved"], c["by"]) for c in state.confirmations] == [(False, "customer")]
 
 
@@ -163,7 +172,9 @@ def test_an_agent_tool_waits_for_a_person_and_runs_on_approval():
         "A colleague must approve this first: refund request (order number: A-10001, reason: damaged). "
         "You will see their answer here."
     ]
-    assert actions[-1] == AwaitApproval("refund_request", {"order_number": "A-10001", "reason": "damaged"}, "refund")
+    assert actions[-1] == AwaitApproval(
+        "refund_request", {"order_number": "A-10001", "reason": "damaged"}, "refund"
+    )
     assert state.waiting == "agent" and calls == []
     state, actions = e.advance(REFUND, state, CustomerMessage("yes please, hurry"))  # not the customer's call
     assert texts(actions) == ["A colleague still has to approve this; you will see their answer here."]
@@ -172,7 +183,10 @@ def test_an_agent_tool_waits_for_a_person_and_runs_on_approval():
         e.advance(REFUND, state, ToolResult("refund_request", {"refund_id": "forged"}))
     state, actions = e.advance(REFUND, state, Decision(True, "key_ag", "2026-12-02T10:00:00+00:00"))
     assert calls == [("refund_request", "A-10001", "damaged")]
-    assert texts(actions)[0] == "Your refund RF-10001 for blue kettle is on its way; ana@example.com gets a receipt."
+    assert (
+        texts(actions)[0]
+        == "Your refund RF-10001 for blue kettle is on its way; ana@example.com gets a receipt."
+    )
     assert state.confirmations == [
         {
             "tool": "refund_request",

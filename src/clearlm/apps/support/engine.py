@@ -1,8 +1,8 @@
 """The flow engine: a pure state machine, ``advance(flow, state, event) -> (state, actions)``.
 
 It runs steps until it must wait (for the customer's answer to an ``ask``, a tool's result, or a
-confirmation of a tool call: :mod:`.confirm`) or the flow is over, and returns what the caller must do (:mod:`clearlm.apps.support.state`: reply, call a
-tool, answer from a knowledge base, hand off). The state is plain JSON, so a conversation resumes
+confirmation of a tool call: :mod:`.confirm`) or the flow is over, and returns what the caller must do
+(:mod:`clearlm.apps.support.state`: reply, call a tool, answer from a knowledge base, hand off). The state is plain JSON, so a conversation resumes
 from its saved state in any process. As in Rasa's flow executor, the model fills slots and the flow
 decides what happens next; a step cap breaks a loop of steps that never wait.
 

@@ -1,8 +1,8 @@
 """Loading flow files: YAML to a checked :class:`~clearlm.apps.support.flows.Flow`.
 
 Beyond the schema (pydantic), a flow is checked as a whole: step ids are unique, every ``next``,
-``on_error``, ``on_declined`` and ``fallback`` names a step, every ``{template}`` and condition a slot the flow fills,
-every pattern compiles and every JSON Schema is one. Each error names the file, the step and the field.
+``on_error``, ``on_declined`` and ``fallback`` names a step, every ``{template}`` and condition a slot
+the flow fills, every pattern compiles and every JSON Schema is one. Each error names the file, the step and the field.
 """
 
 from __future__ import annotations
