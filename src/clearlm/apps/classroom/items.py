@@ -265,7 +265,14 @@ def load_course(path: str | Path) -> Course:
 
 def _describe(exc: ValidationError, data: dict) -> str:
     """The first error as "item 'x' (items[3]), field hints: what to fix"."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # a bad item also empties its list ("at least 1 item"): a knock-on error, not one more to fix
+    errors = [
+        e
+        for e in errors
+        if not (e["type"] == "too_short" and any(len(o["loc"]) > len(e["loc"]) for o in errors))
+    ]
+    err = errors[0]
     loc = list(err["loc"])
     where = "the course"
     if len(loc) >= 2 and loc[0] in ("items", "skills") and isinstance(loc[1], int):
@@ -281,5 +288,5 @@ def _describe(exc: ValidationError, data: dict) -> str:
         msg = "unknown field; remove it or check its spelling"
     elif err["type"] == "missing":
         msg = "missing; add it"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return where + (f", field {field}" if field else "") + f": {msg}{more}"
