@@ -90,6 +90,8 @@ def test_a_return_goes_from_the_widget_through_a_tool_to_an_agent_s_reply(
     assert [r.parameters.get("answer") for r in suggested] == ["extract", None]
     draft = suggested[1].output.strip()  # the tiny model's random words
     expect(reply).to_have_value(f"{draft}\n\n{QUOTE}" if draft else QUOTE)
+    notes = panel.locator("p").all_inner_texts()  # the draft was not refused: no note says so
+    assert len(notes) == 2 and notes[0].endswith("Nothing was sent.") and "null" not in panel.inner_text()
     assert panel.locator("blockquote").inner_text() == (
         "You can return an item within 30 days of its delivery. [1] Return the item for a refund and place "
         "a new order. [2]"

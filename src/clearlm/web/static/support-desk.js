@@ -36,7 +36,7 @@
     return [
       el("p", { class: "small" }, "Quoted from the knowledge base ", el("code", {}, k.knowledge_base), ":"),
       el("blockquote", { class: "quoted" }, k.answer),
-      el("ol", { class: "citations", "aria-label": "Citations" }, k.citations.map((c) =>
+      el("ul", { class: "citations", "aria-label": "Citations" }, k.citations.map((c) =>
         el("li", { dataset: { n: String(c.n) } }, el("strong", {}, `[${c.n}]`), " ", c.path,
           c.heading ? el("span", { class: "muted" }, ` · ${c.heading}`) : null))),
     ];
@@ -50,11 +50,12 @@
       (s.refused ? " (the policy refused it)" : "") + "; write the reply yourself");
     // An empty box gets the suggestion; what the agent already wrote is kept, the suggestion after it.
     text.value = text.value.trim() ? `${text.value.trimEnd()}\n\n${s.text}` : s.text;
-    panel.replaceChildren(
+    panel.replaceChildren(...[
       el("p", { class: "muted small" }, el("span", { class: "badge ai" }, "AI-generated"),
         " Suggested reply in the box above: check and edit it, then send it. Nothing was sent."),
-      s.refused ? el("p", { class: "muted small" }, "The policy refused the model's draft.") : null,
-      ...sources(s.knowledge));
+      s.refused && el("p", { class: "muted small" }, "The policy refused the model's draft."),
+      ...sources(s.knowledge),
+    ].filter(Boolean));
     panel.hidden = false;
     text.focus();
     say("Suggestion in the reply box: edit it, then send it");
