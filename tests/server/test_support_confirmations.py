@@ -12,7 +12,7 @@ import pytest
 from support_clients import keyed_clients, ok
 
 DESK = Path(__file__).parents[2] / "examples" / "support"
-NEW = "12 Rue de la Paix, 75002 Paris"
+NEW = "12 Harbour Road, Leeds LS1 4AB"  # English: the desk would translate its replies otherwise
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def to_approval(shop, order: str) -> tuple[str, dict]:
 def test_the_customer_confirms_an_address_change_in_the_chat(desk):
     server, c = desk
     shop = c["shop"]
-    cus = ok(shop.post("/support/customers", json={"name": "Chloé", "language": "fr"}), 201)
+    cus = ok(shop.post("/support/customers", json={"name": "Chloé", "language": "en"}), 201)
     cid = ok(shop.post("/support/conversations", json={"customer_id": cus["id"]}), 201)["conversation"]["id"]
 
     def say(text: str) -> dict:
@@ -56,7 +56,7 @@ def test_the_customer_confirms_an_address_change_in_the_chat(desk):
     assert [t["tool"] for t in done["tool_calls"]] == ["change_address"]
     assert done["tool_calls"][0]["result"]["address"] == NEW
     [confirmed] = done["confirmations"]
-    assert (confirmed["by"], confirmed["approved"]) == ("customer", True)
+    assert (confirmed["by"], confirmed["customer_id"], confirmed["approved"]) == ("customer", cus["id"], True)
     assert done["messages"][1]["text"] == f"Done: order A-10006 now goes to {NEW}."
     assert done["flow"]["confirmations"][0]["at"] == confirmed["at"]
     record = http_records(server, f"/support/conversations/{cid}/messages")[-1]

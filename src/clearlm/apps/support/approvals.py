@@ -87,7 +87,8 @@ def open_approvals(db: Database, tenant: str, conversation_id: str) -> list[Revi
 
 def act(desk: Desk, reply: DeskReply, customer: Customer, action) -> None:
     """Carry out a confirmation action of the flow engine on the desk (other actions: nothing):
-    :class:`Confirmed` joins ``reply.confirmations``, :class:`AwaitApproval` queues an item (listed in
+    :class:`Confirmed` joins ``reply.confirmations`` (a customer's with their ``customer_id``),
+    :class:`AwaitApproval` queues an item (listed in
     ``reply.confirmations`` with ``approved`` None and its ``review_id``), :class:`ApprovalWithdrawn`
     dismisses the conversation's open items."""
     tenant, cid = customer.tenant, reply.conversation.id
@@ -100,15 +101,14 @@ def act(desk: Desk, reply: DeskReply, customer: Customer, action) -> None:
                 "approved": action.approved,
                 "at": action.at,
             }
+            | ({"customer_id": customer.id} if action.by == "customer" else {})
         )
     elif isinstance(action, AwaitApproval):
         conversation = desk.conversations.get(tenant, cid)
         state = FlowState.from_json(conversation.flow_state) if conversation.flow_state else None
         item = queue_approval(desk.db, state.flow if state else "", conversation, customer, action)
-        reply.confirmations.append(
-            {"tool": action.tool, "arguments": action.arguments, "by": None, "approved": None}
-            | {"at": None, "review_id": item.id}
-        )
+        asked = {"tool": action.tool, "arguments": action.arguments, "by": None, "approved": None, "at": None}
+        reply.confirmations.append({**asked, "review_id": item.id})
     elif isinstance(action, ApprovalWithdrawn):
         for item in open_approvals(desk.db, tenant, cid):
             note = "withdrawn: the customer cancelled or asked for a person"
