@@ -20,6 +20,7 @@ updated). :func:`forward` is pyBKT's one-step prediction (``Model.predict``'s ``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 
@@ -117,7 +118,9 @@ def fit_parameters(
         }
     )
     model = model_cls(seed=seed, num_fits=num_fits, parallel=False)
-    model.fit(data=data)
+    with warnings.catch_warnings():  # pyBKT 1.4.3's pandas idioms that pandas 3 deprecates, on every fit
+        warnings.filterwarnings("ignore", module=r"pyBKT\.")
+        model.fit(data=data)
     return {skill: params_from_pybkt(coef) for skill, coef in model.coef_.items()}
 
 
