@@ -107,3 +107,23 @@ def test_without_a_flow_the_suggestion_is_the_draft_alone(desk):
     ]  # as the tiny model's context holds
     said = ["Can I talk to a human?", "I am passing you to a person; they will answer here shortly."]
     assert spoken and spoken == said[-len(spoken) :]
+
+
+def test_a_suggestion_the_agent_s_policy_refuses_puts_nothing_in_the_box(desk, tmp_path):
+    server, clients = desk
+    cid, _ = conversation(clients["shop"], "I am returning order A-10002", "changed mind")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(
+        'name: strict\nrefusal: "Refused."\ninput:\n  - {scanner: regex, patterns: {o: "A-10002"}, action: block}\n'
+    )
+    _, secret = server.state.keys.create("careful agent", policy=str(strict), tenant="acme", scope="admin")
+    got = ok(
+        clients["agent"].post(
+            f"/support/conversations/{cid}/suggestion", headers={"Authorization": f"Bearer {secret}"}
+        )
+    )
+    assert (got["text"], got["draft"], got["refused"]) == ("", "", True)
+    knowledge = got["knowledge"]  # the question quotes the order number too: refused, nothing quoted
+    assert (knowledge["answer"], knowledge["quote"], knowledge["citations"]) == ("Refused.", "", [])
+    records = {r.request_id: r for r in server.state.audit.records(tenant="acme")}
+    assert [records[i].finish_reason for i in got["request_ids"]] == ["content_filter", "content_filter"]
