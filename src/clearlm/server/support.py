@@ -731,11 +731,14 @@ async def suggest_reply_route(conversation_id: ConversationId, request: Request)
     draft from its latest messages and, when its flow names a knowledge base of the tenant, that base's
     quoted, cited answer (pipeline turns of kind ``suggest``, audited). Nothing is sent or stored. 409
     when the conversation is not handed off."""
-    from clearlm.apps.support.suggestions import suggest_reply
+    from clearlm.apps.support.handoff import handed_off
+    from clearlm.apps.support.suggestions import WHY, suggest_reply
 
     s, tenant = state(request), tenant_of(request)
     record = request.state.audit_record
     record.parameters = {"conversation_id": conversation_id}
+    conversations = SupportConversations(s.db)  # 404 and 409 before a generation slot is taken
+    await anyio.to_thread.run_sync(lambda: handed_off(conversations, tenant, conversation_id, WHY))
     await admit(request, s)
     desk = await anyio.to_thread.run_sync(_desk, request)
     done = await anyio.to_thread.run_sync(lambda: suggest_reply(desk, tenant, conversation_id))

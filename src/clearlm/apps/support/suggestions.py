@@ -37,6 +37,7 @@ from clearlm.pipeline import Retrieval
 RECENT = 12  # the conversation's latest messages the draft sees
 ASKED = 3  # the customer's latest messages that make the knowledge base's question
 KIND = "suggest"
+WHY = "suggestions are for a person's reply"  # the end of NotHandedOffError's message
 ROLE = {"customer": "user", "assistant": "assistant", "agent": "assistant"}
 _MARK = re.compile(r"\s*\[(\d+)\]")
 INSTRUCTIONS = (
@@ -209,7 +210,7 @@ def suggest_reply(desk, tenant: str, conversation_id: str) -> Suggestion:
             the latest message alone is too long for the model.
     """
     conversations = SupportConversations(desk.db)
-    chat = handed_off(conversations, tenant, conversation_id, "suggestions are for a person's reply")
+    chat = handed_off(conversations, tenant, conversation_id, WHY)
     customer = Customers(desk.db).get(tenant, chat.customer_id)
     reason = _reason(desk, chat)
     flow = desk.flows.get((chat.flow_state or {}).get("flow") or "")
