@@ -66,6 +66,7 @@ def test_a_multi_skill_attempt_updates_every_skill():
     assert wrong["frac-add"] < after["frac-add"] and wrong["units"] < after["units"]
 
 
+@pytest.mark.filterwarnings(r"ignore:::pyBKT\.")  # its pandas idioms that pandas 3 deprecates
 def test_our_forward_pass_gives_pybkts_predictions_with_its_fitted_parameters():
     rows = logged_attempts(n_learners=60)
     data = pd.DataFrame(

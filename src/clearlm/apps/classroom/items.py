@@ -93,17 +93,17 @@ class Answer(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _shorthand(cls, data):
-        if isinstance(data, bool):
-            return data
-        if isinstance(data, int | float):
-            return {"accept": [str(data)], "kind": "number"}
-        if isinstance(data, str):
-            return {"accept": [data]}
-        if isinstance(data, dict) and isinstance(data.get("accept"), str | int | float):
-            return {**data, "accept": [str(data["accept"])]}
+    def _shorthand(cls, data):  # `answer: 0.75` / `answer: metre`; YAML numbers in accept as text
+        if isinstance(data, int | float | str) and not isinstance(data, bool):
+            data = {"accept": [data], "kind": "text" if isinstance(data, str) else "number"}
+        if isinstance(data, dict) and not isinstance(data.get("accept", []), list):
+            data = {**data, "accept": [data["accept"]]}
         if isinstance(data, dict) and isinstance(data.get("accept"), list):
-            return {**data, "accept": [str(a) if isinstance(a, int | float) else a for a in data["accept"]]}
+            num = [
+                str(a) if isinstance(a, int | float) and not isinstance(a, bool) else a
+                for a in data["accept"]
+            ]
+            data = {**data, "accept": num}
         return data
 
     @model_validator(mode="after")
@@ -261,6 +261,18 @@ def load_course(path: str | Path) -> Course:
     except (OSError, UnicodeDecodeError) as exc:
         raise CourseError(f"cannot read the course file {path}: {exc}") from None
     return parse_course(text, str(path))
+
+
+def load_courses(folder: str | Path) -> dict[str, Course]:
+    """Every ``*.yaml``/``*.yml`` course in ``folder``, by id, in file-name order; an empty dict for a
+    missing folder (CourseError: a bad file, two courses with one id)."""
+    courses: dict[str, Course] = {}
+    for path in sorted([*Path(folder).glob("*.yaml"), *Path(folder).glob("*.yml")]):
+        course = load_course(path)
+        if course.id in courses:
+            raise CourseError(f"{path}: a second course with id {course.id!r}; course ids are unique")
+        courses[course.id] = course
+    return courses
 
 
 def _describe(exc: ValidationError, data: dict) -> str:
