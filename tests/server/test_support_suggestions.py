@@ -113,8 +113,10 @@ def test_a_suggestion_the_agent_s_policy_refuses_puts_nothing_in_the_box(desk, t
     server, clients = desk
     cid, _ = conversation(clients["shop"], "I am returning order A-10002", "changed mind")
     strict = tmp_path / "strict.yaml"
-    strict.write_text(
-        'name: strict\nrefusal: "Refused."\ninput:\n  - {scanner: regex, patterns: {o: "A-10002"}, action: block}\n'
+    strict.write_text(  # the knowledge question quotes the order number; any draft with words is blocked
+        'name: strict\nrefusal: "Refused."\n'
+        'input:\n  - {scanner: regex, patterns: {o: "A-10002"}, action: block}\n'
+        'output:\n  - {scanner: regex, patterns: {w: "\\\\S"}, action: block}\n'
     )
     _, secret = server.state.keys.create("careful agent", policy=str(strict), tenant="acme", scope="admin")
     got = ok(
@@ -123,7 +125,12 @@ def test_a_suggestion_the_agent_s_policy_refuses_puts_nothing_in_the_box(desk, t
         )
     )
     assert (got["text"], got["draft"], got["refused"]) == ("", "", True)
-    knowledge = got["knowledge"]  # the question quotes the order number too: refused, nothing quoted
+    knowledge = got["knowledge"]
     assert (knowledge["answer"], knowledge["quote"], knowledge["citations"]) == ("Refused.", "", [])
     records = {r.request_id: r for r in server.state.audit.records(tenant="acme")}
     assert [records[i].finish_reason for i in got["request_ids"]] == ["content_filter", "content_filter"]
+    quoted, drafted = (records[i].governance for i in got["request_ids"])
+    assert quoted["input"]["action"] == "block"  # the question quotes the customer's order number
+    # the draft's stored history (which names A-10002 too) was checked at its own turns: not scanned again
+    assert drafted["input"] == {"action": "allow", "results": []}
+    assert drafted["output"][0]["action"] == "block"

@@ -13,7 +13,9 @@ checks them and the audit log records them like every desk turn:
 - **draft**: the model's reply, generated from the conversation's latest messages (the customer's as
   the user's, the assistant's and agents' as the assistant's; notes and messages the policy withheld
   left out) after a system message that says a person will check it and why the conversation was
-  handed off.
+  handed off. As in the desk's own turns, the system message is the turn's instructions and the stored
+  messages are screened history (``TurnRequest.screened``: the policy checked them at their own
+  turns), so the input policy does not scan them again; the output policy checks the draft.
 
 The suggestion's ``text`` (what fills the reply box) is the draft, then the knowledge base's quoted
 sentences without their citation marks; the citations come apart, each naming its source.
@@ -134,7 +136,7 @@ class _Seen:
 
 def _spoken(chat: SupportConversation) -> list:
     """The messages a model may read: customers', the assistant's and agents', not withheld ones."""
-    return [m for m in chat.messages if m.role in ROLE and not getattr(m, "withheld", False)]
+    return [m for m in chat.messages if m.role in ROLE and not m.withheld]
 
 
 def _reason(desk, chat: SupportConversation) -> str | None:
@@ -220,7 +222,8 @@ def suggest_reply(desk, tenant: str, conversation_id: str) -> Suggestion:
         system += f" The assistant handed the conversation to the person because: {reason}."
     spoken = _spoken(chat)[-RECENT:]
     context = [Message("system", system), *(Message(ROLE[m.role], m.text) for m in spoken)]
-    out = desk.runner.generate(tenant, conversation_id, context, kind=KIND)
+    screened = tuple(range(1, len(context)))  # stored history, checked at its own turns (as the desk's)
+    out = desk.runner.generate(tenant, conversation_id, context, kind=KIND, screened=screened)
     refused = out.finish_reason == "content_filter"
     draft = "" if refused else out.text.strip()
     parts = [draft, knowledge.quote if knowledge is not None else ""]
