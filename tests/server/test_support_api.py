@@ -35,8 +35,8 @@ def turn_records(server, conversation_id: str) -> list:
 def test_a_return_goes_through_the_tool_to_a_person_who_answers_and_hands_back(desk):
     server, c = desk
     shop, agent = c["shop"], c["agent"]
-    ben = ok(shop.post("/support/customers", json={"name": "Ben", "language": "DE"}), 201)
-    assert ben["language"] == "de" and ben["object"] == "support.customer"
+    ben = ok(shop.post("/support/customers", json={"name": "Ben", "language": "EN"}), 201)  # (de: translated)
+    assert ben["language"] == "en" and ben["object"] == "support.customer"
     assert ok(shop.get(f"/support/customers/{ben['id']}")) == ben
     assert [x["id"] for x in ok(shop.get("/support/customers"))["data"]] == [ben["id"]]
     opened = ok(shop.post("/support/conversations", json={"customer_id": ben["id"]}), 201)
@@ -55,7 +55,7 @@ def test_a_return_goes_through_the_tool_to_a_person_who_answers_and_hands_back(d
     assert second["conversation"]["status"] == "handed_off"
 
     item = ok(agent.get(f"/review/{second['handoff']['review_id']}"))
-    assert item["kind"] == "support_handoff" and item["payload"]["language"] == "de"
+    assert item["kind"] == "support_handoff" and item["payload"]["language"] == "en"
     stored = ok(shop.get(f"/support/conversations/{cid}"))["messages"]
     assert [t["text"] for t in item["payload"]["transcript"]] == [m["text"] for m in stored]
     assert [m["role"] for m in stored] == ["customer", "assistant", "customer", "assistant"]

@@ -95,7 +95,9 @@ def test_outside_the_window_hands_off_to_a_person_who_answers_and_hands_back(db,
     desk.customer_message("acme", cid, "A-10002")
     late = desk.customer_message("acme", cid, "changed mind")
     assert late.handoff["reason"] == "outside_return_window" and late.conversation.status == "handed_off"
-    assert "45 days ago" in late.messages[-1].text
+    translated = [r for r in records_of(db, cid) if r.endpoint == "support:translate"][-1]  # Ben: German
+    assert translated.endpoint == "support:translate" and translated.request_id in late.request_ids
+    assert "45 days ago" in json.dumps(translated.prompt) and late.messages[-1].text in translated.output
     items = ReviewQueue(db).list("acme", kind=HANDOFF)
     assert [i.id for i in items] == [late.handoff["review_id"]]
     payload = items[0].payload

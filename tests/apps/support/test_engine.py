@@ -101,7 +101,7 @@ def test_invalid_answers_are_re_asked_with_the_expected_format_then_handed_off()
     state, actions = say(eng, state, "a-12345")  # the pattern is case-sensitive: A, not a
     assert actions == [Reply(BAD_ORDER)] and state.invalid == 2
     state, actions = say(eng, state, "A-1234")
-    assert texts(actions) == [RETURNS.fallback_message]
+    assert texts(actions) == [RETURNS.fallback_message["en"]]  # (its English variant)
     assert actions[-1] == HandOff("invalid_answers", "no valid order_number after 3 tries", "ask_order")
     assert state.status == "handed_off"
 
@@ -181,13 +181,13 @@ def test_cancel_ends_the_flow_at_any_question(intent):
     eng = engine()
     state, _ = say(eng, None, "A-12345")
     state, actions = say(eng, state, "forget it", intent=intent)
-    assert actions == [Reply(RETURNS.cancel_message), FlowEnded("cancelled")]
+    assert actions == [Reply(RETURNS.cancel_message["en"]), FlowEnded("cancelled")]
     assert state.status == "cancelled" and state.step is None
 
 
 def test_asking_for_a_person_hands_off_at_once():
     state, actions = say(engine(), None, "I want a human", intent="handoff")
-    assert actions == [Reply(RETURNS.handoff_message), HandOff("customer_asked", None, None)]
+    assert actions == [Reply(RETURNS.handoff_message["en"]), HandOff("customer_asked", None, None)]
     assert state.status == "handed_off"
 
 

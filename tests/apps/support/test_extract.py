@@ -150,7 +150,7 @@ def test_with_the_tiny_model_nonsense_is_re_asked_with_the_expected_format(db, t
         reply = desk.customer_message("acme", cid, text)
         assert reply.flow["step"] == "ask_reason" and reply.flow["invalid"] == i
         assert reply.flow["slots"] == {"order_number": "A-10003"} and reply.tool_calls == []
-        assert reply.messages[-1].text == REASON.invalid
+        assert reply.messages[-1].text == REASON.invalid["en"]
     extracts = [r for r in AuditLog(db).records() if r.endpoint == "support:extract"]
     assert len(extracts) == 2
     schema = json.loads(extracts[-1].parameters["json_output"]["schema"])
@@ -167,7 +167,7 @@ def test_a_model_that_always_says_damaged_no_longer_fills_the_reason_in03(db, ti
     desk.customer_message("acme", cid, "A-10005")
     reply = desk.customer_message("acme", cid, OVERRIDE)
     assert model.asked == 1 and reply.tool_calls == [] and reply.flow["step"] == "ask_reason"
-    assert reply.messages[-1].text == REASON.invalid and "accepted" not in reply.messages[-1].text
+    assert reply.messages[-1].text == REASON.invalid["en"] and "accepted" not in reply.messages[-1].text
     reply = desk.customer_message("acme", cid, "the glass is damaged")
     assert reply.flow["slots"]["reason"] == "damaged" and [c["tool"] for c in reply.tool_calls] == [
         "lookup_order"

@@ -1,15 +1,28 @@
 """The desk's languages (``apps.support.translation``): detection on real sentences in nine languages,
 the customer's language kept (updated on a confident switch, not on a short reply), translation as an
-audited pipeline turn (the tiny random model: the record is asserted, not the quality), bad codes."""
+audited pipeline turn (the tiny random model: the record is asserted, not the quality), bad codes; a
+flow's fixed replies in the customer's language (the flow's variant, else a translation turn)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from clearlm.apps.support import Customers, Desk, PatternExtractor, TurnRunner
+from clearlm.apps.support import (
+    Customers,
+    Desk,
+    FlowError,
+    PatternExtractor,
+    TurnRunner,
+    load_desk,
+    parse_flow,
+)
+from clearlm.apps.support.slots import Localized
 from clearlm.apps.support.translation import (
     TranslationFailedError,
     detect_language,
+    fixed_reply,
     keep_language,
     translate,
     translate_messages,
@@ -150,3 +163,76 @@ def test_a_spanish_agent_reply_reaches_an_english_customer_in_english_on_the_def
     assert detect_language(message.text) == "en" and "friday" in message.text.lower()
     (item,) = ReviewQueue(db).list("acme", "answered", HANDOFF)
     assert item.decision["note"] == f"original (es): {spanish}"
+
+
+# A flow's fixed replies in the customer's language: the flow's variant (no model), else a translation turn.
+
+DESK = Path(__file__).parents[3] / "examples" / "support"
+ES_ORDER = "¿Cuál es su número de pedido? Lo encontrará en el correo de confirmación."
+ES_REASON = "¿Por qué lo devuelve: dañado, artículo equivocado o ha cambiado de opinión?"
+
+
+def sample_desk(db, backend, max_tokens: int = 4) -> Desk:
+    flows, tools = load_desk(DESK)
+    return Desk(
+        db, TurnRunner(backend, AuditLog(db), max_tokens=max_tokens), flows, tools, PatternExtractor()
+    )
+
+
+def test_a_spanish_customer_gets_the_flows_spanish_prompts_without_a_translation_turn(db, roomy_backend):
+    desk = sample_desk(db, roomy_backend)
+    lucia = Customers(db).create("acme", "Lucía", "es")
+    opened = desk.open_conversation("acme", lucia.id, flow="returns")
+    assert [m.text for m in opened.messages] == [ES_ORDER] and len(opened.request_ids) == 1
+    cid = opened.conversation.id
+    record = AuditLog(db).get(opened.request_ids[0], "acme")
+    assert record.endpoint == "support:reply" and record.output == ES_ORDER
+    wrong = desk.customer_message("acme", cid, "no lo sé")
+    assert wrong.messages[-1].text.startswith("Un número de pedido es la letra A")
+    asked = desk.customer_message("acme", cid, "A-10003")
+    assert asked.messages[-1].text == ES_REASON and asked.flow["step"] == "ask_reason"
+    assert all(r.endpoint != "support:translate" for r in AuditLog(db).records())
+
+
+def test_a_spanish_return_starts_from_spanish_words_and_the_order_stays_in_the_reply(db, roomy_backend):
+    desk = sample_desk(db, roomy_backend)
+    lucia = Customers(db).create("acme", "Lucía", "es")
+    cid = desk.open_conversation("acme", lucia.id).conversation.id
+    started = desk.customer_message("acme", cid, "Quiero devolver el pedido A-10001, llegó roto")
+    assert started.flow["slots"]["order_number"] == "A-10001" and started.flow["slots"]["reason"] == "damaged"
+    assert started.messages[-2].text.startswith("Su devolución del pedido A-10001 (")
+    assert started.messages[-1].text == "¿Puedo ayudarle en algo más?"
+
+
+def test_without_a_variant_the_fixed_reply_is_translated_in_an_audited_turn(db, roomy_backend):
+    desk = sample_desk(db, roomy_backend)
+    camille = Customers(db).create("acme", "Camille", "fr")
+    opened = desk.open_conversation("acme", camille.id, flow="returns")
+    translated, said = (AuditLog(db).get(r, "acme") for r in opened.request_ids)
+    assert (translated.endpoint, said.endpoint) == ("support:translate", "support:reply")
+    assert translated.prompt[-1]["content"].startswith("What is your order number?")
+    assert "from English to French" in translated.parameters["instructions"]
+    assert opened.messages[-1].text == translated.output.strip() == said.output  # (random words)
+
+
+def test_fixed_reply_picks_a_variant_keeps_the_desks_language_and_falls_back_to_the_text(db, tiny_backend):
+    runner = TurnRunner(tiny_backend, AuditLog(db))
+    text = Localized({"en": "Your order?", "es": "¿Su pedido?"})
+    assert (text, text.language) == ("Your order?", "en")
+    assert fixed_reply(runner, "acme", "sup_1", text, "es") == ("¿Su pedido?", None)
+    assert fixed_reply(runner, "acme", "sup_1", text, "en") == ("Your order?", None)
+    assert fixed_reply(runner, "acme", "sup_1", "Hello", None) == ("Hello", None)
+    assert fixed_reply(runner, "acme", "sup_1", "Hello", "zz") == ("Hello", None)  # no such language
+    assert AuditLog(db).records() == []  # none of these needed a turn
+    only_spanish = Localized({"es": "¿Su pedido?"})
+    assert (only_spanish, only_spanish.language) == ("¿Su pedido?", "es")
+
+
+def test_a_flows_variants_are_checked_when_it_is_read():
+    base = "name: f\nsteps:\n  - id: a\n    ask: {slot: s, prompt: %s}\n"
+    flow = parse_flow(base % '{en: "Size {s}?", es: "¿Talla?"}')
+    assert flow.steps[0].ask.prompt == {"en": "Size {s}?", "es": "¿Talla?"}
+    with pytest.raises(FlowError, match="ISO 639-1"):
+        parse_flow(base % '{spanish: "¿Talla?"}')
+    with pytest.raises(FlowError, match="names no slot"):
+        parse_flow(base % '{en: "Size?", es: "¿Talla {nope}?"}')

@@ -44,7 +44,7 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
-from clearlm.apps.support.translation import keep_language
+from clearlm.apps.support.translation import fixed_reply, keep_language
 from clearlm.apps.support.triggers import (
     HandoffRules,
     after_turn,
@@ -283,6 +283,12 @@ class Desk:
                 approval_act(self, reply, customer, action)
 
     def _say(self, reply: DeskReply, customer: Customer, text: str) -> None:
+        """Say a fixed reply, in the customer's language (``translation.fixed_reply``: a flow's variant,
+        else a ``support:translate`` turn, whose record joins ``request_ids``)."""
+        cid = reply.conversation.id
+        text, done = fixed_reply(self.runner, customer.tenant, cid, text, customer.language)
+        if done is not None and done.request_id is not None:
+            reply.request_ids.append(done.request_id)
         context, screened = self._context(reply, customer)
         out = self.runner.say(customer.tenant, reply.conversation.id, context, text, screened)
         self._keep(reply, customer, out)

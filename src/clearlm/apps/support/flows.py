@@ -21,7 +21,11 @@ A flow file holds one flow::
 
 Each step does exactly one of ``ask``, ``say``, ``call``, ``branch``, ``answer``, ``handoff``, ``end``,
 then goes to ``next`` (default: the step below it; past the last step the flow ends). Texts may name
-slots as ``{slot}`` or ``{slot.key}``. The shapes follow Rasa's flows (``collect``, ``action``, ``next``
+slots as ``{slot}`` or ``{slot.key}``. A text said to the customer (a prompt, an ``invalid`` message,
+``say``, a hand-off's or end's ``message``, the flow's ``*_message``) is a string, or its variants by
+language, ``{en: "Your order number?", es: "¿Su número de pedido?"}`` (ISO 639-1 codes): a customer
+whose language has a variant gets it; otherwise the desk translates the English (or first) one
+(:func:`clearlm.apps.support.translation.fixed_reply`). The shapes follow Rasa's flows (``collect``, ``action``, ``next``
 with ``if``); :mod:`clearlm.apps.support.engine` runs them.
 
 Files are read and checked as a whole by :mod:`clearlm.apps.support.loading`; its errors are
@@ -31,15 +35,26 @@ Files are read and checked as a whole by :mod:`clearlm.apps.support.loading`; it
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearlm.errors import InvalidInputError
 
 KINDS = ("ask", "say", "call", "branch", "answer", "handoff", "end")
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 TEMPLATE = re.compile(r"\{(" + NAME + r"(?:\." + NAME + r")*)\}")
+
+
+def _variants(value: str | dict[str, str]) -> str | dict[str, str]:
+    if isinstance(value, dict):
+        bad = [k for k in value if not re.fullmatch(r"[a-z]{2}", k)]
+        if not value or bad:
+            raise ValueError(f"a text's variants are {{language: text}}, ISO 639-1 codes (en, es); got {bad}")
+    return value
+
+
+Text = Annotated[str | dict[str, str], AfterValidator(_variants)]  # a text, or its variants by language
 
 
 class FlowError(InvalidInputError):
@@ -61,11 +76,11 @@ class Ask(_Model):
     Skipped when the slot is filled already (the customer gave it before it was asked)."""
 
     slot: str = Field(pattern=f"^{NAME}$")
-    prompt: str
+    prompt: Text
     pattern: str | None = None
     enum: list[Any] | None = None
     json_schema: dict | None = Field(default=None, alias="schema")
-    invalid: str | None = None
+    invalid: Text | None = None
     max_invalid: int | None = Field(default=None, ge=1)
     synonyms: dict[str, list[str]] = {}
 
@@ -144,19 +159,19 @@ class HandOff(_Model):
     """Hand the conversation to a person: ``reason`` (for the queue), ``message`` (to the customer)."""
 
     reason: str = "flow"
-    message: str | None = None
+    message: Text | None = None
 
 
 class End(_Model):
     """End the flow, completed; ``message`` is said first."""
 
-    message: str | None = None
+    message: Text | None = None
 
 
 class Step(_Model):
     id: str = Field(pattern=f"^{NAME}$")
     ask: Ask | None = None
-    say: str | None = None
+    say: Text | None = None
     call: Call | None = None
     branch: list[Route] | None = Field(default=None, min_length=1)
     answer: Answer | None = None
@@ -196,12 +211,12 @@ class Flow(_Model):
     knowledge_base: str | None = None
     max_invalid: int = Field(default=3, ge=1)
     fallback: str | None = None
-    fallback_message: str = "Sorry, I could not understand that. Let me get a person to help you."
+    fallback_message: Text = "Sorry, I could not understand that. Let me get a person to help you."
     cancel_intents: list[str] = ["cancel", "stop"]
-    cancel_message: str = "OK, I have stopped. Is there anything else I can help with?"
+    cancel_message: Text = "OK, I have stopped. Is there anything else I can help with?"
     handoff_intents: list[str] = ["handoff"]
-    handoff_message: str = "I am passing you to a person; they will answer here shortly."
-    tool_error_message: str = "Sorry, {tool} is not working right now. I am passing you to a person."
+    handoff_message: Text = "I am passing you to a person; they will answer here shortly."
+    tool_error_message: Text = "Sorry, {tool} is not working right now. I am passing you to a person."
     confirm_message: str = (
         "Please confirm: {action} ({arguments}). Shall I go ahead? Please answer yes or no."
     )

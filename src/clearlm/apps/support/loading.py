@@ -92,7 +92,8 @@ def _check(flow: Flow, source: str) -> None:
             fail(step, field, f"no step {value!r} (steps: {', '.join(ids)})")
 
     def template(step: Step | None, field: str, text: Any, extra: frozenset = frozenset()) -> None:
-        for m in TEMPLATE.finditer(text if isinstance(text, str) else ""):
+        texts = list(text.values()) if isinstance(text, dict) else [text] if isinstance(text, str) else []
+        for m in (m for t in texts for m in TEMPLATE.finditer(t)):  # each language's variant
             if m.group(1).split(".")[0] not in slots | {"last_message", "tool"} | extra:
                 fail(step, field, f"{{{m.group(1)}}} names no slot of the flow (slots: {sorted(slots)})")
 

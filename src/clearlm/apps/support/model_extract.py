@@ -21,7 +21,7 @@ from typing import Any
 
 from clearlm.apps.support.extract import Extractor, PatternExtractor, pending_ask, supported
 from clearlm.apps.support.flows import Ask, Flow
-from clearlm.apps.support.slots import valid_value
+from clearlm.apps.support.slots import default_text, valid_value
 from clearlm.apps.support.state import FlowState
 from clearlm.models.chat import Message
 
@@ -86,7 +86,7 @@ class ModelExtractor:
         pending = pending_ask(flow, state)
         if pending is None or pending.slot in found:
             return found
-        instruction = INSTRUCTION.format(slot=pending.slot, prompt=str(pending.prompt))
+        instruction = INSTRUCTION.format(slot=pending.slot, prompt=default_text(pending.prompt))
         if pending.enum:
             choices = ", ".join(json.dumps(v) for v in pending.enum)
             instruction += CHOICES.format(choices=choices, none=none_choice(pending))

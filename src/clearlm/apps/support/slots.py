@@ -46,8 +46,34 @@ def lookup(slots: dict, path: str) -> Any:
     return value
 
 
-def render(text: str, state: FlowState, extra: dict | None = None) -> str:
-    """``text`` with each ``{slot}`` / ``{slot.key}`` replaced by its value (empty when unset)."""
+class Localized(str):
+    """A flow's text with its variants by language: as a ``str``, the text in ``language`` (the desk's,
+    ``DESK_LANGUAGE``, when the flow gives it; else the first variant); ``variants``: ``{code: text}``,
+    every variant rendered. The desk picks the customer's (``translation.fixed_reply``)."""
+
+    language: str
+    variants: dict[str, str]
+
+    def __new__(cls, variants: dict[str, str]) -> Localized:
+        language = DESK_LANGUAGE if DESK_LANGUAGE in variants else next(iter(variants))
+        out = super().__new__(cls, variants[language])
+        out.language, out.variants = language, dict(variants)
+        return out
+
+
+DESK_LANGUAGE = "en"  # the language of a flow's plain-string texts and of the desk's own
+
+
+def default_text(text: str | dict[str, str]) -> str:
+    """A flow text as one string: itself, or its variant in ``DESK_LANGUAGE`` (else its first)."""
+    return str(Localized(text)) if isinstance(text, dict) else text
+
+
+def render(text: str | dict[str, str], state: FlowState, extra: dict | None = None) -> str:
+    """``text`` with each ``{slot}`` / ``{slot.key}`` replaced by its value (empty when unset); a text
+    given by language (``{en: ..., es: ...}``) gives a :class:`Localized` with each variant rendered."""
+    if isinstance(text, dict):
+        return Localized({code: render(t, state, extra) for code, t in text.items()})
     scope = {**state.slots, "last_message": state.last_message or "", **(extra or {})}
 
     def one(m: re.Match) -> str:

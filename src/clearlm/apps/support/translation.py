@@ -15,6 +15,10 @@ translation between the customer's language and an agent's, both ways, on the go
   like any turn; the record keeps the source text (as the policy stores text) and the translation.
   Apertium (a rule-based engine) is not used: it is not installed on the project's machines; the model is
   (``method`` ``"model"``) until a translation module lands.
+- :func:`fixed_reply`: a flow's fixed reply (a prompt, an ``invalid`` message, a say/end/hand-off
+  message) or the desk's own in the customer's language: the flow's variant for it when there is one
+  (no turn), else the text translated by :func:`translate` (one ``support:translate`` turn), else, when
+  that fails, the text as written.
 - :func:`translate_messages`: a conversation's messages with each customer message (in another language
   than ``target``) translated, for the desk view; a translation is cached in this process (by
   conversation, message, text and target), so a page shown again costs no new turn.
@@ -177,6 +181,33 @@ def translate(runner, tenant: str, conversation_id: str, text: str, source: str,
             "send it without a language"
         )
     return Translation(out.text.strip(), source, target, "model", out.request_id)
+
+
+def fixed_reply(
+    runner, tenant: str, conversation_id: str, text: str, language: str | None
+) -> tuple[str, Translation | None]:
+    """``text`` (a flow's fixed reply: a ``str``, or a :class:`~clearlm.apps.support.slots.Localized`
+    with its variants by language) as a customer writing ``language`` (ISO 639-1; None: unknown) should
+    read it, and the :class:`Translation` made for it (None when none was needed). Plain text is taken to
+    be in ``slots.DESK_LANGUAGE`` (en). The customer's variant is taken as it is; without one, the text is
+    translated (:func:`translate`: one audited pipeline turn, in ``conversation_id``); when that turn
+    gives nothing (TranslationFailedError) or the language is one clearlm cannot translate, the text is
+    returned as written, so the customer still gets the reply. The caller says the result through the
+    output policy as usual.
+    """
+    from clearlm.apps.support.slots import DESK_LANGUAGE
+
+    variants = getattr(text, "variants", None) or {}
+    source = getattr(text, "language", DESK_LANGUAGE)
+    if language is None or language == source:
+        return str(text), None
+    if language in variants:
+        return variants[language], None
+    try:
+        done = translate(runner, tenant, conversation_id, str(text), source, language)
+    except (TranslationFailedError, InvalidInputError):
+        return str(text), None
+    return done.text, done
 
 
 def translate_messages(
