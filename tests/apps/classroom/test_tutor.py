@@ -164,6 +164,7 @@ def test_fit_stores_parameters_and_replays_mastery(db):
         ({"seconds": -5.0}, InvalidInputError, "seconds is -5.0"),
         ({"answer": "9" * 10_001}, InvalidInputError, "the limit is 10000"),
         ({"learner": "  "}, InvalidInputError, "non-empty id"),
+        ({"answer": "3/4\x00"}, InvalidInputError, "NUL character"),
     ],
 )
 def test_bad_attempts_are_refused_and_log_nothing(db, kwargs, error, message):

@@ -162,7 +162,7 @@ class Tutor:
 
         Raises:
             InvalidInputError: an unknown item (CourseError), a bad learner name, hints_used or seconds, an
-                answer over 10,000 characters.
+                answer over 10,000 characters or with a NUL character.
         """
         item = self.course.item(item_id)
         if not 0 <= hints_used <= len(item.hints):
@@ -172,6 +172,8 @@ class Tutor:
             )
         if seconds is not None and not seconds >= 0:
             raise InvalidInputError(f"seconds is {seconds}; give the time taken in seconds (>= 0) or None")
+        if "\x00" in answer:  # PostgreSQL's text columns refuse NUL characters
+            raise InvalidInputError("the answer contains a NUL character (\\x00); remove it")
         if len(answer) > MAX_ANSWER_CHARS:
             raise InvalidInputError(
                 f"the answer has {len(answer)} characters; the limit is {MAX_ANSWER_CHARS}"
