@@ -61,8 +61,13 @@ class Citation:
     heading: str
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "chunk_id": self.chunk_id, "path": self.path, "title": self.title,
-                "heading": self.heading}  # fmt: skip
+        return {
+            "n": self.n,
+            "chunk_id": self.chunk_id,
+            "path": self.path,
+            "title": self.title,
+            "heading": self.heading,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,9 @@ class KnowledgeAnswer:
 class Suggestion:
     """A suggested reply. Fields: ``conversation_id``; ``text`` (for the reply box: the draft, then the
     quote; empty when neither gave text); ``draft`` (the model's words, as the output policy let them
-    through; empty when the policy refused the turn: ``refused``); ``knowledge`` (a
-    :class:`KnowledgeAnswer`, or None: no knowledge base applies); ``request_ids`` (the audit records of
-    its turns, knowledge first)."""
+    through; empty when the policy refused the turn: ``refused``, or when every message was withheld and
+    no draft was asked for); ``knowledge`` (a :class:`KnowledgeAnswer`, or None: no knowledge base
+    applies); ``request_ids`` (the audit records of its turns, knowledge first)."""
 
     conversation_id: str
     text: str
@@ -188,7 +193,7 @@ def _knowledge(desk, chat: SupportConversation, flow, reason: str | None) -> Kno
         if getattr(exc, "status_code", None) == 404:  # no such knowledge base, or it holds nothing
             return None
         raise
-    refused = out.finish_reason == "content_filter" or is_abstention(out.text)
+    unanswered = out.finish_reason == "content_filter" or is_abstention(out.text)  # refused, or abstained
     numbers = sorted({int(n) for n in _MARK.findall(out.text)})
     citations = [
         Citation(n, cid, p.path, p.title, p.heading)
@@ -197,8 +202,8 @@ def _knowledge(desk, chat: SupportConversation, flow, reason: str | None) -> Kno
         for cid in [out.citations[n - 1]]
         if (p := seen.passages.get(cid)) is not None
     ]
-    quote = "" if refused else _MARK.sub("", out.text).strip()
-    return KnowledgeAnswer(name, question, out.text, quote, [] if refused else citations, out.request_id)
+    quote = "" if unanswered else _MARK.sub("", out.text).strip()
+    return KnowledgeAnswer(name, question, out.text, quote, [] if unanswered else citations, out.request_id)
 
 
 def suggest_reply(desk, tenant: str, conversation_id: str) -> Suggestion:
@@ -221,11 +226,14 @@ def suggest_reply(desk, tenant: str, conversation_id: str) -> Suggestion:
     if reason:
         system += f" The assistant handed the conversation to the person because: {reason}."
     spoken = _spoken(chat)[-RECENT:]
-    context = [Message("system", system), *(Message(ROLE[m.role], m.text) for m in spoken)]
-    screened = tuple(range(1, len(context)))  # stored history, checked at its own turns (as the desk's)
-    out = desk.runner.generate(tenant, conversation_id, context, kind=KIND, screened=screened)
-    refused = out.finish_reason == "content_filter"
-    draft = "" if refused else out.text.strip()
+    ids = [knowledge.request_id] if knowledge is not None else []
+    draft, refused = "", False
+    if spoken:  # (none: every message was withheld by the policy; nothing to draft from)
+        context = [Message("system", system), *(Message(ROLE[m.role], m.text) for m in spoken)]
+        screened = tuple(range(1, len(context)))  # stored history, checked at its own turns (as the desk's)
+        out = desk.runner.generate(tenant, conversation_id, context, kind=KIND, screened=screened)
+        refused = out.finish_reason == "content_filter"
+        draft = "" if refused else out.text.strip()
+        ids.append(out.request_id)
     parts = [draft, knowledge.quote if knowledge is not None else ""]
-    ids = ([knowledge.request_id] if knowledge is not None else []) + [out.request_id]
     return Suggestion(conversation_id, "\n\n".join(p for p in parts if p), draft, refused, knowledge, ids)
