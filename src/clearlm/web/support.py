@@ -124,7 +124,8 @@ def tool_calls(s, tenant: str, chat, policy) -> dict[int, list[dict]]:
         at = datetime.fromisoformat(record["created_at"])
         after = next((m for m in chat.messages if m.created_at >= at), chat.messages[-1])
         calls = []
-        for call in (record.get("parameters") or {}).get("tool_calls") or []:
+        # newest first within the turn too (a tool called twice: its slot holds the later result)
+        for call in reversed((record.get("parameters") or {}).get("tool_calls") or []):
             tool = str(call.get("tool"))
             slot = slots.get(tool) if tool not in seen else None
             seen.add(tool)
@@ -133,8 +134,8 @@ def tool_calls(s, tenant: str, chat, policy) -> dict[int, list[dict]]:
             with contextlib.suppress(ValueError):  # stored as the policy stores text: maybe not JSON
                 arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
             result = None if value is None else govern_text(policy, _json(value), "document")[0]
-            calls.append({"tool": tool, "arguments": _json(arguments), "error": call.get("error"),
-                          "result": result, "slot": slot, "at": at})  # fmt: skip
+            shown = {"tool": tool, "arguments": _json(arguments), "error": call.get("error")}
+            calls.insert(0, {**shown, "result": result, "slot": slot, "at": at})
         found.setdefault(after.id, [])[:0] = calls
     return found
 
