@@ -18,8 +18,10 @@ from clearlm.apps.support import (
     load_desk,
     parse_flow,
 )
+from clearlm.apps.support.desk import HANDOFF_MESSAGE
 from clearlm.apps.support.slots import Localized
 from clearlm.apps.support.translation import (
+    HANDOFF_MESSAGES,
     TranslationFailedError,
     detect_language,
     fixed_reply,
@@ -236,3 +238,12 @@ def test_a_flows_variants_are_checked_when_it_is_read():
         parse_flow(base % '{spanish: "¿Talla?"}')
     with pytest.raises(FlowError, match="names no slot"):
         parse_flow(base % '{en: "Size?", es: "¿Talla {nope}?"}')
+
+
+def test_the_desks_own_hand_off_reply_has_variants_in_the_languages_it_hears(db, roomy_backend):
+    desk = sample_desk(db, roomy_backend)
+    klaus = Customers(db).create("acme", "Klaus", "de")
+    cid = desk.open_conversation("acme", klaus.id).conversation.id
+    turn = desk.customer_message("acme", cid, "Ich möchte bitte mit einem Mitarbeiter sprechen.")
+    assert turn.handoff["reason"] == "customer_asked" and len(turn.request_ids) == 1  # no translation turn
+    assert turn.messages[-1].text == HANDOFF_MESSAGES["de"] and HANDOFF_MESSAGES["en"] == HANDOFF_MESSAGE

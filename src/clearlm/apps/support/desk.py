@@ -33,7 +33,7 @@ from clearlm.apps.support.extract import Extractor, PatternExtractor, intent_of
 from clearlm.apps.support.flows import Ask, Flow
 from clearlm.apps.support.handoff import queue_handoff
 from clearlm.apps.support.model_extract import ModelExtractor
-from clearlm.apps.support.slots import valid_value
+from clearlm.apps.support.slots import Localized, valid_value
 from clearlm.apps.support.state import (
     AnswerFromKnowledge,
     CallTool,
@@ -44,7 +44,7 @@ from clearlm.apps.support.state import (
     ToolCalled,
     ToolResult,
 )
-from clearlm.apps.support.translation import fixed_reply, keep_language
+from clearlm.apps.support.translation import HANDOFF_MESSAGES, fixed_reply, keep_language
 from clearlm.apps.support.triggers import (
     HandoffRules,
     after_turn,
@@ -60,7 +60,7 @@ from clearlm.pipeline import Retrieval
 from clearlm.store.db import Database
 
 HISTORY_MESSAGES = 12  # the customer's latest messages given verbatim to the model
-HANDOFF_MESSAGE = "I am passing you to a person; they will answer here shortly."
+HANDOFF_MESSAGE = Localized(HANDOFF_MESSAGES)  # as a str: the English text
 WAITING_NOTICE = "A person will answer here shortly."
 
 

@@ -37,6 +37,16 @@ from clearlm.errors import ClearlmError, InvalidInputError
 from clearlm.models.chat import Message
 from clearlm.store.review import MAX_ANSWER_CHARS as MAX_NOTE_CHARS
 
+# The desk's own hand-off reply in the languages the desk hears (a flow's own texts give their variants
+# in its YAML): no translation turn for these customers; others get the English one translated.
+HANDOFF_MESSAGES = {
+    "en": "I am passing you to a person; they will answer here shortly.",
+    "es": "Le paso con una persona; le responderá aquí en breve.",
+    "fr": "Je vous mets en relation avec une personne ; elle vous répondra ici sous peu.",
+    "de": "Ich verbinde Sie mit einem Menschen; Sie erhalten hier in Kürze eine Antwort.",
+    "pt": "Vou passá-lo a uma pessoa; ela responderá aqui em breve.",
+    "it": "La passo a una persona; le risponderà qui a breve.",
+}
 MIN_CONFIDENCE = 0.9  # lingua's confidence (0-1) for a detection to count
 MAX_TRANSLATED = 50  # customer messages translated per translate_messages() call (the latest)
 CACHED = 2048  # translations kept in this process
