@@ -269,3 +269,33 @@ TOWN_PASSAGES = (
     "Oskel is a mountain village famous for its goat cheese. It can only be reached by a cable car from the "
     "valley.",
 )
+
+
+# Headless Chromium for the browser tests (tests/web, the support widget's): one for the whole session,
+# since two Playwright instances cannot run in one process.
+CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's package: `make browser` installs it) for the session."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI needs Chromium at {CHROMIUM} (make browser installs it)")
+        pytest.skip(f"needs Chromium at {CHROMIUM} (make browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

@@ -7,7 +7,6 @@ works, the page stays accessible (axe-core), and an API error (a bad key) is sho
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,6 @@ from support_site import ASK_REASON, LATE, page_with_widget
 from support_site import site as site  # a fixture
 
 DESK = Path(__file__).parents[2] / "examples" / "support"
-CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 AGENT = "Hello Ana, we can accept it as an exception: the label is on its way."
 
@@ -67,24 +65,6 @@ def test_the_script_is_served_as_javascript_and_cors_is_for_the_support_routes_o
     assert check_origin("*") == "*"
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium (Debian's package, as in tests/web/conftest.py)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            raise RuntimeError(f"CI needs Chromium at {CHROMIUM} (make browser installs it)")
-        pytest.skip(f"needs Chromium at {CHROMIUM} (make browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def serious(tab) -> list[tuple[str, str]]:
     """axe-core's serious and critical violations on the page as it is now: (rule, help)."""
     from axe_playwright_python.sync_playwright import Axe
@@ -120,10 +100,10 @@ def test_a_page_of_another_origin_chats_through_the_widget_to_a_person(serve, ti
     box.fill("I am returning order A-10002")
     box.press("Enter")
     replies = tab.locator(".messages > li.assistant .text")
-    expect(replies).to_have_text([ASK_REASON])
+    expect(replies).to_have_text([ASK_REASON], timeout=20_000)  # (a loaded machine: seconds a turn)
     box.fill("changed mind")
     box.press("Enter")
-    expect(replies).to_have_text([ASK_REASON, LATE])
+    expect(replies).to_have_text([ASK_REASON, LATE], timeout=20_000)
     expect(tab.get_by_role("status")).to_have_text("A person will answer here.")
     assert tab.get_by_role("log").get_attribute("aria-live") == "polite"
 

@@ -3,38 +3,11 @@ Playwright, axe-core's accessibility check, and screenshots kept for the README 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium (Debian's package: `make browser` installs it) for the session."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            raise RuntimeError(f"CI needs Chromium at {CHROMIUM} (make browser installs it)")
-        pytest.skip(f"needs Chromium at {CHROMIUM} (make browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 class Page:
