@@ -24,7 +24,7 @@ from clearlm.apps.support import (
 )
 from clearlm.apps.support.extract import supported
 from clearlm.apps.support.flows import Ask
-from clearlm.apps.support.model_extract import none_choice, slot_schema
+from clearlm.apps.support.model_extract import grammar_pattern, none_choice, slot_schema
 from clearlm.store import AuditLog, Database
 
 DESK = Path(__file__).parents[3] / "examples" / "support"
@@ -172,3 +172,28 @@ def test_a_model_that_always_says_damaged_no_longer_fills_the_reason_in03(db, ti
     assert reply.flow["slots"]["reason"] == "damaged" and [c["tool"] for c in reply.tool_calls] == [
         "lookup_order"
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "written"),
+    [
+        (r"A-\d{5}", "A-[0-9]{5}"),
+        (r"[\dA-F]{4}", "[0-9A-F]{4}"),
+        (r"[^\d]x", "[^0-9]x"),
+        (r"\w+\.\s?", r"[A-Za-z0-9_]+\.[ \t\n\r]?"),
+        (r"\\d", r"\\d"),  # an escaped backslash, then a d
+    ],
+)
+def test_shorthand_classes_are_written_out_for_llamacpps_grammar_converter(pattern, written):
+    import re
+
+    assert grammar_pattern(pattern) == written
+    for text in ("A-12345", "0A9F", "yx", "ab. ", "\\d"):
+        assert bool(re.fullmatch(pattern, text)) == bool(re.fullmatch(written, text)), text
+
+
+def test_the_order_numbers_grammar_has_digit_classes_not_a_repeated_literal_sr05():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = json_schema_to_gbnf(json.dumps(slot_schema(ORDER)))
+    assert "\\d" not in grammar and "[0-9]" in grammar  # was ("A-\dA-\dA-\dA-\dA-\d"): llama.cpp crashed

@@ -41,6 +41,34 @@ def none_choice(ask: Ask) -> str:
     return NONE if NONE not in {str(v).lower() for v in ask.enum or ()} else "none_of_these"
 
 
+SHORTHAND = {"d": "0-9", "w": "A-Za-z0-9_", "s": " \\t\\n\\r"}  # as the inside of a [...] class
+
+
+def grammar_pattern(pattern: str) -> str:
+    """``pattern`` with ``\\d``, ``\\w`` and ``\\s`` written as classes (``[0-9]``; inside a class,
+    ``0-9``), which llama.cpp's JSON-Schema-to-grammar converter does not know: it turned ``A-\\d{5}``
+    into the literal ``A-\\dA-\\d...``, a grammar llama.cpp could not parse, and the process crashed
+    (bench_support sr05, a German order number without its "A-"). Other escapes are kept as written."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt in SHORTHAND:
+                out.append(SHORTHAND[nxt] if in_class else f"[{SHORTHAND[nxt]}]")
+            else:
+                out.append(c + nxt)
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class and out[-1] != "[":
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def slot_schema(ask: Ask) -> dict:
     """The JSON Schema of ``{slot: value or null}`` for an ask step: its enum with :func:`none_choice`
     added, its pattern (a string that matches it whole) or its own schema; any string otherwise."""
@@ -49,7 +77,7 @@ def slot_schema(ask: Ask) -> dict:
     elif ask.json_schema:
         value = dict(ask.json_schema)
     elif ask.pattern:  # the whole value matches it (anchored: llama.cpp's grammars need ^ and $)
-        core = ask.pattern.removeprefix("^").removesuffix("$")
+        core = grammar_pattern(ask.pattern.removeprefix("^").removesuffix("$"))
         value = {"type": "string", "pattern": f"^({core})$"}
     else:
         value = {"type": "string"}
