@@ -11,7 +11,8 @@
   (a customer's context: summary, recalled and recent messages), :mod:`.webhooks`, :mod:`.closing`,
   :mod:`.csat`, :mod:`.analytics`, :mod:`.agents` (the desk view's queries and agents' replies),
   :mod:`.translation` (the customer's language detected and kept; translation for agents, through the
-  pipeline).
+  pipeline), :mod:`.confirm` and :mod:`.approvals` (tools that need the customer's yes or a person's
+  approval), :mod:`.suggestions` (suggested replies for agents).
 """
 
 from clearlm.apps.support.conversations import (
