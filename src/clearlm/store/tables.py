@@ -320,3 +320,36 @@ class SkillParamsRow(Base):
     slip: Mapped[float] = mapped_column(Float)
     n_attempts: Mapped[int] = mapped_column(Integer)
     fitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GradeRow(Base):
+    """A graded answer (``apps/classroom/gradebook.py``, migration 0011): the ``answer`` as the policy
+    stores text, the grader's ``score`` (0-2) and ``confidence``, the Grade's JSON (``grade``: criteria,
+    evidence, findings, review reasons), ``status`` (released, in_review, overridden, accepted), the
+    teacher's ``final_score`` and ``decision`` once decided. One row per (tenant, rubric, version, answer)."""
+
+    __tablename__ = "classroom_grades"
+    __table_args__ = (
+        UniqueConstraint("tenant", "rubric_id", "rubric_version", "answer_id"),
+        Index("ix_classroom_grades_rubric", "tenant", "rubric_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    rubric_id: Mapped[str] = mapped_column(String(64))
+    rubric_version: Mapped[int] = mapped_column(Integer)
+    answer_id: Mapped[str] = mapped_column(String(128))
+    learner: Mapped[str] = mapped_column(String(128))
+    answer: Mapped[str] = mapped_column(Text)
+    score: Mapped[int] = mapped_column(Integer)
+    final_score: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    grade: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    grading_id: Mapped[str] = mapped_column(String(64))
+    review_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[dict | None] = mapped_column(JSON)
