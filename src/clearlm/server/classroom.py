@@ -10,7 +10,9 @@ a user name); any key of the tenant may practise. Routes, under ``/v1/classroom/
   mastered and nothing is due;
 - ``POST /{course}/learners/{learner}/attempts`` an answer: right or not, the expected answer and worked
   solution, P(mastery) of every skill, the item's next review;
-- ``GET /{course}/learners/{learner}/progress`` P(mastery) per skill, the mastered skills, the reviews.
+- ``GET /{course}/learners/{learner}/progress`` P(mastery) per skill, the mastered skills, the reviews;
+- ``GET /{course}/mastery`` (admins) the class: every learner's P(mastery) per skill (``roster.py``);
+- ``GET /{course}/learners/{learner}/attempts`` (admins) the learner's logged attempts, newest first.
 
 An unknown course is 404; an unknown item, a bad hint count or a bad course file is 400 (OpenAI-style).
 """
@@ -23,14 +25,15 @@ from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import Path, Request
+from fastapi import Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from clearlm.apps.classroom import roster
 from clearlm.apps.classroom.items import Course, load_courses
 from clearlm.apps.classroom.tutor import MAX_ANSWER_CHARS, NextItem, Tutor
 from clearlm.errors import ClearlmError
 from clearlm.paths import clearlm_home
-from clearlm.server.auth import tenant_of
+from clearlm.server.auth import require_admin, tenant_of
 from clearlm.server.protocol import _Request
 from clearlm.server.routes import api_router, state
 
@@ -213,4 +216,80 @@ async def progress(request: Request, course_id: CourseId, learner: LearnerId):
         mastery=mastery,
         mastered=[s for s, p in mastery.items() if p >= threshold],
         reviews=[ReviewOut(item_id=i, due=d.isoformat()) for i, d in sorted(due.items(), key=lambda x: x[1])],
+    )
+
+
+class LearnerMasteryOut(BaseModel):
+    learner: str
+    mastery: dict[str, float]
+    attempts: int
+    last_attempt: str | None
+
+
+class ClassMasteryOut(BaseModel):
+    """The class's heatmap: a row per learner who attempted an item of the course, by name."""
+
+    object: Literal["classroom.class_mastery"] = "classroom.class_mastery"
+    course: str
+    mastery_threshold: float
+    skills: list[SkillOut]
+    learners: list[LearnerMasteryOut]
+
+
+class LoggedAttemptOut(BaseModel):
+    item_id: str
+    answer: str
+    correct: bool
+    hints_used: int
+    seconds: float | None
+    created_at: str
+
+
+class AttemptList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[LoggedAttemptOut]
+
+
+@router.get(
+    "/classroom/courses/{course_id}/mastery",
+    response_model=ClassMasteryOut,
+    dependencies=[Depends(require_admin)],
+)
+async def class_mastery(request: Request, course_id: CourseId):
+    tutor = await anyio.to_thread.run_sync(_tutor, request, course_id)
+    rows = await anyio.to_thread.run_sync(roster.class_mastery, tutor, tenant_of(request))
+    c = tutor.course
+    return ClassMasteryOut(
+        course=c.id,
+        mastery_threshold=c.mastery_threshold,
+        skills=[SkillOut(id=s.id, name=s.name) for s in c.skills],
+        learners=[
+            LearnerMasteryOut(
+                learner=r.learner, mastery=r.mastery, attempts=r.attempts, last_attempt=_iso(r.last_attempt)
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get(
+    "/classroom/courses/{course_id}/learners/{learner}/attempts",
+    response_model=AttemptList,
+    dependencies=[Depends(require_admin)],
+)
+async def list_attempts(request: Request, course_id: CourseId, learner: LearnerId):
+    tutor = await anyio.to_thread.run_sync(_tutor, request, course_id)
+    rows = await anyio.to_thread.run_sync(roster.attempts_of, tutor, tenant_of(request), learner)
+    return AttemptList(
+        data=[
+            LoggedAttemptOut(
+                item_id=a.item_id,
+                answer=a.answer,
+                correct=a.correct,
+                hints_used=a.hints_used,
+                seconds=a.seconds,
+                created_at=a.created_at.isoformat(),
+            )
+            for a in rows
+        ]
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from clearlm.web import pages, signin, support
+from clearlm.web import classroom, pages, signin, support
 from clearlm.web.security import SecurityHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -18,6 +18,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(signin.router)
     app.include_router(support.router)  # the support desk's pages (issue 15)
+    app.include_router(classroom.router)  # the classroom's tutoring pages (issue 16)
     for router in pages.routers():
         app.include_router(router)
     app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)

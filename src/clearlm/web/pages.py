@@ -25,10 +25,12 @@ templates.env.globals["version"] = __version__
 NAV = [
     ("/chat", "Chat", "user"),
     ("/knowledge", "Knowledge", "user"),
+    ("/classroom/practice", "Practice", "user"),
     ("/governance", "Governance", "admin"),
     ("/audit", "Audit log", "admin"),
     ("/review", "Review queue", "admin"),
     ("/support", "Support desk", "admin"),
+    ("/classroom/class", "Class mastery", "admin"),
     ("/keys", "API keys", "admin"),
     ("/models", "Models", "admin"),
 ]
