@@ -100,6 +100,7 @@ def test_a_learner_practises_and_the_teacher_sees_the_heatmap(classroom, open_pa
     after_wrong = ok(api.get(f"/fractions/learners/{learner}/progress"))
     assert after_wrong["mastery"]["frac-add"] == pytest.approx(0.17576, abs=1e-5)  # BKT: 0.2 -> 0.176
     expect(tab.locator('#skills li[data-skill="frac-add"] .move')).to_have_text("▼ −2.4 points")
+    expect(feedback.locator(".moved")).to_have_text("Mastery now: Adding fractions 17.6% (−2.4 points).")
     assert_matches_api(tab, after_wrong, course.mastery_threshold)
     expect(tab.locator('#reviews li[data-item="fa-1"]')).to_be_visible()  # FSRS scheduled a review
     page.assert_accessible()

@@ -4,7 +4,7 @@
 
 (() => {
   const { api, el, say, attempt } = clearlm;
-  const { renderSkills } = classroomUI;
+  const { pct, renderSkills } = classroomUI;
   const $ = (id) => document.getElementById(id);
   const learner = $("practice").dataset.learner;
   let courses = [];
@@ -108,7 +108,12 @@
           ? el("p", {}, el("strong", {}, "Right. "),
               shown ? "You used a hint, so it counts as practice, not yet as mastery." : "")
           : el("p", {}, el("strong", {}, "Not quite. "), "The answer is ", el("span", { class: "mono" }, result.expected), "."),
-        result.correct ? null : el("p", {}, el("strong", {}, "Worked solution: "), result.solution));
+        result.correct ? null : el("p", {}, el("strong", {}, "Worked solution: "), result.solution),
+        el("p", { class: "moved" }, "Mastery now: ", item.skills.map((s) => {
+          const p = result.mastery[s];
+          const moved = before ? (p - before[s]) * 100 : 0;
+          return `${skillName(s)} ${pct(p)} (${moved >= 0 ? "+" : "−"}${Math.abs(moved).toFixed(1)} points)`;
+        }).join("; "), "."));
       $("next").hidden = false;
       await loadProgress(before);
       $("next").focus();
