@@ -51,7 +51,7 @@ def test_a_spanish_agent_reply_reaches_an_english_customer_translated_the_origin
     turn = server.state.audit.get(translation["request_id"], "acme")
     assert turn.endpoint == "support:translate" and turn.request_id.startswith(cid + "-")
     assert turn.prompt[-1] == {"role": "user", "content": SPANISH}
-    assert "from Spanish to English" in turn.prompt[0]["content"]
+    assert "from Spanish to English" in turn.parameters["instructions"]  # the desk's own text
     assert sent["text"] == translation["text"] == turn.output.strip() != SPANISH  # the pipeline's output
     assert sent["original"] == SPANISH and sent["role"] == "agent"
 
