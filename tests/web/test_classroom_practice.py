@@ -127,6 +127,7 @@ def test_a_learner_practises_and_the_teacher_sees_the_heatmap(classroom, open_pa
         tab.get_by_label("Your answer").fill(course.item(item).answer.accept[0])
         tab.get_by_role("button", name="Check answer").click()
         expect(feedback).to_contain_text("Right.")
+        assert "null" not in feedback.inner_text() and "Worked solution" not in feedback.inner_text()
         expect(tab.get_by_role("button", name="Next question")).to_be_focused()
     progress = ok(api.get(f"/fractions/learners/{learner}/progress"))
     assert progress["mastery"]["frac-add"] > 0.9 > with_hint  # mastery rose with each right answer

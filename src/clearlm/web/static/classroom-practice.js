@@ -23,7 +23,7 @@
     const progress = await api(base() + "/progress");
     mastery = progress.mastery;
     $("threshold").textContent =
-      `A skill counts as mastered at ${(course.mastery_threshold * 100).toFixed(0)}% P(mastery) (Bayesian Knowledge Tracing).`;
+      `A skill counts as mastered once P(mastery) reaches ${(course.mastery_threshold * 100).toFixed(0)}% (Bayesian Knowledge Tracing).`;
     renderSkills($("skills"), course, progress.mastery, before);
     const now = Date.now();
     $("reviews").replaceChildren(
@@ -103,7 +103,7 @@
       $("hint").disabled = true;
       const box = $("feedback");
       box.className = result.correct ? "feedback right" : "feedback wrong";
-      box.replaceChildren(
+      box.replaceChildren(...[
         result.correct
           ? el("p", {}, el("strong", {}, "Right. "),
               shown ? "You used a hint, so it counts as practice, not yet as mastery." : "")
@@ -113,7 +113,8 @@
           const p = result.mastery[s];
           const moved = before ? (p - before[s]) * 100 : 0;
           return `${skillName(s)} ${pct(p)} (${moved >= 0 ? "+" : "−"}${Math.abs(moved).toFixed(1)} points)`;
-        }).join("; "), "."));
+        }).join("; "), "."),
+      ].filter(Boolean));
       $("next").hidden = false;
       await loadProgress(before);
       $("next").focus();
