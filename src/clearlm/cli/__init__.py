@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from clearlm.cli import audit as audit_cmd
 from clearlm.cli import batch as batch_cmd
+from clearlm.cli import classroom as classroom_cmd
 from clearlm.cli import engines as engines_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
@@ -47,6 +48,7 @@ app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
 app.add_typer(batch_cmd.app, name="batch")
+app.add_typer(classroom_cmd.app, name="classroom")
 
 
 def main() -> None:
