@@ -169,8 +169,9 @@ def test_a_learner_practises_and_the_teacher_sees_the_heatmap(classroom, open_pa
     assert [r.get_attribute("data-learner") for r in t.locator("#heat-body tr").all()] == by_units[::-1]
 
     # the learner's attempts: newest first, the hint logged, the hostile answer as text
-    t.get_by_role("link", name=learner).click()
+    t.get_by_role("link", name=f"ada ({learner})").click()
     t.wait_for_url(f"**/classroom/class/fractions/learners/{learner}")
+    assert t.get_by_role("heading", level=1).inner_text() == f"Attempts of ada ({learner})"
     body = t.locator("#attempts-body tr")
     expect(body).to_have_count(6)
     assert body.nth(5).locator("td").all_inner_texts()[1:5] == ["fa-1", HOSTILE_ANSWER, "wrong", "0"]

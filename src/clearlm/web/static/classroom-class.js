@@ -7,20 +7,22 @@
   const { api, el, attempt } = clearlm;
   const { pct, band } = classroomUI;
   const $ = (id) => document.getElementById(id);
+  const names = JSON.parse($("class").dataset.names || "{}"); // key id -> key name
   let courses = [];
   let data = null;
   let sort = { key: "learner", dir: 1 }; // key: "learner", "attempts" or a skill id
 
+  const label = (row) => (names[row.learner] ? `${names[row.learner]} (${row.learner})` : row.learner);
   const value = (row, key) =>
-    key === "learner" ? row.learner : key === "attempts" ? row.attempts : row.mastery[key];
+    key === "learner" ? label(row) : key === "attempts" ? row.attempts : row.mastery[key];
 
-  function header(key, label) {
+  function header(key, text) {
     const active = sort.key === key;
     const arrow = active ? (sort.dir > 0 ? " ▲" : " ▼") : "";
     return el("th", { scope: "col", "aria-sort": active ? (sort.dir > 0 ? "ascending" : "descending") : null },
       el("button", { type: "button", class: "sort", dataset: { key },
                      onclick: () => { sortBy(key); $("heat-head").querySelector(`[data-key="${CSS.escape(key)}"]`).focus(); } },
-        label, el("span", { "aria-hidden": "true" }, arrow)));
+        text, el("span", { "aria-hidden": "true" }, arrow)));
   }
 
   function sortBy(key) {
@@ -41,7 +43,7 @@
     $("heat-body").replaceChildren(...rows.map((row) => el("tr", { dataset: { learner: row.learner } },
       el("th", { scope: "row" }, el("a", {
         href: `/classroom/class/${encodeURIComponent(data.course)}/learners/${encodeURIComponent(row.learner)}`,
-      }, row.learner)),
+      }, label(row))),
       ...data.skills.map((s) => {
         const p = row.mastery[s.id];
         const mastered = p >= threshold;
