@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from clearlm import __version__, web
-from clearlm.server import classroom, conversations, errors, governance, review, support, support_channels
+from clearlm.server import (
+    classroom,
+    classroom_grades,
+    conversations,
+    errors,
+    governance,
+    review,
+    support,
+    support_channels,
+)
 from clearlm.server.lifecycle import Lifecycle
 from clearlm.server.routes import api, ops
 from clearlm.server.state import ServerState
@@ -20,7 +29,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom):
+    for feature in (conversations, review, governance, support, classroom, classroom_grades):
         app.include_router(feature.router)
     app.include_router(ops)
     web.install(app)
