@@ -31,6 +31,7 @@ NAV = [
     ("/review", "Review queue", "admin"),
     ("/support", "Support desk", "admin"),
     ("/classroom/class", "Class mastery", "admin"),
+    ("/classroom/grading", "Grading", "admin"),
     ("/keys", "API keys", "admin"),
     ("/models", "Models", "admin"),
 ]
