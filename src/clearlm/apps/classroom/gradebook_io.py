@@ -46,8 +46,8 @@ def check_answer(row: dict, where: str) -> AnswerIn:
         if not v or len(v) > MAX_ID_CHARS:
             raise InvalidInputError(f"{where}: {c} must be 1-{MAX_ID_CHARS} characters, got {v[:40]!r}")
         values[c] = v
-    if "\x00" in values["answer"]:
-        raise InvalidInputError(f"{where}: the answer holds a NUL character; remove it")
+    if any("\x00" in v for v in values.values()):
+        raise InvalidInputError(f"{where}: a NUL character in the id, learner or answer; remove it")
     return AnswerIn(values["id"], values["learner"], values["answer"])
 
 
