@@ -199,3 +199,25 @@ def test_reading_answers_files(tmp_path):
 def test_gradebook_without_grader_reads_but_cannot_grade(db):
     with pytest.raises(InvalidInputError, match="no grader"):
         Gradebook(db).grade("t1", RUBRIC, AnswerIn("a", "b", "c"))
+
+
+def test_grades_resume_and_decisions_hold_on_sqlite_and_postgresql(db_url, backend, embedder):
+    db = Database(db_url)
+    answers = [AnswerIn("a1", "ann", GOOD), AnswerIn("a2", "bob", "Light and water; it makes sugar.")]
+    gb = book(db, backend, embedder, review_below=1.01)
+    first = gb.grade_batch("t1", RUBRIC, answers)
+    assert [g.status for g in first.graded] == ["in_review", "in_review"]
+    assert book(db, backend, embedder).grade_batch("t1", RUBRIC, answers).skipped == ["a1", "a2"]
+    a, b = first.graded
+    gb.decide(a.id, "t1", "override", "key_t", score=0, note="off topic")
+    ReviewQueue(db).decide(b.review_id, "t1", "approve", "key_t")
+    assert [(g.answer_id, g.status, g.final_score) for g in gb.list("t1", RUBRIC.id)] == [
+        ("a1", "overridden", 0),
+        ("a2", "accepted", b.score),
+    ]
+    assert ReviewQueue(db).list("t1", kind=GRADE_REVIEW) == []  # nothing left open
+    rows = list(csv.DictReader(io.StringIO(gb.export_csv("t1", RUBRIC.id))))
+    assert [(r["answer_id"], r["score"], r["note"]) for r in rows] == [
+        ("a1", "0", "off topic"),
+        ("a2", str(b.score), ""),
+    ]
