@@ -134,3 +134,21 @@ def test_a_suggestion_the_agent_s_policy_refuses_puts_nothing_in_the_box(desk, t
     # the draft's stored history (which names A-10002 too) was checked at its own turns: not scanned again
     assert drafted["input"] == {"action": "allow", "results": []}
     assert drafted["output"][0]["action"] == "block"
+
+
+def test_a_question_mid_flow_is_answered_with_the_faq_s_quoted_sentences(desk):
+    """The desk's knowledge-base answers are extractive by default (``Desk.knowledge_answer``): the FAQ's
+    own sentences with their citation, whatever the (here random) model would have written."""
+    server, clients = desk
+    shop = clients["shop"]
+    ana = ok(shop.post("/support/customers", json={"name": "Ana", "language": "en"}), 201)
+    opened = ok(shop.post("/support/conversations", json={"customer_id": ana["id"], "flow": "returns"}), 201)
+    cid = opened["conversation"]["id"]
+    reply = ok(
+        shop.post(f"/support/conversations/{cid}/messages", json={"text": "Do I pay for return shipping?"})
+    )
+    answer, asked_again = [m["text"] for m in reply["messages"][1:]]
+    assert answer.startswith("Return shipping is free.") and "[1]" in answer
+    assert asked_again.startswith("What is your order number?")
+    record = server.state.audit.get(reply["request_ids"][0], "acme")
+    assert record.endpoint == "support:answer" and record.parameters["answer"] == "extract"

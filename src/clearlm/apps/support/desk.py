@@ -33,7 +33,7 @@ from clearlm.apps.support.extract import Extractor, PatternExtractor, intent_of
 from clearlm.apps.support.flows import Ask, Flow
 from clearlm.apps.support.handoff import queue_handoff
 from clearlm.apps.support.model_extract import ModelExtractor
-from clearlm.apps.support.slots import Localized, valid_value
+from clearlm.apps.support.slots import DESK_LANGUAGE, Localized, valid_value
 from clearlm.apps.support.state import (
     AnswerFromKnowledge,
     CallTool,
@@ -116,6 +116,11 @@ class Desk:
             pending slot the patterns miss (:class:`ModelExtractor`); give ``PatternExtractor()`` for no
             model extraction. history: messages of the customer's given verbatim (1-100). rules: the
             hand-off rules (:class:`~clearlm.apps.support.triggers.HandoffRules`; None: the defaults).
+            knowledge_answer: how a question is answered from a knowledge base (``pipeline.grounding.
+            ANSWERS``): "extract" quotes the passages' best sentences with citations (nothing generated,
+            so nothing invented: on the small default model it answered the scenarios' FAQ questions
+            where its generated answers did not), but in the documents' language, so a customer writing
+            another language than ``slots.DESK_LANGUAGE`` gets a generated answer; "generate" always.
     """
 
     def __init__(
@@ -128,8 +133,10 @@ class Desk:
         extractor: Extractor | None = None,
         history: int = HISTORY_MESSAGES,
         rules: HandoffRules | None = None,
+        knowledge_answer: str = "extract",
     ) -> None:
         self.rules = rules or HandoffRules()
+        self.knowledge_answer = Retrieval(None, answer=knowledge_answer).answer  # (checks the name)
         self.db = db
         self.runner = runner
         self.flows = dict(flows or {})
@@ -299,8 +306,10 @@ class Desk:
         context = [Message("system", SYSTEM_PROMPT), Message("user", question)]
         if self.open_kb is not None and kb_name is not None:
             try:
+                answer = self.knowledge_answer if customer.language in (None, DESK_LANGUAGE) else "generate"
                 with self.open_kb(tenant, kb_name) as kb:
-                    out = self.runner.generate(tenant, cid, context, "answer", retrieval=Retrieval(kb))
+                    retrieval = Retrieval(kb, answer=answer)
+                    out = self.runner.generate(tenant, cid, context, "answer", retrieval=retrieval)
                 return self._keep(reply, customer, out)
             except ClearlmError as exc:
                 if getattr(exc, "status_code", None) != 404:
