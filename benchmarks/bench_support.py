@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--policy", type=Path, default=POLICY, help="the policy file (default: the sample desk's)"
     )
+    parser.add_argument("--categories", help="only these categories, comma-separated (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--check-only", action="store_true", help="parse the scenario files and stop")
     args = parser.parse_args(argv)
@@ -330,6 +331,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.sets.split(","):
         loaded = load_scenarios(SETS[name.strip()])
         scenarios += first_of_each(loaded, args.limit) if args.limit else loaded
+    if args.categories:
+        wanted = {c.strip() for c in args.categories.split(",")}
+        if wanted - set(CATEGORIES):
+            parser.error(f"unknown categories {sorted(wanted - set(CATEGORIES))}: choose from {CATEGORIES}")
+        scenarios = [s for s in scenarios if s.category in wanted]
     if args.check_only:
         print(f"{len(scenarios)} scenarios parse")
         return []
