@@ -34,8 +34,9 @@ def review(score: int, confidence: float, reasons: list[str], threshold: float) 
 
 def figures(truth: list[int], pred: list[int]) -> str:
     t, p = np.array(truth), np.array(pred)
-    qwk = cohen_kappa_score(t, p, weights="quadratic", labels=[0, 1, 2]) if len(set(t) | set(p)) > 1 else 0.0
-    return f"QWK {qwk:5.2f}  exact {np.mean(t == p):4.0%}  MAE {np.mean(np.abs(t - p)):.2f}"
+    both = len(set(t) | set(p)) > 1  # one score everywhere: kappa is undefined
+    qwk = f"{cohen_kappa_score(t, p, weights='quadratic', labels=[0, 1, 2]):5.2f}" if both else "  n/a"
+    return f"QWK {qwk}  exact {np.mean(t == p):4.0%}  MAE {np.mean(np.abs(t - p)):.2f}"
 
 
 def main() -> None:
