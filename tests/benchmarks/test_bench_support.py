@@ -55,12 +55,11 @@ def run(bench, scenario, backend, tmp_path):
 
 
 @pytest.mark.integration  # the policy's scanners: presidio's spaCy model, the injection classifier
-def test_model_independent_scenarios_pass_and_a_wrong_expectation_fails(bench, tiny_backend, tmp_path):
+def test_a_scenario_passes_and_a_wrong_expectation_fails(bench, tiny_backend, tmp_path):
     main = scenarios(bench)
-    for sid in ("fc02", "ha01", "pi01", "ht01", "ht03"):
-        outcome = run(bench, main[sid], tiny_backend, tmp_path)
-        assert (outcome.id, outcome.passed, outcome.problems) == (sid, True, []), outcome.problems
-        assert len(outcome.seconds) == len(main[sid].turns) and all(s > 0 for s in outcome.seconds)
+    outcome = run(bench, main["fc02"], tiny_backend, tmp_path)
+    assert (outcome.id, outcome.passed, outcome.problems) == ("fc02", True, []), outcome.problems
+    assert len(outcome.seconds) == len(main["fc02"].turns) and all(s > 0 for s in outcome.seconds)
     wrong = copy.deepcopy(main["fc02"])
     wrong.id = "fc02-wrong"
     wrong.turns[1]["expect"].update(handoff="customer_asked", slots={"reason": "damaged"}, tools=[])
@@ -84,3 +83,26 @@ def test_model_independent_scenarios_pass_and_a_wrong_expectation_fails(bench, t
     assert len(outcome.problems) == 2
     summary = bench.summarise([outcome])
     assert summary["overall"] == [0, 1] and summary["categories"] == {"pii": [0, 1]}
+
+
+# The scenarios whose expectations the desk meets whatever the model writes: flows, slots the patterns take,
+# tools, hand-offs, PII, injections. Left out: replies that must be in the customer's language (la*, pi05),
+# answers from the knowledge base (kn*: benchmarks/bench_support.py gives the scenarios one), and hf03
+# (it needs the model's free answers to abstain). 46 of the 61 (measured: the same 46 pass).
+MODEL_FREE = {
+    "main": "fc01 fc02 fc03 fc04 fc05 sr01 sr02 sr03 sr04 sr05 ha01 ha02 ha03 ha04 ha05 hs01 hs02 hs03 hs04 "
+    "hf01 hf02 hf04 ht01 ht02 ht03 ht04 pi01 pi02 pi03 pi04 in01 in02 in03 in04 in05",
+    "heldback": "hb-fc01 hb-sr01 hb-sr02 hb-ha01 hb-ha02 hb-hs01 hb-hf01 hb-ht01 hb-ht02 hb-pi01 hb-in01",
+}
+
+
+@pytest.mark.integration  # the policy's scanners
+def test_every_scenario_that_does_not_hang_on_the_model_s_words_passes(bench, tiny_backend, tmp_path):
+    failed = {}
+    for name, ids in MODEL_FREE.items():
+        found = scenarios(bench, name)
+        for sid in ids.split():
+            outcome = run(bench, found[sid], tiny_backend, tmp_path)
+            if not outcome.passed:
+                failed[sid] = outcome.problems
+    assert failed == {}
