@@ -38,10 +38,10 @@ import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clearlm.apps.classroom.tracing import BktParams
+from clearlm.apps.classroom.yaml_files import parse_model, read_text
 from clearlm.errors import InvalidInputError
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -242,25 +242,13 @@ def parse_course(text: str, source: str = "<course>") -> Course:
     Raises:
         CourseError: bad YAML, not a mapping, a schema error or a failed check (naming the item).
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CourseError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise CourseError(f"{source}: a course file is a mapping with id, title, skills and items")
-    try:
-        return Course.model_validate(data)
-    except ValidationError as exc:
-        raise CourseError(f"{source}: {_describe(exc, data)}") from None
+    shape = "a course file is a mapping with id, title, skills and items"
+    return parse_model(text, source, Course, CourseError, shape, {"items": "item", "skills": "skill"})
 
 
 def load_course(path: str | Path) -> Course:
     """The course in the YAML file ``path`` (CourseError: unreadable or invalid, naming the file)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CourseError(f"cannot read the course file {path}: {exc}") from None
-    return parse_course(text, str(path))
+    return parse_course(read_text(path, CourseError, "course"), str(path))
 
 
 def load_courses(folder: str | Path) -> dict[str, Course]:
@@ -273,32 +261,3 @@ def load_courses(folder: str | Path) -> dict[str, Course]:
             raise CourseError(f"{path}: a second course with id {course.id!r}; course ids are unique")
         courses[course.id] = course
     return courses
-
-
-def _describe(exc: ValidationError, data: dict) -> str:
-    """The first error as "item 'x' (items[3]), field hints: what to fix"."""
-    errors = exc.errors()
-    # a bad item also empties its list ("at least 1 item"): a knock-on error, not one more to fix
-    errors = [
-        e
-        for e in errors
-        if not (e["type"] == "too_short" and any(len(o["loc"]) > len(e["loc"]) for o in errors))
-    ]
-    err = errors[0]
-    loc = list(err["loc"])
-    where = "the course"
-    if len(loc) >= 2 and loc[0] in ("items", "skills") and isinstance(loc[1], int):
-        entries = data.get(loc[0]) or []
-        entry = entries[loc[1]] if loc[1] < len(entries) else None
-        eid = entry.get("id") if isinstance(entry, dict) else None
-        kind = loc[0][:-1]
-        where = f"{kind} {eid!r} ({loc[0]}[{loc[1]}])" if eid else f"{loc[0]}[{loc[1]}]"
-        loc = loc[2:]
-    field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field; remove it or check its spelling"
-    elif err["type"] == "missing":
-        msg = "missing; add it"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return where + (f", field {field}" if field else "") + f": {msg}{more}"

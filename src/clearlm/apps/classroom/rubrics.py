@@ -45,9 +45,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clearlm.apps.classroom.yaml_files import parse_model, read_text
 from clearlm.errors import InvalidInputError
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -207,25 +207,13 @@ def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
     Raises:
         RubricError: bad YAML, not a mapping, a schema error or a failed check (naming the criterion).
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RubricError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RubricError(f"{source}: a rubric file is a mapping with id, version, question, criteria, ...")
-    try:
-        return Rubric.model_validate(data)
-    except ValidationError as exc:
-        raise RubricError(f"{source}: {_describe(exc, data)}") from None
+    shape = "a rubric file is a mapping with id, version, question, criteria, ..."
+    return parse_model(text, source, Rubric, RubricError, shape, {"criteria": "criterion"})
 
 
 def load_rubric(path: str | Path) -> Rubric:
     """The rubric in the YAML file ``path`` (RubricError: unreadable or invalid, naming the file)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RubricError(f"cannot read the rubric file {path}: {exc}") from None
-    return parse_rubric(text, str(path))
+    return parse_rubric(read_text(path, RubricError, "rubric"), str(path))
 
 
 def load_rubrics(folder: str | Path) -> dict[str, Rubric]:
@@ -241,26 +229,3 @@ def load_rubrics(folder: str | Path) -> dict[str, Rubric]:
             raise RubricError(f"{path}: a second rubric with id {rubric.id!r}; rubric ids are unique")
         rubrics[rubric.id] = rubric
     return rubrics
-
-
-def _describe(exc: ValidationError, data: dict) -> str:
-    """The first error as 'criterion 'x', field levels: what to fix' (pydantic's loc made readable)."""
-    err = exc.errors()[0]
-    loc = list(err["loc"])
-    where = "the rubric"
-    if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
-        criteria = data.get("criteria") or []
-        item = criteria[loc[1]] if loc[1] < len(criteria) else None
-        cid = item.get("id") if isinstance(item, dict) else None
-        where = f"criterion {cid!r} (criteria[{loc[1]}])" if cid else f"criteria[{loc[1]}]"
-        loc = loc[2:]
-    field = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field; remove it or check its spelling"
-        if err.get("input") is None:  # `{descriptor: a, b}` reads as a key "b" with no value
-            msg += " (a text with a comma inside {...} needs quotes)"
-    elif err["type"] == "missing":
-        msg = "missing; add it"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}" + (f", field {field}" if field else "") + f": {msg}{more}"
