@@ -271,8 +271,9 @@ TOWN_PASSAGES = (
 )
 
 
-# Headless Chromium for the browser tests (tests/web, the support widget's): one for the whole session,
-# since two Playwright instances cannot run in one process.
+# Headless Chromium for the browser tests (tests/web, the support widget's): one per module, closed at
+# its end (two Playwright instances cannot run at once in one process, and a session-long one keeps its
+# event loop running under later tests' asyncio.run()).
 CHROMIUM = Path(os.environ.get("CLEARLM_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -286,9 +287,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's package: `make browser` installs it) for the session."""
+    """Headless Chromium (Debian's package: `make browser` installs it) for the module."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             raise RuntimeError(f"CI needs Chromium at {CHROMIUM} (make browser installs it)")
