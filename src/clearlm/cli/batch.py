@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-from clearlm.cli.common import err_console
+from clearlm.cli.common import err_console, progress_bar
 from clearlm.errors import InvalidInputError
 from clearlm.explain import DEFAULT_METHOD, METHODS
 from clearlm.models import DEFAULT_MODEL
@@ -49,14 +48,7 @@ def explain(
     if threads < 1 or (workers is not None and workers < 0):
         raise InvalidInputError("--threads must be >= 1 and --workers >= 0")
     items = read_items(file, method)
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("explaining", total=len(items))
         outcomes = explain_batch(
             model,

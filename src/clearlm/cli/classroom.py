@@ -12,9 +12,8 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-from clearlm.cli.common import DB, err_console
+from clearlm.cli.common import DB, err_console, progress_bar
 from clearlm.errors import InvalidInputError
 from clearlm.models import DEFAULT_MODEL
 from clearlm.paths import write_text_atomic
@@ -70,14 +69,7 @@ def grade(
     with err_console.status("loading the embedder and the injection scanner ..."):
         grader = Grader(backend, audit, rules)
     book = Gradebook(database, grader, rules, audit)
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"grading {escape(rubric.id)}", total=len(answers))
         result = book.grade_batch(TENANT, rubric, answers, lambda done, _: bar.update(task, completed=done))
     review = sum(1 for g in result.graded if g.status == "in_review")

@@ -61,3 +61,13 @@ def load(
         return load_backend(
             model, backend, dtype=dtype, slots=slots, threads=threads, engine_url=engine_url, **options
         )
+
+
+def progress_bar():
+    """A rich progress bar on stderr for a batch: description, bar, done/total, elapsed, remaining."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    return Progress(
+        *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False
+    )
