@@ -353,3 +353,7 @@ class GradeRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision: Mapped[dict | None] = mapped_column(JSON)
+
+
+# Tables kept in their own modules, imported here so that Base.metadata holds them.
+from clearlm.store import classroom_chat_tables  # noqa: E402, F401
