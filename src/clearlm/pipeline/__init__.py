@@ -9,10 +9,13 @@ writes its one audit record. A request refused by the checks, or failing with an
 recorded too. The input policy scans every message whatever its role, a forced target, and every
 retrieved passage (indirect prompt injection); the output policy covers the answer and, through
 :func:`explain_turn` and :func:`cite_turn`, everything else returned with it (``clearlm.govern.outputs``).
+Text that enters without being generated (a speech transcript, text read from an image) passes
+:func:`screen_text`: the input policy and one audit record.
 """
 
 from clearlm.pipeline.after import check_method, cite_turn, explain_turn
 from clearlm.pipeline.grounding import NO_PASSAGES, Grounding, Retrieval, screen_passages
+from clearlm.pipeline.screen import Screened, screen_text
 from clearlm.pipeline.turn import (
     CLIENT_CLOSED,
     CONTENT_FILTER,
@@ -33,11 +36,13 @@ __all__ = [
     "Choice",
     "Grounding",
     "Retrieval",
+    "Screened",
     "Turn",
     "TurnRequest",
     "check_method",
     "cite_turn",
     "explain_turn",
     "screen_passages",
+    "screen_text",
     "start_turn",
 ]
