@@ -1,0 +1,123 @@
+"""The engines by name, and ``auto``: the best installed engine for each pair.
+
+- ``apertium``: rule-based (Debian's pairs); ``bergamot``: the tiny Marian models (en <-> pt);
+- ``llm``: the chat model, a pipeline turn per sentence; ``hybrid``: the draft engine's translation
+  post-edited by the chat model (draft: Apertium where it has the pair, else Bergamot);
+- ``auto``: for each pair, in order: the hybrid (when a model is given and a draft engine has the pair),
+  the LLM (when a model is given), Bergamot, Apertium. See benchmarks/bench_translation.py for the
+  figures behind that order.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from clearlm.errors import BackendUnavailableError
+from clearlm.translate.apertium import ApertiumEngine
+from clearlm.translate.base import Pair, UnknownEngineError, check_pair
+from clearlm.translate.bergamot import BergamotEngine
+from clearlm.translate.llm import HybridEngine, LLMEngine
+
+ENGINES = ("auto", "apertium", "bergamot", "llm", "hybrid")
+NEEDS_MODEL = frozenset({"llm", "hybrid"})
+
+
+@functools.cache
+def apertium() -> ApertiumEngine:
+    """The process's Apertium engine (its modes listed once)."""
+    return ApertiumEngine()
+
+
+@functools.cache
+def bergamot() -> BergamotEngine:
+    """The process's Bergamot engine (its models loaded once, on first use)."""
+    return BergamotEngine()
+
+
+class DraftEngine:
+    """Apertium where it has the pair, else Bergamot: the hybrid's draft."""
+
+    name = "draft"
+
+    def pairs(self) -> list[Pair]:
+        return sorted(set(apertium().pairs()) | set(bergamot().pairs()))
+
+    def pick(self, pair: Pair):
+        return apertium() if pair in apertium().pairs() else bergamot()
+
+    def translate(self, sentences: list[str], source: str, target: str) -> list[str]:
+        pair = check_pair(self, source, target)
+        return self.pick(pair).translate(sentences, pair.source, pair.target)
+
+
+class AutoEngine:
+    """The best engine for each pair (see the module's description); ``chosen(source, target)`` names it."""
+
+    name = "auto"
+
+    def __init__(self, llm: LLMEngine | None) -> None:
+        self.llm = llm
+        self.hybrid = HybridEngine(DraftEngine(), llm) if llm is not None else None
+        self.request_ids: list[str] = []
+
+    def _order(self):
+        return [e for e in (self.hybrid, self.llm, bergamot(), apertium()) if e is not None]
+
+    def pairs(self) -> list[Pair]:
+        return sorted({p for e in self._order() for p in e.pairs()})
+
+    def chosen(self, source: str, target: str):
+        """The engine that translates this pair. Raises UnsupportedPairError."""
+        pair = check_pair(self, source, target)
+        return next(e for e in self._order() if pair in e.pairs())
+
+    def translate(self, sentences: list[str], source: str, target: str) -> list[str]:
+        engine = self.chosen(source, target)
+        out = engine.translate(sentences, source, target)
+        self.request_ids = (
+            list(self.llm.request_ids)
+            if self.llm is not None and engine is not bergamot() and engine is not apertium()
+            else []
+        )
+        return out
+
+
+def make_engine(name: str = "auto", llm: LLMEngine | None = None):
+    """The engine called ``name`` (one of :data:`ENGINES`); ``llm`` (an :class:`LLMEngine` on the
+    pipeline) for ``llm``, ``hybrid`` and ``auto``.
+
+    Raises:
+        UnknownEngineError: another name. BackendUnavailableError: ``llm``/``hybrid`` without a model.
+    """
+    if name not in ENGINES:
+        raise UnknownEngineError(f"unknown translation engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if name in NEEDS_MODEL and llm is None:
+        raise BackendUnavailableError(
+            f"the {name} engine needs a chat model: give --model (or a served model)"
+        )
+    if name == "apertium":
+        return apertium()
+    if name == "bergamot":
+        return bergamot()
+    if name == "llm":
+        return llm
+    if name == "hybrid":
+        return HybridEngine(DraftEngine(), llm)
+    return AutoEngine(llm)
+
+
+def describe_engines(with_model: bool) -> list[dict]:
+    """Each engine: ``name``, ``available`` (installed; a model given for llm/hybrid), ``pairs`` (as
+    ``"en-es"``), ``needs_model``, and for Apertium its ``pivots`` (pairs through Spanish)."""
+    model_pairs = [str(p) for p in LLMEngine(None).pairs()]
+    draft = [str(p) for p in DraftEngine().pairs() if str(p) in model_pairs]
+    rows = [
+        {"name": "apertium", "available": apertium().available(), "pairs": [str(p) for p in apertium().pairs()],
+         "pivots": [str(p) for p in apertium().pivots()], "needs_model": False},
+        {"name": "bergamot", "available": bergamot().available(), "pairs": [str(p) for p in bergamot().pairs()],
+         "needs_model": False},
+        {"name": "llm", "available": with_model, "pairs": model_pairs, "needs_model": True},
+        {"name": "hybrid", "available": with_model and bool(draft), "pairs": draft, "needs_model": True},
+    ]  # fmt: skip
+    auto = sorted({p for r in rows if r["available"] for p in r["pairs"]})
+    return [{"name": "auto", "available": bool(auto), "pairs": auto, "needs_model": False}, *rows]
