@@ -82,19 +82,30 @@ def synthesize(text: str, voice: str = PIPER_VOICE, speed: float = 1.0) -> Speec
         raise InvalidInputError(f"input has {len(text):,} characters; at most {MAX_INPUT_CHARS:,}: split it")
     if not MIN_SPEED <= speed <= MAX_SPEED:
         raise InvalidInputError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
-    voice = voice.strip().lower()
+    voice, engine = check_voice(voice)
     started = time.perf_counter()
-    if voice == PIPER_VOICE or voice in OPENAI_VOICES:
+    if engine == "piper":
         samples, rate = _piper(text, speed)
         return Speech(samples, rate, voice, "piper", time.perf_counter() - started)
-    name = _espeak_voice(voice.removeprefix("espeak:"))
-    if name is None:
+    samples, rate = _espeak(text, _espeak_voice(voice.removeprefix("espeak:")), speed)
+    return Speech(samples, rate, voice, "espeak-ng", time.perf_counter() - started)
+
+
+def check_voice(voice: str) -> tuple[str, str]:
+    """``(voice, engine)``: the voice name normalised and "piper" or "espeak-ng".
+
+    Raises:
+        InvalidInputError: an unknown voice.
+    """
+    voice = voice.strip().lower()
+    if voice == PIPER_VOICE or voice in OPENAI_VOICES:
+        return voice, "piper"
+    if _espeak_voice(voice.removeprefix("espeak:")) is None:
         raise InvalidInputError(
             f"unknown voice {voice!r}: use joe (English, neural), an OpenAI voice name, or an espeak-ng "
             "language such as fr, de, es, it, pt (GET /v1/audio/voices lists them)"
         )
-    samples, rate = _espeak(text, name, speed)
-    return Speech(samples, rate, voice, "espeak-ng", time.perf_counter() - started)
+    return voice, "espeak-ng"
 
 
 def _piper(text: str, speed: float) -> tuple[np.ndarray, int]:
