@@ -24,6 +24,7 @@ from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
+from clearlm.cli import speech as speech_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 
@@ -47,6 +48,8 @@ app.add_typer(probe_cmd.app, name="probe")
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
+app.command("transcribe")(speech_cmd.transcribe)
+app.command("speak")(speech_cmd.speak)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from clearlm import __version__, web
 from clearlm.server import (
+    audio,
     classroom,
     classroom_grades,
     conversations,
@@ -29,7 +30,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom, classroom_grades):
+    for feature in (conversations, review, governance, support, classroom, classroom_grades, audio):
         app.include_router(feature.router)
     app.include_router(ops)
     web.install(app)
