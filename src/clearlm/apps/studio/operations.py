@@ -71,7 +71,7 @@ class Writer:
         ``temperature``, each about ``words`` words. Nothing is stored."""
         if not 1 <= n <= MAX_BRAINSTORM:
             raise StudioError(f"brainstorm gives 1 to {MAX_BRAINSTORM} alternatives, not {n}")
-        request = need_text(_short(request, "request"), "request")
+        request = need_text(_short(request, "request"), "request", "say what to brainstorm")
         project = self.projects.get(tenant, project_id)
         entries = self.context(tenant, project_id, request, project.premise)
         text = _with_bible(entries) + f"Premise: {project.premise or '(none)'}\n\nIdea wanted: {request}\n\n" \
@@ -125,7 +125,9 @@ class Writer:
                 an empty one.
         """
         project = self.projects.get(tenant, project_id)
-        instruction = need_text(_short(instruction, "instruction"), "instruction")
+        instruction = need_text(
+            _short(instruction, "instruction"), "instruction", "say how to change the passage"
+        )
         current = need_text(self.versions.text(tenant, project_id, scene_id), "scene")
         if not 0 <= start < end <= len(current):
             raise StudioError(

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clearlm.errors import InvalidInputError
+from clearlm.apps.studio.projects import StudioError
 from clearlm.models.backends.base import SamplingParams
 from clearlm.models.chat import Message
 from clearlm.pipeline import CONTENT_FILTER, Turn, TurnRequest, start_turn
@@ -93,7 +93,8 @@ class Asker:
                      CONTENT_FILTER in reasons, reasons, turn)  # fmt: skip
 
 
-def need_text(text: str, what: str) -> str:
+def need_text(text: str, what: str, hint: str = "write or draft something first") -> str:
+    """``text``, or StudioError when it is blank (the message names ``what`` and the ``hint``)."""
     if not text.strip():
-        raise InvalidInputError(f"the {what} is empty: write or draft something first")
+        raise StudioError(f"the {what} is empty: {hint}")
     return text
