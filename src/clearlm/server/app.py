@@ -12,6 +12,7 @@ from clearlm.server import (
     conversations,
     errors,
     governance,
+    images,
     review,
     support,
     support_channels,
@@ -30,7 +31,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom, classroom_grades, audio):
+    for feature in (conversations, review, governance, support, classroom, classroom_grades, audio, images):
         app.include_router(feature.router)
     app.include_router(ops)
     web.install(app)

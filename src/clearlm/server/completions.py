@@ -22,6 +22,7 @@ from clearlm.models.tools import ToolCallParser, parse_tool_calls
 from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, explain_turn
 from clearlm.server import protocol as p
 from clearlm.server.auth import tenant_of
+from clearlm.server.images_chat import describe_parts, has_images, record_images, shown
 from clearlm.server.knowledge import open_kb
 from clearlm.server.lifecycle import on_exit
 from clearlm.server.serving import (
@@ -64,6 +65,9 @@ async def chat_completion(
     check_model(body.model, state)
     if body.top_logprobs is not None and not body.logprobs:
         raise InvalidInputError("top_logprobs needs logprobs: true")
+    images = []  # image parts: described, each description in its image's place (server.images)
+    if has_images(body):
+        body, images = await describe_parts(body)
     spec = p.ExplainSpec() if body.explain is True else body.explain or None
     if spec is not None:
         if body.stream:
@@ -101,6 +105,8 @@ async def chat_completion(
     turn = await open_turn(
         request, state, TurnRequest(prompt, params, body.n, retrieval, origin=origin), "chatcmpl-"
     )
+    if images:
+        record_images(turn, images)
     response_id, created, decode = turn.record.request_id, int(time.time()), state.backend.decode
 
     def logprobs(index: int, lps) -> p.ChoiceLogprobs | None:
@@ -142,6 +148,7 @@ async def chat_completion(
             if c.finish_reason:
                 done = chunk([p.ChunkChoice(index=index, delta=p.Delta(), finish_reason=reason)])
                 done.ai_generated = disclosure.mark(state.model_id)
+                done.image_descriptions = shown(turn, images) if images and index == 0 else None
                 if turn.grounding is not None:
                     done.citations = cite_turn(None, turn, index).to_dict()
                 yield done
@@ -180,6 +187,7 @@ async def chat_completion(
         explanation=explanation,
         citations=citations,
         ai_generated=disclosure.mark(state.model_id),
+        image_descriptions=shown(turn, images) if images else None,
     )
 
 

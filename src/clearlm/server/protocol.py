@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from clearlm.errors import InvalidInputError
 from clearlm.explain import METHODS
 from clearlm.models.backends.base import MIN_TEMPERATURE  # below it, decoding is greedy
 
@@ -36,6 +37,7 @@ MAX_USER_CHARS = 256  # the caller's end-user id
 MAX_MESSAGES = 512  # messages in one chat request
 MAX_MESSAGE_CHARS = 200_000  # one message's content (all its parts), a completion prompt, a forced target
 MAX_CONTENT_PARTS = 64  # parts of one message's content
+MAX_IMAGES = 8  # image parts in one chat request (each is described: about a second of CPU per image)
 MAX_NAME_CHARS = 64  # a message's participant name, a JSON schema's name
 MAX_STOPS = 4  # stop sequences (the OpenAI API's limit)
 MAX_STOP_CHARS = 256  # one stop sequence
@@ -126,6 +128,24 @@ class ContentPart(BaseModel):
     text: str = Field(max_length=MAX_MESSAGE_CHARS, description=f"At most {MAX_MESSAGE_CHARS:,} characters.")
 
 
+class ImageUrl(BaseModel):
+    url: str = Field(
+        max_length=MAX_BODY_BYTES,
+        description="A data URL, data:image/png;base64,... (PNG, JPEG, GIF, WebP, BMP or TIFF; at most 20 MiB "
+        "decoded, else 413, and 40 million pixels); this server fetches nothing, so an http(s) URL gets 400.",
+    )
+    detail: Literal["auto", "low", "high"] | None = None  # accepted, not used
+
+
+class ImagePart(BaseModel):
+    """clearlm: an image in a user message (``/v1/chat/completions`` only). The model reads its description
+    (ImageNet labels, OCR text, a moderation score: ``clearlm.media.images``) in its place; the response's
+    ``image_descriptions`` shows it as the model read it (after the input policy)."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
 class FunctionCall(BaseModel):
     name: str = Field(max_length=MAX_NAME_CHARS)
     arguments: str = Field(
@@ -145,12 +165,15 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: (
         Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
-        | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)]
+        | Annotated[
+            list[Annotated[ContentPart | ImagePart, Field(discriminator="type")]],
+            Field(max_length=MAX_CONTENT_PARTS),
+        ]
         | None
     ) = Field(
         default=None,
-        description=f"Text, or at most {MAX_CONTENT_PARTS} text parts; at most {MAX_MESSAGE_CHARS:,} "
-        "characters in all.",
+        description=f"Text, or at most {MAX_CONTENT_PARTS} parts (text; in a user message also image_url, at "
+        f"most {MAX_IMAGES} images in a request); at most {MAX_MESSAGE_CHARS:,} characters of text in all.",
     )
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     tool_calls: list[ToolCallIn] | None = Field(
@@ -164,11 +187,24 @@ class ChatMessage(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self):
-        if isinstance(self.content, list) and sum(len(p.text) for p in self.content) > MAX_MESSAGE_CHARS:
+        texts = [p.text for p in self.content if p.type == "text"] if isinstance(self.content, list) else []
+        if sum(map(len, texts)) > MAX_MESSAGE_CHARS:
             raise ValueError(f"a message's content is at most {MAX_MESSAGE_CHARS:,} characters in all")
+        if self.role != "user" and self.images():
+            raise ValueError("image_url parts are accepted in user messages only")
         return self
 
+    def images(self) -> list[ImagePart]:
+        """The message's image parts, in order."""
+        return [p for p in self.content if p.type == "image_url"] if isinstance(self.content, list) else []
+
     def text(self) -> str:
+        """The content's text (parts concatenated). Image parts must have been replaced by their
+        descriptions first (``server.images``): InvalidInputError otherwise (a route that takes no images)."""
+        if self.images():
+            raise InvalidInputError(
+                "image_url content parts are accepted by /v1/chat/completions only: send text here"
+            )
         if isinstance(self.content, list):
             return "".join(p.text for p in self.content)
         return self.content or ""
@@ -640,6 +676,7 @@ class ChatCompletion(BaseModel):
     explanation: dict[str, Any] | None = None  # clearlm
     citations: dict[str, Any] | None = None  # clearlm: a CitedAnswer, with knowledge_base
     ai_generated: dict[str, Any] | None = None  # clearlm: the disclosure mark
+    image_descriptions: list[dict[str, Any]] | None = None  # clearlm: each image part, as the model read it
 
 
 class Delta(BaseModel):
@@ -664,6 +701,7 @@ class ChatCompletionChunk(BaseModel):
     usage: Usage | None = None
     citations: dict[str, Any] | None = None  # clearlm: on the chunk that ends a choice, with knowledge_base
     ai_generated: dict[str, Any] | None = None  # on the chunk that ends a choice
+    image_descriptions: list[dict[str, Any]] | None = None  # on the chunk that ends choice 0, with images
 
 
 class CompletionLogprobs(BaseModel):
