@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers llama-server lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers llama-server vision-deps lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -42,6 +42,14 @@ browser:
 docs-corpus:
 	@test -f /usr/share/debian-reference/ch01.en.html || (apt-get update -q && apt-get install -y -q debian-reference-en)
 
+# Image and video input (clearlm.media images*, video*): Tesseract OCR with its English data, FFmpeg (the
+# tests build a video with it), espeak-ng (the tests' spoken soundtrack), DejaVu fonts (text rendered for OCR).
+vision-deps:
+	@command -v tesseract >/dev/null && test -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata \
+		&& command -v ffmpeg >/dev/null && command -v espeak-ng >/dev/null \
+		&& test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+		|| (apt-get update -q && apt-get install -y -q tesseract-ocr tesseract-ocr-eng ffmpeg espeak-ng fonts-dejavu-core)
+
 # The llama.cpp engine (setup installs it; this target repairs a venv made without it).
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
@@ -67,7 +75,7 @@ llama-server: setup
 vllm: setup
 	$(CLEARLM) engines install vllm
 
-test: models browser llamacpp vllm docs-corpus peers
+test: models browser llamacpp vllm docs-corpus peers vision-deps
 	$(PY) -m pytest
 
 lint: setup

@@ -54,7 +54,7 @@ def tesseract_binary() -> str:
     path = shutil.which("tesseract")
     if path is None:
         raise OcrUnavailableError(
-            "OCR needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-eng (`make media-deps`)"
+            "OCR needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-eng (`make vision-deps`)"
         )
     return path
 

