@@ -1,4 +1,5 @@
-"""``clearlm classroom``: grade a batch of answers against a rubric, export a rubric's grades.
+"""``clearlm classroom``: grade a batch of answers against a rubric, export a rubric's grades, build a
+course's knowledge base for its chat tutor (``kb``).
 
 Grades are kept in the database (``--db``, default under ``$CLEARLM_HOME``) of the ``default`` tenant, so
 a rerun resumes (answers graded before for that rubric version are skipped) and the server's teacher page
@@ -103,3 +104,29 @@ def export(
         )
     write_text_atomic(out, book.export_csv(TENANT, rubric_id))
     err_console.print(f"{len(grades)} grades [dim]->[/] {escape(str(out))}")
+
+
+@app.command("kb")
+def kb(
+    course_file: Path = typer.Argument(..., help="the course (YAML) whose knowledge_base to build"),
+    paths: list[Path] = typer.Argument(..., help="files and folders of notes (.md, .txt, .html, .pdf)"),
+    tenant: str = typer.Option(TENANT, "--tenant", help="the learners' tenant (the server opens it there)"),
+    kb_db: str = typer.Option(None, "--kb-db", help="a PostgreSQL URL (pgvector); default: embedded"),
+) -> None:
+    """Build the knowledge base the course's chat tutor answers from: create it (named by the course's
+    knowledge_base) in the tenant if it is missing, and add the notes; unchanged files are skipped."""
+    from clearlm.apps.classroom.items import load_course
+    from clearlm.apps.classroom.tutor_chat import build_knowledge_base
+
+    course = load_course(course_file)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InvalidInputError(f"no such file or folder: {', '.join(missing)}")
+    report = build_knowledge_base(course, paths, tenant=tenant, url=kb_db)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]{escape(warning)}[/]")
+    err_console.print(
+        f"knowledge base [bold]{escape(course.knowledge_base)}[/] (tenant {escape(tenant)}) for course "
+        f"{escape(course.id)}: {len(report.added)} added, {len(report.replaced)} replaced, "
+        f"{len(report.unchanged)} unchanged, {report.chunks} chunks"
+    )

@@ -9,6 +9,7 @@ from clearlm.server import (
     audio,
     classroom,
     classroom_grades,
+    classroom_tutor,
     conversations,
     errors,
     governance,

@@ -68,6 +68,7 @@ class CourseOut(BaseModel):
     mastery_threshold: float
     skills: list[SkillOut]
     n_items: int
+    knowledge_base: str | None = None  # the chat tutor's (POST .../learners/{learner}/chat); None: no tutor
 
 
 class CourseList(BaseModel):
@@ -168,6 +169,7 @@ async def list_courses():
             mastery_threshold=c.mastery_threshold,
             skills=[SkillOut(id=s.id, name=s.name) for s in c.skills],
             n_items=len(c.items),
+            knowledge_base=c.knowledge_base,
         )
         for c in found.values()
     ]

@@ -5,6 +5,8 @@ A course file::
     id: fractions                     # letters, digits, '-' and '_'
     title: Fractions, percentages and units
     mastery_threshold: 0.95           # optional: P(mastery) at which a skill counts as mastered
+    knowledge_base: fractions-kb      # optional: the knowledge base the chat tutor answers from
+    knowledge_answer: extract         # optional: extract (quoted sentences, default) or generate
     skills:
       - id: frac-add
         name: Adding fractions
@@ -193,11 +195,15 @@ class Item(_Model):
 
 class Course(_Model):
     """A course: ``id``, ``title``, ``mastery_threshold`` (0.95: Corbett & Anderson's mastery criterion),
-    ``skills`` and ``items`` (in the file's order)."""
+    ``skills`` and ``items`` (in the file's order); ``knowledge_base`` (a knowledge base's name, None:
+    no chat tutor) and ``knowledge_answer`` (how the chat tutor answers from it: ``extract`` or
+    ``generate``, as ``clearlm.pipeline.Retrieval.answer``; ``tutor_chat.py``)."""
 
     id: str = Field(pattern=ID, max_length=64)
     title: str = Field(min_length=1)
     mastery_threshold: float = Field(0.95, gt=0, lt=1)
+    knowledge_base: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    knowledge_answer: str = Field("extract", pattern="^(extract|generate)$")
     skills: tuple[Skill, ...] = Field(min_length=1)
     items: tuple[Item, ...] = Field(min_length=1)
 

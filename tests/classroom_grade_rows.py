@@ -1,0 +1,63 @@
+"""Grades stored as ``Gradebook.grade`` stores them (a GradeRow with the Grade's JSON and the rubric), for
+the tests of what a learner sees, without running the grader: the rubric is a real one of the benchmark
+(geo-seasons), the evidence spans are offsets into the answer."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clearlm.apps.classroom.rubrics import load_rubric
+from clearlm.store.tables import GradeRow
+
+RUBRIC = load_rubric(
+    Path(__file__).parents[1] / "benchmarks" / "data" / "grading" / "rubrics" / "geo-seasons.yaml"
+)
+ANSWER = "The Earth's axis is tilted. In summer we get more direct sunlight. It is closer to the Sun."
+TILT = "The Earth's axis is tilted."
+DIRECT = "In summer we get more direct sunlight."
+CLOSER = "It is closer to the Sun."
+
+
+def span(text: str, effect: float) -> dict:
+    start = ANSWER.index(text)
+    return {"text": text, "start": start, "end": start + len(text), "effect": effect}
+
+
+def add_grade(
+    db, learner: str, status: str, *, tenant: str = "school", answer_id: str | None = None, minutes: int = 0
+) -> str:
+    """Store a grade of ANSWER for ``learner`` with ``status`` (``in_review`` gets a review id); returns
+    its id. Criterion tilt: 1 point (evidence: TILT +0.6, CLOSER -0.4); effect: 1 point (DIRECT +0.5)."""
+    grade_id = "grd_" + secrets.token_hex(8)
+    criteria = [
+        {
+            "criterion_id": "tilt", "points": 1, "descriptor": RUBRIC.criterion("tilt").level(1).descriptor,
+            "probabilities": {"2": 0.2, "1": 0.7, "0": 0.1}, "expected_points": 1.1,
+            "feedback": "You name the tilt; link it to the yearly orbit.",
+            "evidence": [span(TILT, 0.6), span(CLOSER, -0.4)],
+        },
+        {
+            "criterion_id": "effect", "points": 1, "descriptor": RUBRIC.criterion("effect").level(1).descriptor,
+            "probabilities": {"1": 0.8, "0": 0.2}, "expected_points": 0.8,
+            "feedback": "Right: more direct sunlight in summer.",
+            "evidence": [span(DIRECT, 0.5)],
+        },
+    ]  # fmt: skip
+    grade = {
+        "rubric_id": RUBRIC.id, "rubric_version": RUBRIC.version, "model": "tiny", "grading_id": "g1",
+        "score": 1, "probabilities": [0.1, 0.7, 0.2], "confidence": 0.7, "criteria": criteria,
+        "findings": [], "needs_review": status == "in_review", "review_reasons": ["partial score"],
+        "rubric": RUBRIC.model_dump(mode="json"),
+    }  # fmt: skip
+    row = GradeRow(
+        id=grade_id, tenant=tenant, rubric_id=RUBRIC.id, rubric_version=RUBRIC.version,
+        answer_id=answer_id or grade_id, learner=learner, answer=ANSWER, score=1, final_score=1,
+        confidence=0.7, grade=grade, status=status, model="tiny", grading_id="g1",
+        review_id="rev_x" if status == "in_review" else None,
+        created_at=datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+    )  # fmt: skip
+    with db.session.begin() as session:
+        session.add(row)
+    return grade_id
