@@ -32,7 +32,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom, classroom_grades, audio, images):
+    for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, audio, images):
         app.include_router(feature.router)
     app.include_router(ops)
     web.install(app)
