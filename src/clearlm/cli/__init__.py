@@ -25,6 +25,7 @@ from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
 from clearlm.cli import speech as speech_cmd
+from clearlm.cli import tune as tune_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 
@@ -52,6 +53,8 @@ app.command("transcribe")(speech_cmd.transcribe)
 app.command("speak")(speech_cmd.speak)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
+app.command("tune")(tune_cmd.tune)
+app.add_typer(tune_cmd.app, name="adapters")
 
 
 def main() -> None:
