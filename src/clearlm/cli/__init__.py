@@ -25,7 +25,7 @@ from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
 from clearlm.cli import speech as speech_cmd
-from clearlm.cli import tune as tune_cmd
+from clearlm.cli import vision as vision_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 
@@ -51,10 +51,10 @@ app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
 app.command("transcribe")(speech_cmd.transcribe)
 app.command("speak")(speech_cmd.speak)
+app.command("describe")(vision_cmd.describe)
+app.command("video")(vision_cmd.video)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
-app.command("tune")(tune_cmd.tune)
-app.add_typer(tune_cmd.app, name="adapters")
 
 
 def main() -> None:
