@@ -4,6 +4,7 @@ bible entries and scenes), a real SQLite database with its audit log, and a proj
 from __future__ import annotations
 
 import pytest
+import torch
 
 from clearlm.apps.studio import Studio
 from clearlm.store import AuditLog, Database
@@ -25,7 +26,8 @@ def studio_backend(tiny_tokenizer):
     from clearlm.models.backends.torch_backend import TorchBackend
     from conftest import make_model
 
-    return TorchBackend(make_model(tiny_tokenizer, context=4096), tiny_tokenizer, "tiny-random-qwen2")
+    model = make_model(tiny_tokenizer, dtype=torch.float32, context=4096)
+    return TorchBackend(model, tiny_tokenizer, "tiny-random-qwen2")
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ def attribute_paragraph(asker: Asker, text: str, index: int, entries: list[bib.B
                         project_id: str | None = None) -> dict:  # fmt: skip
     """How much each of ``entries`` shaped paragraph ``index`` of the scene ``text``.
 
-    Returns {"paragraph": {index, start, end, text}, "entries": [{id, name, kind, weight}] largest weight
-    first, "lds", "exact", "request_id", "model"}; weights in logit units of the paragraph's mean token
-    probability.
+    Returns {"paragraph": {index, start, end, text}, "entries": [{id, name, kind, weight, drop}] largest
+    weight first, "lds", "exact", "full_score", "request_id", "model"}: ``weight`` is the surrogate's
+    (LASSO: 0 for an entry whose effect is too small to keep), ``drop`` the paragraph's score with every
+    entry minus its score without that one; both in logit units of the paragraph's mean token probability.
 
     Raises:
         StudioError: no such paragraph, or no bible entry in the scene's context.
@@ -80,10 +81,25 @@ def attribute_paragraph(asker: Asker, text: str, index: int, entries: list[bib.B
             )
 
     result = turn.settle(attribute)
-    ranked = [{**_ref(entries[i]), "weight": float(result.weights[i])} for i in result.ranking()]
+    drops = _drops(result)
+    ranked = [
+        {**_ref(entries[i]), "weight": float(result.weights[i]), "drop": drops[i]} for i in result.ranking()
+    ]
     return {"paragraph": {"index": index, "start": start, "end": end, "text": paragraph}, "entries": ranked,
             "lds": None if result.lds != result.lds else float(result.lds), "exact": bool(result.exact),
+            "full_score": result.full_score,
             "request_id": record.request_id, "model": asker.model}  # fmt: skip
+
+
+def _drops(result) -> list[float | None]:
+    """Per source, the score with every source kept minus the score with only that one left out (logit
+    units; None when that ablation was not scored)."""
+    full = result.full_score
+    out: list[float | None] = []
+    for i in range(result.n_sources):
+        alone = [k for k, m in enumerate(result.masks) if not m[i] and m.sum() == result.n_sources - 1]
+        out.append(float(full - result.scores[alone[0]]) if alone else None)
+    return out
 
 
 def bib_sources(entries: list[bib.BibleEntry], after: str, system: str):

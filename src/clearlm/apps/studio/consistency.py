@@ -3,9 +3,10 @@
 
 1. Rules (:mod:`clearlm.apps.studio.facts`): the same attribute of the same entry (eye colour, the year
    of an event) with another value. Certain when it fires; no model.
-2. Retrieval plus the model: each scene sentence that names a bible entry is embedded (all-MiniLM-L6-v2,
-   ``clearlm.models.embeddings``) with the sentences of the entries in the scene's context; the
-   ``per_sentence`` most similar bible sentences (cosine >= ``min_similarity``) are paired with it, and
+2. Retrieval plus the model: each scene sentence about a bible entry (naming it, or a pronoun after a
+   character was named: ``facts.about``) is embedded (all-MiniLM-L6-v2, ``clearlm.models.embeddings``)
+   with the sentences of the entries it is about; the ``per_sentence`` most similar of them (cosine >=
+   ``min_similarity``; MiniLM gives short related sentences 0.2 to 0.5) are paired with it, and
    the model is asked, one pipeline turn per pair, whether the scene sentence contradicts the bible
    sentence ("Yes"/"No"; the probability of "Yes" read from the first token's log-probabilities,
    renormalised over the two, as an LLM judge's answer-option probabilities, G-Eval, Liu et al. 2023).
@@ -90,7 +91,7 @@ def rule_flags(text: str, entries: list[bib.BibleEntry]) -> list[Flag]:
 
 
 def check_scene(text: str, entries: list[bib.BibleEntry], asker: Asker | None = None, embedder=None, *,
-                per_sentence: int = 1, min_similarity: float = 0.35, threshold: float = 0.5,
+                per_sentence: int = 1, min_similarity: float = 0.2, threshold: float = 0.5,
                 max_pairs: int = 12, project_id: str | None = None) -> Check:  # fmt: skip
     """Check a scene's ``text`` against the bible ``entries`` (those in its context: ``bible.in_context``).
     Without ``asker`` only the rules run; the model pass needs ``embedder`` too (an ``Embedder``).
@@ -100,20 +101,22 @@ def check_scene(text: str, entries: list[bib.BibleEntry], asker: Asker | None = 
     if asker is None or embedder is None or not entries:
         return out
     flagged = {(f.start, f.bible) for f in out.flags}
-    facts = [(e, s) for e in entries for _, _, s in fx.sentences(e.text)]
-    scene = [(st, en, s) for st, en, s in fx.sentences(text) if any(bib.first_mention(e, s) for e in entries)]
+    facts = [(e, s) for e in entries if e.kind not in bib.ALWAYS for _, _, s in fx.sentences(e.text)]
+    scene = fx.about(text, entries)
     if not facts or not scene:
         return out
-    vectors = embedder.encode([s for _, s in facts] + [s for _, _, s in scene])
+    vectors = embedder.encode([s for _, s in facts] + [s for _, _, s, _ in scene])
     sims = vectors[len(facts) :] @ vectors[: len(facts)].T  # float32[n_scene, n_facts], cosine
     pairs = []
-    for i, (st, _, _) in enumerate(scene):
-        for j in np.argsort(-sims[i], kind="stable")[:per_sentence]:
+    for i, (st, _, _, subjects) in enumerate(scene):
+        ids = {e.id for e in subjects}
+        mine = [j for j, (e, _) in enumerate(facts) if e.id in ids]  # the facts of what the sentence is about
+        for j in sorted(mine, key=lambda j: -sims[i, j])[:per_sentence]:
             if sims[i, j] >= min_similarity and (st, facts[j][1]) not in flagged:
-                pairs.append((float(sims[i, j]), i, int(j)))
+                pairs.append((float(sims[i, j]), i, j))
     pairs.sort(reverse=True)
     for sim, i, j in pairs[:max_pairs]:
-        st, en, s = scene[i]
+        st, en, s, _ = scene[i]
         entry, fact = facts[j]
         p, request_id = contradiction_probability(asker, fact, s, project_id)
         out.pairs_asked += 1

@@ -133,3 +133,23 @@ def scene_facts(text: str, entries: list[BibleEntry]) -> list[tuple[BibleEntry, 
         if characters:
             last_character = characters[-1]
     return out
+
+
+def about(text: str, entries: list[BibleEntry]) -> list[tuple[int, int, str, list[BibleEntry]]]:
+    """(start, end, sentence, entries it is about) of each sentence of ``text`` that is about an entry:
+    those it names, else (a sentence with a personal pronoun) the character named last before it."""
+    out = []
+    last_character: BibleEntry | None = None
+    for start, end, s in sentences(text):
+        named = sorted(
+            ((m.at, e) for e in entries if (m := first_mention(e, s)) is not None), key=lambda x: x[0]
+        )
+        subjects = [e for _, e in named]
+        if not subjects and last_character is not None and PRONOUN.search(s):
+            subjects = [last_character]
+        if subjects:
+            out.append((start, end, s, subjects))
+        characters = [e for _, e in named if e.kind == "character"]
+        if characters:
+            last_character = characters[-1]
+    return out
