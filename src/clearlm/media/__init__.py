@@ -8,3 +8,8 @@ voice, verified), ``transcribe`` (speech to text), ``formats`` (json, text, srt,
 loudness, clipping per segment), ``voice`` (voice chat: audio in, a governed turn, speech out).
 Images and video: ``images*``, ``video*``.
 """
+
+import os
+
+# onnxruntime (the Silero VAD, Piper, the image models) otherwise leaves a telemetry file, $TMPDIR/.ses
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
