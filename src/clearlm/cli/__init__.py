@@ -24,6 +24,7 @@ from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
+from clearlm.cli import translate as translate_cmd
 from clearlm.cli import speech as speech_cmd
 from clearlm.cli import vision as vision_cmd
 from clearlm.cli.common import err_console
@@ -49,6 +50,7 @@ app.add_typer(probe_cmd.app, name="probe")
 app.command("generate")(generate_cmd.generate)
 app.command("chat")(generate_cmd.chat)
 app.command("explain")(explain_cmd.explain)
+app.command("translate")(translate_cmd.translate)
 app.command("transcribe")(speech_cmd.transcribe)
 app.command("speak")(speech_cmd.speak)
 app.command("describe")(vision_cmd.describe)

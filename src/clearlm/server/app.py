@@ -17,6 +17,7 @@ from clearlm.server import (
     review,
     support,
     support_channels,
+    translate,
 )
 from clearlm.server.lifecycle import Lifecycle
 from clearlm.server.routes import api, ops
@@ -34,6 +35,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(api)
     for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, audio, images):
         app.include_router(feature.router)
+    app.include_router(translate.router)
     app.include_router(ops)
     web.install(app)
     app.add_middleware(Lifecycle, state=state)

@@ -2,7 +2,7 @@
 
 - ``apertium``: rule-based (Debian's pairs); ``bergamot``: the tiny Marian models (en <-> pt);
 - ``llm``: the chat model, a pipeline turn per sentence; ``hybrid``: the draft engine's translation
-  post-edited by the chat model (draft: Apertium where it has the pair, else Bergamot);
+  post-edited by the chat model (draft: Bergamot where it has the pair, else Apertium);
 - ``auto``: for each pair, in order: the hybrid (when a model is given and a draft engine has the pair),
   the LLM (when a model is given), Bergamot, Apertium. See benchmarks/bench_translation.py for the
   figures behind that order.
@@ -35,7 +35,8 @@ def bergamot() -> BergamotEngine:
 
 
 class DraftEngine:
-    """Apertium where it has the pair, else Bergamot: the hybrid's draft."""
+    """Bergamot where it has the pair (en <-> pt: chrF 78.0 against Apertium's 53.5 through Spanish on
+    the test set), else Apertium: the hybrid's draft."""
 
     name = "draft"
 
@@ -43,7 +44,7 @@ class DraftEngine:
         return sorted(set(apertium().pairs()) | set(bergamot().pairs()))
 
     def pick(self, pair: Pair):
-        return apertium() if pair in apertium().pairs() else bergamot()
+        return bergamot() if pair in bergamot().pairs() else apertium()
 
     def translate(self, sentences: list[str], source: str, target: str) -> list[str]:
         pair = check_pair(self, source, target)
@@ -58,7 +59,11 @@ class AutoEngine:
     def __init__(self, llm: LLMEngine | None) -> None:
         self.llm = llm
         self.hybrid = HybridEngine(DraftEngine(), llm) if llm is not None else None
-        self.request_ids: list[str] = []
+
+    @property
+    def request_ids(self) -> list[str]:
+        """The audit records of the model's turns (none when another engine translated)."""
+        return self.llm.request_ids if self.llm is not None else []
 
     def _order(self):
         return [e for e in (self.hybrid, self.llm, bergamot(), apertium()) if e is not None]
@@ -72,14 +77,7 @@ class AutoEngine:
         return next(e for e in self._order() if pair in e.pairs())
 
     def translate(self, sentences: list[str], source: str, target: str) -> list[str]:
-        engine = self.chosen(source, target)
-        out = engine.translate(sentences, source, target)
-        self.request_ids = (
-            list(self.llm.request_ids)
-            if self.llm is not None and engine is not bergamot() and engine is not apertium()
-            else []
-        )
-        return out
+        return self.chosen(source, target).translate(sentences, source, target)
 
 
 def make_engine(name: str = "auto", llm: LLMEngine | None = None):

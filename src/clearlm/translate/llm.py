@@ -3,7 +3,7 @@
 Every call of the model is one pipeline turn (:func:`clearlm.pipeline.start_turn`): the input policy
 scans the sentence, the output policy checks the translation, and the turn is written to the audit log
 (endpoint ``translate:llm`` or ``translate:post_edit``, request id ``translate-<hex>``). A sentence is a
-turn: greedy, at most twice its tokens plus 24 new tokens.
+turn: greedy, at most twice its tokens plus 24 new tokens (less when the model's context is short).
 
 Prompts (``style``): ``plain`` (an instruction: "Translate ... into Spanish; write only the
 translation"), ``fewshot`` (the instruction and two worked examples before the sentence). A glossary's
@@ -63,7 +63,8 @@ class LLMEngine:
     """A chat model as a translator, on the pipeline. ``backend``: the model; ``policy`` (None: none) and
     ``audit`` (an :class:`~clearlm.store.audit.AuditLog`; None: not recorded) as for any turn; ``tenant``
     and ``api_key_id`` go into each record; ``glossary`` terms go into the prompt; ``style``: ``plain``
-    or ``fewshot``. ``request_ids`` lists the audit records of the last call."""
+    or ``fewshot``. ``request_ids`` lists the audit records of its turns, in order (one engine per
+    request: make a new one for each)."""
 
     name = "llm"
 
@@ -95,13 +96,11 @@ class LLMEngine:
             PolicyViolationError (a policy that answers blocks with an error).
         """
         pair = check_pair(self, source, target)
-        self.request_ids = []
         return [self._one(s, pair, None) for s in sentences]
 
     def post_edit(self, sentences: list[str], drafts: list[str], source: str, target: str) -> list[str]:
         """Each draft translation corrected by the model, given its source sentence (one turn each)."""
         pair = check_pair(self, source, target)
-        self.request_ids = []
         return [self._one(s, pair, d) for s, d in zip(sentences, drafts, strict=True)]
 
     def _instructions(self, sentence: str, pair: Pair, draft: str | None) -> str:
@@ -139,7 +138,12 @@ class LLMEngine:
         user = text if draft is None else f"{src}: {text}\nDraft {dst}: {one_line(draft)}"
         examples = self._examples(pair) if draft is None else []
         prompt = [*examples, Message("user", user)]
+        instructions = self._instructions(text, pair, draft)
         budget = 2 * len(self.backend.encode(text).token_ids) + 24
+        room = self.backend.context_length - len(
+            self.backend.encode([Message("system", instructions), *prompt]).token_ids
+        )
+        budget = max(1, min(budget, room, 1024))  # a prompt too long is refused by the pipeline
         kind = "llm" if draft is None else "post_edit"
         record = AuditRecord(
             request_id=f"translate-{secrets.token_hex(8)}",
@@ -150,9 +154,9 @@ class LLMEngine:
         )
         request = TurnRequest(
             prompt,
-            SamplingParams(max_new_tokens=min(budget, 1024)),
+            SamplingParams(max_new_tokens=budget),
             origin={"translation": str(pair)},
-            instructions=self._instructions(text, pair, draft),
+            instructions=instructions,
             screened=tuple(range(len(examples))),  # the worked examples are clearlm's own text
         )
         turn = start_turn(self.backend, request, record, self.audit, self.policy).run()
@@ -172,6 +176,10 @@ class HybridEngine:
     def __init__(self, draft, editor: LLMEngine) -> None:
         self.draft, self.editor = draft, editor
         self.name = f"hybrid:{draft.name}"
+
+    @property
+    def request_ids(self) -> list[str]:
+        return self.editor.request_ids
 
     def pairs(self) -> list[Pair]:
         have = set(self.editor.pairs())
