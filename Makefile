@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp vllm docs-corpus peers llama-server vision-deps lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus apertium peers llama-server vision-deps lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,13 @@ vision-deps:
 		&& test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
 		|| (apt-get update -q && apt-get install -y -q tesseract-ocr tesseract-ocr-eng ffmpeg espeak-ng fonts-dejavu-core)
 
+# Apertium, the rule-based translation engine of clearlm.translate, and its Debian pairs (tests/translate,
+# benchmarks/bench_translation.py; Debian's packages, installed as root, as CI runs).
+APERTIUM_PAIRS := apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-es-pt apertium-fr-es
+apertium:
+	@test -f /usr/share/apertium/modes/eng-spa.mode -a -f /usr/share/apertium/modes/es-pt.mode || \
+		(apt-get update -q && apt-get install -y -q apertium $(APERTIUM_PAIRS))
+
 # The llama.cpp engine (setup installs it; this target repairs a venv made without it).
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
@@ -75,7 +82,7 @@ llama-server: setup
 vllm: setup
 	$(CLEARLM) engines install vllm
 
-test: models browser llamacpp vllm docs-corpus peers vision-deps
+test: models browser llamacpp vllm docs-corpus apertium peers vision-deps
 	$(PY) -m pytest
 
 lint: setup
