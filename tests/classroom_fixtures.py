@@ -1,6 +1,8 @@
-"""Grades stored as ``Gradebook.grade`` stores them (a GradeRow with the Grade's JSON and the rubric), for
-the tests of what a learner sees, without running the grader: the rubric is a real one of the benchmark
-(geo-seasons), the evidence spans are offsets into the answer."""
+"""What the classroom's tutor and feedback tests share: a server home with the example course and its
+knowledge base built (:func:`tutor_home`), and grades stored as ``Gradebook.grade`` stores them (a
+GradeRow with the Grade's JSON and the rubric; :func:`add_grade`), to test what a learner sees without
+running the grader: the rubric is a real one of the benchmark (geo-seasons), the evidence spans are
+offsets into the answer."""
 
 from __future__ import annotations
 
@@ -8,9 +10,17 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clearlm.apps.classroom.items import load_course
 from clearlm.apps.classroom.rubrics import load_rubric
 from clearlm.store.tables import GradeRow
 
+EXAMPLES = Path(__file__).parents[1] / "examples" / "classroom"
+NO_KB_COURSE = """id: plain
+title: Plain
+skills: [{id: s, name: S}]
+items:
+  - {id: two, question: "What is 1 + 1?", answer: 2, skills: [s], solution: "1 + 1 = 2"}
+"""
 RUBRIC = load_rubric(
     Path(__file__).parents[1] / "benchmarks" / "data" / "grading" / "rubrics" / "geo-seasons.yaml"
 )
@@ -61,3 +71,34 @@ def add_grade(
     with db.session.begin() as session:
         session.add(row)
     return grade_id
+
+
+def tutor_home(home: Path, tenant: str = "school") -> Path:
+    """``home`` (set it as CLEARLM_HOME) with the example course, a course without a knowledge base
+    (``plain``) and one whose knowledge base is missing (``lost``), in ``home/classroom``; the example
+    course's knowledge base built from its notes in ``tenant`` (the packaged MiniLM)."""
+    import os
+
+    from clearlm.apps.classroom.tutor_chat import build_knowledge_base
+
+    folder = home / "classroom"
+    folder.mkdir(parents=True)
+    text = (EXAMPLES / "fractions.yaml").read_text(encoding="utf-8")
+    (folder / "fractions.yaml").write_text(text, encoding="utf-8")
+    (folder / "plain.yaml").write_text(NO_KB_COURSE, encoding="utf-8")
+    lost = NO_KB_COURSE.replace("id: plain", "id: lost").replace(
+        "title: Plain", "title: Lost\nknowledge_base: gone"
+    )
+    (folder / "lost.yaml").write_text(lost, encoding="utf-8")
+    before = os.environ.get("CLEARLM_HOME")
+    os.environ["CLEARLM_HOME"] = str(home)
+    try:
+        build_knowledge_base(
+            load_course(folder / "fractions.yaml"), [EXAMPLES / "fractions-kb"], tenant=tenant
+        )
+    finally:
+        if before is None:
+            del os.environ["CLEARLM_HOME"]
+        else:
+            os.environ["CLEARLM_HOME"] = before
+    return home

@@ -1,7 +1,9 @@
 """The classroom's tutoring pages (issue 16): ``/classroom/practice`` (a signed-in learner: the tutor's
 next item, hints one at a time, right or wrong with the worked solution, P(mastery) of each skill and the
 reviews due), ``/classroom/class`` (admins: the class's mastery heatmap, learners x skills, sortable) and
-``/classroom/class/{course}/learners/{learner}`` (admins: a learner's attempts). The pages are thin: their
+``/classroom/class/{course}/learners/{learner}`` (admins: a learner's attempts and released grades), and
+``/classroom/feedback`` (a signed-in learner: their released grades with feedback and evidence,
+``static/classroom-feedback.js``). The pages are thin: their
 scripts (``static/classroom-*.js``) read and write ``/v1/classroom`` (``server.classroom``); the learner a
 person practises as is their key's id (``SignIn.user``: ``local`` with open access); the teacher's pages
 show the key's name beside it."""
@@ -30,6 +32,11 @@ async def _key_names(request: Request, tenant: str) -> dict[str, str]:
 @router.get("/classroom/practice")
 async def practice_page(request: Request, signin: Annotated[SignIn, Depends(needs("user"))]):
     return render(request, "classroom-practice.html", signin, learner=signin.user)
+
+
+@router.get("/classroom/feedback")
+async def feedback_page(request: Request, signin: Annotated[SignIn, Depends(needs("user"))]):
+    return render(request, "classroom-feedback.html", signin, learner=signin.user)
 
 
 @router.get("/classroom/class")

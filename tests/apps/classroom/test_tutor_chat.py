@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from classroom_grade_rows import ANSWER, CLOSER, DIRECT, TILT, add_grade
+from classroom_fixtures import ANSWER, CLOSER, DIRECT, TILT, add_grade
 from clearlm.apps.classroom.feedback import learner_view, released_grades
 from clearlm.apps.classroom.gradebook import Gradebook
 from clearlm.apps.classroom.items import load_course, parse_course

@@ -28,7 +28,8 @@ window.clearlmCitations = (() => {
   // The answer's claim a citation backs: the text from the sentence's start up to the citation, without
   // other citation brackets.
   function claimBefore(text, start) {
-    let head = text.slice(0, start).replace(/(\s*\[[^\]]*\]\s*)+$/, "");
+    // (a sentence may end before its citation: "It is so. [1]", as extractive answers write it)
+    let head = text.slice(0, start).replace(/(\s*\[[^\]]*\]\s*)+$/, "").replace(/[\s.!?]+$/, "");
     const cut = Math.max(head.lastIndexOf(". "), head.lastIndexOf("! "), head.lastIndexOf("? "),
       head.lastIndexOf("\n"), head.lastIndexOf("]"));
     head = head.slice(cut + 1);
@@ -208,7 +209,7 @@ window.clearlmCitations = (() => {
       el("p", { class: "muted small where" },
         `${p.path} · characters ${p.start}–${p.end}` + (p.title ? ` · ${p.title}` : "")),
       el("p", { class: "support" }, `Weight ${fmt(s.weight)}`, " ", ...badges(s)),
-      claim ? el("p", { class: "claim" }, el("span", { class: "muted" }, "The answer: "), `“${claim}”`) : null,
+      claim ? el("p", { class: "claim" }, el("span", { class: "muted" }, "The answer: "), `“${claim}”`) : "",
       el("div", { class: "passage-text", tabindex: 0, "aria-label": `Text of passage ${number}` },
         ...highlighted(p.text, match)),
       el("p", { class: "muted small" }, q

@@ -1,4 +1,5 @@
-// /classroom/class/{course}/learners/{learner} (admins): a learner's mastery and attempts, newest first.
+// /classroom/class/{course}/learners/{learner} (admins): a learner's mastery and attempts, newest first, and
+// the graded answers released to them (classroom-feedback.js, as on their own page).
 "use strict";
 
 (() => {
@@ -23,5 +24,7 @@
       el("td", { class: a.correct ? "ok" : "error" }, a.correct ? "right" : "wrong"),
       el("td", { class: "num" }, String(a.hints_used)),
       el("td", { class: "num" }, a.seconds === null ? "–" : a.seconds.toFixed(1)))));
+    const grades = (await api(`/v1/classroom/learners/${encodeURIComponent(learner)}/grades`)).data;
+    classroomFeedback.render($("learner-grades"), grades, "No released grade for this learner.");
   });
 })();

@@ -1,5 +1,7 @@
 // /classroom/practice: the tutor's next question, hints one at a time, the answer checked with feedback,
-// and the learner's mastery and reviews, all through /v1/classroom (server.classroom).
+// and the learner's mastery and reviews, all through /v1/classroom (server.classroom); the chat tutor
+// (server.classroom_tutor) answers from the course's notes with citations (citations.js), and gives a hint
+// instead of the open question's answer (the hint then counts as used).
 "use strict";
 
 (() => {
@@ -13,6 +15,7 @@
   let shown = 0; // hints shown for this item
   let started = 0;
   let mastery = null; // the latest P(mastery) per skill
+  let answered = false; // the item on the page was answered (its solution is shown: no longer open)
 
   const base = () =>
     `/v1/classroom/courses/${encodeURIComponent(course.id)}/learners/${encodeURIComponent(learner)}`;
@@ -45,10 +48,33 @@
       : "No hint for this question";
   }
 
+  // One exchange with the tutor: the question, the reply (its [n] markers made buttons by citations.js and
+  // its sources listed), or the hint given instead of the answer.
+  function tutorTurn(turn) {
+    const answer = el("article", { class: "tutor-answer", dataset: { role: "assistant" } },
+      el("div", { class: "msg-body" }, turn.reply));
+    const node = el("div", { class: `tutor-turn${turn.leaked ? " nudge" : ""}`, dataset: { id: turn.id, leaked: String(turn.leaked) } },
+      el("p", { class: "asked" }, el("span", { class: "sr-only" }, "You asked: "), turn.question),
+      turn.leaked ? el("span", { class: "badge warn" }, "a hint instead of the answer") : null,
+      answer);
+    if (turn.citations) window.clearlmCitations?.render(answer, turn.citations);
+    return node;
+  }
+
+  async function loadTutor() {
+    $("tutor").hidden = !course.knowledge_base;
+    $("tutor-log").replaceChildren();
+    if (!course.knowledge_base) return;
+    $("tutor-kb").textContent = course.knowledge_base;
+    const { data } = await api(base() + "/chat?limit=20");
+    $("tutor-log").append(...data.map(tutorTurn));
+  }
+
   async function loadNext() {
     const next = await api(base() + "/next");
     item = next.item;
     shown = 0;
+    answered = false;
     $("hints").replaceChildren();
     $("feedback").replaceChildren();
     $("next").hidden = true;
@@ -75,6 +101,7 @@
     history.replaceState(null, "", url);
     await loadProgress();
     await loadNext();
+    await loadTutor();
   }
 
   $("hint").addEventListener("click", () => {
@@ -99,6 +126,7 @@
         method: "POST",
         body: { item_id: item.id, answer, hints_used: shown, seconds },
       });
+      answered = true;
       $("answer").disabled = true;
       $("hint").disabled = true;
       const box = $("feedback");
@@ -119,6 +147,31 @@
       await loadProgress(before);
       $("next").focus();
     }, { busy: $("check") });
+  });
+
+  $("tutor-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = $("tutor-question").value.trim();
+    if (!question) {
+      say("Write a question first", { error: true });
+      return;
+    }
+    attempt(async () => {
+      const body = { question, hints_seen: shown };
+      if (item && !answered) body.item_id = item.id;
+      const turn = await api(base() + "/chat", { method: "POST", body });
+      const node = tutorTurn(turn);
+      $("tutor-log").append(node);
+      $("tutor-question").value = "";
+      if (turn.leaked && turn.hint_index !== null && item && !answered && turn.item_id === item.id) {
+        while (shown <= turn.hint_index && shown < item.hints.length) {
+          $("hints").append(el("li", {}, item.hints[shown]));
+          shown += 1;
+        }
+        showHints();
+      }
+      node.scrollIntoView({ block: "nearest" });
+    }, { busy: $("tutor-ask") });
   });
 
   $("next").addEventListener("click", () => attempt(loadNext, { busy: $("next") }));
