@@ -41,6 +41,7 @@ browser:
 # (benchmarks/bench_knowledge.py; Debian's package, installed as root, as CI runs).
 docs-corpus:
 	@test -f /usr/share/debian-reference/ch01.en.html || (apt-get update -q && apt-get install -y -q debian-reference-en)
+	@test -f /usr/share/games/fortunes/fortunes || (apt-get update -q && apt-get install -y -q fortunes-min)  # bench_tuning's general text
 
 # Image and video input (clearlm.media images*, video*): Tesseract OCR with its English data, FFmpeg (the
 # tests build a video with it), espeak-ng (the tests' spoken soundtrack), DejaVu fonts (text rendered for OCR).

@@ -54,6 +54,11 @@ def serve(
         "--ray-address",
         help="with --replicas: the Ray cluster (HEAD:6379, or auto; default: a local Ray)",
     ),
+    adapter: list[str] = typer.Option(
+        None,
+        "--adapter",
+        help="a LoRA adapter (clearlm adapters list) served beside the base as MODEL:ADAPTER (torch); repeat for more",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
     support_desk: str = typer.Option(
         None, "--support-desk", help="a support desk folder: flows/*.yaml and tools.yaml (examples/support)"
@@ -112,19 +117,22 @@ def serve(
         from clearlm.store import AuditLog
 
         AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
-    state = ServerState(
-        config,
-        backend=load(
-            model,
-            backend,
-            slots=max_active,
-            threads=threads,
-            engine_url=engine_url,
-            replicas=replicas,
-            ray_address=ray_address,
-        ),
-        db=database,
+    served = load(
+        model,
+        backend,
+        slots=max_active,
+        threads=threads,
+        engine_url=engine_url,
+        replicas=replicas,
+        ray_address=ray_address,
     )
+    if adapter:  # LoRA adapters over the base, chosen per request by its model name (clearlm.tune.router)
+        from clearlm.tune.router import AdapterRouter
+
+        if served.kind != "torch":
+            raise InvalidInputError("--adapter needs the torch backend: add --backend torch")
+        served = AdapterRouter(served, adapter)
+    state = ServerState(config, backend=served, db=database)
     logs.configure(log_level)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     engine = f"{backend}, {replicas} replicas on Ray" if replicas else backend

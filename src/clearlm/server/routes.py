@@ -105,7 +105,7 @@ def state(request: Request) -> ServerState:
 
 def _cards(s: ServerState) -> list[p.ModelCard]:
     return [
-        p.ModelCard(id=s.model_id, created=s.created),
+        *(p.ModelCard(id=m, created=s.created) for m in getattr(s.backend, "served", [s.model_id])),
         p.ModelCard(id=s.config.embedding_model, created=s.created),
     ]
 

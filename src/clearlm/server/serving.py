@@ -26,6 +26,10 @@ from clearlm.server.state import ServerState
 
 
 def check_model(model: str | None, state: ServerState) -> None:
+    select = getattr(state.backend, "select", None)  # a base with LoRA adapters (clearlm.tune.router)
+    if select is not None:
+        select(model)
+        return
     if model != state.model_id:
         raise ModelNotFoundError(
             f"the model {model!r} is not served here: this server serves {state.model_id!r}"

@@ -60,7 +60,6 @@ class ServerState:
         self.config = config
         self.db = db if db is not None else Database(config.db_url)
         self.backend = backend if backend is not None else load_backend(config.model, config.backend)
-        self.model_id = self.backend.name
         self.created = int(time.time())
         self.audit = AuditLog(self.db)
         self.keys = ApiKeys(self.db)
@@ -75,6 +74,11 @@ class ServerState:
         self._kb_lock = threading.Lock()
         self.policy: Policy | None = None
         self.policy = self.policy_for(config.policy)
+
+    @property
+    def model_id(self) -> str:
+        """The served model's name (with adapters: the one the current request selected)."""
+        return self.backend.name
 
     def policy_for(self, path: str | None) -> Policy | None:
         """The loaded policy of a file (loaded once, its scanners built at once so errors show early).
