@@ -5,18 +5,16 @@ unusable file refused with its own message (CLI included) and nothing left on di
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
 
 from clearlm.errors import IntegrityError, InvalidInputError
 from clearlm.media import formats
-from clearlm.media.audio import SAMPLE_RATE, AudioError, UnsupportedCodecError, decode
+from clearlm.media.audio import SAMPLE_RATE, decode
 from clearlm.media.transcribe import transcribe
 from clearlm.media.wer import normalize_english, wer
 
@@ -169,47 +167,10 @@ def test_each_segment_is_classified(speech_clip):
     assert quiet[0].loudness_dbfs == -np.inf or quiet[0].loudness_dbfs < -80
 
 
-def _wav(samples: np.ndarray, rate: int = SAMPLE_RATE, tag: int = 1) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-    data = bytearray(buf.getvalue())
-    data[20:22] = tag.to_bytes(2, "little")  # the WAVE format tag: 1 = PCM
-    return bytes(data)
-
-
-BAD_FILES = {
-    "empty": (b"", AudioError, "is empty"),
-    "text": (b"these are words, not sound\n" * 20, AudioError, "not an audio file"),
-    "truncated": (None, AudioError, "truncated"),
-    "codec": (None, UnsupportedCodecError, "cannot be decoded"),
-    "picture": (None, AudioError, "no audio stream"),
-}
-
-
-def bad_file(kind: str, clip: bytes) -> bytes:
-    data = BAD_FILES[kind][0]
-    if kind == "truncated":
-        return clip[: len(clip) // 3]
-    if kind == "codec":  # a WAV whose format tag no decoder knows
-        return _wav(np.zeros(SAMPLE_RATE, np.float32), tag=0x7777)
-    if kind == "picture":  # a PNG: FFmpeg reads it, as a video stream
-        import matplotlib.pyplot as plt
-
-        buf = io.BytesIO()
-        plt.imsave(buf, np.random.default_rng(0).random((16, 16)), format="png")
-        return buf.getvalue()
-    return data
-
-
-def test_unusable_files_get_one_message_each_and_leave_nothing(speech_clip, tmp_path):
-    clip, _ = speech_clip("agent-pass")
-    for kind, (_, error, message) in BAD_FILES.items():
+def test_unusable_files_get_one_message_each_and_leave_nothing(bad_audio, tmp_path):
+    for data, error, message in bad_audio.values():
         with pytest.raises(error, match=message):
-            decode(bad_file(kind, clip), "x.wav")
+            decode(data, "x.wav")
     # the CLI: one line, exit 1, no traceback, no file left in its temporary folder or beside the output
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -223,14 +184,14 @@ def test_unusable_files_get_one_message_each_and_leave_nothing(speech_clip, tmp_
         env.pop("CLEARLM_HOME")
     for kind in ("truncated",):  # each kind's message is checked above and through the API
         f = tmp_path / f"{kind}.wav"
-        f.write_bytes(bad_file(kind, clip))
+        f.write_bytes(bad_audio[kind][0])
         out = tmp_path / "out.srt"
         done = subprocess.run(
             [sys.executable, "-m", "clearlm.cli", "transcribe", str(f), "-f", "srt", "-o", str(out)],
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-        assert BAD_FILES[kind][2] in " ".join(done.stderr.split()), done.stderr
+        assert bad_audio[kind][2] in " ".join(done.stderr.split()), done.stderr
         assert not out.exists()
     done = subprocess.run(
         [sys.executable, "-m", "clearlm.cli", "speak", "Hello there.", "-o", str(tmp_path / "hi.ogg")],
