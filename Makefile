@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp vllm docs-corpus apertium peers llama-server vision-deps lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus apertium peers llama-server vision-deps speech-data lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -58,6 +58,13 @@ apertium:
 	@test -f /usr/share/apertium/modes/eng-spa.mode -a -f /usr/share/apertium/modes/es-pt.mode || \
 		(apt-get update -q && apt-get install -y -q apertium $(APERTIUM_PAIRS))
 
+# Speech (clearlm.media): espeak-ng speaks the languages the packaged Piper voice does not; the recorded prompts
+# of asterisk-core-sounds-en(-wav) and their texts are the speech tests' and bench_media's real read speech.
+speech-data:
+	@test -f /usr/share/asterisk/sounds/en_US_f_Allison/agent-pass.wav -a -x /usr/bin/espeak-ng \
+		-a -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz || (apt-get update -q && \
+		apt-get install -y -q espeak-ng asterisk-core-sounds-en-wav asterisk-core-sounds-en)
+
 # The llama.cpp engine (setup installs it; this target repairs a venv made without it).
 llamacpp: setup
 	@$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[llamacpp]'
@@ -83,7 +90,7 @@ llama-server: setup
 vllm: setup
 	$(CLEARLM) engines install vllm
 
-test: models browser llamacpp vllm docs-corpus apertium peers vision-deps
+test: models browser llamacpp vllm docs-corpus apertium peers vision-deps speech-data
 	$(PY) -m pytest
 
 lint: setup
