@@ -110,7 +110,7 @@ def scene_passages(versions: Versions, tenant: str, project_id: str, scene_id: s
         words: dict[str, int] = {}
         pos = start
         for t in tokens(text[start:end]):
-            if not t.isspace():
+            if any(ch.isalnum() for ch in t):  # words only: punctuation and spaces are not counted
                 words[owner[pos]] = words.get(owner[pos], 0) + 1
             pos += len(t)
         person = words.pop(PERSON, 0)
