@@ -15,6 +15,7 @@ from rich.markup import escape
 from clearlm.cli import audit as audit_cmd
 from clearlm.cli import batch as batch_cmd
 from clearlm.cli import classroom as classroom_cmd
+from clearlm.cli import classroom_quiz as classroom_quiz_cmd
 from clearlm.cli import engines as engines_cmd
 from clearlm.cli import explain as explain_cmd
 from clearlm.cli import generate as generate_cmd
@@ -57,6 +58,7 @@ app.command("describe")(vision_cmd.describe)
 app.command("video")(vision_cmd.video)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
+classroom_cmd.app.add_typer(classroom_quiz_cmd.app, name="quiz")
 
 
 def main() -> None:

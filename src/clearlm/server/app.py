@@ -9,6 +9,7 @@ from clearlm.server import (
     audio,
     classroom,
     classroom_grades,
+    classroom_quiz,
     classroom_tutor,
     conversations,
     errors,
@@ -33,7 +34,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, audio, images):
+    for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, classroom_quiz, audio, images):
         app.include_router(feature.router)
     app.include_router(translate.router)
     app.include_router(ops)

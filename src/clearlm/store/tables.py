@@ -355,5 +355,52 @@ class GradeRow(Base):
     decision: Mapped[dict | None] = mapped_column(JSON)
 
 
+class QuizRunRow(Base):
+    """One quiz generation (``apps/classroom/quiz.py``, migration 0012): the knowledge base and topic
+    asked, how many questions were asked for, how many passages were tried, how many questions were kept,
+    and ``dropped`` ({reason: count}: invalid output, unsupported key, answer in the question, duplicate)."""
+
+    __tablename__ = "classroom_quiz_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    kb: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str | None] = mapped_column(Text)
+    requested: Mapped[int] = mapped_column(Integer)
+    tried: Mapped[int] = mapped_column(Integer)
+    kept: Mapped[int] = mapped_column(Integer)
+    dropped: Mapped[dict] = mapped_column(JSON)
+    model: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QuizQuestionRow(Base):
+    """A generated quiz question (``apps/classroom/quiz_store.py``, migration 0012): the question, its
+    answer key, the rubric (JSON of a ``Rubric``), the citation of the passage it came from (document,
+    chunk id, quoted sentence), ``status`` (pending, approved, rejected) and the teacher's decision."""
+
+    __tablename__ = "classroom_quiz_questions"
+    __table_args__ = (Index("ix_classroom_quiz_questions_status", "tenant", "status", "kb"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(ForeignKey("classroom_quiz_runs.id", ondelete="CASCADE"))
+    kb: Mapped[str] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    rubric: Mapped[dict] = mapped_column(JSON)
+    citation: Mapped[dict] = mapped_column(JSON)
+    support: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    review_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[dict | None] = mapped_column(JSON)
+
+
 # Tables kept in their own modules, imported here so that Base.metadata holds them.
 from clearlm.store import classroom_chat_tables  # noqa: E402, F401
+from clearlm.store import studio_tables  # noqa: E402, F401

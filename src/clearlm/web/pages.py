@@ -32,6 +32,7 @@ NAV = [
     ("/support", "Support desk", "admin"),
     ("/classroom/class", "Class mastery", "admin"),
     ("/classroom/grading", "Grading", "admin"),
+    ("/classroom/quizzes", "Quizzes", "admin"),
     ("/keys", "API keys", "admin"),
     ("/models", "Models", "admin"),
 ]

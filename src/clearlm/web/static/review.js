@@ -8,7 +8,7 @@
   const list = $("review-items");
   const filter = $("review-status");
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-  const LABELS = { escalated_request: "escalated request", support_handoff: "support hand-off", grade_review: "grade review" };
+  const LABELS = { escalated_request: "escalated request", support_handoff: "support hand-off", grade_review: "grade review", quiz_approval: "quiz approval" };
 
   async function load() {
     const status = filter.value;
