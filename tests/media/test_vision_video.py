@@ -123,3 +123,25 @@ def test_the_cli_writes_captions_with_progress_and_refuses_a_non_video(clip, tmp
     bad.write_text("this is not a video")
     code, _, err = run(str(bad))
     assert code == 1 and "not a video FFmpeg can read" in err and "Traceback" not in err
+
+
+def test_a_two_hour_video_is_read_with_progress_and_a_five_hour_one_is_refused(tmp_path):
+    from clearlm.media.video_scenes import VideoInputError, detect_scenes, probe
+
+    def gray(hours: float) -> Path:
+        path = tmp_path / f"{hours}h.mp4"
+        source = f"color=c=gray:s=64x36:r=1:d={round(hours * 3600)}"
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264",
+             "-preset", "ultrafast", "-g", "600", str(path)],
+            check=True,
+        )  # fmt: skip
+        return path
+
+    calls: list[tuple[float, float]] = []
+    [scene] = detect_scenes(gray(2), progress=lambda done, total: calls.append((done, total)))
+    assert (scene.start, scene.end) == (0.0, 7200.0)
+    assert len(calls) > 1000 and calls[-1] == (7200.0, 7200.0) and all(n == 7200.0 for _, n in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    with pytest.raises(VideoInputError, match="lasts 5.0 h; at most 4 h is read: split it first"):
+        probe(gray(5))
