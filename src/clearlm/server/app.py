@@ -16,6 +16,7 @@ from clearlm.server import (
     governance,
     images,
     review,
+    studio,
     support,
     support_channels,
     translate,
@@ -37,6 +38,7 @@ def create_app(state: ServerState) -> FastAPI:
     for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, classroom_quiz, audio, images):
         app.include_router(feature.router)
     app.include_router(translate.router)
+    app.include_router(studio.router)  # the writing studio (issue 17)
     app.include_router(ops)
     web.install(app)
     app.add_middleware(Lifecycle, state=state)

@@ -16,17 +16,19 @@ from clearlm.errors import BackendUnavailableError
 
 class Studio:
     """``tenant``'s studio over ``db``; ``backend`` (any backend, None: no model operations) is asked
-    through the pipeline under ``policy``, recorded to ``audit``; ``embedder`` (None: the packaged
-    all-MiniLM-L6-v2 when the consistency check first needs it)."""
+    through the pipeline under ``policy``, recorded to ``audit``; ``embedder`` (an ``Embedder``, or a
+    function returning one; None: the packaged all-MiniLM-L6-v2 when the consistency check first needs
+    it); ``explainer``: a torch backend of the same model for attribution (None: ``backend``)."""
 
     def __init__(self, db, tenant: str = "default", backend=None, audit=None, policy=None, embedder=None,
-                 api_key_id: str | None = None) -> None:  # fmt: skip
+                 api_key_id: str | None = None, explainer=None) -> None:  # fmt: skip
         self.tenant = tenant
         self.projects = Projects(db)
         self.versions = Versions(self.projects)
         self.backend = backend
         self.asker = Asker(backend, audit, policy, api_key_id, tenant) if backend is not None else None
         self._embedder = embedder
+        self.explainer = explainer
 
     @property
     def writer(self) -> Writer:
@@ -41,6 +43,8 @@ class Studio:
             from clearlm.knowledge.base import default_embedder
 
             self._embedder = default_embedder()
+        elif not hasattr(self._embedder, "encode"):  # a function that loads it
+            self._embedder = self._embedder()
         return self._embedder
 
     def scene_context(self, project_id: str, scene_id: str) -> tuple[object, str, list[bib.BibleEntry]]:
@@ -70,7 +74,10 @@ class Studio:
             raise BackendUnavailableError("this studio has no model: load one to attribute a paragraph")
         scene, text, entries = self.scene_context(project_id, scene_id)
         style = self.projects.get(self.tenant, project_id).style
-        return attribute_paragraph(self.asker, text, paragraph, entries, scene.title, scene.beats, style,
+        asker = self.asker
+        if self.explainer is not None and self.explainer is not self.backend:
+            asker = Asker(self.explainer, asker.audit, asker.policy, asker.api_key_id, self.tenant)
+        return attribute_paragraph(asker, text, paragraph, entries, scene.title, scene.beats, style,
                                    ablations, project_id)  # fmt: skip
 
     def book(self, project_id: str) -> Book:
