@@ -123,6 +123,27 @@ def test_the_cli_writes_captions_with_progress_and_refuses_a_non_video(clip, tmp
     bad.write_text("this is not a video")
     code, _, err = run(str(bad))
     assert code == 1 and "not a video FFmpeg can read" in err and "Traceback" not in err
+    whole = tmp_path / "faststart.mp4"  # the index first, so that a cut-off copy still opens
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(clip),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            str(whole),
+        ],
+        check=True,
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    code, _, err = run(str(cut), "--no-summary", "--db", db)
+    assert code == 1 and "is truncated: it declares 8." in err and "send the whole file" in err
 
 
 def test_a_two_hour_video_is_read_with_progress_and_a_five_hour_one_is_refused(tmp_path):

@@ -5,7 +5,8 @@ one before it, a cut where they differ by more than ``THRESHOLD``, and one repre
 The difference is PySceneDetect's "content" measure (ContentDetector): the mean absolute difference of two
 frames' hue, saturation and value, on 0-255, here on 96 x 54 thumbnails. A cut needs ``MIN_SCENE_S`` since
 the last one (a flash is not a scene). A file that is not a video, has no video stream, or cannot be
-decoded is refused with :class:`VideoInputError`.
+decoded, or whose frames stop well before its declared end (cut off), is refused with
+:class:`VideoInputError`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MIN_SCENE_S = 1.0
 THUMB = (96, 54)
 FRAME_SIDE = 640  # a representative frame is kept at most this wide or high
 KEPT_PER_SCENE = 16  # samples held per scene while it lasts (halved when full): memory stays bounded
+TRUNCATED_BELOW = 0.9  # frames ending before this share of the declared duration: a cut-off file
 MAX_SECONDS = 4 * 3600.0  # the longest video read (a 2-hour film is fine; progress is reported)
 
 Progress = Callable[[float, float], None]  # (seconds of video done, seconds in all)
@@ -168,6 +170,11 @@ def detect_scenes(
             ) from None
     if decoded == 0:
         raise VideoInputError(f"{Path(path).name} holds no video frames: it is empty or cut off")
+    if t < TRUNCATED_BELOW * info.duration - 1.0:
+        raise VideoInputError(
+            f"{Path(path).name} is truncated: it declares {info.duration:.1f} s of video but its frames stop "
+            f"at {t:.1f} s; send the whole file"
+        )
     close_scene(max(t, info.duration))
     if progress is not None:
         progress(info.duration, info.duration)
