@@ -43,7 +43,8 @@ def _book(db: str | None):
 
 def _show(questions) -> None:
     table = Table(show_lines=True)
-    for column in ("id", "status", "question", "answer key", "cited passage"):
+    table.add_column("id", no_wrap=True, min_width=19)
+    for column in ("status", "question", "answer key", "cited passage"):
         table.add_column(column, overflow="fold")
     for q in questions:
         c = q.citation
