@@ -187,3 +187,31 @@ def test_a_learner_sees_released_grades_only(tmp_path):
     with pytest.raises(InvalidInputError):
         released_grades(db, "school", "")
     db.close()
+
+
+def test_clearlm_classroom_kb_builds_the_course_knowledge_base(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from clearlm.cli import app
+
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path))
+    course, notes = str(EXAMPLES / "fractions.yaml"), str(EXAMPLES / "fractions-kb" / "metric-units.md")
+    done = CliRunner().invoke(app, ["classroom", "kb", course, notes, "--tenant", "school"])
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())  # (rich wraps long lines)
+    assert "fractions-kb (tenant school) for course fractions: 1 added, 0 replaced, 0 unchanged" in said
+    with KnowledgeBase.open("fractions-kb", tenant="school") as kb:
+        assert [s.path for s in kb.sources()] == [
+            str((EXAMPLES / "fractions-kb" / "metric-units.md").resolve())
+        ]
+    again = CliRunner().invoke(app, ["classroom", "kb", course, notes, "--tenant", "school"])
+    assert again.exit_code == 0 and "0 added, 0 replaced, 1 unchanged" in " ".join(again.output.split())
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(SMALL, encoding="utf-8")
+    for args, message in [
+        ([str(plain), notes], "names no knowledge base"),
+        ([course, str(tmp_path / "missing")], "no such file or folder"),
+    ]:
+        bad = CliRunner().invoke(app, ["classroom", "kb", *args])
+        # (clearlm.cli.main prints a ClearlmError as one line and exits 1; the runner keeps the exception)
+        assert isinstance(bad.exception, InvalidInputError) and message in str(bad.exception)
