@@ -5,6 +5,7 @@ and music yield no words (the repetitions Whisper invents over non-speech: faste
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from clearlm.media.speech_models import WHISPER, whisper
 TASKS = ("transcribe", "translate")
 MAX_PROMPT_CHARS = 1000
 # Silero VAD settings: speech padded by 0.2 s, pauses of 0.5 s split it; probability 0.5 (Silero's default)
+# a segment that is only a hum or a filler ("Mmmmmm", "Hmm", "Uh"): what Whisper writes over music and noise
+HUM = re.compile(r"^(?:[hm]+|u+[hm]+|a+h+|o+h+|e+r+)$", re.IGNORECASE)
 VAD = {"threshold": 0.5, "min_silence_duration_ms": 500, "speech_pad_ms": 200, "min_speech_duration_ms": 250}
 
 
@@ -100,7 +103,8 @@ def transcribe(
     temperatures on a repetitive or unlikely result (OpenAI's behaviour), above 0 samples at that
     temperature; ``vad``: skip non-speech first (Silero, ``VAD`` settings); ``on_segment``: called with
     each segment as it is decoded (for progress or streaming). Previous text does not condition the next
-    window (it propagates a hallucinated loop), and with word timestamps, text over pauses longer than 2 s
+    window (it propagates a hallucinated loop), a segment that is only a hum or a filler ("Mmmm", over
+    music) is dropped, and with word timestamps, text over pauses longer than 2 s
     is dropped (faster-whisper's ``hallucination_silence_threshold``).
 
     Raises:
@@ -139,7 +143,7 @@ def transcribe(
     segments = []
     for s in pieces:
         segment = _segment(len(segments), s)
-        if not segment.text:
+        if not segment.text or HUM.match(re.sub(r"\W+", "", segment.text)):
             continue
         segments.append(segment)
         if on_segment is not None:
