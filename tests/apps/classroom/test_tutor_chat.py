@@ -7,6 +7,7 @@ audited and logged; released grades only, newest first, with the teacher's point
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from clearlm.apps.classroom.feedback import learner_view, released_grades
 from clearlm.apps.classroom.gradebook import Gradebook
 from clearlm.apps.classroom.items import load_course, parse_course
 from clearlm.apps.classroom.tutor import Tutor
-from clearlm.apps.classroom.tutor_chat import NUDGE, TutorChat, leak, nudge
+from clearlm.apps.classroom.tutor_chat import NUDGE, TutorChat, leak, nudge, spelled_fractions
 from clearlm.errors import InvalidInputError
 from clearlm.knowledge import KnowledgeBase
 from clearlm.store import AuditLog, Database
@@ -33,10 +34,15 @@ items:
 
 def test_the_leak_check_finds_the_answer_in_any_form():
     fa1, fp1, un5 = COURSE.item("fa-1"), COURSE.item("fp-1"), COURSE.item("un-5")
-    for text in ["So 1/4 + 1/2 = 3/4 [1].", "That makes 0.75.", "You get 6/8, then simplify."]:
+    texts = ["So 1/4 + 1/2 = 3/4 [1].", "That makes 0.75.", "You get 6/8, then simplify.", "Three quarters!"]
+    for text in texts:
         assert leak([fa1], [text]) is not None, text
     assert leak([fa1], ["The answer is 3/4."])[1] == "3/4"
     assert leak([fa1], ["Write one half in quarters, then add the numerators [2]."]) is None
+    assert leak([COURSE.item("fa-2")], ["Write one half in quarters."])[1] == "one half"
+    assert leak([COURSE.item("fa-5")], ["It is one and five twelfths."]) is not None  # 1 5/12
+    assert spelled_fractions("2 and three-fifths, a third") == [
+        ("2 and three-fifths", Fraction(13, 5)), ("a third", Fraction(1, 3))]  # fmt: skip
     assert leak([fa1], ["1/3 + 1/4 = 7/12 [1]"]) is None  # other numbers: a worked example, not the answer
     assert leak([fp1], ["3/4 is 75% [3]."])[1] == "75%"[:2]  # a number item with a unit: the number counts
     assert leak([un5], ["It is the Millimetre."]) is not None  # text answers: case and form folded

@@ -12,9 +12,9 @@ One question (:meth:`TutorChat.ask`):
 2. The leak check (:func:`leak`): the reply (citation brackets left out) and the text of every passage
    returned with it, against each open item's answer with ``Answer.given_away_by``, the check every hint
    of a course passes when it is loaded (the accepted answer as a phrase; for a number item any number
-   of the same value: 3/4, 0.75, 6/8). The open items are the one the learner's page shows (``item_id``)
-   and the one the tutor would present next (the server's own choice, so leaving ``item_id`` out does
-   not lift the check).
+   of the same value: 3/4, 0.75, 6/8), and fractions in words ("three quarters"). The open items are
+   the one the learner's page shows (``item_id``) and the one the tutor would present next (the
+   server's own choice, so leaving ``item_id`` out does not lift the check).
 3. A leaking reply is replaced by a hint-style nudge (:func:`nudge`: the item's next hint not yet seen,
    the hints being checked not to give the answer away), said as a forced target turn
    (``classroom:tutor_nudge``: audited and checked by the output policy; nothing generated). Its
@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 
 from sqlalchemy import select
 
@@ -59,6 +60,16 @@ NUDGE_NO_HINT = (
     "one; the worked solution appears once you have answered."
 )
 _CITATION = re.compile(r"\[\s*\d+(?:\s*(?:[,;]|[-–])\s*\d+)*\s*\]")
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+           "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}  # fmt: skip
+_PARTS = {"half": 2, "halve": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+          "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "hundredth": 100}  # fmt: skip
+# "three quarters", "one and a half", "2 and three fifths": a fraction written in words
+_SPELLED = re.compile(
+    rf"(?:\b(?P<whole>{'|'.join(_COUNTS)}|\d+)\s+and\s+)?\b(?P<n>{'|'.join(_COUNTS)})[\s-]+"
+    rf"(?P<d>{'|'.join(_PARTS)})s?\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +100,29 @@ class ChatTurn:
 
 def leak(items: list[Item], texts: list[str]) -> tuple[Item, str] | None:
     """The first (item, what gave it away) such that one of ``texts`` gives ``item``'s answer away
-    (``Answer.given_away_by``, citation brackets such as ``[2]`` left out), or None."""
+    (``Answer.given_away_by``, citation brackets such as ``[2]`` left out; for a number item also a
+    fraction in words of the same value: "three quarters", "one and a half"), or None."""
     for item in items:
         for text in texts:
-            found = item.answer.given_away_by(_CITATION.sub(" ", text))
+            text = _CITATION.sub(" ", text)
+            found = item.answer.given_away_by(text)
+            if found is None and item.answer.kind == "number":
+                found = next((w for w, v in spelled_fractions(text) if item.check(str(v))), None)
             if found is not None:
                 return item, found
     return None
+
+
+def spelled_fractions(text: str) -> list[tuple[str, Fraction]]:
+    """The fractions written in words in ``text``, as (the words, the value): "three quarters" (3/4),
+    "a half" (1/2), "one and a half" (3/2), "2 and three fifths" (13/5); numerators up to twelve."""
+    out = []
+    for m in _SPELLED.finditer(text):
+        n, d = _COUNTS[m["n"].lower()], _PARTS[m["d"].lower()]
+        whole = m["whole"]
+        value = Fraction(n, d) + (0 if whole is None else int(_COUNTS.get(whole.lower(), whole)))
+        out.append((m.group(0), value))
+    return out
 
 
 def nudge(item: Item, hints_seen: int) -> tuple[str, int | None]:
