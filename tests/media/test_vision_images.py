@@ -176,3 +176,22 @@ def test_the_generation_interface_has_openai_shapes():
     assert isinstance(Blank(), ImageGenerator) and len(Blank().generate(request).data) == 2
     error = unavailable()
     assert error.status_code == 501 and error.code == "image_generation_unavailable"
+
+
+def test_an_explicit_reading_can_be_blocked_by_a_regex_rule():
+    """The recipe the README gives: the moderation reading is text in the description, so a policy's regex
+    rule can block a request whose image Open-NSFW read as explicit."""
+    from clearlm.govern.base import ScanContext
+    from clearlm.govern.policy import parse_policy
+    from clearlm.media.images import ImageDescription
+    from clearlm.media.images_classify import ImageLabel
+    from clearlm.media.images_moderate import Moderation
+
+    policy = parse_policy(
+        'name: images\ninput:\n  - {scanner: regex, action: block, patterns: {explicit_image: "Moderation'
+        ' \\\\(Open-NSFW\\\\): [0-9.]+, explicit"}}\n'
+    )
+    label = [ImageLabel("bikini, two-piece", "n02837789", 445, 0.9)]
+    for reading, blocked in (("explicit", True), ("uncertain", False), ("safe", False)):
+        d = ImageDescription(640, 480, "JPEG", 1000, "0" * 64, label, None, Moderation(0.5, reading))
+        assert policy.check(d.to_text(), ScanContext("input", "user")).blocked is blocked
