@@ -49,7 +49,7 @@ DRAFT_SCHEMA = {
 }
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#'./-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n")  # "3.5", "e.g" inside a word and "a.b" do not end one
 _STOP = """a an and any are as at be been by can could did do does for from had has have how i if in into is
     it its may might more most must no not of on one or our should so such than that the their them
     then there these they this those to was we were what when where which who whom whose why will with
@@ -114,16 +114,18 @@ def support(answer: str, passage: str) -> float:
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each sentence of ``text`` (ended by . ! ? or a new line), white space trimmed."""
-    out = []
-    for m in _SENTENCE.finditer(text):
-        start, end = m.start(), m.end()
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            out.append((start, end))
+    """[start, end) of each sentence of ``text`` (ended by . ! ? before white space or the end, or by a
+    new line), white space trimmed."""
+    out, start = [], 0
+    for stop in [*(m.end() for m in _SENTENCE_END.finditer(text)), len(text)]:
+        a, b = start, stop
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+        start = stop
     return out
 
 
