@@ -10,13 +10,27 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from classroom_fixtures import CLOSER, DIRECT, TILT, add_grade, tutor_home
+from classroom_fixtures import CLOSER, DIRECT, EXAMPLES, TILT, add_grade, tutor_home
 from clearlm.apps.classroom.gradebook import Gradebook
+from clearlm.apps.classroom.items import load_course
+from clearlm.apps.classroom.tutor_chat import NUDGE
+
+COURSE = load_course(EXAMPLES / "fractions.yaml")
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    return tutor_home(tmp_path_factory.mktemp("home"))
+    """The example course and its notes, plus a worked example that states fa-1's answer (3/4)."""
+    from clearlm.knowledge import KnowledgeBase
+
+    home = tutor_home(tmp_path_factory.mktemp("home"))
+    worked = home / "worked.md"
+    worked.write_text(
+        "# Worked examples\n\nOne quarter plus one half is 1/4 + 2/4 = 3/4.\n", encoding="utf-8"
+    )
+    with KnowledgeBase.open("fractions-kb", root=home / "knowledge", tenant="school") as kb:
+        kb.add([worked])
+    return home
 
 
 @pytest.fixture
@@ -46,7 +60,7 @@ def test_a_learner_asks_the_tutor_and_reads_the_cited_passage(classroom, open_pa
     body = turn.locator(".msg-body")
     expect(body).to_contain_text("divide by a")
     assert turn.get_attribute("data-leaked") == "false"
-    (logged,) = _history(server, learner)
+    (logged,) = _history(server, learner)  # what the page shows is what was logged
     cited = logged["citations"]
     first = cited["citations"][0]
     passage = cited["passages"][first["number"] - 1]
@@ -69,9 +83,22 @@ def test_a_learner_asks_the_tutor_and_reads_the_cited_passage(classroom, open_pa
     page.screenshot("classroom-tutor")
     dialog.get_by_role("button", name="Close").click()
 
+    # a question whose answer would give the open item away: a hint instead, added to the item's hints
+    tab.get_by_label("Your question to the tutor").fill("What is one quarter plus one half?")
+    tab.get_by_role("button", name="Ask").click()
+    expect(turn).to_have_count(2)
+    nudged = turn.nth(1)
+    hint = COURSE.item("fa-1").hints[0]
+    expect(nudged.locator(".msg-body")).to_have_text(NUDGE.format(hint=hint))
+    expect(nudged.locator(".badge")).to_have_text("a hint instead of the answer")
+    assert nudged.get_attribute("data-leaked") == "true" and "3/4" not in nudged.inner_text()
+    expect(tab.locator("#hints li")).to_have_text([hint])
+    expect(tab.locator("#hint-count")).to_have_text("1 of 2 hints used")
+    page.assert_accessible()
+
     # the conversation is kept: a reload shows it, citations and all
     tab.reload()
-    expect(tab.locator(".tutor-turn")).to_have_count(1)
+    expect(tab.locator(".tutor-turn")).to_have_count(2)
     expect(tab.locator(".tutor-turn .msg-body button.cite").first).to_be_visible()
     assert page.errors == []
 
