@@ -162,3 +162,28 @@ def test_voice_chat_and_a_streamed_transcription(audio_server, speech_clip):
         events[-1]["text"]
     )
     assert server.state.audit.get(events[-1]["request_id"]).endpoint == "/v1/audio/transcriptions"
+    # live: raw PCM sent in quarter-second chunks as a microphone would, events back as it arrives
+    import numpy as np
+
+    pcm = (
+        (np.concatenate([decode(data).samples, np.zeros(16000, np.float32)]) * 32767).astype("<i2").tobytes()
+    )
+    chunks = (pcm[i : i + 8000] for i in range(0, len(pcm), 8000))
+    with httpx.stream(
+        "POST",
+        server.url + "/audio/transcriptions/live",
+        content=chunks,
+        headers={"Content-Type": "audio/pcm"},
+        timeout=300,
+    ) as s:
+        assert s.status_code == 200
+        lines = [line for line in s.iter_lines() if line.startswith("data: ")]
+    events = [json.loads(line[6:]) for line in lines[:-1]]
+    kinds = [e["type"] for e in events]
+    assert "transcript.text.final" in kinds and kinds[-1] == "transcript.text.done", kinds
+    assert normalize_english(events[-1]["text"]) == normalize_english(ref)
+    assert server.state.audit.get(events[-1]["request_id"]).parameters["live"] is True
+    r = httpx.post(
+        server.url + "/audio/transcriptions/live", content=b"\0\0", headers={"Content-Type": "audio/wav"}
+    )
+    assert r.status_code == 400 and "audio/pcm" in r.json()["error"]["message"]

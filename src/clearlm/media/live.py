@@ -48,12 +48,15 @@ class LiveTranscriber:
         self._buffer = np.zeros(0, np.float32)
         self._offset = 0  # samples cut from the front of the stream
         self._unseen = 0  # samples fed since the buffer was last looked at
+        self.detected: str | None = language  # the language of the last final text
+        self.seconds = 0.0  # audio fed, in seconds
 
     def feed(self, chunk: np.ndarray) -> list[LiveEvent]:
         """Add ``chunk`` (float32[n], 16 kHz mono); returns the events it produced (often none)."""
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self._buffer = np.concatenate([self._buffer, chunk])
         self._unseen += len(chunk)
+        self.seconds += len(chunk) / SAMPLE_RATE
         if self._unseen < self.step * SAMPLE_RATE:
             return []
         self._unseen = 0
@@ -96,6 +99,8 @@ class LiveTranscriber:
 
     def _events(self, kind: str, samples: np.ndarray, beam_size: int) -> list[LiveEvent]:
         t = transcribe(samples, language=self.language, beam_size=beam_size)
+        if kind == "final" and t.segments:
+            self.detected = t.language
         at = self._offset / SAMPLE_RATE
         return [
             LiveEvent(kind, self._screen(s.text), round(at + s.start, 3), round(at + s.end, 3))

@@ -8,6 +8,7 @@
   governed whole), as OpenAI streams transcriptions.
 - ``POST /v1/audio/speech`` (JSON: ``input``, ``voice``, ``response_format`` wav|mp3|opus|flac|pcm,
   ``speed``): the file's bytes.
+- ``POST /v1/audio/transcriptions/live``: live PCM in, partial and final text out (``server.audio_live``).
 - ``GET /v1/audio/voices``: the voices.
 - ``POST /v1/audio/chat`` (multipart: ``file``, ``voice``, ``response_format``, ``system``, ``max_tokens``,
   ``language``): voice chat, one governed turn: ``{transcript, question, answer, audio (base64), ...}``.
@@ -38,6 +39,7 @@ from clearlm.media.transcribe import transcribe
 from clearlm.media.voice import MAX_HISTORY, answer, hear
 from clearlm.models.chat import Message
 from clearlm.pipeline import screen_text
+from clearlm.server import audio_live
 from clearlm.server.errors import error_body
 from clearlm.server.lifecycle import own_record
 from clearlm.server.protocol import _Request
@@ -277,3 +279,11 @@ def _history(raw: str | None) -> list[Message]:
         return [Message(m["role"], m["content"]) for m in items if m["role"] in ("user", "assistant")]
     except (ValueError, TypeError, KeyError):
         raise InvalidInputError("history must be a JSON list of {role, content} objects") from None
+
+
+router.add_api_route(
+    "/audio/transcriptions/live",
+    audio_live.live_transcription,
+    methods=["POST"],
+    summary="Live transcription",
+)
