@@ -40,7 +40,8 @@ TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 
 
 def load_prompts(split: str, limit: int | None) -> list[tuple[str, bytes, str]]:
-    """(name, wav bytes, reference text) of the split's prompts, in name order, at most ``limit``."""
+    """(name, wav bytes, reference text) of the split's prompts in name order; with ``limit``, that many
+    spread evenly over the split."""
     texts = {}
     with gzip.open(TEXTS, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -50,7 +51,9 @@ def load_prompts(split: str, limit: int | None) -> list[tuple[str, bytes, str]]:
                 texts[name.strip()] = text
     names = sorted(n for n in texts if (SOUNDS / f"{n}.wav").is_file())
     chosen = [n for i, n in enumerate(names) if (i % 5 == 0) == (split == "dev") or split == "all"]
-    return [(n, (SOUNDS / f"{n}.wav").read_bytes(), texts[n]) for n in chosen[:limit]]
+    if limit is not None and limit < len(chosen):  # spread over the alphabet (the names group by topic)
+        chosen = [chosen[i * len(chosen) // limit] for i in range(limit)]
+    return [(n, (SOUNDS / f"{n}.wav").read_bytes(), texts[n]) for n in chosen]
 
 
 def start_server(model: str):
