@@ -193,22 +193,22 @@ async def create_translation(
 
 @router.post("/audio/speech")
 async def create_speech(request: Request, body: SpeechRequest):
-    """Text to speech (OpenAI's speech API): the audio file's bytes. The text is audited (as the prompt)."""
+    """Text to speech (OpenAI's speech API): the audio file's bytes. The text passes the input policy first
+    (``pipeline.screen_text``: redacted where it says so; a blocked text is answered with the policy's
+    refusal, spoken) and is recorded as the request's prompt."""
     s = state(request)
+    voice, engine = check_voice(body.voice)  # an unknown voice: 400 before anything runs
+    if not body.input.strip():
+        raise InvalidInputError("input is empty: give the text to speak")
     await admit(request, s)
-    record = request.state.audit_record
-    record.model = "piper" if body.voice else body.model
-    record.parameters = {"voice": body.voice, "response_format": body.response_format, "speed": body.speed}
     policy = await anyio.to_thread.run_sync(policy_of, request, s)
-    record.prompt = (
-        body.input if policy is None else await anyio.to_thread.run_sync(policy.stored, body.input)
-    )
 
     def work() -> bytes:
-        speech = synthesize(body.input, body.voice, body.speed)
-        record.model = speech.engine
-        record.parameters["seconds"] = round(speech.duration, 3)
-        return speech.encoded(body.response_format)
+        record = own_record(request)
+        record.model = "piper en_US-joe-medium" if engine == "piper" else f"espeak-ng {voice}"
+        record.parameters = {"voice": voice, "response_format": body.response_format, "speed": body.speed}
+        screened = screen_text(body.input, record, s.audit, policy)
+        return synthesize(screened.text, voice, body.speed).encoded(body.response_format)
 
     audio = await anyio.to_thread.run_sync(work)
     return Response(audio, media_type=MEDIA_TYPES[body.response_format])
