@@ -73,11 +73,17 @@ def add_grade(
     return grade_id
 
 
+_BUILT: list[Path] = []  # the knowledge folder built once per test process, copied for each home
+
+
 def tutor_home(home: Path, tenant: str = "school") -> Path:
     """``home`` (set it as CLEARLM_HOME) with the example course, a course without a knowledge base
     (``plain``) and one whose knowledge base is missing (``lost``), in ``home/classroom``; the example
-    course's knowledge base built from its notes in ``tenant`` (the packaged MiniLM)."""
+    course's knowledge base built from its notes in ``tenant`` (the packaged MiniLM; built once per
+    process with ``build_knowledge_base``, then copied)."""
     import os
+    import shutil
+    import tempfile
 
     from clearlm.apps.classroom.tutor_chat import build_knowledge_base
 
@@ -90,15 +96,22 @@ def tutor_home(home: Path, tenant: str = "school") -> Path:
         "title: Plain", "title: Lost\nknowledge_base: gone"
     )
     (folder / "lost.yaml").write_text(lost, encoding="utf-8")
-    before = os.environ.get("CLEARLM_HOME")
-    os.environ["CLEARLM_HOME"] = str(home)
-    try:
-        build_knowledge_base(
-            load_course(folder / "fractions.yaml"), [EXAMPLES / "fractions-kb"], tenant=tenant
-        )
-    finally:
-        if before is None:
-            del os.environ["CLEARLM_HOME"]
-        else:
-            os.environ["CLEARLM_HOME"] = before
+    if not _BUILT or tenant != "school":
+        built = Path(tempfile.mkdtemp(prefix="clearlm-tutor-kb-"))
+        before = os.environ.get("CLEARLM_HOME")
+        os.environ["CLEARLM_HOME"] = str(built)
+        try:
+            build_knowledge_base(
+                load_course(folder / "fractions.yaml"), [EXAMPLES / "fractions-kb"], tenant=tenant
+            )
+        finally:
+            if before is None:
+                del os.environ["CLEARLM_HOME"]
+            else:
+                os.environ["CLEARLM_HOME"] = before
+        if tenant != "school":
+            shutil.copytree(built / "knowledge", home / "knowledge")
+            return home
+        _BUILT.append(built)
+    shutil.copytree(_BUILT[0] / "knowledge", home / "knowledge")
     return home
