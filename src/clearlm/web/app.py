@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from clearlm.web import classroom, classroom_grading, classroom_quiz, pages, signin, support
+from clearlm.web import classroom, classroom_grading, classroom_quiz, pages, signin, studio, support
 from clearlm.web.security import SecurityHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
     app.include_router(classroom.router)  # the classroom's tutoring pages (issue 16)
     app.include_router(classroom_grading.router)  # the teacher's grading page (issue 16)
     app.include_router(classroom_quiz.router)  # the teacher's quiz approval page (issue 16)
+    app.include_router(studio.router)  # the writing studio (issue 17)
     for router in pages.routers():
         app.include_router(router)
     app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)

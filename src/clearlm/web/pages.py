@@ -26,6 +26,7 @@ NAV = [
     ("/chat", "Chat", "user"),
     ("/knowledge", "Knowledge", "user"),
     ("/classroom/practice", "Practice", "user"),
+    ("/studio", "Studio", "user"),
     ("/governance", "Governance", "admin"),
     ("/audit", "Audit log", "admin"),
     ("/review", "Review queue", "admin"),
