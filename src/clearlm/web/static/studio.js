@@ -94,7 +94,7 @@
     state.versions = versions;
     const current = versions.length ? versions[versions.length - 1].number : null;
     $("studio-versions").replaceChildren(...versions.map((v) => el("li", { dataset: { number: v.number } },
-      el("span", {}, `v${v.number} · ${v.operation} by ${v.author} · ${v.words} words`),
+      el("span", {}, `v${v.number} · ${v.operation} by ${v.author} · ${v.words} word${v.words === 1 ? "" : "s"} `),
       v.number === current ? el("span", { class: "badge" }, "current")
         : el("button", { type: "button", class: "link", "aria-label": `Restore version ${v.number}`,
             onclick: (e) => attempt(() => restore(v.number), { busy: e.currentTarget }) }, "Restore"))));
