@@ -28,6 +28,7 @@ from clearlm.cli import serve as serve_cmd
 from clearlm.cli import translate as translate_cmd
 from clearlm.cli import speech as speech_cmd
 from clearlm.cli import vision as vision_cmd
+from clearlm.cli import studio as studio_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 
@@ -58,6 +59,7 @@ app.command("describe")(vision_cmd.describe)
 app.command("video")(vision_cmd.video)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
+app.add_typer(studio_cmd.app, name="studio")
 classroom_cmd.app.add_typer(classroom_quiz_cmd.app, name="quiz")
 
 
