@@ -217,3 +217,22 @@ def test_clearlm_classroom_kb_builds_the_course_knowledge_base(tmp_path, monkeyp
         bad = CliRunner().invoke(app, ["classroom", "kb", *args])
         # (clearlm.cli.main prints a ClearlmError as one line and exits 1; the runner keeps the exception)
         assert isinstance(bad.exception, InvalidInputError) and message in str(bad.exception)
+
+
+def test_a_generated_answer_is_cited_from_the_same_passages(tmp_path, tiny_tokenizer, notes_kb):
+    """knowledge_answer: generate: the model (tiny, random) writes from the numbered passages; whatever it
+    says is cited against them (cite_turn, no attribution) and checked like an extracted answer."""
+    from clearlm.models.backends.torch_backend import TorchBackend
+    from conftest import make_model
+
+    backend = TorchBackend(make_model(tiny_tokenizer, context=4096), tiny_tokenizer, "tiny-random-qwen2")
+    course = COURSE.model_copy(update={"knowledge_answer": "generate"})
+    db = Database(f"sqlite:///{tmp_path / 'clearlm.db'}")
+    chat = TutorChat(Tutor(db, course), backend, AuditLog(db), open_kb=notes_kb, max_new_tokens=12)
+    turn = chat.ask("school", "ada", "How do I add fractions with different denominators?", "fa-1")
+    assert turn.citations is not None and len(turn.citations["passages"]) == 3
+    assert turn.citations["text"] == turn.reply and turn.model == "tiny-random-qwen2"
+    (record,) = AuditLog(db).records(tenant="school")
+    assert record.parameters["retrieval"]["k"] == 3 and "answer" not in record.parameters  # generated
+    assert record.completion_tokens <= 12
+    db.close()
