@@ -76,7 +76,11 @@ def memorised(backend, held_out: Path, passages: int, prompt_tokens: int = 48, n
         same = sum(a == b for a, b in zip(out, truth, strict=False))
         matches.append(same / new_tokens)
         verbatim += same == new_tokens
-    return {"passages": len(matches), "token_match": sum(matches) / max(1, len(matches)), "verbatim": verbatim}
+    return {
+        "passages": len(matches),
+        "token_match": sum(matches) / max(1, len(matches)),
+        "verbatim": verbatim,
+    }
 
 
 def main() -> None:
@@ -95,6 +99,7 @@ def main() -> None:
     args = p.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
 
     from clearlm.tune import TuneConfig, tune
@@ -102,7 +107,6 @@ def main() -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     work = Path(tempfile.mkdtemp(prefix="bench-tuning-"))
-    os.environ["CLEARLM_HOME"] = str(work / "home")
     train_dir = chapters(args.train.split(","), work / "train")
     held_dir = chapters(args.held_out.split(","), work / "held-out")
     general = general_text(work / "fortunes.txt")
@@ -119,13 +123,17 @@ def main() -> None:
     t0 = time.perf_counter()
     base = load_base(args.model)
     print(f"loaded {args.model} in {time.perf_counter() - t0:.1f} s", flush=True)
+    os.environ["CLEARLM_HOME"] = str(work / "home")  # the adapter goes there (the model came from the cache)
     t0 = time.perf_counter()
     check = memorised(base, held_dir, args.passages)
     print(f"memorisation check: {check} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     def on_step(info) -> None:
         if info.step == 1 or info.step % 5 == 0 or info.step == info.steps:
-            print(f"  step {info.step}/{info.steps} loss {info.loss:.3f} {info.tokens_per_s:.0f} tok/s", flush=True)
+            print(
+                f"  step {info.step}/{info.steps} loss {info.loss:.3f} {info.tokens_per_s:.0f} tok/s",
+                flush=True,
+            )
 
     t0 = time.perf_counter()
     result = tune(
@@ -155,7 +163,10 @@ def main() -> None:
         "general_change": f["general"]["change"],
         "pii": result.card["data"]["pii"],
         "memorisation": check,
-        "goals_met": {"domain_-20%": f["domain"]["change"] <= -0.20, "general_+3%": f["general"]["change"] <= 0.03},
+        "goals_met": {
+            "domain_-20%": f["domain"]["change"] <= -0.20,
+            "general_+3%": f["general"]["change"] <= 0.03,
+        },
     }
     print(json.dumps(figures, indent=2))
     if args.json:

@@ -189,3 +189,31 @@ def remove(name: str = ADAPTER) -> None:
 
     remove_adapter(name)
     console.print(f"removed adapter [bold]{escape(name)}[/]")
+
+
+@app.command()
+def export(
+    name: str = ADAPTER,
+    dest: Path = typer.Argument(..., help="the folder to write the merged transformers checkpoint to"),
+    base: str | None = typer.Option(
+        None, "--base", help="the base model (default: the one on the adapter's card)"
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace DEST if it exists"),
+) -> None:
+    """Merge the adapter into its base and write a transformers checkpoint (safetensors + tokenizer)."""
+    from transformers.utils import logging as hf_logging
+
+    from clearlm.tune import read_card
+    from clearlm.tune.base import load_base
+    from clearlm.tune.export import export_merged
+
+    hf_logging.disable_progress_bar()
+    card = read_card(name)
+    base = base or card["base"]["name"]
+    if dest.exists() and not overwrite:
+        from clearlm.errors import InvalidInputError
+
+        raise InvalidInputError(f"{dest} exists: choose another folder, or pass --overwrite")
+    with err_console.status(f"loading {escape(base)} and merging {escape(name)} ..."):
+        path = export_merged(name, load_base(base), dest, overwrite)
+    console.print(f"merged {escape(base)} + {escape(name)} written to {escape(str(path))}")
