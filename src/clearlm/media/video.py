@@ -25,7 +25,8 @@ from clearlm.media.images import CLOSE_TAG, OPEN_TAG, ImageDescription, describe
 from clearlm.media.video_scenes import Scene, VideoInfo, VideoInputError, detect_scenes, open_video, probe
 
 MAX_SCENES = 40  # frames described at most (the longest scenes are kept, in time order)
-SUMMARY_TOKENS = 200
+SUMMARY_TOKENS = 120
+SUMMARY_ASK = "Summarise this video in two sentences."  # last in the prompt: small models loop without it
 INVENTED_NO_SPEECH, INVENTED_LOGPROB = 0.4, -0.7  # see heard()
 SUMMARY_INSTRUCTIONS = (
     "You summarise a video for someone who cannot watch it. You get its timed captions (what is said) and, "
@@ -180,7 +181,7 @@ def summarize(report: VideoReport, backend, *, audit=None, policy=None, endpoint
 
 def summary_prompt(report: VideoReport) -> str:
     """The summary turn's user message: duration, captions (``[mm:ss] text``), scenes (``[mm:ss-mm:ss]``,
-    the frame's two likeliest classes, its text)."""
+    the frame's two likeliest classes, its text), then ``SUMMARY_ASK``."""
     lines = [f"A video of {report.info.duration:.1f} s."]
     segments = report.transcript.segments if report.transcript is not None else ()
     lines.append("Captions:" if segments else "Captions: none (no speech was heard).")
@@ -190,6 +191,7 @@ def summary_prompt(report: VideoReport) -> str:
         labels = ", ".join(f"{lb.name} ({lb.probability:.0%})" for lb in s.description.labels[:2])
         text = _ocr_of(s.text)
         lines.append(f"[{_clock(s.start)}-{_clock(s.end)}] {labels}" + (f"; text: {text}" if text else ""))
+    lines += ["", SUMMARY_ASK]
     return "\n".join(lines)
 
 
