@@ -156,6 +156,8 @@ def test_a_supported_key_is_kept_with_the_sentence_it_comes_from():
         (json.dumps({"question": "Who designed it and when?", "quote": ""}), "invalid_output"),
         (reply("Who?", "Anika Brandt"), "invalid_output"),  # too short to be a question
         ("[1, 2]", "invalid_output"),
+        (reply("What is the default behavior of the", "noatime"), "invalid_output"),  # closed mid-sentence
+        (reply("What is the lighthouse?", " ".join(["the lighthouse"] * 11)), "long_key"),
     ],
 )
 def test_drafts_that_are_dropped(text, reason):
@@ -329,14 +331,14 @@ def llamacpp_default():
 @pytest.mark.llamacpp
 def test_the_default_model_writes_supported_questions(kb, llamacpp_default, db):
     start = time.monotonic()
-    result = QuizGenerator(llamacpp_default, AuditLog(db)).generate(kb, n=3, seed=0)
+    result = QuizGenerator(llamacpp_default, AuditLog(db)).generate(kb, n=2, seed=0)
     seconds = time.monotonic() - start
     print(
         f"\n{result.tried} tried, {len(result.questions)} kept, dropped {result.dropped_counts}, {seconds:.1f} s"
     )
     for q in result.questions:
         print(f"  {q.question} -> {q.answer}  [{q.citation['quote']}]")
-    assert len(result.questions) >= 1 and result.tried <= 6
+    assert len(result.questions) >= 1 and result.tried <= 4
     for q in result.questions:
         assert support(q.answer, q.citation["passage"]) >= 0.6
         assert q.citation["quote"] in q.citation["passage"]

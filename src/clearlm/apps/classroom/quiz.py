@@ -6,9 +6,9 @@ by maximal marginal relevance; without a topic, the knowledge base's chunks in a
 for each asks the model, in one audited pipeline turn (``endpoint`` ``classroom:quiz``), for JSON
 ``{"question", "answer", "quote"}`` constrained to :data:`~clearlm.apps.classroom.quiz_checks.DRAFT_SCHEMA`
 while decoding (a GBNF grammar on llama.cpp, xgrammar on torch: ``SamplingParams.json_output``). Each reply
-is checked (:func:`~clearlm.apps.classroom.quiz_checks.check_draft`): invalid JSON, a key the passage does
-not support or a question that holds its own answer is dropped and counted, as is a near-duplicate of a
-question kept before (in this run or stored: ``existing``). It stops at ``n`` kept questions or after
+is checked (:func:`~clearlm.apps.classroom.quiz_checks.check_draft`): invalid JSON, a question cut off, a
+key over 20 words, a key the passage does not support or a question that holds its own answer is dropped
+and counted, as is a near-duplicate of a question kept before (in this run or stored: ``existing``). It stops at ``n`` kept questions or after
 ``2 n`` passages. The prompt carries one worked example (an invented passage): without one,
 qwen2.5-0.5b-instruct tends to echo the passage; a key copied from the example is unsupported by the real
 passage, so it is dropped.

@@ -4,7 +4,10 @@ The model's reply is JSON ``{"question", "answer", "quote"}`` (:data:`DRAFT_SCHE
 decoding where the backend can). :func:`check_draft` parses and validates it against the passage it was
 written from, and either keeps it (a :class:`Checked` with the citation) or names why it is dropped:
 
-- ``invalid_output``: not JSON of that shape (cut at the token limit, a field missing or too short);
+- ``invalid_output``: not JSON of that shape (cut at the token limit, a field missing or too short), or a
+  question that does not end with "?" or "." (the model closed it mid-sentence: "What is the default
+  behavior of the");
+- ``long_key``: a key of more than :data:`MAX_KEY_WORDS` words (not a short answer);
 - ``unsupported``: the answer key is not supported by the passage: fewer than :data:`SUPPORT_MIN` of its
   content words (lower-cased, stop words left out, a plural "s" stripped) occur in the passage;
 - ``answer_in_question``: every content word of the key is already in the question (it gives itself away).
@@ -35,7 +38,8 @@ MAX_ANSWER_CHARS = 200
 MAX_QUOTE_CHARS = 400
 SUPPORT_MIN = 0.6  # share of the key's content words that must occur in the passage
 DUPLICATE_MIN = 0.75  # Jaccard similarity of two questions' word sets from which they are one question
-DROP_REASONS = ("invalid_output", "refused", "unsupported", "answer_in_question", "duplicate")
+MAX_KEY_WORDS = 20  # a short-answer key; longer ones were passages copied whole (Debian Reference run)
+DROP_REASONS = ("invalid_output", "refused", "long_key", "unsupported", "answer_in_question", "duplicate")
 
 DRAFT_SCHEMA = {
     "type": "object",
@@ -166,6 +170,13 @@ def check_draft(text: str, passage: Passage, kb: str) -> Checked | Dropped:
     draft = parse_draft(text)
     if isinstance(draft, str):
         return Dropped("invalid_output", text, passage.chunk_id, draft)
+    if not draft.question.endswith(("?", ".")):
+        return Dropped(
+            "invalid_output", text, passage.chunk_id, "the question does not end with '?' (cut off?)"
+        )
+    if len(draft.answer.split()) > MAX_KEY_WORDS:
+        detail = f"the key is {len(draft.answer.split())} words; a short answer is at most {MAX_KEY_WORDS}"
+        return Dropped("long_key", text, passage.chunk_id, detail)
     share = support(draft.answer, passage.text)
     if share < SUPPORT_MIN:
         detail = f"{share:.0%} of the key's content words are in the passage (needs {SUPPORT_MIN:.0%})"
