@@ -95,6 +95,9 @@ def main() -> None:
     p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--eval-tokens", type=int, default=4096)
     p.add_argument("--passages", type=int, default=8, help="held-out passages for the memorisation check")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (1 on a busy machine)"
+    )
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
 
@@ -105,7 +108,7 @@ def main() -> None:
     from clearlm.tune import TuneConfig, tune
     from clearlm.tune.base import load_base
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     train_dir = chapters(args.train.split(","), work / "train")
     held_dir = chapters(args.held_out.split(","), work / "held-out")
