@@ -51,7 +51,9 @@ class QuizGenerate(_Request):
 
     kb: str = Field(pattern=KB_NAME, max_length=64, description="The knowledge base's name.")
     topic: str | None = Field(default=None, max_length=MAX_TOPIC_CHARS, description="What they are about.")
-    n: int = Field(default=5, description=f"How many questions, 1 to {MAX_QUESTIONS}.")
+    n: int = Field(
+        default=5, ge=1, le=MAX_QUESTIONS, description=f"How many questions, 1 to {MAX_QUESTIONS}."
+    )
     seed: int = Field(default=0, ge=0, le=2**31, description="The order passages are tried in (no topic).")
 
 

@@ -138,8 +138,8 @@ def test_generate_list_decide_over_http(server):
 def test_bad_generation_requests(server):
     _, c = server
     for body, status, message in [
-        ({"kb": "towns", "n": 0}, 400, "ask for 1 to 20 questions"),
-        ({"kb": "towns", "n": 21}, 400, "ask for 1 to 20 questions"),
+        ({"kb": "towns", "n": 0}, 400, "greater than or equal to 1"),
+        ({"kb": "towns", "n": 21}, 400, "less than or equal to 20"),
         ({"kb": "nosuch", "n": 2}, 404, "no knowledge base named 'nosuch'"),
         ({"kb": "empty", "n": 2}, 400, "holds no documents"),
         ({"kb": "towns", "topic": "x" * 501}, 400, "topic"),
