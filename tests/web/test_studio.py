@@ -1,7 +1,8 @@
 """The writing studio's page in headless Chromium against a real server (tiny model, SQLite): open a
 project, pick a scene in the outline tree, draft it from its beats (the bible entries in the context are
 named), rewrite a selection, compare the two versions word by word, restore the first; axe finds nothing
-serious and the console stays clean."""
+serious and the console stays clean; a person's edit that contradicts the bible is flagged with both
+passages side by side."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 from playwright.sync_api import expect
 
 from clearlm.apps.studio import Studio
+
+DRIFT = "The wind rose over the harbour. Mara opened the door a crack. Her blue eyes gave nothing away."
 
 
 @pytest.fixture
@@ -64,5 +67,14 @@ def test_draft_rewrite_diff_restore(studio_server, open_page):
     expect(versions).to_have_count(3)
     expect(tab.get_by_label("Scene text")).to_have_value(first)
     assert [v.operation for v in st.versions.list("acme", p.id, scene.id)] == ["draft", "rewrite", "restore"]
+    # a person's edit that contradicts the bible: the check shows both passages side by side
+    tab.get_by_label("Scene text").fill(DRIFT)
+    tab.get_by_role("button", name="Check against the bible").click()
+    flag = tab.locator(".studio-flag", has_text="eye colour")
+    expect(flag).to_contain_text("eye colour: green in the bible, blue in the scene", timeout=90_000)
+    expect(flag.locator("blockquote").nth(0)).to_have_text("Mara Voss has green eyes.")
+    expect(flag.locator("blockquote").nth(1)).to_have_text("Her blue eyes gave nothing away.")
+    assert st.versions.current("acme", p.id, scene.id).author == "person"  # the edit was saved first
+    page.assert_accessible()
     page.screenshot("studio")
     assert page.errors == []

@@ -130,8 +130,9 @@ def _studio(request: Request, model: bool = False) -> Studio:
     if not model:
         return Studio(s.db, tenant_of(request))
     record = request.state.audit_record
-    return Studio(s.db, tenant_of(request), s.backend, s.audit, policy_of(request, s), lambda: s.embedder,
-                  record.api_key_id, s.explainer if s.backend.kind == "torch" else None)  # fmt: skip
+    return Studio(
+        s.db, tenant_of(request), s.backend, s.audit, policy_of(request, s), s.embedder, record.api_key_id
+    )
 
 
 async def _run(fn):
@@ -301,6 +302,7 @@ async def check(request: Request, pid: Id, sid: Id, body: CheckIn):
 @router.post("/studio/projects/{pid}/scenes/{sid}/attribute")
 async def attribute(request: Request, pid: Id, sid: Id, body: AttributeIn):
     st = await _model(request, "attribute", scene=sid)
+    st.explainer = await _run(state(request).explainer)  # the served model, or its torch twin (loaded once)
     return await _run(lambda: st.attribute(pid, sid, body.paragraph, body.ablations))
 
 

@@ -59,13 +59,26 @@ def test_plan_draft_edit_diff_restore_export(api):
     assert "".join(o["new"] for o in diff["ops"]) == "Mara opened the door. The wind howled."
     restored = ok(a.post(f"{base}/restore", json={"number": 1}))
     assert restored["number"] == 3 and restored["text"] == drafted["version"]["text"]
+    mine = "Mara opened the door. Her blue eyes gave nothing away."
+    ok(a.put(f"{base}/text", json={"text": mine + "\n\n" + restored["text"]}))
+    shaped = ok(a.post(f"{base}/attribute", json={"paragraph": 0, "ablations": 4}))
+    assert [e["name"] for e in shaped["entries"]] == ["Mara Voss"] and shaped["exact"] is True
+    checked = ok(a.post(f"{base}/check", json={"use_model": False}))
+    assert [(f["method"], f["bible_value"], f["scene_value"]) for f in checked["flags"]] == [
+        ("rule", "green", "blue")
+    ]
     scene = ok(a.get(base))
-    assert [v["operation"] for v in scene["versions"]] == ["draft", "edit", "restore"]
+    assert [v["operation"] for v in scene["versions"]] == ["draft", "edit", "restore", "edit"]
     r = a.get(f"/studio/projects/{pid}/export", params={"format": "epub"})
     assert r.status_code == 200 and r.headers["x-ai-generated"] == "true"
     assert zipfile.ZipFile(io.BytesIO(r.content)).read("mimetype") == b"application/epub+zip"
     side = ok(a.get(f"/studio/projects/{pid}/export", params={"format": "sidecar"}))
-    assert side["models"] == ["tiny-random-qwen2"] and side["passages"][0]["status"] == "generated"
+    statuses = [x["status"] for x in side["passages"]]
+    assert (
+        side["models"] == ["tiny-random-qwen2"]
+        and statuses[0] == "written by a person"
+        and "generated" in statuses
+    )
     # another tenant's project is not found; bad input is a 400 with a message
     r = c["zeta"].get(f"/studio/projects/{pid}")
     assert r.status_code == 404 and "no project" in r.json()["error"]["message"]

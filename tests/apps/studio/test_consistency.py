@@ -58,7 +58,7 @@ def test_check_on_a_stored_scene_runs_the_rules_and_the_model_turns(studio, proj
     full = studio.check(p.id, scene.id, threshold=0.0, max_pairs=3)  # every pair asked is flagged at 0
     assert full.pairs_asked == 3
     model_flags = [f for f in full.flags if f.method == "model"]
-    assert len(model_flags) == 3 and all(0 <= f.p_contradiction <= 1 for f in model_flags)
+    assert len(model_flags) + full.unanswered == 3 and all(0 <= f.p_contradiction <= 1 for f in model_flags)
     assert all(f.request_id for f in model_flags) and all(f.similarity >= 0.2 for f in model_flags)
     checks = [r for r in AuditLog(studio.projects.db).records(tenant="acme") if r.endpoint == "studio:check"]
     assert len(checks) == 3 and checks[0].parameters["logprobs"] == 20

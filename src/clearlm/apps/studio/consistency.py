@@ -57,16 +57,19 @@ class Flag:
 @dataclass(slots=True)
 class Check:
     """A scene's check: the ``flags``, the number of sentence pairs the model was asked about
-    (``pairs_asked``) and the entries in the scene's context (``entries``)."""
+    (``pairs_asked``), how many of those it answered neither yes nor no (``unanswered``), and the entries
+    in the scene's context (``entries``)."""
 
     flags: list[Flag] = field(default_factory=list)
     pairs_asked: int = 0
+    unanswered: int = 0
     entries: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "flags": [f.to_dict() for f in self.flags],
             "pairs_asked": self.pairs_asked,
+            "unanswered": self.unanswered,
             "entries": self.entries,
         }
 
@@ -120,7 +123,8 @@ def check_scene(text: str, entries: list[bib.BibleEntry], asker: Asker | None = 
         entry, fact = facts[j]
         p, request_id = contradiction_probability(asker, fact, s, project_id)
         out.pairs_asked += 1
-        if p >= threshold:
+        out.unanswered += p is None
+        if p is not None and p >= threshold:
             out.flags.append(Flag(_ref(entry), fact, s, st, en, "model", p_contradiction=p, similarity=sim,
                                   request_id=request_id))  # fmt: skip
     out.flags.sort(key=lambda f: f.start)
@@ -129,10 +133,11 @@ def check_scene(text: str, entries: list[bib.BibleEntry], asker: Asker | None = 
 
 def contradiction_probability(
     asker: Asker, fact: str, sentence: str, project_id: str | None = None
-) -> tuple[float, str]:
+) -> tuple[float | None, str]:
     """P("Yes") of the model asked whether ``sentence`` contradicts ``fact`` (one token generated, its 20
     likeliest alternatives read; spellings "Yes", " yes", ... summed), renormalised over Yes and No
-    (0.5 when neither is among them), and the turn's audit request id."""
+    (None when neither is among them: the model did not answer, and nothing is flagged), and the turn's
+    audit request id."""
     params = SamplingParams(max_new_tokens=1, logprobs=20)
     text = QUESTION.format(fact=fact, sentence=sentence)
     asked = asker.ask("check", text, {}, params, project_id=project_id, role=JUDGE)
@@ -144,7 +149,7 @@ def contradiction_probability(
             yes += float(np.exp(logprob))
         elif word == "no":
             no += float(np.exp(logprob))
-    return (yes / (yes + no) if yes + no > 0 else 0.5), asked.request_id
+    return (yes / (yes + no) if yes + no > 0 else None), asked.request_id
 
 
 def _ref(e: bib.BibleEntry) -> dict:
