@@ -75,6 +75,7 @@ def test_draft_rewrite_diff_restore(studio_server, open_page):
     expect(flag.locator("blockquote").nth(0)).to_have_text("Mara Voss has green eyes.")
     expect(flag.locator("blockquote").nth(1)).to_have_text("Her blue eyes gave nothing away.")
     assert st.versions.current("acme", p.id, scene.id).author == "person"  # the edit was saved first
+    expect(versions).to_have_count(4)
     page.assert_accessible()
     page.screenshot("studio")
     assert page.errors == []

@@ -208,8 +208,9 @@
     await afterVersion(null, saved ? "Your edit is saved as a new version" : "Nothing changed since the last version");
   }, { busy: e.currentTarget }));
   $("studio-check").addEventListener("click", (e) => attempt(async () => {
-    await saveIfChanged();
+    if (await saveIfChanged()) showVersions((await api(sceneBase())).versions);
     showFlags(await api(`${sceneBase()}/check`, { method: "POST", body: { use_model: true, max_pairs: 6 } }));
+    $("studio-flags").scrollIntoView({ block: "nearest" });
   }, { busy: e.currentTarget }));
   const selection = () => {
     const start = text.selectionStart, end = text.selectionEnd;
