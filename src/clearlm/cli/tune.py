@@ -32,7 +32,7 @@ def tune(
         None, "--config", help="YAML file of settings (see clearlm.tune.config)"
     ),
     eval_data: Path | None = typer.Option(
-        None, "--eval-data", help="held-out domain data (default: 10%% of --data)"
+        None, "--eval-data", help="held-out domain data (default: 10% of --data)"
     ),
     general_data: Path | None = typer.Option(
         None, "--general-data", help="general text for the forgetting check (default: a packaged sample)"
