@@ -180,7 +180,11 @@ def main() -> None:
         speech_s += decode(wav).duration
         heard.append(client.audio.transcriptions.create(model="whisper-1", file=("tts.wav", wav)).text)
     e_rt, n_rt = word_errors(sentences, heard)
-    report["tts"] = {"sentences": len(sentences), "rtf": synth_s / speech_s, "round_trip_wer": e_rt / n_rt}
+    report["tts"] = {
+        "sentences": len(sentences),
+        "rtf": synth_s / speech_s if speech_s else None,
+        "round_trip_wer": e_rt / n_rt if n_rt else None,
+    }
     print(
         f"\nSpeech to text, {args.split} split: {len(prompts)} prompts, {audio_s / 60:.1f} min, {n_words} words"
     )
@@ -198,8 +202,9 @@ def main() -> None:
             f"  {what:26} clearlm {counts['clearlm_api']:3d}   faster-whisper {counts['faster_whisper_direct']:3d}"
         )
     tts = report["tts"]
-    print(f"\nText to speech (Piper joe, wav): {tts['sentences']} sentences, RTF {tts['rtf']:.3f}, "
-          f"round-trip WER {100 * tts['round_trip_wer']:.2f}%")  # fmt: skip
+    if tts["sentences"]:
+        print(f"\nText to speech (Piper joe, wav): {tts['sentences']} sentences, RTF {tts['rtf']:.3f}, "
+              f"round-trip WER {100 * tts['round_trip_wer']:.2f}%")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

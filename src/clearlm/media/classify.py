@@ -11,7 +11,7 @@ import numpy as np
 
 from clearlm.media.audio import SAMPLE_RATE, Audio
 from clearlm.media.speech_models import whisper
-from clearlm.media.transcribe import VAD
+from clearlm.media.transcribe import SEGMENT_VAD
 
 FULL_SCALE = 0.999  # |sample| at or above it counts as clipped
 CLIPPED_SHARE = 0.001  # more than 0.1% of a segment's samples clipped
@@ -52,7 +52,7 @@ def classify(audio: Audio | np.ndarray) -> list[AudioSegment]:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     x = audio.samples if isinstance(audio, Audio) else np.asarray(audio, dtype=np.float32)
-    regions = get_speech_timestamps(x, VadOptions(**VAD))
+    regions = get_speech_timestamps(x, VadOptions(**SEGMENT_VAD))
     bounds, at = [], 0
     for r in regions:
         if r["start"] > at:

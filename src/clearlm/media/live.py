@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from clearlm.media.audio import SAMPLE_RATE
-from clearlm.media.transcribe import VAD, transcribe
+from clearlm.media.transcribe import SEGMENT_VAD, transcribe
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class LiveTranscriber:
     def _look(self, final: bool) -> list[LiveEvent]:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        regions = get_speech_timestamps(self._buffer, VadOptions(**VAD))
+        regions = get_speech_timestamps(self._buffer, VadOptions(**SEGMENT_VAD))
         if not regions:
             keep = int(0.5 * SAMPLE_RATE)  # silence: keep only the last half second
             if len(self._buffer) > keep:

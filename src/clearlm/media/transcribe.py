@@ -18,10 +18,18 @@ from clearlm.media.speech_models import WHISPER, whisper
 
 TASKS = ("transcribe", "translate")
 MAX_PROMPT_CHARS = 1000
-# Silero VAD settings: speech padded by 0.2 s, pauses of 0.5 s split it; probability 0.5 (Silero's default)
 # a segment that is only a hum or a filler ("Mmmmmm", "Hmm", "Uh"): what Whisper writes over music and noise
 HUM = re.compile(r"^(?:[hm]+|u+[hm]+|a+h+|o+h+|e+r+)$", re.IGNORECASE)
-VAD = {"threshold": 0.5, "min_silence_duration_ms": 500, "speech_pad_ms": 200, "min_speech_duration_ms": 250}
+# Silero VAD settings for transcription: faster-whisper's own (speech padded by 0.4 s; pauses under 2 s do not
+# split it), whose word error rate clearlm's matches (benchmarks/bench_media.py)
+VAD = {"threshold": 0.5, "min_silence_duration_ms": 2000, "speech_pad_ms": 400}
+# for finding utterances (live results, classification): pauses of 0.5 s split speech, padded by 0.2 s
+SEGMENT_VAD = {
+    "threshold": 0.5,
+    "min_silence_duration_ms": 500,
+    "speech_pad_ms": 200,
+    "min_speech_duration_ms": 250,
+}
 
 
 @dataclass(frozen=True, slots=True)
