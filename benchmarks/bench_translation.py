@@ -2,8 +2,8 @@
 (benchmarks/data/translation/: 160 English sentences with Spanish and Portuguese references, written for
 clearlm; see its README).
 
-For each pair (--pairs) and each engine, it translates the split's sentences (``--split test``: 120
-held back from prompt choices; ``dev``: the other 40; ``all``; --limit N: the first N) and prints
+For each pair (--pairs) and each engine, it translates the split's sentences (``--split test``: 119
+held back from prompt choices; ``dev``: the other 41; ``all``; --limit N: the first N) and prints
 corpus BLEU and chrF (sacrebleu's defaults: BLEU 13a tokenisation, chrF n=6, beta=2), chrF per domain,
 and seconds per sentence (wall clock, engine calls only: the model's load is not counted).
 
@@ -68,15 +68,15 @@ def engines(args, pair: str):
     out = [(name, e, None) for name, e in plain.items() if name in args.engines and Pair(src, dst) in e.pairs()]
     for model in [m for m in args.models.split(",") if m]:
         backend = load_model(model, args)
+        llm = LLMEngine(backend)
+        for draft in args.drafts.split(","):
+            if draft in plain and Pair(src, dst) in plain[draft].pairs() and "hybrid" in args.engines:
+                out.append((f"hybrid:{draft}:{model}", HybridEngine(plain[draft], llm), llm))
         for style in args.styles.split(","):
             llm = LLMEngine(backend, style=style)
             tag = model if style == "plain" else f"{model}:{style}"
             if "llm" in args.engines:
                 out.append((f"llm:{tag}", llm, llm))
-        llm = LLMEngine(backend)
-        for draft in args.drafts.split(","):
-            if draft in plain and Pair(src, dst) in plain[draft].pairs() and "hybrid" in args.engines:
-                out.append((f"hybrid:{draft}:{model}", HybridEngine(plain[draft], llm), llm))
     return out
 
 
@@ -92,6 +92,7 @@ def load_model(model: str, args):
 
 
 def run(args) -> list[dict]:
+    """Every engine on every pair; prints a line per (pair, engine) and returns the results."""
     rows = load_set(args.split, args.limit)
     results = []
     for pair in args.pairs.split(","):
@@ -115,6 +116,8 @@ def run(args) -> list[dict]:
                 "s_per_sentence_mean": round(sum(times) / len(times), 3), "outputs": hyps,
             }  # fmt: skip
             results.append(result)
+            if args.json:  # after each engine: a long run keeps what it measured
+                args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
             print(
                 f"{pair}  {label:<42} n={len(sources):<4} BLEU {bleu:5.1f}  chrF {chrf:5.1f}  "
                 f"{' '.join(f'{d} {v}' for d, v in by_domain.items())}  "
@@ -138,9 +141,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=8, help="sentences per engine call (timing unit)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results (with outputs) here")
     args = parser.parse_args(argv)
-    results = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+    run(args)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ def _translate_parts(parts, engine, source, target, glossary, progress):
     out = [p for p, _ in parts]
     for i, d in zip(wanted, done, strict=True):
         p = parts[i][0]
+        if p.strip()[:1].islower() and d[:1].isupper():
+            d = d[0].lower() + d[1:]  # a run inside a sentence ("the `x` page"): engines capitalise its start
         out[i] = p[: len(p) - len(p.lstrip())] + d + p[len(p.rstrip()) :]
     return out, rows
 

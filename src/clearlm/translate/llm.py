@@ -67,6 +67,7 @@ class LLMEngine:
     request: make a new one for each)."""
 
     name = "llm"
+    batch_size = 4  # sentences per progress report (a turn each)
 
     def __init__(
         self,
@@ -172,6 +173,7 @@ class HybridEngine:
     each draft. Its pairs are the draft engine's."""
 
     name = "hybrid"
+    batch_size = 4
 
     def __init__(self, draft, editor: LLMEngine) -> None:
         self.draft, self.editor = draft, editor

@@ -6,6 +6,12 @@ the way there or back: the sentence is flagged for a person to check.
 Round-trip scoring is a known, weak signal (Moon et al. 2020, "Revisiting round-trip translation for
 quality estimation"): it cannot tell which direction lost the meaning, and a word-for-word engine can
 round-trip well while reading badly. It is used here to find doubtful sentences, not to grade.
+
+The threshold, 0.5, measured on benchmarks/data/translation (160 sentences, 2026-12-02): it flags 98.8%
+of wrong translations (each reference paired with another sentence's) in en-es and en-pt; of the correct
+references it flags 8.8% in en-es (Apertium translating back: its literal English lowers the
+similarity; median 0.86) and 0.6% in en-pt (Bergamot back; median 0.98); of the engines' own outputs
+2.5% (Apertium, en-es) and 0% (Bergamot, en-pt).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FLAG_BELOW = 0.8  # cosine similarity (-1..1) under which a sentence is flagged
+FLAG_BELOW = 0.5  # cosine similarity (-1..1) under which a sentence is flagged (see the module's text)
 
 
 @dataclass(frozen=True, slots=True)

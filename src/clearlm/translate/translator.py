@@ -22,7 +22,7 @@ from clearlm.translate.glossary import Glossary, GlossaryIssue
 from clearlm.translate.quality import FLAG_BELOW, QualityEstimate, estimate_quality
 from clearlm.translate.segment import SentenceStream, split_sentences
 
-BATCH = 32  # sentences per engine call (and per progress report)
+BATCH = 32  # sentences per engine call (and per progress report) unless the engine sets ``batch_size``
 MAX_TEXT_CHARS = 5_000_000
 Progress = Callable[[int, int], None]
 
@@ -87,9 +87,10 @@ def translate_segments(
     glossary: Glossary | None = None,
     quality: QualityCheck | None = None,
     progress: Progress | None = None,
-    batch: int = BATCH,
+    batch: int | None = None,
 ) -> tuple[list[str], list[SentenceTranslation]]:
     """(translated segments, every sentence in order). Empty or blank segments stay as they are.
+    ``batch``: sentences per engine call (None: the engine's ``batch_size``, else 32).
 
     Raises:
         UnsupportedPairError (checked before any work), and what the engine raises.
@@ -97,6 +98,7 @@ def translate_segments(
     pair = check_pair(engine, source, target)
     split = [split_sentences(s) if s.strip() else [] for s in segments]
     sentences = [x for parts in split for x in parts]
+    batch = batch or getattr(engine, "batch_size", BATCH)
     out: list[str] = []
     if progress:
         progress(0, len(sentences))
