@@ -65,7 +65,9 @@ def engines(args, pair: str):
 
     src, dst = pair.split("-")
     plain = {"apertium": ApertiumEngine(), "bergamot": BergamotEngine()}
-    out = [(name, e, None) for name, e in plain.items() if name in args.engines and Pair(src, dst) in e.pairs()]
+    out = [
+        (name, e, None) for name, e in plain.items() if name in args.engines and Pair(src, dst) in e.pairs()
+    ]
     for model in [m for m in args.models.split(",") if m]:
         backend = load_model(model, args)
         llm = LLMEngine(backend)
