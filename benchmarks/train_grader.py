@@ -69,12 +69,13 @@ def graded(grader, rubrics: dict, rows: list[dict], cache_path: Path, baseline: 
 
 def make_grader(model: str, backend: str, threads: int | None = None, scanner: str = "full"):
     from clearlm.apps.classroom.grading import Grader
-    from clearlm.apps.classroom.grading_calibration import Calibration
+    from clearlm.apps.classroom.grading_calibration import FEATURES, Calibration
     from clearlm.models import load_backend
 
     # the features do not depend on the calibration; an identity-like one keeps the grader usable
     # before any file exists
-    identity = Calibration({"mean": [0] * 8, "scale": [1] * 8, "coef": [[0] * 8] * 3, "intercept": [0] * 3})
+    n = len(FEATURES)
+    identity = Calibration({"mean": [0] * n, "scale": [1] * n, "coef": [[0] * n] * 3, "intercept": [0] * 3})
     from clearlm.govern.injection import InjectionScanner
     from clearlm.knowledge.base import default_embedder
 

@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# rich sizes the CLI's output to the terminal, and a test process (or an xdist worker) may have none: one
+# width everywhere, so that tests reading the CLI's tables and lines read them unwrapped
+os.environ["COLUMNS"] = "200"
 
 import asyncio  # noqa: E402
 import importlib.util  # noqa: E402

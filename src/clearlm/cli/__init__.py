@@ -28,6 +28,7 @@ from clearlm.cli import serve as serve_cmd
 from clearlm.cli import translate as translate_cmd
 from clearlm.cli import speech as speech_cmd
 from clearlm.cli import vision as vision_cmd
+from clearlm.cli import tune as tune_cmd
 from clearlm.cli import studio as studio_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
@@ -60,6 +61,8 @@ app.command("video")(vision_cmd.video)
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
 app.add_typer(studio_cmd.app, name="studio")
+app.command("tune")(tune_cmd.tune)
+app.add_typer(tune_cmd.app, name="adapters")
 classroom_cmd.app.add_typer(classroom_quiz_cmd.app, name="quiz")
 
 

@@ -64,10 +64,11 @@ def verify(
         console.print(
             f"[green]ok[/]: {report.records} records in {report.tenants} chain(s) verify"
             + (f", from {report.checkpoints} signed retention checkpoint(s)" if report.checkpoints else "")
-            + (f", signed with {report.public_key}" if report.public_key else "")
+            + (f", signed with {report.public_key}" if report.public_key else ""),
+            soft_wrap=True,  # digests are copied: never broken across lines, whatever the terminal's width
         )
         for tenant_name, seq, digest in report.heads:  # keep these elsewhere to catch an old head put back
-            console.print(f"head of {tenant_name}: #{seq} {digest}", highlight=False)
+            console.print(f"head of {tenant_name}: #{seq} {digest}", highlight=False, soft_wrap=True)
         return
     table = Table("tenant", "position", "request id", "problem", title="the audit log was tampered with")
     for p in report.problems:
@@ -88,7 +89,7 @@ def public_key_cmd(db: str = DB) -> None:
     (`clearlm audit verify --public-key HEX`)."""
     from clearlm.store.chain import public_hex, signing_key
 
-    console.print(public_hex(signing_key()), highlight=False)
+    console.print(public_hex(signing_key()), highlight=False, soft_wrap=True)
 
 
 @app.command()

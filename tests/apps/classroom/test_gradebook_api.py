@@ -17,7 +17,7 @@ from clearlm.apps.classroom.grading_calibration import Calibration
 from clearlm.server import classroom_grades
 
 RUBRIC = Path(__file__).parents[3] / "benchmarks" / "data" / "grading" / "rubrics" / "bio-photosynthesis.yaml"
-ENTRY = {"mean": [0] * 8, "scale": [1] * 8, "coef": [[0] * 8] * 3, "intercept": [0, 0, 10]}  # score 2
+ENTRY = {"mean": [0] * 10, "scale": [1] * 10, "coef": [[0] * 10] * 3, "intercept": [0, 0, 10]}  # score 2
 GOOD = "Plants need sunlight, water and carbon dioxide. They make glucose and give off oxygen."
 
 

@@ -17,7 +17,7 @@ from clearlm.cli import app
 from clearlm.cli import classroom as classroom_cmd
 
 # the grader's packaged calibration has no entry for the tiny model: it uses another, uncalibrated
-ENTRY = {"mean": [0] * 8, "scale": [1] * 8, "coef": [[0] * 8] * 3, "intercept": [0, 0, 1]}
+ENTRY = {"mean": [0] * 10, "scale": [1] * 10, "coef": [[0] * 10] * 3, "intercept": [0, 0, 1]}
 RUBRIC = Path(__file__).parents[3] / "benchmarks" / "data" / "grading" / "rubrics" / "bio-photosynthesis.yaml"
 
 

@@ -10,7 +10,8 @@ How a grade is made (``Grader.grade``):
    a model call.
 2. Manipulation: the spans the prompt-injection scanner flags (``grading_text.screen``) are removed and
    listed in ``findings``; an answer of such spans only scores 0. Either way the grade goes to review.
-3. Per criterion, one pipeline turn: the model's probability of each level (``grading_model``).
+3. Per criterion, one pipeline turn: the model's probability of each level; per key point, one turn: the
+   model's probability that the answer makes it (``grading_model``).
 4. Without the model: similarity to the reference, key-point coverage, length, language
    (``grading_text``).
 5. The calibrated combination (``grading_calibration``): P(score = 0, 1, 2); the grade is the likeliest,
@@ -69,7 +70,8 @@ class CriterionGrade:
 class Grade:
     """A graded answer: ``score`` (0-2), ``probabilities`` (P(0), P(1), P(2)), ``confidence`` (the
     score's probability), ``criteria``, ``similarity`` (to the reference), ``coverage`` ({key point:
-    best sentence similarity}), ``missed_key_points``, ``language`` (ISO 639-1 or None), ``findings``
+    best sentence similarity}), ``key_points_made`` ({key point: the model's probability that the
+    answer makes it}), ``missed_key_points``, ``language`` (ISO 639-1 or None), ``findings``
     (the spans removed as instructions to the grader), ``needs_review`` and ``review_reasons``, the
     rubric's ``rubric_id`` and ``rubric_version``, the ``model``, and ``grading_id`` (the prefix of its
     turns' audit request ids)."""
@@ -84,6 +86,7 @@ class Grade:
     criteria: list[CriterionGrade]
     similarity: float | None = None
     coverage: dict[str, float] = field(default_factory=dict)
+    key_points_made: dict[str, float] = field(default_factory=dict)
     missed_key_points: list[str] = field(default_factory=list)
     language: str | None = None
     findings: list[dict] = field(default_factory=list)
@@ -152,8 +155,9 @@ class Grader:
             )
         text = screened.text
         levels = {c.id: self._levels(rubric, c, text, gid) for c in rubric.criteria}
+        made = [self.reader.key_point(rubric, k, text, gid) for k in rubric.key_points]
         tf = gt.text_features(self.embedder, text, rubric.reference_answer, rubric.key_points)
-        features = model_features(rubric, levels) + tf.vector()
+        features = model_features(rubric, levels, made) + tf.vector()
         probs = self.calibration.predict(features)
         score = int(np.argmax(probs))
         chosen = consistent_levels(rubric, levels, score)
@@ -196,6 +200,7 @@ class Grader:
             criteria,
             round(tf.similarity, 4),
             {k: round(v, 4) for k, v in zip(rubric.key_points, tf.coverage, strict=True)},
+            {k: round(v, 4) for k, v in zip(rubric.key_points, made, strict=True)},
             missed,
             tf.language,
             screened.removed,

@@ -8,12 +8,14 @@ The features (:data:`FEATURES`), each traced to the rubric:
   imply (criteria taken as independent: the distribution of the total points, mapped through the rubric's
   ``scale``): its mean, P(0) and P(2);
 - ``model_fraction``: the mean over criteria of the expected points over the criterion's top points;
+- ``key_points_mean``, ``key_points_min``: the mean and the least of the model's probabilities that the
+  answer makes each key point (``model_fraction`` for a rubric without key points);
 - ``similarity``: cosine of the answer and the reference answer (all-MiniLM-L6-v2);
 - ``coverage``: the key points' mean best-sentence similarity;
 - ``log_words``: log(1 + words); ``english``: 1 when lingua reads English (or cannot tell), else 0.
 
 The file ``data/grader.json`` holds per model the standardisation (``mean``, ``scale``) and the
-regression (``coef`` float[3][8], ``intercept`` float[3]); a model it does not name uses the default
+regression (``coef`` float[3][10], ``intercept`` float[3]); a model it does not name uses the default
 model's entry (the grade then asks for review: "uncalibrated model").
 """
 
@@ -33,6 +35,8 @@ FEATURES = (
     "model_p0",
     "model_p2",
     "model_fraction",
+    "key_points_mean",
+    "key_points_min",
     "similarity",
     "coverage",
     "log_words",
@@ -57,13 +61,20 @@ def score_distribution(rubric: Rubric, levels: dict[str, np.ndarray]) -> np.ndar
     return out
 
 
-def model_features(rubric: Rubric, levels: dict[str, np.ndarray]) -> list[float]:
-    """The four ``model_*`` features (see the module docstring)."""
+def model_features(rubric: Rubric, levels: dict[str, np.ndarray], made: list[float]) -> list[float]:
+    """The four ``model_*`` and the two ``key_points_*`` features (see the module docstring); ``made``:
+    the model's probability that the answer makes each key point (the rubric's order)."""
     dist = score_distribution(rubric, levels)
-    fractions = [
-        float(np.dot([lv.points for lv in c.levels], levels[c.id])) / c.max_points for c in rubric.criteria
-    ]
-    return [float(dist @ [0, 1, 2]), float(dist[0]), float(dist[2]), float(np.mean(fractions))]
+    fraction = float(
+        np.mean(
+            [
+                float(np.dot([lv.points for lv in c.levels], levels[c.id])) / c.max_points
+                for c in rubric.criteria
+            ]
+        )
+    )
+    points = [float(np.mean(made)), float(np.min(made))] if made else [fraction, fraction]
+    return [float(dist @ [0, 1, 2]), float(dist[0]), float(dist[2]), fraction, *points]
 
 
 def consistent_levels(rubric: Rubric, levels: dict[str, np.ndarray], score: int) -> dict[str, int]:
@@ -115,7 +126,7 @@ class Calibration:
 
 
 def fit(features: np.ndarray, scores: np.ndarray, c: float = 1.0) -> dict:
-    """A :class:`Calibration` entry fitted on ``features`` (float[n, 8]) and author ``scores`` (int[n],
+    """A :class:`Calibration` entry fitted on ``features`` (float[n, len(FEATURES)]) and author ``scores`` (int[n],
     each of 0, 1, 2 present): standardised features, multinomial logistic regression (L2, ``c``)."""
     from sklearn.linear_model import LogisticRegression
 
