@@ -91,7 +91,7 @@ vllm: setup
 	$(CLEARLM) engines install vllm
 
 test: models browser llamacpp vllm docs-corpus apertium peers vision-deps speech-data
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

@@ -9,6 +9,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # rich sizes the CLI's output to the terminal, and a test process (or an xdist worker) may have none: one
 # width everywhere, so that tests reading the CLI's tables and lines read them unwrapped
 os.environ["COLUMNS"] = "200"
+# `make test` runs the suite in pytest-xdist workers: the cores are shared out among them (threads spinning
+# on a core another process holds slow everything down), for torch, OpenMP engines and llama.cpp alike
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CLEARLM_THREADS"):
+        os.environ.setdefault(name, str(THREADS))
+else:
+    THREADS = os.cpu_count() or 1
 
 import asyncio  # noqa: E402
 import importlib.util  # noqa: E402
@@ -19,6 +27,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -118,6 +128,11 @@ def pytest_collection_modifyitems(config, items):
             if "llamacpp" in item.keywords:
                 item.add_marker(skip)
     _skip_without_vllm(items)
+    for item in items:  # xdist (--dist loadgroup): a module's tests stay in one worker, and so do all the
+        # tests that start a Ray cluster or a vLLM engine (one of each at a time on the machine)
+        path = item.nodeid.split("::")[0]
+        group = "ray" if path.startswith("tests/distributed/") else "vllm" if "vllm" in path else path
+        item.add_marker(pytest.mark.xdist_group(group))
     _skip_without_ray(items)
 
 
@@ -170,7 +185,7 @@ def default_backend():
     """The real embedded default model (qwen2.5-0.5b-instruct), float32 on CPU, loaded once per session."""
     from clearlm.models import DEFAULT_MODEL, load_backend
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(THREADS)
     return load_backend(DEFAULT_MODEL)
 
 

@@ -11,7 +11,6 @@ fitted on JPEG data), center crop 224, RGB to BGR, minus the channel means (104,
 from __future__ import annotations
 
 import io
-import os
 import threading
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from clearlm.media.images_weights import OPEN_NSFW, weights_path
+from clearlm.models.threads import cpu_threads
 
 SAFE_BELOW, EXPLICIT_ABOVE = 0.2, 0.8
 _BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -44,7 +44,7 @@ def _load():
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+            options.intra_op_num_threads = min(4, cpu_threads())
             options.log_severity_level = 3
             _session = ort.InferenceSession(
                 str(weights_path(OPEN_NSFW)), options, providers=["CPUExecutionProvider"]

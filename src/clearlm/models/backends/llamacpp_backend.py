@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from clearlm.models.backends.base import (
     budget,
 )
 from clearlm.models.chat import EncodedPrompt, Prompt, encode_prompt, end_of_turn_ids
+from clearlm.models.threads import cpu_threads
 
 
 def import_llama():
@@ -58,7 +58,7 @@ class LlamaCppBackend:
         Llama = import_llama()
         if slots < 1:
             raise InvalidInputError(f"slots must be >= 1, got {slots}")
-        threads = n_threads or os.cpu_count() or 1
+        threads = n_threads or cpu_threads()
         # The Llama object loads the weights (and keeps a token-sized context of its own, unused).
         self.llm = Llama(model_path=str(gguf), n_ctx=64, n_batch=64, n_threads=threads, verbose=False)
         self.tokenizer = tokenizer
