@@ -67,7 +67,7 @@ def test_the_llm_engine_is_audited_turn_by_turn(client):
         ({"source": "en", "target": "es", "engine": "google"}, "engine"),
         ({"source": "en", "target": "en"}, "both 'en'"),
         ({"source": "en", "target": "es", "format": "srt", "text": "1\n00:01 --> 00:02\nHi\n"}, "line 2:"),
-        ({"source": "en", "target": "es", "glossary": {"refund": ""}}, "both terms must be non-empty"),
+        ({"source": "en", "target": "es", "glossary": {"refund": ""}}, "glossary.refund: String should match pattern"),
     ],
 )
 def test_bad_requests_get_openai_style_errors(client, body, message):

@@ -33,7 +33,7 @@ from clearlm.apps.studio import Studio
 from clearlm.apps.studio.bible import KINDS, MAX_ENTRY_CHARS
 from clearlm.apps.studio.export import sidecar, to_epub, to_markdown
 from clearlm.apps.studio.outline import outline_from_premise
-from clearlm.apps.studio.projects import MAX_PREMISE_CHARS, MAX_TITLE_CHARS, NODE_KINDS
+from clearlm.apps.studio.projects import MAX_PREMISE_CHARS, MAX_TITLE_CHARS, NODE_KINDS, STYLE_KEYS
 from clearlm.apps.studio.versions import MAX_SCENE_CHARS
 from clearlm.govern import disclosure
 from clearlm.server.auth import tenant_of
@@ -45,41 +45,56 @@ router = api_router()
 Id = Annotated[
     str, Path(max_length=32, pattern=r"^[a-z]{3}_[0-9a-f]{16}$", description="An id (prj_..., sce_...).")
 ]
-Text = Annotated[str, Field(max_length=MAX_ENTRY_CHARS)]
+NO_NUL = r"^[^\x00]*$"
+SOME_TEXT = r"^[^\x00]*\S[^\x00]*$"  # not blank, no NUL character (what the studio refuses)
+
+
+def _text(limit: int, blank_ok: bool = False, description: str | None = None):
+    """A text field the studio takes: at most ``limit`` characters, no NUL, not blank unless ``blank_ok``."""
+    pattern = NO_NUL if blank_ok else SOME_TEXT
+    return Annotated[str, Field(max_length=limit, pattern=pattern, description=description)]
+
+
+Text = _text(MAX_ENTRY_CHARS)
+Name = _text(200)
+Alias = _text(200, blank_ok=True)
+Title = _text(MAX_TITLE_CHARS)
+Beat = _text(1000)
+Style = dict[Literal[STYLE_KEYS], _text(500, blank_ok=True)]  # type: ignore[valid-type]
 
 
 class ProjectIn(_Request):
-    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
-    premise: str | None = Field(default=None, max_length=MAX_PREMISE_CHARS)
-    style: dict[str, Annotated[str, Field(max_length=500)]] | None = Field(default=None, max_length=8)
+    title: Title | None = None
+    premise: _text(MAX_PREMISE_CHARS) | None = None  # type: ignore[valid-type]
+    style: Style | None = None
 
 
 class EntryIn(_Request):
     kind: Literal[KINDS] = "character"  # type: ignore[valid-type]
-    name: str = Field(max_length=200)
+    name: Name
     text: Text
-    aliases: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=20)
+    aliases: list[Alias] = Field(default_factory=list, max_length=20)
 
 
 class EntryPatch(_Request):
     text: Text | None = None
-    aliases: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=20)
+    aliases: list[Alias] | None = Field(default=None, max_length=20)
 
 
 class NodeIn(_Request):
     kind: Literal[NODE_KINDS]  # type: ignore[valid-type]
-    title: str = Field(max_length=MAX_TITLE_CHARS)
+    title: Title
     parent_id: str | None = Field(default=None, max_length=32)
-    beats: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list, max_length=30)
+    beats: list[Beat] = Field(default_factory=list, max_length=30)
 
 
 class NodePatch(_Request):
-    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
-    beats: list[Annotated[str, Field(max_length=1000)]] | None = Field(default=None, max_length=30)
+    title: Title | None = None
+    beats: list[Beat] | None = Field(default=None, max_length=30)
 
 
 class TextIn(_Request):
-    text: str = Field(max_length=MAX_SCENE_CHARS)
+    text: _text(MAX_SCENE_CHARS, blank_ok=True)  # type: ignore[valid-type]
 
 
 class Words(_Request):
@@ -89,11 +104,11 @@ class Words(_Request):
 class RewriteIn(_Request):
     start: int = Field(ge=0, description="The selection's first character (offset in the current text).")
     end: int = Field(ge=1, description="One past its last character.")
-    instruction: str = Field(max_length=500, description='"shorter", "more formal", "in the first person"...')
+    instruction: _text(500, description='"shorter", "more formal", "in the first person"...')  # type: ignore[valid-type]
 
 
 class ToneIn(_Request):
-    style: dict[str, Annotated[str, Field(max_length=500)]] = Field(max_length=4)
+    style: dict[Literal[STYLE_KEYS], _text(500)] = Field(min_length=1)  # type: ignore[valid-type]
     start: int | None = Field(default=None, ge=0)
     end: int | None = Field(default=None, ge=1)
 
@@ -113,14 +128,14 @@ class AttributeIn(_Request):
 
 
 class BrainstormIn(_Request):
-    request: str = Field(max_length=500)
+    request: _text(500)  # type: ignore[valid-type]
     n: int = Field(default=3, ge=1, le=8)
     words: int = Field(default=60, ge=5, le=400)
     seed: int | None = None
 
 
 class OutlineIn(_Request):
-    premise: str | None = Field(default=None, max_length=MAX_PREMISE_CHARS)
+    premise: _text(MAX_PREMISE_CHARS) | None = None  # type: ignore[valid-type]
     chapters: int = Field(default=3, ge=1, le=4)
     max_tokens: int = Field(default=900, ge=16, le=4000)
 

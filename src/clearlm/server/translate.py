@@ -14,7 +14,7 @@ OpenAI-style body naming what there is.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import Request
@@ -36,6 +36,7 @@ from clearlm.translate import (
     make_engine,
     translate_document,
 )
+from clearlm.translate.glossary import MAX_TERM_CHARS, MAX_TERMS
 from clearlm.translate.translator import MAX_TEXT_CHARS
 
 router = api_router()
@@ -54,13 +55,20 @@ class EngineList(BaseModel):
     data: list[EngineOut]
 
 
+Term = Annotated[
+    str, Field(max_length=MAX_TERM_CHARS, pattern=r"\S", description="A glossary term (not blank).")
+]
+
+
 class TranslateRequest(_Request):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What to translate.")
     source: str = Field(max_length=16, description="ISO 639-1 code of the text's language (en).")
     target: str = Field(max_length=16, description="ISO 639-1 code to translate into (es).")
     engine: Literal[ENGINES] = Field("auto", description="auto, apertium, bergamot, llm or hybrid.")  # type: ignore[valid-type]
     format: Literal[FORMATS] = Field("text", description="text, markdown, html, srt or vtt.")  # type: ignore[valid-type]
-    glossary: dict[str, str] | None = Field(None, description="{source term: target term}, kept and checked.")
+    glossary: dict[Term, Term] | None = Field(
+        None, max_length=MAX_TERMS, description="{source term: target term}, kept and checked."
+    )
     quality: bool = Field(False, description="Estimate each sentence's quality by back-translation.")
 
 
