@@ -53,6 +53,23 @@ def before_load_schema(context, raw_schema: dict) -> None:
             option["items"] = {"$ref": "#/components/schemas/ContentPart"}
     # 501 by design until an image generator is configured (tests/media/test_vision_chat.py checks it)
     raw_schema.get("paths", {}).pop("/v1/images/generations", None)
+    # Uploads of audio need real audio (random bytes are 400s by design): tests/media/test_audio_api.py
+    for path in ("transcriptions", "translations", "transcriptions/live", "chat"):
+        raw_schema.get("paths", {}).pop(f"/v1/audio/{path}", None)
+    # What this deployment translates (its installed engines' pairs), in formats that random text fits
+    # (random text is not an SRT or VTT file: a 400 naming the line, tested in tests/translate)
+    translate = schemas.get("TranslateRequest", {}).get("properties", {})
+    if translate:
+        translate["source"] = {"type": "string", "enum": ["en"]}
+        translate["target"] = {"type": "string", "enum": ["es"]}
+        translate["engine"] = {"type": "string", "enum": ["apertium"]}
+        translate["format"] = {"type": "string", "enum": ["text", "markdown", "html"]}
+    # quiz generation needs a knowledge base with passages to write from, which this run's one-line base
+    # has not (a 400 that says so): tests/apps/classroom/test_quiz_api.py generates on a real one
+    raw_schema.get("paths", {}).pop("/v1/classroom/quiz/generate", None)
+    # a decision's edits go with "approve" only (a rule across fields): tested in tests/apps/classroom
+    for field in ("question", "answer"):
+        schemas.get("QuizDecision", {}).get("properties", {}).pop(field, None)
     if "role" in message and "enum" in message["role"]:
         message["role"]["enum"] = [r for r in message["role"]["enum"] if r != "tool"]
     policy = schemas.get("PolicyUpdate", {}).get("properties", {})
