@@ -81,7 +81,8 @@ def test_speech_is_spoken_in_each_format_and_heard_back():
     heard = transcribe(decode(speech.encoded("mp3")))
     assert wer([said], [heard.text]) <= 0.1
     fast = synthesize(said, "joe", speed=2.0)
-    assert fast.duration < 0.65 * speech.duration
+    # Piper's durations are sampled (noise_w): twice the speed measured 0.55-0.65 of the length, never near 1
+    assert fast.duration < 0.75 * speech.duration
     # another language: espeak-ng, recognised as French
     assert voice_for_language("fr") == "fr" and voice_for_language("en") == "joe"
     french = synthesize("Bonjour, je voudrais réserver une table pour deux personnes ce soir.", "fr")

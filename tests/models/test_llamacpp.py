@@ -230,7 +230,9 @@ def test_a_cached_prompt_prefix_is_reused_with_the_same_results():
     shared = len(gemma.encode(base).token_ids) - 1
     assert engine.reused_tokens >= shared
     again = engine.reused_tokens
-    assert_greedy_up_to_ties(steps(second), fresh)
+    # llama.cpp is not batch-invariant: a prefix decoded in one batch and reused gives log-probs that differ
+    # from a fresh decode by up to ~0.35 on this CPU's kernels (Q4_K Gemma, step 1); the tokens agree
+    assert_greedy_up_to_ties(steps(second), fresh, tolerance=0.5)
     assert engine.reused_tokens - again >= shared
     # two at once: the second copies the prefix from the slot the first is decoding in
     out: dict = {}
