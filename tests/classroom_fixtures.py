@@ -115,3 +115,18 @@ def tutor_home(home: Path, tenant: str = "school") -> Path:
         _BUILT.append(built)
     shutil.copytree(_BUILT[0] / "knowledge", home / "knowledge")
     return home
+
+
+def tutor_home_with_worked_example(home: Path) -> Path:
+    """:func:`tutor_home` plus a worked example in the knowledge base that states fa-1's answer (3/4):
+    a passage the tutor's leak check must catch."""
+    from clearlm.knowledge import KnowledgeBase
+
+    home = tutor_home(home)
+    worked = home / "worked.md"
+    worked.write_text(
+        "# Worked examples\n\nOne quarter plus one half is 1/4 + 2/4 = 3/4.\n", encoding="utf-8"
+    )
+    with KnowledgeBase.open("fractions-kb", root=home / "knowledge", tenant="school") as kb:
+        kb.add([worked])
+    return home

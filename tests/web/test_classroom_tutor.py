@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from classroom_fixtures import CLOSER, DIRECT, EXAMPLES, TILT, add_grade, tutor_home
+from classroom_fixtures import CLOSER, DIRECT, EXAMPLES, TILT, add_grade, tutor_home_with_worked_example
 from clearlm.apps.classroom.gradebook import Gradebook
 from clearlm.apps.classroom.items import load_course
 from clearlm.apps.classroom.tutor_chat import NUDGE
@@ -21,16 +21,7 @@ COURSE = load_course(EXAMPLES / "fractions.yaml")
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """The example course and its notes, plus a worked example that states fa-1's answer (3/4)."""
-    from clearlm.knowledge import KnowledgeBase
-
-    home = tutor_home(tmp_path_factory.mktemp("home"))
-    worked = home / "worked.md"
-    worked.write_text(
-        "# Worked examples\n\nOne quarter plus one half is 1/4 + 2/4 = 3/4.\n", encoding="utf-8"
-    )
-    with KnowledgeBase.open("fractions-kb", root=home / "knowledge", tenant="school") as kb:
-        kb.add([worked])
-    return home
+    return tutor_home_with_worked_example(tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture
