@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from clearlm.cli.adapter_compare import print_comparison
 from clearlm.cli.common import DB, console, err_console, load, read_prompt
 from clearlm.cli.generate import _audit_log, _policy, start
 from clearlm.cli.govern import POLICY
@@ -17,6 +18,7 @@ from clearlm.explain.render import render_png, render_terminal, write_html
 from clearlm.govern import disclosure
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
 from clearlm.pipeline import TurnRequest, check_method, explain_turn
+from clearlm.pipeline.adapter_compare import compare_turn
 
 
 def faithfulness_table(backend, result) -> Table:
@@ -40,7 +42,18 @@ def explain(
     ),
     file: Path = typer.Option(None, "--file", "-f", help="read the prompt from a UTF-8 text file"),
     model: str = typer.Option(
-        DEFAULT_MODEL, "--model", "-m", help="catalog name, local folder, .gguf or hub id"
+        None,
+        "--model",
+        "-m",
+        help=f"catalog name, local folder, .gguf or hub id (default: {DEFAULT_MODEL}, or --adapter's base)",
+    ),
+    adapter: str = typer.Option(
+        None, "--adapter", "-a", help="explain base + this LoRA adapter (clearlm adapters list)"
+    ),
+    compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="with --adapter: attribute the same answer under the base too, and show what moved",
     ),
     method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"one of: {', '.join(METHODS)}"),
     target: str = typer.Option(None, "--target", "-t", help="force this continuation instead of generating"),
@@ -87,8 +100,17 @@ def explain(
 
     The generation (or the forced --target) goes through the pipeline like `generate`: checked by
     --policy (whose output rules also redact the explanation's token strings) and written to the audit
-    log (--db) with its explanation's method."""
+    log (--db) with its explanation's method.
+
+    With --adapter NAME, the model is the base with that LoRA adapter (the base defaults to the one the
+    adapter was trained on). With --compare, the answer (generated once by the tuned model, or --target)
+    is attributed under the base (adapter disabled) and under the tuned model, and the difference shown
+    per generated token, with the prompt tokens whose attribution moved most (--json writes it all)."""
     text = read_prompt(prompt, file)
+    if compare and adapter is None:
+        raise InvalidInputError("--compare compares a LoRA adapter with its base: give --adapter NAME")
+    if compare and (html or png or evaluate):
+        raise InvalidInputError("--compare writes --json only: leave out --html, --png and --evaluate")
     if level not in ("word", "token"):
         raise InvalidInputError(f"--level must be 'word' or 'token', got {level!r}")
     options = {
@@ -116,7 +138,12 @@ def explain(
     check_method(method, options)
     audit = _audit_log(db)
     gov = _policy(policy)
-    b = load(model, "torch", dtype)
+    b = base = load(model or _adapter_base(adapter) or DEFAULT_MODEL, "torch", dtype)
+    if adapter is not None:  # the base with the adapter (clearlm.tune.serve)
+        from clearlm.tune.serve import AdapterSet
+
+        adapters = AdapterSet(base)
+        b, base = adapters.load(adapter), adapters.view(None)
     if target is None:
         request = TurnRequest(the_prompt, SamplingParams(max_new_tokens=max_new_tokens))
     else:
@@ -129,6 +156,8 @@ def explain(
         with err_console.status("generating ..." if target is None else "checking ..."):
             turn.run()
         with err_console.status(f"explaining with {method} ..."):
+            if compare:
+                return compare_turn(base, b, adapter, turn, method, options, level, top_k)
             return explain_turn(b, turn, method, options)
 
     try:
@@ -138,6 +167,11 @@ def explain(
     if result is None:
         console.print(turn.choices[0].text, markup=False)
         err_console.print("[yellow](answered by the policy's refusal: nothing to explain)[/]")
+        return
+    if compare:
+        print_comparison(result, console)
+        if json_out is not None:
+            _write(json_out, result.save, result.tuned)
         return
     shown = aggregate_words(result) if level == "word" and result.granularity == "token" else result
     render_terminal(shown, console, top_k=top_k, show_template=show_template)
@@ -151,9 +185,23 @@ def explain(
         (png, lambda p: render_png(shown, p, show_template=show_template)),
     ):
         if path is not None:
-            try:
-                write(path)
-                disclosure.write_sidecar(path, result.model, content="explanation", method=result.method)
-            except OSError as exc:
-                raise ClearlmError(f"cannot write {path}: {exc.strerror or exc}") from None
-            err_console.print(f"[green]wrote[/] {escape(str(path))}")
+            _write(path, write, result)
+
+
+def _write(path: Path, write, result) -> None:
+    """``write(path)`` and its disclosure sidecar; ClearlmError when the file cannot be written."""
+    try:
+        write(path)
+        disclosure.write_sidecar(path, result.model, content="explanation", method=result.method)
+    except OSError as exc:
+        raise ClearlmError(f"cannot write {path}: {exc.strerror or exc}") from None
+    err_console.print(f"[green]wrote[/] {escape(str(path))}")
+
+
+def _adapter_base(adapter: str | None) -> str | None:
+    """The base model adapter ``adapter`` was trained on (AdapterNotFoundError when there is no such adapter)."""
+    if adapter is None:
+        return None
+    from clearlm.tune import read_card
+
+    return read_card(adapter)["base"]["name"]

@@ -16,6 +16,7 @@ call ``explain.progress`` between batches) and the request is recorded as 499.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import math
 import threading
@@ -173,7 +174,10 @@ async def _stream(request: Request, state: ServerState, turn, work: Callable[[],
         with contextlib.suppress(Exception):  # the stream is gone (the client left): nothing to tell
             anyio.from_thread.run_sync(send.send_nowait, outcome, token=token)
 
-    thread = threading.Thread(target=run, name="clearlm-explain", daemon=True)
+    # in the request's context: a server of adapters explains with the view the request selected
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), name="clearlm-explain", daemon=True
+    )
 
     async def stop() -> None:  # also when the request ends some other way
         cancel.set()

@@ -3,13 +3,14 @@
 A server that serves adapters holds an :class:`AdapterRouter` as its backend. The request's model name
 (``BASE``, ``BASE:ADAPTER`` or ``ADAPTER``) selects a view (:mod:`clearlm.tune.serve`) for the rest of
 that request through a context variable, so every call the request makes (encode, stream, the response's
-model name) goes to its own view while other requests use theirs.
+model name, an explanation's ``with backend.lock: explain(backend, ...)``) goes to its own view while other
+requests use theirs. The context variable follows the request into worker threads started with
+``anyio.to_thread`` or with a copied context (``contextvars.copy_context().run``).
 """
 
 from __future__ import annotations
 
 import contextvars
-import threading
 
 from clearlm.errors import ModelNotFoundError
 from clearlm.tune.serve import AdapterSet
@@ -31,7 +32,6 @@ class AdapterRouter:
         self.views = {None: self.adapters.view(None)}
         for name in adapters:
             self.views[name] = self.adapters.load(name)
-        self.lock = threading.Lock()
 
     @property
     def served(self) -> list[str]:
@@ -55,6 +55,25 @@ class AdapterRouter:
     @property
     def current(self):
         return _selected.get() or self.views[None]
+
+    @property
+    def lock(self):
+        """The selected view's lock (``serve.ActiveLock``): holding it makes that view's adapter active."""
+        return self.current.lock
+
+    def view(self, adapter: str | None):
+        """The view of ``adapter`` (None: the base), without selecting it.
+
+        Raises:
+            ModelNotFoundError: the adapter is not served here.
+        """
+        if adapter not in self.views:
+            served = ", ".join(n for n in self.views if n is not None) or "none"
+            raise ModelNotFoundError(
+                f"the adapter {adapter!r} is not served here (adapters served: {served}): "
+                f"start the server with --adapter {adapter}"
+            )
+        return self.views[adapter]
 
     def __getattr__(self, attr):  # name, model, tokenizer, context_length, encode, decode, stream, ...
         return getattr(self.current, attr)

@@ -1,9 +1,10 @@
 """Serving LoRA adapters: several over one base model in memory (PEFT multi-adapter), one view per adapter.
 
 Each view is a torch backend named ``BASE:ADAPTER`` (the base itself: ``BASE``). All views share one PEFT
-model and one lock; a view holds that lock for the whole of a generation or scoring and activates its
-adapter (``set_adapter``) or none (adapter layers disabled) first, so requests for different adapters are
-served one after another, each with its own adapter.
+model and one re-entrant lock. A view's ``lock`` is that lock with the view's adapter made active on entry
+(``set_adapter``; the base view: adapter layers disabled), so whatever holds a view's lock (a generation,
+scoring, an explanation: ``with backend.lock: explain(backend, ...)``) runs on that view's weights, and
+requests for different adapters are served one after another, each with its own adapter.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ class AdapterSet:
         check_trainable(base)
         self.base = base
         self.peft = None
-        self.lock = threading.Lock()  # held across a whole generation: the active adapter is global state
+        # held across a whole generation or explanation: the active adapter is global state. Re-entrant, so
+        # an explanation holding a view's lock may score through the same view.
+        self.lock = threading.RLock()
+        self.active: str | None | object = _UNKNOWN  # the adapter active now (None: disabled)
         self._views: dict[str | None, _View] = {}
 
     @property
@@ -68,6 +72,7 @@ class AdapterSet:
             else:
                 self.peft.load_adapter(folder, adapter_name=name)
             self.peft.eval()
+            self.active = _UNKNOWN
         self._views.setdefault(None, _View(self, None))
         return self._views.setdefault(name, _View(self, name))
 
@@ -86,6 +91,42 @@ class AdapterSet:
         else:
             self.peft.base_model.enable_adapter_layers()
             self.peft.set_adapter(name)
+        self.active = name
+
+
+_UNKNOWN = object()
+
+
+class ActiveLock:
+    """A view's lock: the set's re-entrant lock, with the view's adapter (None: none) active while held.
+
+    Entering it acquires ``AdapterSet.lock`` and activates the adapter; leaving it re-activates the adapter
+    an enclosing holder in the same thread had active (the base view's lock taken inside an adapter's, as
+    a comparison of the two does), then releases.
+    """
+
+    def __init__(self, adapters: AdapterSet, name: str | None) -> None:
+        self.adapters, self.name = adapters, name
+        self._outer: list = []
+
+    def __enter__(self) -> ActiveLock:
+        self.adapters.lock.acquire()
+        try:
+            self._outer.append(self.adapters.active)
+            if self.adapters.active != self.name:
+                self.adapters.activate(self.name)
+        except BaseException:
+            self.adapters.lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            outer = self._outer.pop()
+            if outer is not _UNKNOWN and outer != self.adapters.active:
+                self.adapters.activate(outer)
+        finally:
+            self.adapters.lock.release()
 
 
 def _card_at(folder: Path) -> dict:
@@ -104,21 +145,30 @@ class _View(TorchBackend):
         base = adapters.base
         super().__init__(base.model, base.tokenizer, base.name if name is None else f"{base.name}:{name}")
         self.adapters, self.adapter = adapters, name
+        self._active_lock = ActiveLock(adapters, name)
+
+    @property
+    def lock(self) -> ActiveLock:
+        """The shared lock with this view's adapter active while it is held."""
+        return self._active_lock
+
+    @lock.setter
+    def lock(self, value) -> None:  # TorchBackend.__init__ assigns its own
+        pass
 
     @property
     def model(self):
-        return self.adapters.peft if self.adapters.peft is not None else self.adapters.base.model
+        """The base's transformers model, its LoRA layers injected in place (PEFT's ``get_base_model()``):
+        a plain ``PreTrainedModel`` (what explanations and scoring expect, not the ``PeftModel`` wrapper)
+        that computes this view's weights while ``lock`` is held."""
+        return self.adapters.base.model
 
     @model.setter
     def model(self, value) -> None:  # TorchBackend.__init__ assigns it
         pass
 
-    def stream(self, prompt, params):
-        with self.adapters.lock:
-            self.adapters.activate(self.adapter)
-            yield from super().stream(prompt, params)
+    # stream: TorchBackend's generation thread holds ``self.lock`` for the whole generation
 
     def response_logprobs(self, prompts, response, **options):
-        with self.adapters.lock:
-            self.adapters.activate(self.adapter)
+        with self.lock:
             return super().response_logprobs(prompts, response, **options)
