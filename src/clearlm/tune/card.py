@@ -89,6 +89,7 @@ def card_markdown(card: dict) -> str:
         f"Training: {f.get('steps')} steps, final loss {_fmt(f.get('final_loss'))}, "
         f"{_fmt(f.get('tokens_per_s'), '{:.0f}')} tokens/s, {_fmt(f.get('train_seconds'), '{:.0f}')} s.",
         "",
+        *_questions(card),
         "## Hyperparameters",
         "",
         *[f"- {k}: {v}" for k, v in card["hyperparameters"].items()],
@@ -99,3 +100,27 @@ def card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _questions(card: dict) -> list[str]:
+    """The four-way question table: whole from the report when the card carries it, else the means."""
+    from clearlm.tune.answers import markdown
+
+    report = (card.get("report") or {}).get("questions")
+    if report:
+        return markdown(report)
+    means = card["figures"].get("questions")
+    if not means:
+        return []
+    setups = means["setups"]
+    return [
+        f"## Domain questions ({means['questions']}, knowledge base {means['knowledge_base'] or 'none'})",
+        "",
+        "| | " + " | ".join(setups) + " |",
+        "|---|" + "---|" * len(setups),
+        "| mean token F1 | " + " | ".join(_fmt(means["means"][s]["f1"], "{:.2f}") for s in setups) + " |",
+        "| mean key recall | "
+        + " | ".join(_fmt(means["means"][s]["key_recall"], "{:.2f}") for s in setups)
+        + " |",
+        "",
+    ]

@@ -7,6 +7,11 @@ A config file (YAML) may set any field; unknown keys are refused with the list o
     steps: 200
     seq_len: 256
     learning_rate: 2.0e-4
+    # the four-way question answering after training (clearlm.tune.answers), not hyperparameters:
+    questions: questions.jsonl      # a path relative to this file
+    knowledge_base: debian-reference
+    passages: 3                     # retrieved per question
+    answer_tokens: 64               # at most, per answer
 """
 
 from __future__ import annotations
@@ -95,8 +100,9 @@ def config_from_dict(data: dict, source: str = "<config>") -> TuneConfig:
     """A :class:`TuneConfig` from a mapping. Raises InvalidInputError naming unknown keys or bad values."""
     unknown = sorted(set(data) - set(field_names()))
     if unknown:
+        known = [*field_names(), *QUESTION_KEYS]
         raise InvalidInputError(
-            f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(field_names())}"
+            f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
     try:
         return TuneConfig(**data)
@@ -104,14 +110,41 @@ def config_from_dict(data: dict, source: str = "<config>") -> TuneConfig:
         raise InvalidInputError(f"{source}: {exc}") from None
 
 
+# Keys of a config file that set the question answering after training (see the module's docstring).
+QUESTION_KEYS = ("questions", "knowledge_base", "passages", "answer_tokens")
+
+
 def load_config(path: str | Path | None) -> TuneConfig:
-    """The defaults, or the settings of a YAML file over them.
+    """The defaults, or the settings of a YAML file over them (its ``QUESTION_KEYS`` are left to
+    :func:`load_question_settings`).
 
     Raises:
         InvalidInputError: unreadable file, invalid YAML, not a mapping, unknown keys, bad values.
     """
+    return config_from_dict(
+        {k: v for k, v in _read(path).items() if k not in QUESTION_KEYS}, str(path or "<config>")
+    )
+
+
+def load_question_settings(path: str | Path | None) -> dict:
+    """The ``QUESTION_KEYS`` a config file sets (``questions`` as a path resolved against the file's
+    folder); ``{}`` without a file.
+
+    Raises:
+        InvalidInputError: as :func:`load_config`, and values of the wrong type.
+    """
+    found = {k: v for k, v in _read(path).items() if k in QUESTION_KEYS}
+    for key, kind in (("questions", str), ("knowledge_base", str), ("passages", int), ("answer_tokens", int)):
+        if key in found and (not isinstance(found[key], kind) or isinstance(found[key], bool)):
+            raise InvalidInputError(f"{path}: {key} must be a {kind.__name__}, got {found[key]!r}")
+    if "questions" in found:
+        found["questions"] = str(Path(path).parent / Path(found["questions"]).expanduser())
+    return found
+
+
+def _read(path: str | Path | None) -> dict:
     if path is None:
-        return TuneConfig()
+        return {}
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -120,7 +153,7 @@ def load_config(path: str | Path | None) -> TuneConfig:
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path} is not valid YAML: {exc}") from None
     if data is None:
-        return TuneConfig()
+        return {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path} must be a YAML mapping of settings, e.g. `steps: 100`")
-    return config_from_dict(data, str(path))
+    return data

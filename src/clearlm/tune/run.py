@@ -13,12 +13,14 @@ from pathlib import Path
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune import adapters
+from clearlm.tune.answers import QuestionSet, answer_questions, summary
 from clearlm.tune.base import base_info, check_trainable, load_base
 from clearlm.tune.card import build_card, card_markdown
 from clearlm.tune.config import TuneConfig
 from clearlm.tune.data import load_data
-from clearlm.tune.evaluate import compare, general_text, text_examples
+from clearlm.tune.evaluate import base_only, compare, general_text, text_examples
 from clearlm.tune.memory import check_memory, estimate_memory
 from clearlm.tune.screen import Screen, pii_policy
 from clearlm.tune.train import StepInfo, train
@@ -49,6 +51,9 @@ def tune(
     available_memory: int | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
+    questions: QuestionSet | None = None,
+    audit=None,
+    on_answer: Callable[[int, int], None] | None = None,
 ) -> TuneResult:
     """Train LoRA adapter ``name`` on ``base`` (a model name/path for :func:`clearlm.tune.base.load_base`,
     or a loaded torch backend, which is left as it was) with the data at ``data``.
@@ -60,9 +65,17 @@ def tune(
     ``restart`` discards it. ``on_stage`` gets "load", "data", "measure", "train", "save";
     ``on_step`` each :class:`~clearlm.tune.train.StepInfo`.
 
+    ``questions``: after training, each is answered by the base and the tuned model, with and without the
+    question set's knowledge base, through the pipeline under the same policy as the data (recorded in
+    ``audit``, a ``clearlm.store.AuditLog``, when given), and scored (:mod:`clearlm.tune.answers`): the
+    table goes into the report (``report["questions"]``) and its means into the card
+    (``figures["questions"]``). ``on_stage`` then also gets "answer", and ``on_answer(done, total)``
+    follows the answers.
+
     Raises:
         InvalidInputError: bad name, existing adapter (without ``overwrite``), bad data (see
-            :func:`clearlm.tune.data.load_data`), a checkpoint of a different run.
+            :func:`clearlm.tune.data.load_data`), a checkpoint of a different run, a knowledge base
+            without documents for the questions.
         PolicyViolationError: personal data with ``pii="refuse"``.
         InsufficientMemoryError: the estimate exceeds ``available_memory`` (default: what is free).
         BackendUnavailableError: a base that cannot be trained.
@@ -74,6 +87,7 @@ def tune(
     if adapters.adapter_dir(name).exists() and not overwrite:
         raise adapters.AdapterExistsError(f"adapter {name!r} exists: choose another name, or remove it first")
     stage = on_stage or (lambda s: None)
+    _check_questions(questions)
     if isinstance(base, str):
         stage("load")
     backend = load_base(base) if isinstance(base, str) else base
@@ -118,15 +132,28 @@ def tune(
             resumed_from=result.resumed_from,
             memory_estimate=estimate.to_dict(),
         )
-        card = build_card(name, info, training, config, figures, intended_use)
         report = {"losses": result.losses, "figures": figures}
+        if questions is not None:
+            stage("answer")
+            tuned = TorchBackend(backend.model, tok, f"{backend.name}:{name}")
+            qa = answer_questions(
+                _BaseOnly(backend, model),
+                tuned,
+                questions,
+                policy=screen.policy,
+                audit=audit,
+                on_answer=on_answer,
+            )
+            figures["questions"] = summary(qa)
+            report["questions"] = qa
+        card = build_card(name, info, training, config, figures, intended_use)
         stage("save")
 
         def write(folder: Path) -> None:
             model.save_pretrained(folder)
             (folder / adapters.CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
             (folder / adapters.REPORT).write_text(json.dumps(report, indent=2), encoding="utf-8")
-            (folder / "README.md").write_text(card_markdown(card), encoding="utf-8")
+            (folder / "README.md").write_text(card_markdown({**card, "report": report}), encoding="utf-8")
 
         path = adapters.write_adapter(name, write, overwrite)
         shutil.rmtree(work, ignore_errors=True)
@@ -137,8 +164,30 @@ def tune(
     return TuneResult(path, card, report)
 
 
+def _check_questions(questions: QuestionSet | None) -> None:
+    """Before training: the questions' knowledge base must hold documents to answer from."""
+    kb = questions.knowledge_base if questions is not None else None
+    if kb is not None and not kb.sources():
+        raise InvalidInputError(
+            f"the knowledge base {kb.name!r} holds no documents to answer the questions from: add some first "
+            "(clearlm kb add), or leave the knowledge base out"
+        )
+
+
+class _BaseOnly(TorchBackend):
+    """The base model inside a PEFT model being tuned: each generation runs with the adapter disabled."""
+
+    def __init__(self, backend: TorchBackend, peft_model) -> None:
+        super().__init__(backend.model, backend.tokenizer, backend.name)
+        self.peft = peft_model
+
+    def stream(self, prompt, params):
+        with base_only(self.peft):
+            yield from super().stream(prompt, params)
+
+
 def _measure_base(model, domain, general, pad_id, max_tokens) -> dict:
-    from clearlm.tune.evaluate import base_only, perplexity
+    from clearlm.tune.evaluate import perplexity
 
     with base_only(model):
         return {
