@@ -42,7 +42,7 @@ def test_markdown_keeps_code_links_and_tables(apertium):
     assert out.splitlines()[:4] == ["---", "title: Guide", "---", "# Empezando"]
     assert "Bienvenido a la tienda." in out
     assert "](https://example.com/returns)" in out and "[póliza de regreso]" in out.lower()
-    assert "- Abierto el `settings` página." in out  # inline code kept, text around it translated
+    assert "- Abierto la `settings` página." in out  # inline code kept, the sentence translated whole
     assert "help@example.com" in out and "https://example.com/help" in out
     assert '```python\nprint("Good morning")\n```' in out and "    indented code stays" in out
     assert "| Nombre | Precio |\n|------|-------|\n| Manzana roja | 3.5 |" in out
