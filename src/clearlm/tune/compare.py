@@ -59,7 +59,6 @@ class AdapterComparison(JsonResult):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the attributions as ``Attribution.to_dict``, arrays as lists with NaN as null."""
         return {
-            "object": "adapter.comparison",
             "adapter": self.adapter,
             "method": self.tuned.method,
             "measure": MEASURE,
