@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clearlm.cli.common import console, err_console
+from clearlm.cli.generate import _audit_log
 
 app = typer.Typer(help="LoRA adapters: list, show, remove, merge and export.", no_args_is_help=True)
 STAGES = {
@@ -18,6 +19,7 @@ STAGES = {
     "data": "reading, screening (PII) and tokenizing the data",
     "measure": "measuring perplexity",
     "save": "writing the adapter",
+    "answer": "answering the questions (base, tuned; with the knowledge base too when given)",
 }
 ADAPTER = typer.Argument(..., help="the adapter's name")
 
@@ -49,9 +51,26 @@ def tune(
     backend: str = typer.Option("torch", "--backend", help="only torch can train"),
     restart: bool = typer.Option(False, "--restart", help="discard a checkpoint of an interrupted run"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an adapter of the same name"),
+    questions: Path | None = typer.Option(
+        None,
+        "--questions",
+        help="JSONL/YAML of {question, answer, key_phrases}: after training, answered by the base and the "
+        "tuned model (and with --kb by both with the knowledge base) and scored",
+    ),
+    kb: str | None = typer.Option(None, "--kb", help="knowledge base for the questions' +kb set-ups"),
+    kb_db: str | None = typer.Option(
+        None, "--kb-db", help="PostgreSQL URL holding the knowledge base (default: the embedded index)"
+    ),
+    passages: int | None = typer.Option(None, "--passages", help="passages retrieved per question (3)"),
+    answer_tokens: int | None = typer.Option(None, "--answer-tokens", help="most tokens per answer (64)"),
+    audit_db: str | None = typer.Option(
+        None, "--audit-db", help="audit database URL for the answers (default: SQLite under $CLEARLM_HOME)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
-    """Train a LoRA adapter: continued pretraining on documents, or supervised fine-tuning on chat JSONL."""
+    """Train a LoRA adapter: continued pretraining on documents, or supervised fine-tuning on chat JSONL.
+    With --questions, the report also holds the four-way question answering (base, tuned, base + KB,
+    tuned + KB) through the governed pipeline."""
     from transformers.utils import logging as hf_logging
 
     from clearlm.govern import load_policy
@@ -62,6 +81,7 @@ def tune(
     settings = load_config(config).with_overrides(
         steps=steps, rank=rank, seq_len=seq_len, learning_rate=learning_rate, seed=seed
     )
+    asked = _question_set(config, questions, kb, kb_db, passages, answer_tokens)  # bad input: before loading
     hf_logging.disable_progress_bar()  # the progress below says what is happening
     with err_console.status(f"loading {escape(base)} (torch) ..."):
         model = load_base(base, backend)
@@ -88,6 +108,9 @@ def tune(
     def on_step(info) -> None:
         progress.update(task, completed=info.step, loss=f"{info.loss:.3f}", speed=f"{info.tokens_per_s:.0f}")
 
+    def on_answer(done: int, total: int) -> None:
+        err_console.print(f"[dim]  answered {done}/{total}[/]")
+
     try:
         result = run_tune(
             name,
@@ -102,15 +125,48 @@ def tune(
             overwrite=overwrite,
             on_stage=on_stage,
             on_step=on_step,
+            questions=asked,
+            audit=_audit_log(audit_db) if asked is not None else None,
+            on_answer=on_answer,
         )
     finally:
         if progress.live.is_started:
             progress.stop()
+        if asked is not None and asked.knowledge_base is not None:
+            asked.knowledge_base.close()
     if as_json:
         console.print_json(json.dumps(result.card))
         return
     console.print(f"adapter [bold]{escape(name)}[/] written to {escape(str(result.path))}")
     _figures(result.card)
+
+
+def _question_set(config, questions, kb, kb_db, passages, answer_tokens):
+    """The questions to ask after training (options over the config file's keys), or None; the knowledge
+    base opened (the caller closes it)."""
+    from clearlm.tune.answers import QuestionSet
+    from clearlm.tune.config import load_question_settings
+    from clearlm.tune.questions import load_questions
+
+    found = load_question_settings(config)
+    path = questions or found.get("questions")
+    kb = kb or found.get("knowledge_base")
+    if path is None:
+        if kb is not None:
+            from clearlm.errors import InvalidInputError
+
+            raise InvalidInputError("--kb is for the questions: give --questions FILE too")
+        return None
+    listed = load_questions(path)
+    k = passages if passages is not None else found.get("passages", 3)
+    tokens = answer_tokens if answer_tokens is not None else found.get("answer_tokens", 64)
+    QuestionSet(tuple(listed), None, k, tokens)  # checks k and tokens before a knowledge base opens
+    knowledge_base = None
+    if kb is not None:
+        from clearlm.knowledge import KnowledgeBase
+
+        knowledge_base = KnowledgeBase.open(kb, url=kb_db)
+    return QuestionSet(tuple(listed), knowledge_base, k, tokens)
 
 
 def _fmt(value, pattern="{:.2f}") -> str:
@@ -131,6 +187,17 @@ def _figures(card: dict) -> None:
             _fmt(m.get("change"), "{:+.1%}"),
         )
     console.print(table)
+    if f.get("questions"):
+        q = f["questions"]
+        table = Table(
+            title=f"{q['questions']} domain questions (knowledge base {q['knowledge_base'] or 'none'})"
+        )
+        table.add_column("score")
+        for setup in q["setups"]:
+            table.add_column(setup, justify="right")
+        for key, label in (("f1", "mean token F1"), ("key_recall", "mean key recall")):
+            table.add_row(label, *(_fmt(q["means"][s][key]) for s in q["setups"]))
+        console.print(table)
     console.print(
         f"{f['steps']} steps, final loss {_fmt(f['final_loss'], '{:.3f}')}, "
         f"{_fmt(f['tokens_per_s'], '{:.0f}')} tokens/s, {_fmt(f['train_seconds'], '{:.0f}')} s"
@@ -194,25 +261,46 @@ def remove(name: str = ADAPTER) -> None:
 @app.command()
 def export(
     name: str = ADAPTER,
-    dest: Path = typer.Argument(..., help="the folder to write the merged transformers checkpoint to"),
+    dest: Path = typer.Argument(..., help="where to write: a folder (transformers) or a .gguf file (gguf)"),
     base: str | None = typer.Option(
         None, "--base", help="the base model (default: the one on the adapter's card)"
     ),
+    fmt: str = typer.Option(
+        "transformers", "--format", help="transformers (safetensors + tokenizer) or gguf (llama.cpp)"
+    ),
+    outtype: str = typer.Option(
+        "f16", "--outtype", help="gguf: the tensors' type: f16 (default), f32, bf16 or q8_0"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace DEST if it exists"),
 ) -> None:
-    """Merge the adapter into its base and write a transformers checkpoint (safetensors + tokenizer)."""
+    """Merge the adapter into its base and write a transformers checkpoint (safetensors + tokenizer), or
+    with --format gguf one GGUF file for llama.cpp (`clearlm serve --backend llamacpp --model DEST`)."""
     from transformers.utils import logging as hf_logging
 
+    from clearlm.errors import InvalidInputError
     from clearlm.tune import read_card
     from clearlm.tune.base import load_base
-    from clearlm.tune.export import export_merged
+    from clearlm.tune.export import export_gguf, export_merged
 
+    if fmt not in ("transformers", "gguf"):
+        raise InvalidInputError(f"unknown --format {fmt!r}: choose transformers or gguf")
     hf_logging.disable_progress_bar()
     card = read_card(name)
     base = base or card["base"]["name"]
-    if dest.exists() and not overwrite:
-        from clearlm.errors import InvalidInputError
+    if fmt == "gguf":
+        from clearlm.tune import gguf
 
+        if outtype not in gguf.OUTTYPES:
+            raise InvalidInputError(
+                f"unknown --outtype {outtype!r}: choose one of {', '.join(gguf.OUTTYPES)}"
+            )
+        gguf.check_dest(dest, overwrite)
+        gguf.find_converter()  # before loading the base
+        with err_console.status(f"loading {escape(base)}, merging {escape(name)}, converting to GGUF ..."):
+            path = export_gguf(name, load_base(base), dest, outtype, overwrite)
+        console.print(f"merged {escape(base)} + {escape(name)} written to {escape(str(path))} ({outtype})")
+        return
+    if dest.exists() and not overwrite:
         raise InvalidInputError(f"{dest} exists: choose another folder, or pass --overwrite")
     with err_console.status(f"loading {escape(base)} and merging {escape(name)} ..."):
         path = export_merged(name, load_base(base), dest, overwrite)
