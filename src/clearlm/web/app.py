@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from clearlm.web import classroom, classroom_grading, classroom_quiz, pages, signin, studio, support
+from clearlm.web import adapters_compare
 from clearlm.web.security import SecurityHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -22,6 +23,7 @@ def install(app: FastAPI) -> None:
     app.include_router(classroom_grading.router)  # the teacher's grading page (issue 16)
     app.include_router(classroom_quiz.router)  # the teacher's quiz approval page (issue 16)
     app.include_router(studio.router)  # the writing studio (issue 17)
+    app.include_router(adapters_compare.router)  # an adapter's attribution against its base (issue 19)
     for router in pages.routers():
         app.include_router(router)
     app.add_exception_handler(pages.SignInNeeded, pages.to_sign_in)

@@ -1,0 +1,99 @@
+"""``POST /v1/adapters/{name}/compare``: one prompt's answer attributed under the served base and under base +
+adapter ``name``, compared (``clearlm.tune.compare``; the page ``/adapters/{name}/compare`` calls it).
+
+The answer is one pipeline turn of the tuned model (``BASE:NAME``): generated (greedy) or the given
+``target`` forced, checked by the policies and written to the audit log like any generation. Both
+explanations attribute that same answer (``clearlm.pipeline.adapter_compare``), so the two models are
+compared on identical tokens. The server must serve the adapter (``clearlm serve --adapter NAME``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import Path, Request
+from pydantic import Field
+
+from clearlm.errors import InvalidInputError, ModelNotFoundError
+from clearlm.models import SamplingParams
+from clearlm.models.chat import validate_prompt
+from clearlm.pipeline import TurnRequest
+from clearlm.pipeline.adapter_compare import compare_turn
+from clearlm.server import protocol as p
+from clearlm.server.routes import api_router, state
+from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
+
+router = api_router()
+MAX_TOP_K = 100
+MAX_NEW_TOKENS = 256
+AdapterName = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        max_length=64,
+        description="A served adapter's name (clearlm serve --adapter NAME).",
+    ),
+]
+
+
+class CompareRequest(p._Request):
+    """The prompt (``messages``, or ``prompt`` text to continue: exactly one), optionally the continuation
+    to attribute (``target``; default: the tuned model's greedy answer of at most ``max_tokens``), the
+    attribution method and its options, the level (tokens, or words with sub-word scores summed) and how
+    many moved prompt tokens to list."""
+
+    messages: list[p.ChatMessage] | None = Field(default=None, max_length=p.MAX_MESSAGES)
+    prompt: str | None = Field(default=None, max_length=p.MAX_MESSAGE_CHARS)
+    target: str | None = Field(default=None, max_length=p.MAX_TARGET_CHARS)
+    max_tokens: int = Field(default=16, ge=1, le=MAX_NEW_TOKENS)
+    method: str = p._METHOD
+    options: p.Options = Field(default_factory=dict)  # type: ignore[assignment]
+    level: Literal["token", "word"] = "token"
+    top_k: int = Field(default=10, ge=0, le=MAX_TOP_K)
+
+
+@router.post(
+    "/adapters/{name}/compare",
+    responses={404: {"model": p.ErrorResponse, "description": "The adapter is not served here."}},
+)
+async def compare_adapter(name: AdapterName, body: CompareRequest, request: Request) -> dict:
+    """The comparison: ``{id, object: "adapter.comparison", created, model, base_model, adapter, text,
+    comparison}`` where ``comparison`` is ``AdapterComparison.to_dict()`` (null when the policy withheld
+    the answer)."""
+    st = state(request)
+    router_ = st.backend
+    if not hasattr(router_, "select"):
+        raise ModelNotFoundError(
+            f"this server serves no LoRA adapters: start it with `clearlm serve --backend torch --adapter {name}`"
+        )
+    tuned_view, base_view = router_.view(name), router_.view(None)
+    if (body.messages is None) == (body.prompt is None):
+        raise InvalidInputError("give the prompt as messages or as prompt text (exactly one)")
+    prompt = chat_prompt(body.messages) if body.messages is not None else body.prompt
+    validate_prompt(prompt)
+    check_explain(p.ExplainSpec(method=body.method, options=body.options))
+    router_.select(tuned_view.name)  # the turn (and the record's model) is the tuned model's
+    record = request.state.audit_record
+    record.model = tuned_view.name
+    record.parameters = {"explain": {"method": body.method, **body.options}, "compare": {"adapter": name}}
+    if body.target is None:
+        turn_request = TurnRequest(prompt, SamplingParams(max_new_tokens=body.max_tokens))
+    else:
+        turn_request = TurnRequest(prompt, SamplingParams(max_new_tokens=1), target=body.target)
+    turn = await open_turn(request, st, turn_request, "compare-")
+    await run_to_end(st, turn)
+    comparison = await anyio.to_thread.run_sync(
+        compare_turn, base_view, tuned_view, name, turn, body.method, body.options, body.level, body.top_k
+    )
+    return {
+        "id": turn.record.request_id,
+        "object": "adapter.comparison",
+        "created": int(time.time()),
+        "model": tuned_view.name,
+        "base_model": base_view.name,
+        "adapter": name,
+        "text": turn.choices[0].text,
+        "comparison": None if comparison is None else comparison.to_dict(),
+    }
