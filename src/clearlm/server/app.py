@@ -6,7 +6,6 @@ from fastapi import FastAPI
 
 from clearlm import __version__, web
 from clearlm.server import (
-    adapters_compare,
     adapters,
     adapters_compare,
     audio,
@@ -43,7 +42,6 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(translate.router)
     app.include_router(studio.router)  # the writing studio (issue 17)
     app.include_router(adapters.router)  # LoRA adapters' cards and reports (issue 19)
-    app.include_router(adapters_compare.router)  # an adapter's attribution against its base (issue 19)
     app.include_router(adapters_compare.router)  # an adapter's attribution against its base (issue 19)
     app.include_router(ops)
     web.install(app)
