@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from clearlm.web import classroom, classroom_grading, classroom_quiz, pages, signin, studio, support
+from clearlm.web import adapters, classroom, classroom_grading, classroom_quiz, pages, signin, studio, support
 from clearlm.web import adapters_compare
 from clearlm.web.security import SecurityHeaders
 
@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     app.include_router(classroom_grading.router)  # the teacher's grading page (issue 16)
     app.include_router(classroom_quiz.router)  # the teacher's quiz approval page (issue 16)
     app.include_router(studio.router)  # the writing studio (issue 17)
+    app.include_router(adapters.router)  # LoRA adapters' cards and reports (issue 19)
     app.include_router(adapters_compare.router)  # an adapter's attribution against its base (issue 19)
     for router in pages.routers():
         app.include_router(router)

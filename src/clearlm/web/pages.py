@@ -36,6 +36,7 @@ NAV = [
     ("/classroom/quizzes", "Quizzes", "admin"),
     ("/keys", "API keys", "admin"),
     ("/models", "Models", "admin"),
+    ("/adapters", "Adapters", "admin"),
 ]
 
 

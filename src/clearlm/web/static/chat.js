@@ -19,6 +19,9 @@
   const DEFAULTS = { model: null, system_prompt: "", temperature: 0.7, max_tokens: null, knowledge_base: null, knowledge_answer: "generate" };
   let conversationId = root.dataset.conversationId || null;
   let settings = { ...DEFAULTS, ...data.settings };
+  // a new conversation with a model chosen elsewhere (the adapters page's "Chat with it": /chat?model=NAME)
+  const asked = conversationId ? null : new URLSearchParams(location.search).get("model");
+  if (asked) settings.model = asked;
   let controller = null; // the running turn's
 
   // ---- messages
@@ -333,6 +336,10 @@
   async function loadChoices() {
     const [models, kbs] = await Promise.all([api("/v1/models"), api("/v1/kb").catch(() => ({ data: [] }))]);
     const modelSelect = $("set-model");
+    if (asked && !models.data.some((m) => m.id === asked)) {
+      settings.model = null;
+      say(`The model ${asked} is not served here: chatting with ${root.dataset.model}`, { error: true });
+    }
     const chosen = settings.model || root.dataset.model;
     modelSelect.replaceChildren(...models.data.filter((m) => m.id !== root.dataset.embeddingModel)
       .map((m) => el("option", { value: m.id, selected: m.id === chosen }, m.id)));
