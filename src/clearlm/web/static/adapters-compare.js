@@ -116,6 +116,7 @@
     const body = {
       method: $("compare-method").value,
       level: "word",
+      top_k: 5,
       max_tokens: Number($("compare-tokens").value) || 16,
       ...($("compare-chat").checked ? { messages: [{ role: "user", content: text }] } : { prompt: text }),
       ...(target ? { target } : {}),
