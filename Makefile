@@ -7,7 +7,7 @@ CLEARLM := $(VENV)/bin/clearlm
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo test browser llamacpp vllm docs-corpus apertium peers llama-server vision-deps speech-data lint
+.PHONY: setup models demo test browser llamacpp vllm docs-corpus apertium peers llama-server vision-deps speech-data gguf-converter lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -90,7 +90,13 @@ llama-server: setup
 vllm: setup
 	$(CLEARLM) engines install vllm
 
-test: models browser llamacpp vllm docs-corpus apertium peers vision-deps speech-data
+# llama.cpp's GGUF converter (convert_hf_to_gguf.py, its conversion/ package and gguf-py/: 2 MB of Python, no
+# build) from the llama.cpp that llama-cpp-python 0.3.36 vendors, for `clearlm adapters export --format gguf`:
+# into $CLEARLM_HOME/engines/llama.cpp (or set CLEARLM_GGUF_CONVERTER to another llama.cpp folder).
+gguf-converter: setup
+	@$(PY) -c "from clearlm.tune.gguf import install_converter; print(install_converter())"
+
+test: models browser llamacpp vllm docs-corpus apertium peers vision-deps speech-data gguf-converter
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: setup
