@@ -146,3 +146,25 @@ def test_cli_explain_adapter_and_compare(home, tiny_tokenizer, tmp_path, clearlm
         run = clearlm("explain", prompt, "-t", " Paris", *args)
         assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
         assert message in " ".join(run.stderr.split()), run.stderr
+
+
+def test_a_views_lock_activates_its_adapter_and_restores_an_enclosing_one(home, tiny_tokenizer):
+    write_adapter(tiny_tokenizer, "one", b_scale=0.3, seed=1)
+    write_adapter(tiny_tokenizer, "two", b_scale=0.3, seed=2)
+    adapters = AdapterSet(tiny_base(tiny_tokenizer))
+    one, two, base = adapters.load("one"), adapters.load("two"), adapters.view(None)
+    ids = torch.tensor([tiny_tokenizer("The Eiffel Tower is in Paris.")["input_ids"]])
+
+    def logits(view):
+        with view.lock, torch.inference_mode():
+            return view.model(input_ids=ids).logits
+
+    alone = {v.name: logits(v) for v in (one, two, base)}
+    with one.lock:
+        assert adapters.active == "one"
+        with base.lock:  # nested in the same thread (a comparison's base side)
+            assert adapters.active is None
+            assert torch.equal(logits(base), alone[base.name])
+        assert adapters.active == "one"  # given back to the enclosing holder
+        assert torch.equal(logits(one), alone[one.name])
+    assert adapters.depth == 0 and not torch.equal(alone[one.name], alone[two.name])

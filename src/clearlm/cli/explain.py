@@ -25,8 +25,9 @@ def faithfulness_table(backend, result) -> Table:
     """The result's faithfulness next to a random attribution's (the floor), averaged over target tokens."""
     from clearlm.explain.metrics import evaluate, random_attribution
 
-    ours = evaluate(backend, result).summary()
-    floor = evaluate(backend, random_attribution(result)).summary()
+    with backend.lock:  # a view of a LoRA adapter: its adapter active
+        ours = evaluate(backend, result).summary()
+        floor = evaluate(backend, random_attribution(result)).summary()
     table = Table(title="Faithfulness (mean over generated tokens)", title_justify="left")
     for col in ("metric", "better", result.method, "random"):
         table.add_column(col, justify="right" if col in (result.method, "random") else "left")

@@ -47,6 +47,7 @@ class AdapterSet:
         # an explanation holding a view's lock may score through the same view.
         self.lock = threading.RLock()
         self.active: str | None | object = _UNKNOWN  # the adapter active now (None: disabled)
+        self.depth = 0  # how many times the holder of ``lock`` holds it
         self._views: dict[str | None, _View] = {}
 
     @property
@@ -111,11 +112,14 @@ class ActiveLock:
 
     def __enter__(self) -> ActiveLock:
         self.adapters.lock.acquire()
-        try:
-            self._outer.append(self.adapters.active)
+        self.adapters.depth += 1
+        try:  # only a holder in this same thread (an enclosing block) needs its adapter back
+            self._outer.append(self.adapters.active if self.adapters.depth > 1 else _UNKNOWN)
             if self.adapters.active != self.name:
                 self.adapters.activate(self.name)
         except BaseException:
+            self._outer.pop()
+            self.adapters.depth -= 1
             self.adapters.lock.release()
             raise
         return self
@@ -126,6 +130,7 @@ class ActiveLock:
             if outer is not _UNKNOWN and outer != self.adapters.active:
                 self.adapters.activate(outer)
         finally:
+            self.adapters.depth -= 1
             self.adapters.lock.release()
 
 
