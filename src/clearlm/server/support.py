@@ -561,14 +561,16 @@ class SupportAgentReply(_Request):
 
 
 class SupportTranslationOut(BaseModel):
-    """How a text was translated: ``method`` model (a pipeline turn, audit record ``request_id``) or none
-    (the same language both sides)."""
+    """How a text was translated: ``method`` the engine (apertium or bergamot where one has the pair;
+    model: a pipeline turn, audit record ``request_id``; none: the same language both sides), and the
+    ``original`` text."""
 
     text: str
     source: str
     target: str
-    method: Literal["model", "none"]
+    method: Literal["apertium", "bergamot", "model", "none"]
     request_id: str | None
+    original: str | None = None
 
 
 class SupportAgentReplyOut(SupportMessageOut):
@@ -617,9 +619,11 @@ async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentR
     """An agent's reply in a handed-off conversation (an admin: the desk's agents), stored as the policy
     stores text: it answers the oldest open hand-off item (``/v1/review``), or joins the chat directly
     when none is open. With ``language`` (the agent's), it is translated into the customer's language
-    first (a ``support:translate`` pipeline turn); the original is kept in that turn's audit record, in
-    this request's (``output.original``) and in the item's decision note. 409 when the conversation is
-    not handed off; 400 for a language clearlm cannot translate."""
+    first (Apertium or Bergamot where one has the pair, else a ``support:translate`` pipeline turn;
+    ``translation.method`` says which); the original is kept in the conversation (a ``system`` note
+    before the reply), in this request's audit record (``output.original``), in the item's decision note
+    and in a model turn's record. 409 when the conversation is not handed off; 400 for a language
+    clearlm cannot translate."""
     s, tenant, by = state(request), tenant_of(request), user_of(request)
     policy = policy_of(request, s)
     stored = (lambda t: t) if policy is None else policy.stored
@@ -661,9 +665,9 @@ async def list_messages(
     ] = None,
 ):
     """The conversation's messages (an admin: the desk's agents); with ``translate_to`` (the agent's
-    language), each customer message in another language has its ``translation`` (one audited
-    ``support:translate`` turn each, the latest 50; cached in the server). 400 for a language clearlm
-    cannot translate."""
+    language), each customer message in another language has its ``translation`` (Apertium or
+    Bergamot where one has the pair, else one audited ``support:translate`` turn each; the latest 50;
+    cached in the server). 400 for a language clearlm cannot translate."""
     s, tenant = state(request), tenant_of(request)
     record = request.state.audit_record
     record.parameters = {"conversation_id": conversation_id, "translate_to": translate_to}

@@ -160,6 +160,23 @@ def _in_order(masked: Masked) -> Masked:
     return masked
 
 
+_IDENTIFIER = re.compile(r"(?<![\w⟦])(?=[\w./#-]*\d)(?=[\w./#-]*[^\W\d_])\w+(?:[-/.:#]\w+)*")
+
+
+def mask_identifiers(text: str) -> Masked:
+    """Plain text (a support message) with what must be kept exactly as tokens: URLs, e-mail addresses,
+    and codes mixing letters and digits (order numbers ``A-10002``, ``SKU 4B-77``): Apertium translates
+    the letters of a code as words ("A-10002" came back "To-10002"). A text already holding ``⟦`` is
+    left unmasked."""
+    masked = Masked(text)
+    if OPEN in text or CLOSE in text:
+        return masked
+    s = _URL.sub(lambda m: masked.add(m.group(0)), text)
+    s = _EMAIL.sub(lambda m: masked.add(m.group(0)), s)
+    masked.text = _IDENTIFIER.sub(lambda m: masked.add(m.group(0)), s)
+    return _in_order(masked)
+
+
 # HTML (a BeautifulSoup tree): the phrasing content of a block is one run.
 INLINE_TAGS = frozenset({
     "a", "abbr", "b", "bdi", "bdo", "button", "cite", "data", "del", "dfn", "em", "font", "i", "ins",

@@ -24,6 +24,7 @@ from clearlm.apps.support.translation import (
     HANDOFF_MESSAGES,
     TranslationFailedError,
     detect_language,
+    engine_for,
     fixed_reply,
     keep_language,
     translate,
@@ -96,19 +97,19 @@ def test_translate_is_an_audited_pipeline_turn(db, roomy_backend):
     runner = TurnRunner(roomy_backend, AuditLog(db))
     ana = Customers(db).create("acme", "Ana", "en")
     cid = Desk(db, runner).open_conversation("acme", ana.id).conversation.id
-    text = "Su pedido A-10002 llegará mañana."
+    text = "Ihre Bestellung A-10002 kommt morgen an."  # no engine has de-en here: the model's turn
     try:
-        done = translate(runner, "acme", cid, text, "ES", "en")
+        done = translate(runner, "acme", cid, text, "DE", "en")
     except TranslationFailedError as exc:  # the random model may stop at once: still one audited turn
         pytest.fail(f"the tiny model gave no text: {exc}")
     record = AuditLog(db).get(done.request_id, "acme")
     assert record.endpoint == "support:translate" and record.request_id.startswith(cid + "-")
     assert record.tenant == "acme" and record.output.strip() == done.text
     assert record.prompt[-1] == {"role": "user", "content": text}
-    assert "from Spanish to English" in record.parameters["instructions"]  # the desk's own text
-    assert (done.source, done.target, done.method) == ("es", "en", "model")
+    assert "from German to English" in record.parameters["instructions"]  # the desk's own text
+    assert (done.source, done.target, done.method, done.original) == ("de", "en", "model", text)
 
-    same = translate(runner, "acme", cid, text, "es", "es")
+    same = translate(runner, "acme", cid, text, "de", "de")
     assert (same.text, same.method, same.request_id) == (text, "none", None)
 
 
@@ -126,10 +127,10 @@ def test_customer_messages_are_translated_for_the_agent_and_cached(db, roomy_bac
     audit = AuditLog(db)
     runner = TurnRunner(roomy_backend, audit, max_tokens=2)
     customers = Customers(db)
-    ana = customers.create("acme", "Ana", "es")
+    ana = customers.create("acme", "Anna", "de")
     desk = Desk(db, runner, extractor=PatternExtractor())
     cid = desk.open_conversation("acme", ana.id).conversation.id
-    desk.customer_message("acme", cid, SENTENCES["es"])
+    desk.customer_message("acme", cid, SENTENCES["de"])
     chat = desk.conversations.get("acme", cid)
     shown = translate_messages(runner, chat, "en")
     assert [m["role"] for m in shown][:1] == ["customer"]
@@ -137,12 +138,91 @@ def test_customer_messages_are_translated_for_the_agent_and_cached(db, roomy_bac
     assert shown[0]["translation_error"] is None, shown[0]["translation_error"]
     record = audit.get(first["request_id"], "acme")
     assert record.endpoint == "support:translate" and record.output.strip() == first["text"]
-    assert first["source"] == "es" and first["target"] == "en" and first["method"] == "model"
+    assert first["source"] == "de" and first["target"] == "en" and first["method"] == "model"
+    assert first["original"] == SENTENCES["de"] == shown[0]["text"]
     assert all(m["translation"] is None for m in shown[1:])  # the assistant's replies are not
     count = len(audit.records())
     assert translate_messages(runner, chat, "en")[0]["translation"] == first
     assert len(audit.records()) == count  # cached: no second turn
-    assert all(m["translation"] is None for m in translate_messages(runner, chat, "es"))
+    assert all(m["translation"] is None for m in translate_messages(runner, chat, "de"))
+
+
+def test_pairs_apertium_or_bergamot_have_are_translated_by_them_without_a_model_turn(db, tiny_backend):
+    audit = AuditLog(db)
+    runner = TurnRunner(tiny_backend, audit, max_tokens=2)
+    done = translate(runner, "acme", "sup_00", "Hola Ana, su pedido A-10002 llega mañana.", "es", "en")
+    assert (done.text, done.method, done.request_id) == (
+        "Hello Ana, his request A-10002 arrives morning.",  # the order number masked, kept as written
+        "apertium",
+        None,
+    )
+    done = translate(
+        runner, "acme", "sup_00", "What is your order number? You will find it in the e-mail.", "en", "pt"
+    )
+    assert (done.text, done.method) == (
+        "Qual é o seu número de pedido? Você vai encontrá-lo no e-mail.",
+        "bergamot",
+    )
+    assert engine_for("en", "fr") is None  # Apertium has it through Spanish only: the model
+    assert engine_for("de", "en") is None
+    assert audit.records() == []  # no model turn
+
+    lucia = Customers(db).create("acme", "Lucía", "es")
+    desk = Desk(db, runner, extractor=PatternExtractor())
+    cid = desk.open_conversation("acme", lucia.id).conversation.id
+    desk.customer_message("acme", cid, SENTENCES["es"])
+    count = len(audit.records())
+    shown = translate_messages(runner, desk.conversations.get("acme", cid), "en")[0]
+    assert shown["translation"] == {
+        "text": "Hello, where it is my request? Still it has not arrived.",
+        "source": "es",
+        "target": "en",
+        "method": "apertium",
+        "request_id": None,
+        "original": SENTENCES["es"],
+    }
+    assert len(audit.records()) == count
+
+
+def test_an_identifier_the_engine_does_not_keep_sends_the_text_to_the_model(db, roomy_backend):
+    audit = AuditLog(db)
+    text = "Write to help@shop.example today."  # Bergamot: "ajudar-shop.example"
+    try:
+        done = translate(TurnRunner(roomy_backend, audit, max_tokens=4), "acme", "sup_00", text, "en", "pt")
+        assert done.method == "model"
+    except TranslationFailedError:
+        pass  # the random model gave nothing: still its turn
+    (record,) = audit.records()
+    assert record.endpoint == "support:translate" and record.prompt[-1]["content"] == text
+
+
+def test_an_agent_reply_translated_by_apertium_keeps_its_original_in_the_conversation(db, tiny_backend):
+    from clearlm.apps.support.handoff import HANDOFF
+    from clearlm.apps.support.translation import agent_reply_in
+    from clearlm.store.review import ReviewQueue
+
+    runner = TurnRunner(tiny_backend, AuditLog(db), max_tokens=2)
+    ana = Customers(db).create("acme", "Ana", "en")
+    desk = Desk(db, runner, extractor=PatternExtractor())
+    cid = desk.open_conversation("acme", ana.id).conversation.id
+    assert desk.customer_message("acme", cid, "I want to talk to a person").handoff is not None
+    before = len(AuditLog(db).records())
+    spanish = "Hola Ana, su pedido A-10002 llega mañana."
+    message, done = agent_reply_in(db, runner, "acme", cid, spanish, "es", "local")
+    assert (message.role, message.text, done.method) == (
+        "agent",
+        "Hello Ana, his request A-10002 arrives morning.",
+        "apertium",
+    )
+    note, reply = desk.conversations.get("acme", cid).messages[-2:]
+    assert reply.id == message.id and (note.role, note.language) == ("system", "es")
+    assert note.text == (
+        "The agent wrote the next reply in Spanish (es); Apertium translated it into English (en). "
+        f"The original: {spanish}"
+    )
+    (item,) = ReviewQueue(db).list("acme", "answered", HANDOFF)
+    assert item.decision["note"] == f"original (es): {spanish}"
+    assert len(AuditLog(db).records()) == before  # no model turn
 
 
 @pytest.mark.integration
@@ -158,13 +238,13 @@ def test_a_spanish_agent_reply_reaches_an_english_customer_in_english_on_the_def
     desk = Desk(db, runner, extractor=PatternExtractor())
     cid = desk.open_conversation("acme", ana.id).conversation.id
     assert desk.customer_message("acme", cid, "I want to talk to a person").handoff is not None
-    spanish = "Lo siento, el pedido A-10002 se envió ayer. Llegará el viernes."
-    message, done = agent_reply_in(db, runner, "acme", cid, spanish, "es", "local")
-    # measured (2026-12-02): "Sorry, the order A-10002 was sent yesterday. It will arrive on Friday."
+    german = "Entschuldigung, die Bestellung A-10002 wurde gestern verschickt. Sie kommt am Freitag an."
+    message, done = agent_reply_in(db, runner, "acme", cid, german, "de", "local")  # de-en: the model
     assert message.role == "agent" and message.text == done.text and "A-10002" in message.text
+    assert done.method == "model" and done.request_id is not None
     assert detect_language(message.text) == "en" and "friday" in message.text.lower()
     (item,) = ReviewQueue(db).list("acme", "answered", HANDOFF)
-    assert item.decision["note"] == f"original (es): {spanish}"
+    assert item.decision["note"] == f"original (de): {german}"
 
 
 # A flow's fixed replies in the customer's language: the flow's variant (no model), else a translation turn.

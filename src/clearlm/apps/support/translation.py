@@ -10,31 +10,46 @@ translation between the customer's language and an agent's, both ways, on the go
 - :func:`keep_language`: a customer's message detected in another language than the stored one, with
   that confidence, updates the customer's ``language``; the desk then stores the message with it, and the
   system prompt of every reply names it (``Desk._context``), so the assistant answers in it.
-- :func:`translate`: one pipeline turn (``TurnRunner.generate``, kind ``translate``: endpoint
-  ``support:translate``, record id ``<conversation id>-...``), so it is checked by the policy and audited
-  like any turn; the record keeps the source text (as the policy stores text) and the translation.
-  Apertium (a rule-based engine) is not used: it is not installed on the project's machines; the model is
-  (``method`` ``"model"``) until a translation module lands.
+- :func:`translate`: through :mod:`clearlm.translate`, the engine chosen per language pair
+  (:func:`engine_for`): Bergamot or Apertium where one has the pair (what ``clearlm translate`` picks
+  without a model: en <-> pt Bergamot; en <-> es, ca, gl, es <-> pt, fr, and the pairs through Spanish
+  Apertium), else the desk's model as :class:`DeskModelEngine`: one pipeline turn
+  (``TurnRunner.generate``, kind ``translate``: endpoint ``support:translate``, record id
+  ``<conversation id>-...``), checked by the policy and audited like any turn; the record keeps the
+  source text (as the policy stores text) and the translation. An engine that fails (not installed, a
+  crash) falls back to the model. ``Translation.method`` names the engine: ``apertium``, ``bergamot``,
+  ``model`` or ``none``. The desk never calls a backend itself: its only model calls are
+  ``TurnRunner`` turns (``clearlm.pipeline.start_turn``); Apertium and Bergamot are not chat backends and
+  see only text the policy already screened (a stored customer message, an agent's reply, a flow's text).
 - :func:`fixed_reply`: a flow's fixed reply (a prompt, an ``invalid`` message, a say/end/hand-off
   message) or the desk's own in the customer's language: the flow's variant for it when there is one
-  (no turn), else the text translated by :func:`translate` (one ``support:translate`` turn), else, when
-  that fails, the text as written.
+  (no turn), else the text translated by :func:`translate` (Apertium or Bergamot where one has the
+  pair, else one ``support:translate`` turn), else, when that fails, the text as written.
 - :func:`translate_messages`: a conversation's messages with each customer message (in another language
-  than ``target``) translated, for the desk view; a translation is cached in this process (by
-  conversation, message, text and target), so a page shown again costs no new turn.
+  than ``target``) translated, for the desk view (the original is the message itself, shown beside it);
+  a translation is cached in this process (by conversation, message, text and target), so a page shown
+  again costs no new turn.
+- :func:`agent_reply_in`: an agent's reply translated into the customer's language; the conversation
+  keeps the original beside the translation (a ``system`` note just before the ``agent`` message: what
+  was written, in which language, and which engine translated it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from clearlm.apps.support.conversations import SupportConversation
 from clearlm.apps.support.customers import Customer, Customers, language_code
-from clearlm.errors import ClearlmError, InvalidInputError
-from clearlm.models.chat import Message
+from clearlm.apps.support.translation_engines import (  # noqa: F401 (re-exported)
+    DeskModelEngine,
+    TranslationFailedError,
+    engine_for,
+    language_name,
+    prompt,
+)
+from clearlm.errors import InvalidInputError
 from clearlm.store.review import MAX_ANSWER_CHARS as MAX_NOTE_CHARS
 
 # The desk's own hand-off reply in the languages the desk hears (a flow's own texts give their variants
@@ -66,25 +81,19 @@ _cache: OrderedDict = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-class TranslationFailedError(ClearlmError):
-    """The model gave no translation (nothing generated, or the output policy withheld it)."""
-
-    status_code = 422
-    error_type = "invalid_request_error"
-    code = "translation_failed"
-
-
 @dataclass(frozen=True, slots=True)
 class Translation:
-    """A translated text. Fields: text; source, target (ISO 639-1); method (``model``: a pipeline turn;
-    ``none``: source and target are the same language, the text is returned as it is); request_id (the
-    turn's audit record, None for ``none``)."""
+    """A translated text. Fields: text; source, target (ISO 639-1); method (the engine that translated:
+    ``apertium``, ``bergamot``, ``model``: a pipeline turn; ``none``: source and target are the same
+    language, the text is returned as it is); request_id (the model turn's audit record, else None);
+    original (the text translated)."""
 
     text: str
     source: str
     target: str
     method: str
     request_id: str | None = None
+    original: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -93,6 +102,7 @@ class Translation:
             "target": self.target,
             "method": self.method,
             "request_id": self.request_id,
+            "original": self.original,
         }
 
 
@@ -124,24 +134,6 @@ def keep_language(customers: Customers, customer: Customer, text: str) -> Custom
     return customers.set_language(customer.tenant, customer.id, code)
 
 
-def language_name(code: str, what: str = "a language") -> str:
-    """The English name of an ISO 639-1 code that lingua knows (``es`` -> ``Spanish``).
-
-    Raises:
-        InvalidInputError: not two letters, or a code of none of lingua's 75 languages.
-    """
-    from lingua import IsoCode639_1, Language
-
-    code = language_code(code, what)
-    try:
-        return Language.from_iso_code_639_1(IsoCode639_1.from_str(code)).name.title()
-    except ValueError:
-        raise InvalidInputError(
-            f"{what} {code!r} is not a language clearlm can translate: use an ISO 639-1 code such as "
-            "'en', 'es', 'de' or 'fr'"
-        ) from None
-
-
 def _known(code: str) -> bool:
     try:
         language_name(code)
@@ -150,47 +142,47 @@ def _known(code: str) -> bool:
     return True
 
 
-def prompt(text: str, source: str, target: str) -> list[Message]:
-    """The translation turn's messages: the instruction in the system message, the text alone after."""
-    src, dst = language_name(source, "the source language"), language_name(target, "the target language")
-    system = (
-        f"You translate customer-support messages from {src} to {dst}. Write only the {dst} translation "
-        "of the user's message, nothing else. Keep order numbers, names, e-mail addresses, numbers and "
-        "links exactly as written."
-    )
-    return [Message("system", system), Message("user", text)]
-
-
 def translate(runner, tenant: str, conversation_id: str, text: str, source: str, target: str) -> Translation:
-    """``text`` from ``source`` into ``target`` (ISO 639-1) as one pipeline turn of ``runner`` (a
-    :class:`~clearlm.apps.support.turns.TurnRunner`: its backend, policy and audit log) in the
-    conversation ``conversation_id``. Greedy, at most twice the text's tokens plus 32 (at most what the
-    model's context leaves after the prompt, at least 16). The same language both sides: the text as it is, no turn.
+    """``text`` from ``source`` into ``target`` (ISO 639-1) with the engine :func:`engine_for` picks
+    (its sentences and lines: ``clearlm.translate.translate_text``; order numbers, e-mail addresses and
+    links masked as tokens and put back: ``translate.inline.mask_identifiers``; a lost token: the text
+    unmasked; one of them not kept, a failed or empty translation: the model instead), else as one
+    pipeline turn of
+    ``runner`` in the conversation ``conversation_id`` (:class:`DeskModelEngine`: the whole text in one
+    turn, its context kept). The same language both sides: the text as it is, no engine.
 
     Raises:
         InvalidInputError (400): a code that is not ISO 639-1 or not a language lingua knows; an empty
             text. TranslationFailedError (422): the turn gave no text. ContextLengthError: too long.
     """
+    from clearlm.errors import BackendUnavailableError
+    from clearlm.translate import TranslationError, translate_text
+    from clearlm.translate.inline import mask_identifiers
+
     source = language_code(source, "the source language")
     target = language_code(target, "the target language")
     if not text or not text.strip():
         raise InvalidInputError("there is no text to translate: write the message first")
     if source == target:
-        return Translation(text, source, target, "none")
-    messages = prompt(text, source, target)
-    budget = 2 * len(runner.backend.encode(text).token_ids) + 32
-    room = runner.backend.context_length - len(runner.backend.encode(messages).token_ids)
-    budget = max(16, min(budget, room))  # the instruction stays in the prompt while it can
-    out = dataclasses.replace(runner, max_tokens=budget).generate(
-        tenant, conversation_id, messages, kind="translate"
-    )
-    if not out.text.strip():
-        raise TranslationFailedError(
-            f"the translation from {source} into {target} came back empty (the model gave no text, or "
-            f"the policy withheld it, audit record {out.request_id}): write the reply in {target}, or "
-            "send it without a language"
-        )
-    return Translation(out.text.strip(), source, target, "model", out.request_id)
+        return Translation(text, source, target, "none", original=text)
+    language_name(source, "the source language")
+    language_name(target, "the target language")
+    engine = engine_for(source, target)
+    if engine is not None:
+        masked = mask_identifiers(text)  # order numbers, e-mail addresses, links kept as written
+        try:
+            done = masked.restore(translate_text(engine, masked.text, source, target).text)
+            if done is None:  # a token lost (Bergamot rewrites them): the text as it is, if it keeps them
+                done = translate_text(engine, text, source, target).text
+                if any(span not in done for span in masked.spans):
+                    done = None  # "help@shop.example" came back "ajudar-shop.example": the model
+        except (TranslationError, BackendUnavailableError):
+            done = None  # the model translates it instead
+        if done is not None and done.strip():
+            return Translation(done.strip(), source, target, engine.name, original=text)
+    model = DeskModelEngine(runner, tenant, conversation_id)
+    (out,) = model.translate([text], source, target)
+    return Translation(out, source, target, "model", model.request_ids[-1], original=text)
 
 
 def fixed_reply(
@@ -268,9 +260,10 @@ def agent_reply_in(
     """An agent's reply written in ``language`` (ISO 639-1; None: no translation), translated into the
     customer's language (:func:`translate`) before it is stored as the ``agent`` message the customer
     reads (``agents.agent_reply``). ``stored``: text -> text as the policy stores it (None: as is). The
-    original is kept, as stored, in the translation turn's audit record (its prompt) and, when the reply
-    answers a hand-off item, in the item's decision ``note`` (``original (es): ...``); the caller's own
-    record may keep it too. Returns ``(message, Translation or None)``.
+    original is kept beside the translation in the conversation: a ``system`` note, just before the
+    ``agent`` message, with the original (as stored), its language and the engine; also, when the reply
+    answers a hand-off item, in the item's decision ``note`` (``original (es): ...``), and in a model
+    turn's audit record (its prompt). Returns ``(message, Translation or None)``.
 
     Raises:
         NotHandedOffError (409): the conversation is not handed off (checked before any turn).
@@ -281,13 +274,33 @@ def agent_reply_in(
     from clearlm.apps.support.conversations import SupportConversations
 
     stored = stored or (lambda t: t)
-    conversation = SupportConversations(db).get(tenant, conversation_id)
+    conversations = SupportConversations(db)
+    conversation = conversations.get(tenant, conversation_id)
     if conversation.status != "handed_off" or language is None:
         return agent_reply(db, tenant, conversation_id, stored(text), by), None  # (raises NotHandedOff)
     customer = Customers(db).get(tenant, conversation.customer_id)
     done = translate(runner, tenant, conversation_id, text, language, customer.language)
     if done.method == "none":
         return agent_reply(db, tenant, conversation_id, stored(text), by), done
+    kept = original_note(done, stored(text))
+    conversations.append_message(tenant, conversation_id, "system", kept, done.source)
     note = f"original ({done.source}): {stored(text)}"
     note = note if len(note) <= MAX_NOTE_CHARS else note[: MAX_NOTE_CHARS - 1] + "…"
     return agent_reply(db, tenant, conversation_id, stored(done.text), by, note), done
+
+
+ENGINE_NAMES = {"apertium": "Apertium", "bergamot": "Bergamot", "model": "the desk's model"}
+
+
+def original_note(done: Translation, original: str) -> str:
+    """The conversation's note before a translated agent reply: what was written, in which language,
+    and which engine translated it (at most the conversation's 100,000 characters a message)."""
+    from clearlm.apps.support.conversations import MAX_TEXT_CHARS
+
+    head = (
+        f"The agent wrote the next reply in {language_name(done.source)} ({done.source}); "
+        f"{ENGINE_NAMES.get(done.method, done.method)} translated it into "
+        f"{language_name(done.target)} ({done.target}). The original: "
+    )
+    room = MAX_TEXT_CHARS - len(head)
+    return head + (original if len(original) <= room else original[: room - 1] + "…")
