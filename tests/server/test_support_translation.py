@@ -1,9 +1,10 @@
 """/v1/support in two languages over a real server (the tiny random model, its context widened to 2048
-tokens so the translation's instruction fits: its words are random, so these tests assert where the
-text goes, not its quality): an agent's reply written in Spanish reaches an English customer as the
-``support:translate`` turn's output, the original kept (the response, this request's audit record, the
-review item's note); the customer's messages translated for the agent on request; bad language codes are
-400s with OpenAI-style bodies, before any model turn."""
+tokens so the translation's instruction fits: its words are random, so the model's translations are
+asserted by where the text goes, Apertium's by their words): an agent's reply written in Spanish reaches
+a German customer as the ``support:translate`` turn's output (no engine has es-de), the original kept
+(the response, a system note in the conversation, this request's audit record, the review item's note);
+a Spanish customer's messages translated into English for the agent by Apertium, and the agent's English
+reply into Spanish; bad language codes are 400s with OpenAI-style bodies, before any model turn."""
 
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ def handed_off(shop, name: str, language: str, first: str) -> str:
     return cid
 
 
-def test_a_spanish_agent_reply_reaches_an_english_customer_translated_the_original_kept(desk):
-    server, c = desk
-    cid = handed_off(c["shop"], "Ana", "en", "Where is my order? It has not arrived yet.")
+def test_a_spanish_agent_reply_reaches_a_german_customer_translated_the_original_kept(desk):
+    server, c = desk  # es-de: no engine has it here, so the desk's model translates (an audited turn)
+    cid = handed_off(c["shop"], "Ana", "de", "Hallo, meine Bestellung ist noch nicht angekommen.")
     review_id = ok(c["agent"].get("/review", params={"kind": "support_handoff"}))["data"][0]["id"]
 
     sent = ok(
@@ -47,16 +48,19 @@ def test_a_spanish_agent_reply_reaches_an_english_customer_translated_the_origin
         201,
     )
     translation = sent["translation"]
-    assert (translation["source"], translation["target"], translation["method"]) == ("es", "en", "model")
+    assert (translation["source"], translation["target"], translation["method"]) == ("es", "de", "model")
     turn = server.state.audit.get(translation["request_id"], "acme")
     assert turn.endpoint == "support:translate" and turn.request_id.startswith(cid + "-")
     assert turn.prompt[-1] == {"role": "user", "content": SPANISH}
-    assert "from Spanish to English" in turn.parameters["instructions"]  # the desk's own text
+    assert "from Spanish to German" in turn.parameters["instructions"]  # the desk's own text
     assert sent["text"] == translation["text"] == turn.output.strip() != SPANISH  # the pipeline's output
-    assert sent["original"] == SPANISH and sent["role"] == "agent"
+    assert sent["original"] == SPANISH == translation["original"] and sent["role"] == "agent"
 
-    last = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-1]
+    note, last = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-2:]
     assert (last["role"], last["text"]) == ("agent", turn.output.strip())  # what the customer reads
+    assert note["role"] == "system" and note["text"].endswith(
+        f"the desk's model translated it into German (de). The original: {SPANISH}"
+    )
     item = ok(c["agent"].get(f"/review/{review_id}"))
     assert (
         item["decision"]["answer"] == last["text"] and item["decision"]["note"] == f"original (es): {SPANISH}"
@@ -67,10 +71,10 @@ def test_a_spanish_agent_reply_reaches_an_english_customer_translated_the_origin
     assert http[0].output == {"answer": last["text"], "original": SPANISH}
     assert http[0].parameters == {"conversation_id": cid, "language": "es", "request_ids": [turn.request_id]}
 
-    plain = ok(c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Thanks, Ana."}), 201)
-    assert plain["text"] == "Thanks, Ana." and plain["translation"] is None  # no language: as written
+    plain = ok(c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Danke, Ana."}), 201)
+    assert plain["text"] == "Danke, Ana." and plain["translation"] is None  # no language: as written
     same = ok(
-        c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Bye.", "language": "en"}), 201
+        c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Bye.", "language": "de"}), 201
     )
     assert same["text"] == "Bye." and same["translation"]["method"] == "none"
 
@@ -85,9 +89,25 @@ def test_the_customer_messages_come_translated_into_the_agent_language(desk):
     ]
     first = shown[0]["translation"]
     assert [m["id"] for m in shown] == [m["id"] for m in plain]
-    turn = server.state.audit.get(first["request_id"], "acme")
-    assert turn.endpoint == "support:translate" and first["text"] == turn.output.strip()
-    assert (first["source"], first["target"]) == ("es", "en") and shown[0]["text"] == plain[0]["text"]
+    assert first == {  # es-en: Apertium, no model turn
+        "text": "Hello, where it is my request? Still it has not arrived.",
+        "source": "es",
+        "target": "en",
+        "method": "apertium",
+        "request_id": None,
+        "original": plain[0]["text"],
+    }
+    assert not [r for r in server.state.audit.records() if r.endpoint == "support:translate"]
+    sent = ok(
+        c["agent"].post(
+            f"/support/conversations/{cid}/replies",
+            json={"text": "Your order A-10002 arrives tomorrow.", "language": "en"},
+        ),
+        201,
+    )
+    assert (
+        sent["text"] == "Vuestro orden A-10002 llega mañana." and sent["translation"]["method"] == "apertium"
+    )
     assert all(m["translation"] is None for m in shown if m["role"] != "customer")
     assert c["shop"].get(f"/support/conversations/{cid}/messages").status_code == 403  # agents only
 
@@ -123,11 +143,13 @@ def test_the_desk_page_shows_the_customer_messages_translated_on_request(desk):
         turns = [r for r in server.state.audit.records() if r.endpoint == "support:translate"]
         said = ok(c["agent"].get(f"/support/conversations/{cid}/messages"))["data"]
         spanish = [m["id"] for m in said if m["role"] == "customer" and m["language"] == "es"]
-        assert before == [] and len(turns) == len(spanish) >= 1  # one turn per customer message
-        assert all(t.request_id.startswith(cid + "-") for t in turns)
+        assert before == [] == turns and len(spanish) >= 1  # es-en: Apertium, no model turn
         assert page.status_code == 200 and page.text.count("data-translates=") == len(spanish)
-        for mid, t in zip(spanish, turns, strict=True):  # each after its message, autoescaped
-            assert f'data-translates="{mid}"' in page.text and str(escape(t.output.strip())) in page.text
-        assert "es → en, machine-translated" in page.text
+        shown = ok(c["agent"].get(f"/support/conversations/{cid}/messages", params={"translate_to": "en"}))
+        done = {m["id"]: m["translation"]["text"] for m in shown["data"] if m["translation"]}
+        assert sorted(done) == spanish
+        for mid in spanish:  # each after its message, autoescaped
+            assert f'data-translates="{mid}"' in page.text and str(escape(done[mid])) in page.text
+        assert "es → en, machine-translated" in page.text and "by Apertium" in page.text
         bad = web.get(f"/support/conversations/{cid}", params={"translate_to": "klingon"})
         assert bad.status_code == 200 and 'id="translate-problem"' in bad.text and "ISO 639-1" in bad.text

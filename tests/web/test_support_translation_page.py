@@ -1,9 +1,8 @@
 """The desk page in two languages, in headless Chromium against a real server (the tiny random model,
-its context widened to 2048 tokens so the translation's instruction fits; its words are random, so the
-test asserts where each text goes): an agent opens an English customer's conversation in Spanish
-(``?translate_to=es``): the customer's messages come with their translations, the reply box is set to
-Spanish, and the reply the agent writes in Spanish is stored as the ``support:translate`` turn's
-output; axe finds nothing serious."""
+its context widened to 2048 tokens): an agent opens an English customer's conversation in Spanish
+(``?translate_to=es``): the customer's messages come with Apertium's translations (no model turn, the
+engine named), the reply box is set to Spanish, and the reply the agent writes in Spanish is stored
+translated by Apertium, its original in a note just before it; axe finds nothing serious."""
 
 from __future__ import annotations
 
@@ -48,10 +47,10 @@ def test_an_agent_reads_and_writes_in_spanish_to_an_english_customer(desk, open_
     tab.wait_for_url("**translate_to=es")
     shown = tab.locator("li.translation")
     expect(shown).to_have_count(1)
-    (turn,) = [r for r in server.state.audit.records() if r.endpoint == "support:translate"]
-    said = turn.output.strip().replace("\r\n", "\n").replace("\r", "\n")  # (HTML reads CR as LF)
-    assert shown.first.locator(".msg-text").text_content() == said
-    assert "en → es" in shown.first.inner_text()
+    assert [r for r in server.state.audit.records() if r.endpoint == "support:translate"] == []  # Apertium
+    said = shown.first.locator(".msg-text").text_content()
+    assert said.startswith("Dónde es mi orden? No ha llegado todavía,") and said.endswith("una persona.")
+    assert "en → es" in shown.first.inner_text() and "by Apertium" in shown.first.inner_text()
     assert tab.get_by_label("Written in").input_value() == "es"
     page.assert_accessible()
 
@@ -60,7 +59,7 @@ def test_an_agent_reads_and_writes_in_spanish_to_an_english_customer(desk, open_
     expect(tab.locator("#transcript li.msg[data-role=agent]")).to_have_count(1)
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as api:
         last = ok(api.get(f"/support/conversations/{cid}"))["messages"][-1]
-    reply = [r for r in server.state.audit.records() if r.endpoint == "support:translate"][-1]
-    assert reply.prompt[-1]["content"] == "Hola Ana, su pedido A-10002 llega mañana."
-    assert (last["role"], last["text"]) == ("agent", reply.output.strip())
+    assert (last["role"], last["text"]) == ("agent", "Hello Ana, his request A-10002 arrives morning.")
+    note = tab.locator("#transcript li.msg[data-role=system]").last
+    expect(note).to_contain_text("The original: Hola Ana, su pedido A-10002 llega mañana.")
     assert not page.errors, page.errors
