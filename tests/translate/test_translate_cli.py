@@ -68,3 +68,22 @@ def test_mistakes_print_one_line_and_exit_1(tmp_path, monkeypatch, capsys, args,
     assert run_main(monkeypatch, tmp_path, *args) == 1
     err = capsys.readouterr().err
     assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_a_glossary_term_not_kept_and_a_files_progress_are_reported(tmp_path, monkeypatch, capsys):
+    terms = tmp_path / "terms.yaml"
+    terms.write_text("order number: número de pedido\n", encoding="utf-8")
+    assert run_main(monkeypatch, tmp_path, "Send the order number.", "--to", "es", "-g", str(terms)) == 0
+    out = capsys.readouterr()
+    assert out.out == "Enviar el número de orden.\n"  # Apertium's words: the term not kept, and said so
+    assert "sentence 1: glossary terms not kept: order number -> número de pedido" in " ".join(
+        out.err.split()
+    )
+    doc = tmp_path / "guide.md"
+    doc.write_text("# Help\n\n" + "Click the **red** button. Where is my order?\n\n" * 50, encoding="utf-8")
+    assert (
+        run_main(monkeypatch, tmp_path, "--file", str(doc), "--to", "es", "-o", str(tmp_path / "es.md")) == 0
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert "translating guide.md" in err and "101/101" in err and "wrote" in err  # sentences done/total
+    assert (tmp_path / "es.md").read_text(encoding="utf-8").count("Clic el **rojo** botón.") == 50
