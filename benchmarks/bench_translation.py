@@ -8,7 +8,8 @@ corpus BLEU and chrF (sacrebleu's defaults: BLEU 13a tokenisation, chrF n=6, bet
 and seconds per sentence (wall clock, engine calls only: the model's load is not counted).
 
 Engines: ``apertium`` (Debian's pairs; en-pt through Spanish), ``bergamot`` (en <-> pt), and per model
-in --models: ``llm:<model>`` (the chat model, a pipeline turn per sentence, prompt --styles) and
+in --models: ``llm:<model>`` (the chat model, a pipeline turn per sentence, prompt --styles; ``:mbrK`` with --samples:
+the minimum-Bayes-risk choice among the greedy translation and K samples) and
 ``hybrid:<draft>:<model>`` (the draft engine's translation post-edited by the model; --drafts).
 
 python benchmarks/bench_translation.py                                    # Apertium and Bergamot only
@@ -75,10 +76,13 @@ def engines(args, pair: str):
             if draft in plain and Pair(src, dst) in plain[draft].pairs() and "hybrid" in args.engines:
                 out.append((f"hybrid:{draft}:{model}", HybridEngine(plain[draft], llm), llm))
         for style in args.styles.split(","):
-            llm = LLMEngine(backend, style=style)
-            tag = model if style == "plain" else f"{model}:{style}"
-            if "llm" in args.engines:
-                out.append((f"llm:{tag}", llm, llm))
+            for samples in map(int, args.samples.split(",")):
+                llm = LLMEngine(backend, style=style, samples=samples)
+                tag = (
+                    model + ("" if style == "plain" else f":{style}") + (f":mbr{samples}" if samples else "")
+                )
+                if "llm" in args.engines:
+                    out.append((f"llm:{tag}", llm, llm))
     return out
 
 
@@ -135,6 +139,9 @@ def main(argv=None) -> None:
     parser.add_argument("--engines", default="apertium,bergamot,llm,hybrid")
     parser.add_argument("--models", default="", help="comma-separated catalog names (none: no LLM)")
     parser.add_argument("--styles", default="plain", help="LLM prompt styles: plain, fewshot")
+    parser.add_argument(
+        "--samples", default="0", help="LLM: sampled candidates for MBR selection, e.g. 0,8 (0: greedy)"
+    )
     parser.add_argument("--drafts", default="apertium,bergamot", help="the hybrids' draft engines")
     parser.add_argument("--backend", default="llamacpp")
     parser.add_argument("--threads", type=int, default=None)

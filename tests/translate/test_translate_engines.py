@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from clearlm.errors import BackendUnavailableError
+from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.store import AuditLog, Database
 from clearlm.translate import (
     HybridEngine,
@@ -20,6 +20,8 @@ from clearlm.translate import (
     parse_glossary,
 )
 from clearlm.translate.apertium import ApertiumEngine
+from clearlm.translate.llm import _clean
+from clearlm.translate.mbr import mbr_select
 from clearlm.translate.bergamot import BergamotEngine, model_dir
 
 
@@ -121,3 +123,29 @@ def test_auto_picks_the_best_installed_engine_per_pair(tiny_llm):
     rows = {r["name"]: r for r in describe_engines(False)}
     assert rows["bergamot"]["pairs"] == ["en-pt", "pt-en"] and not rows["llm"]["available"]
     assert "en-pt" in rows["apertium"]["pivots"]
+
+
+def test_mbr_keeps_the_consensus_translation():
+    candidates = ["El gato duerme en la casa.", "El perro come en el jardín.", "El gato duerme en casa."]
+    chosen = mbr_select(candidates)
+    assert chosen.index in (0, 2) and chosen.text == candidates[chosen.index]
+    assert chosen.scores[1] < min(chosen.scores[0], chosen.scores[2])  # the odd one out scores least
+    assert mbr_select(["", "Hola."]).text == "Hola."  # an empty candidate is never chosen
+    assert mbr_select(["Hola."]).index == 0
+    assert mbr_select(["Hola.", "Hola."]).index == 0  # a tie goes to the first (the greedy translation)
+    with pytest.raises(ValueError):
+        mbr_select([])
+
+
+def test_mbr_sampling_is_one_more_audited_turn_with_k_choices(tiny_llm, audit):
+    llm = LLMEngine(tiny_llm, audit=audit, samples=3)
+    out = llm.translate(["Good morning."], "en", "es")
+    greedy, sampled = (audit.get(i) for i in llm.request_ids)
+    assert greedy.parameters["temperature"] == 0 and greedy.parameters["n"] == 1
+    assert sampled.parameters["temperature"] == 0.7 and sampled.parameters["n"] == 3
+    assert sampled.parameters["seed"] == 0  # repeatable
+    assert isinstance(greedy.output, str) and len(sampled.output) == 3
+    candidates = [greedy.output, *sampled.output]
+    assert out[0] == mbr_select([_clean(c, "Good morning.") for c in candidates]).text
+    with pytest.raises(InvalidInputError):
+        LLMEngine(tiny_llm, samples=17)

@@ -7,7 +7,9 @@ turn: greedy, at most twice its tokens plus 24 new tokens (less when the model's
 
 Prompts (``style``): ``plain`` (an instruction: "Translate ... into Spanish; write only the
 translation"), ``fewshot`` (the instruction and two worked examples before the sentence). A glossary's
-terms found in the sentence are listed in the instruction. Post-editing follows the automatic
+terms found in the sentence are listed in the instruction. With ``samples=k`` the engine also samples k
+translations (one more turn: temperature 0.7, nucleus 0.9, seeded) and keeps the minimum-Bayes-risk
+choice among the greedy one and the samples (:mod:`clearlm.translate.mbr`). Post-editing follows the automatic
 post-editing set-up (Knight & Chander 1994; recent LLM work: Raunak et al. 2023, "Leveraging GPT-4 for
 automatic translation post-editing"): the source and the draft in, the corrected translation out.
 """
@@ -26,9 +28,12 @@ from clearlm.pipeline import TurnRequest, start_turn
 from clearlm.store.audit import AuditRecord
 from clearlm.translate.base import Pair, check_pair, language_name, one_line
 from clearlm.translate.glossary import Glossary
+from clearlm.translate.mbr import mbr_select
 
 LANGUAGES = ("en", "es", "pt", "fr", "de", "it", "ca", "gl")  # offered pairs: any two of these
 STYLES = ("plain", "fewshot")
+SAMPLING = {"temperature": 0.7, "top_p": 0.9, "seed": 0}  # MBR's candidates (Freitag et al. 2023)
+MAX_SAMPLES = 16
 EXAMPLES = {  # (English, {language: translation}), the few-shot prompt's worked examples
     "en": [
         "Your refund was sent on Tuesday, so it should arrive within five working days.",
@@ -63,7 +68,8 @@ class LLMEngine:
     """A chat model as a translator, on the pipeline. ``backend``: the model; ``policy`` (None: none) and
     ``audit`` (an :class:`~clearlm.store.audit.AuditLog`; None: not recorded) as for any turn; ``tenant``
     and ``api_key_id`` go into each record; ``glossary`` terms go into the prompt; ``style``: ``plain``
-    or ``fewshot``. ``request_ids`` lists the audit records of its turns, in order (one engine per
+    or ``fewshot``; ``samples`` (0 to 16): sampled candidates for MBR selection (0: greedy only; each
+    sentence then costs about ``samples + 1`` times the greedy one). ``request_ids`` lists the audit records of its turns, in order (one engine per
     request: make a new one for each)."""
 
     name = "llm"
@@ -79,9 +85,13 @@ class LLMEngine:
         api_key_id: str | None = None,
         glossary: Glossary | None = None,
         style: str = "plain",
+        samples: int = 0,
     ) -> None:
         if style not in STYLES:
             raise InvalidInputError(f"unknown prompt style {style!r}: choose one of {', '.join(STYLES)}")
+        if not 0 <= samples <= MAX_SAMPLES:
+            raise InvalidInputError(f"samples must be between 0 and {MAX_SAMPLES}, got {samples}")
+        self.samples = samples
         self.backend, self.policy, self.audit = backend, policy, audit
         self.tenant, self.api_key_id, self.glossary, self.style = tenant, api_key_id, glossary, style
         self.request_ids: list[str] = []
@@ -146,6 +156,22 @@ class LLMEngine:
         )
         budget = max(1, min(budget, room, 1024))  # a prompt too long is refused by the pipeline
         kind = "llm" if draft is None else "post_edit"
+        params = SamplingParams(max_new_tokens=budget)
+        outs = [
+            _clean(t, text) for t in self._turn(prompt, instructions, params, 1, kind, pair, len(examples))
+        ]
+        if draft is None and self.samples:
+            params = SamplingParams(max_new_tokens=budget, **SAMPLING)
+            got = self._turn(prompt, instructions, params, self.samples, kind, pair, len(examples))
+            outs = [mbr_select(outs + [_clean(t, text) for t in got]).text]
+        if not outs[0] and draft is not None:
+            return one_line(draft)  # an empty post-edit keeps the draft
+        return outs[0]
+
+    def _turn(
+        self, prompt, instructions: str, params, n: int, kind: str, pair: Pair, examples: int
+    ) -> list[str]:
+        """The texts of one audited pipeline turn with ``n`` choices."""
         record = AuditRecord(
             request_id=f"translate-{secrets.token_hex(8)}",
             created_at=datetime.now(UTC),
@@ -155,17 +181,15 @@ class LLMEngine:
         )
         request = TurnRequest(
             prompt,
-            SamplingParams(max_new_tokens=budget),
+            params,
+            n=n,
             origin={"translation": str(pair)},
             instructions=instructions,
-            screened=tuple(range(len(examples))),  # the worked examples are clearlm's own text
+            screened=tuple(range(examples)),  # the worked examples are clearlm's own text
         )
         turn = start_turn(self.backend, request, record, self.audit, self.policy).run()
         self.request_ids.append(record.request_id)
-        out = _clean(turn.choices[0].text, text)
-        if not out and draft is not None:
-            return one_line(draft)  # an empty post-edit keeps the draft
-        return out
+        return [c.text for c in turn.choices]
 
 
 class HybridEngine:
