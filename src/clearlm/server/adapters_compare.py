@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import anyio
 from fastapi import Path, Request
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from clearlm.errors import InvalidInputError, ModelNotFoundError
 from clearlm.models import SamplingParams
@@ -38,15 +38,47 @@ AdapterName = Annotated[
 ]
 
 
+def _compare_schema(schema: dict) -> None:
+    """JSON Schema of what the route takes: a method with its own options; messages (some text) or a
+    non-blank prompt, exactly one."""
+    schema["allOf"] = [
+        {"anyOf": p._method_variants()},
+        {
+            "oneOf": [
+                {
+                    "required": ["messages"],
+                    "properties": {
+                        "messages": {"type": "array", "minItems": 1, "contains": p._SOME_TEXT},
+                        "prompt": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["prompt"],
+                    "properties": {
+                        "prompt": {"type": "string", "pattern": "\\S"},
+                        "messages": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    ]
+
+
 class CompareRequest(p._Request):
     """The prompt (``messages``, or ``prompt`` text to continue: exactly one), optionally the continuation
     to attribute (``target``; default: the tuned model's greedy answer of at most ``max_tokens``), the
     attribution method and its options, the level (tokens, or words with sub-word scores summed) and how
     many moved prompt tokens to list."""
 
+    model_config = ConfigDict(json_schema_extra=_compare_schema)
     messages: list[p.ChatMessage] | None = Field(default=None, max_length=p.MAX_MESSAGES)
     prompt: str | None = Field(default=None, max_length=p.MAX_MESSAGE_CHARS)
-    target: str | None = Field(default=None, max_length=p.MAX_TARGET_CHARS)
+    target: str | None = Field(
+        default=None,
+        max_length=p.MAX_TARGET_CHARS,
+        pattern=r"\S",
+        description="The continuation to attribute (some text); default: the tuned model's answer.",
+    )
     max_tokens: int = Field(default=16, ge=1, le=MAX_NEW_TOKENS)
     method: str = p._METHOD
     options: p.Options = Field(default_factory=dict)  # type: ignore[assignment]
