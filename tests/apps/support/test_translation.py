@@ -226,7 +226,7 @@ def test_an_agent_reply_translated_by_apertium_keeps_its_original_in_the_convers
 
 
 @pytest.mark.integration
-def test_a_spanish_agent_reply_reaches_an_english_customer_in_english_on_the_default_model(
+def test_a_german_agent_reply_reaches_an_english_customer_in_english_on_the_default_model(
     db, default_backend
 ):
     from clearlm.apps.support.handoff import HANDOFF
