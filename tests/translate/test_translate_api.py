@@ -4,6 +4,8 @@ turns audited, their ids returned); bad pairs, engines and subtitles as OpenAI-s
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -67,7 +69,10 @@ def test_the_llm_engine_is_audited_turn_by_turn(client):
         ({"source": "en", "target": "es", "engine": "google"}, "engine"),
         ({"source": "en", "target": "en"}, "both 'en'"),
         ({"source": "en", "target": "es", "format": "srt", "text": "1\n00:01 --> 00:02\nHi\n"}, "line 2:"),
-        ({"source": "en", "target": "es", "glossary": {"refund": ""}}, "glossary.refund: String should match pattern"),
+        (
+            {"source": "en", "target": "es", "glossary": {"refund": ""}},
+            "glossary.refund: String should match pattern",
+        ),
     ],
 )
 def test_bad_requests_get_openai_style_errors(client, body, message):
@@ -75,3 +80,26 @@ def test_bad_requests_get_openai_style_errors(client, body, message):
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]["message"]
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_streamed_translation_reports_its_progress_then_the_translation(client):
+    text = "Click the **red** button. Where is my order?\n\n" * 30
+    body = {"text": text, "source": "en", "target": "es", "engine": "apertium", "format": "markdown"}
+    with client.stream("POST", "/translate", json={**body, "stream": True}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    events = [json.loads(x) for x in lines[:-1]]
+    progress = [(e["done"], e["total"]) for e in events if e["type"] == "translation.progress"]
+    assert progress == [(0, 60), (60, 60)]  # sentences (Apertium takes up to 1,000 a call)
+    (done,) = [e for e in events if e["type"] == "translation.done"]
+    assert (
+        done["text"].count("Clic el **rojo** botón. Dónde es mi orden?") == 30
+        and len(done["sentences"]) == 60
+    )
+    bad = client.post("/translate", json={**body, "target": "de", "stream": True})
+    assert bad.status_code == 400 and "cannot translate en-de" in bad.json()["error"]["message"]
+    srt = {**body, "format": "srt", "text": "1\n00:01 --> 00:02\nHi\n", "stream": True}
+    with client.stream("POST", "/translate", json=srt) as r:  # found while translating: an error event
+        lines = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]" and "line 2:" in json.loads(lines[0])["error"]["message"]

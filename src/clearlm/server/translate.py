@@ -7,6 +7,10 @@
   kept are listed per sentence); ``quality`` adds a back-translation similarity per sentence and flags
   the doubtful ones. The served model is the LLM; each of its calls is a pipeline turn of its own
   (policy applied, audited; their ids in ``request_ids``), and the request is admitted like a generation.
+  With ``stream``: server-sent events, ``translation.progress`` (sentences done and total) after each
+  engine batch, then ``translation.done`` (the same object), so a large document (1 MB: ~45 s with
+  Apertium here) shows its progress; bodies over ``MAX_BODY_BYTES`` (32 MiB) are 413s, texts over
+  5,000,000 characters 400s.
 
 An unsupported pair or engine, a malformed subtitle file (with the line), a bad glossary: 400, with an
 OpenAI-style body naming what there is.
@@ -14,13 +18,17 @@ OpenAI-style body naming what there is.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 import anyio
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from clearlm.errors import ClearlmError
 from clearlm.server.auth import tenant_of
+from clearlm.server.errors import error_body
 from clearlm.server.protocol import _Request
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import admit, policy_of
@@ -70,6 +78,11 @@ class TranslateRequest(_Request):
         None, max_length=MAX_TERMS, description="{source term: target term}, kept and checked."
     )
     quality: bool = Field(False, description="Estimate each sentence's quality by back-translation.")
+    stream: bool = Field(
+        False,
+        description="Server-sent events: translation.progress ({done, total} sentences) after each "
+        "engine batch, then translation.done (the translation, as without stream), then [DONE].",
+    )
 
 
 class TermOut(BaseModel):
@@ -110,7 +123,10 @@ async def list_engines(request: Request):
     return EngineList(data=[EngineOut(**r) for r in rows])
 
 
-@router.post("/translate", response_model=TranslationOut)
+STREAMED = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/translate", response_model=TranslationOut, responses=STREAMED)
 async def translate(body: TranslateRequest, request: Request):
     s = state(request)
     record = request.state.audit_record
@@ -130,8 +146,10 @@ async def translate(body: TranslateRequest, request: Request):
     if body.engine in NEEDS_MODEL or chosen.name == "llm" or chosen.name.startswith("hybrid"):
         await admit(request, s)
 
-    def work():
-        done = translate_document(engine, body.text, pair.source, pair.target, body.format, glossary)
+    def work(progress=None):
+        done = translate_document(
+            engine, body.text, pair.source, pair.target, body.format, glossary, progress
+        )
         if body.quality:
             from clearlm.translate import estimate_quality
 
@@ -149,8 +167,17 @@ async def translate(body: TranslateRequest, request: Request):
                 row.quality = q
         return done
 
-    done = await anyio.to_thread.run_sync(work)
-    ids = list(llm.request_ids)
+    def answer(done) -> TranslationOut:
+        return _answer(done, chosen.name, pair, list(llm.request_ids), record)
+
+    if body.stream:
+        record.parameters["stream"] = True
+        return _streamed(work, answer)
+    return answer(await anyio.to_thread.run_sync(work))
+
+
+def _answer(done, engine: str, pair, ids: list[str], record) -> TranslationOut:
+    """The response (and the request's audit record's output) for a translated document."""
     record.parameters["request_ids"] = ids
     record.output = {"sentences": len(done.sentences)}
     flagged = [
@@ -159,7 +186,7 @@ async def translate(body: TranslateRequest, request: Request):
         if x.missing_terms or (x.quality is not None and x.quality.flagged)
     ]
     return TranslationOut(
-        engine=chosen.name,
+        engine=engine,
         source=pair.source,
         target=pair.target,
         format=done.format,
@@ -169,3 +196,32 @@ async def translate(body: TranslateRequest, request: Request):
         request_ids=ids,
         seconds=round(done.seconds, 4),
     )
+
+
+def _streamed(work, answer) -> StreamingResponse:
+    """Server-sent events: ``translation.progress`` after each engine batch (``done`` and ``total``
+    sentences), then ``translation.done`` with the whole response, or an OpenAI-style error body, then
+    ``[DONE]`` (the audio transcription stream's shape, ``server/audio.py``)."""
+    send, receive = anyio.create_memory_object_stream(64)
+
+    def progress(done: int, total: int) -> None:
+        anyio.from_thread.run(send.send, {"type": "translation.progress", "done": done, "total": total})
+
+    async def events():
+        async def run():
+            try:
+                done = await anyio.to_thread.run_sync(work, progress)
+                out = answer(done).model_dump()
+                await send.send({"type": "translation.done", **out})
+            except ClearlmError as exc:
+                await send.send(error_body(str(exc), exc.error_type, exc.code))
+            finally:
+                await send.aclose()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            async for item in receive:
+                yield f"data: {json.dumps(item)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
