@@ -10,10 +10,19 @@ general     perplexity of general text (Debian's fortunes file) before and after
 memorised   whether the base model had learned the manual by heart: greedy continuations of held-out
             passages compared token by token with the real text (a memorised text continues verbatim),
             and the base's perplexity on the manual next to its perplexity on general text
+questions   the four-way question answering after training (``clearlm.tune.answers``): the questions of
+            benchmarks/data/tune_questions.jsonl (about the held-out chapter, written by hand with reference
+            answers and key phrases; see benchmarks/data/README.md) answered by the base, the tuned model,
+            the base with the knowledge base and the tuned model with it, each a pipeline turn; mean token
+            F1 against the reference and key-phrase recall per set-up. The knowledge base is the knowledge
+            benchmark's (bench_knowledge.py: "debian-reference", the whole manual, under --kb-home; built
+            there when missing, which takes minutes the first time)
 
 python benchmarks/bench_tuning.py                               # defaults below, the default model
 python benchmarks/bench_tuning.py --steps 10 --seq-len 128       # shorter
 python benchmarks/bench_tuning.py --json out.json
+python benchmarks/bench_tuning.py --kb-home /tmp/kb-home         # reuse bench_knowledge.py --home /tmp/kb-home
+python benchmarks/bench_tuning.py --limit-questions 2 --kb-chapters ch08 --steps 2   # a quick check
 
 It installs nothing: the manual, fortunes and the packaged model must be there.
 """
@@ -31,6 +40,7 @@ from pathlib import Path
 
 MANUAL = Path("/usr/share/debian-reference")
 FORTUNES = Path("/usr/share/games/fortunes/fortunes")
+QUESTIONS = Path(__file__).parent / "data" / "tune_questions.jsonl"
 TRAIN = ("ch03", "ch04", "ch05")  # system initialization, authentication, network setup
 HELD_OUT = ("ch08",)  # i18n and l10n: the same manual's language, other content
 
@@ -83,6 +93,30 @@ def memorised(backend, held_out: Path, passages: int, prompt_tokens: int = 48, n
     }
 
 
+def question_set(args, work: Path):
+    """The questions to ask after training, over the knowledge benchmark's knowledge base (opened under
+    ``--kb-home``, built there from the manual when missing) unless ``--no-kb``."""
+    from clearlm.tune.answers import QuestionSet
+    from clearlm.tune.questions import load_questions
+
+    questions = load_questions(args.questions)
+    if args.limit_questions:
+        questions = questions[: args.limit_questions]
+    kb = None
+    if not args.no_kb:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import bench_knowledge
+
+        paths = bench_knowledge.manual_paths(args.kb_chapters.split(",") if args.kb_chapters else None)
+        t0 = time.perf_counter()
+        kb, ingest = bench_knowledge.build(paths, args.kb_home or work / "kb-home")
+        print(
+            f"knowledge base {kb.name}: {ingest['chunks']} chunks ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    return QuestionSet(tuple(questions), kb, args.kb_passages, args.answer_tokens)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="qwen2.5-0.5b-instruct")
@@ -98,6 +132,20 @@ def main() -> None:
     p.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (1 on a busy machine)"
     )
+    p.add_argument("--questions", type=Path, default=QUESTIONS, help="domain questions (JSONL) for the table")
+    p.add_argument("--limit-questions", type=int, default=0, help="ask only the first N (0: all)")
+    p.add_argument("--no-questions", action="store_true", help="skip the four-way question answering")
+    p.add_argument(
+        "--kb-home",
+        type=Path,
+        help="bench_knowledge.py's --home holding the debian-reference KB (default: temp)",
+    )
+    p.add_argument("--kb-chapters", default="", help="chapters the KB holds when built here (default: all)")
+    p.add_argument(
+        "--no-kb", action="store_true", help="answer without a knowledge base (base and tuned only)"
+    )
+    p.add_argument("--kb-passages", type=int, default=3, help="passages retrieved per question")
+    p.add_argument("--answer-tokens", type=int, default=64, help="most tokens per answer")
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args()
 
@@ -138,6 +186,7 @@ def main() -> None:
                 flush=True,
             )
 
+    asked = None if args.no_questions else question_set(args, work)
     t0 = time.perf_counter()
     result = tune(
         "debian-reference",
@@ -148,8 +197,12 @@ def main() -> None:
         general_data=general,
         on_stage=lambda s: print(f"{s} ...", flush=True),
         on_step=on_step,
+        questions=asked,
+        on_answer=lambda done, total: print(f"  answered {done}/{total}", flush=True),
     )
     wall = time.perf_counter() - t0
+    if asked is not None and asked.knowledge_base is not None:
+        asked.knowledge_base.close()
     f = result.card["figures"]
     figures = {
         "model": args.model,
@@ -166,12 +219,17 @@ def main() -> None:
         "general_change": f["general"]["change"],
         "pii": result.card["data"]["pii"],
         "memorisation": check,
+        "questions": result.report.get("questions"),
         "goals_met": {
             "domain_-20%": f["domain"]["change"] <= -0.20,
             "general_+3%": f["general"]["change"] <= 0.03,
         },
     }
-    print(json.dumps(figures, indent=2))
+    print(json.dumps({k: v for k, v in figures.items() if k != "questions"}, indent=2))
+    if figures["questions"]:
+        from clearlm.tune.answers import markdown
+
+        print("\n".join(markdown(figures["questions"])))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     shutil.rmtree(work, ignore_errors=True)
