@@ -201,8 +201,9 @@ async def conversation(
     request: Request, conversation_id: str, signin: Admin, translate_to: str | None = None
 ):
     """The transcript; ``?translate_to=xx`` (the agent's language, ISO 639-1) shows each customer message
-    in another language with its translation (``apps.support.translation``: audited turns, cached; a bad
-    code is shown on the page, not translated)."""
+    in another language with its translation (``apps.support.translation``: Apertium or Bergamot where
+    one has the pair, else audited model turns; cached; a bad code is shown on the page, not
+    translated)."""
     s, tenant = request.app.state.clearlm, signin.tenant
     wanted, problem = (translate_to or "").strip().lower() or None, None
     if wanted is not None:

@@ -192,7 +192,8 @@ def fixed_reply(
     with its variants by language) as a customer writing ``language`` (ISO 639-1; None: unknown) should
     read it, and the :class:`Translation` made for it (None when none was needed). Plain text is taken to
     be in ``slots.DESK_LANGUAGE`` (en). The customer's variant is taken as it is; without one, the text is
-    translated (:func:`translate`: one audited pipeline turn, in ``conversation_id``); when that turn
+    translated (:func:`translate`: Apertium or Bergamot where one has the pair, else one audited
+    pipeline turn, in ``conversation_id``); when that turn
     gives nothing (TranslationFailedError) or the language is one clearlm cannot translate, the text is
     returned as written, so the customer still gets the reply. The caller says the result through the
     output policy as usual.
