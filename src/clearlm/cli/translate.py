@@ -69,7 +69,6 @@ def translate(
         format_of,
         load_glossary,
         make_engine,
-        translate_document,
         translate_stream,
         translate_text,
     )
@@ -100,14 +99,22 @@ def translate(
         return
     body = read_prompt(text, file)
     kind = format_of(file, format) if file is not None else (format or "text")
-    if file is not None:
+    if file is not None:  # block by block, each written out as it is done (memory: a block)
+        from clearlm.translate.blocks import translate_blocks
+
         with progress_bar() as bar:
             task = bar.add_task(f"translating {escape(file.name)}", total=None)
-            done = translate_document(
+            blocks = translate_blocks(
                 chosen, body, pair.source, pair.target, kind, terms,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )  # fmt: skip
-        sentences, result = done.sentences, done.text
+            count, flagged = _write_blocks(blocks, output)
+        for i, s in flagged:
+            terms_text = ", ".join(f"{m.source} -> {m.target}" for m in s.missing_terms)
+            err_console.print(f"[yellow]sentence {i}: glossary terms not kept: {escape(terms_text)}[/]")
+        if output is not None:
+            err_console.print(f"wrote {escape(str(output))} ({count} sentences)")
+        return
     else:
         check = None
         if quality:
@@ -151,3 +158,31 @@ def _print_engines(with_model: bool) -> None:
         )
         table.add_row(row["name"], available, pairs)
     console.print(table)
+
+
+def _write_blocks(blocks, output: Path | None) -> tuple[int, list]:
+    """Each translated block written as it comes (to ``output`` through a ``.part`` file renamed at the
+    end, else printed); returns (sentences, the (number, sentence) pairs to report)."""
+    count, flagged, first = 0, [], True
+    out = None if output is None else output.with_name(output.name + ".part").open("w", encoding="utf-8")
+    try:
+        for block in blocks:
+            text = block.text if first else "\n" + block.text
+            first = False
+            if out is not None:
+                out.write(text)
+            else:
+                console.file.write(text)
+            count, flagged = count + block.count, flagged + block.sentences
+        if out is not None:
+            out.write("" if text.endswith("\n") else "\n")
+            out.close()
+            os.replace(out.name, output)
+        else:
+            console.file.write("\n")
+            console.file.flush()
+    finally:
+        if out is not None and not out.closed:
+            out.close()
+            Path(out.name).unlink(missing_ok=True)
+    return count, flagged
