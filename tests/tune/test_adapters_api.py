@@ -20,8 +20,8 @@ CONFIG = TuneConfig(steps=2, seq_len=32, warmup_steps=0, checkpoint_every=0, eva
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_tokenizer):
-    """Two adapters over one tiny base under a module-wide $CLEARLM_HOME: "apt" with two questions asked
-    (no knowledge base: the base and tuned set-ups), "plain" without."""
+    """Adapter "apt" over a tiny base under a module-wide $CLEARLM_HOME, with a question asked (no knowledge
+    base: the base and tuned set-ups)."""
     from clearlm.models.backends.torch_backend import TorchBackend
 
     with pytest.MonkeyPatch.context() as mp:
@@ -35,11 +35,10 @@ def trained(tmp_path_factory, tiny_tokenizer):
             max_new_tokens=4,
         )
         tune("apt", base, docs, CONFIG, policy=email_policy_now(), questions=asked)
-        tune("plain", base, docs, CONFIG, policy=email_policy_now())
         yield base
 
 
-def test_adapters_over_the_api(trained, serve):
+def test_adapters_over_the_api(trained, serve, tiny_backend):
     from clearlm.tune.router import AdapterRouter
 
     server = serve(AdapterRouter(trained, ["apt"]), model="tiny-random-qwen2")
@@ -51,7 +50,7 @@ def test_adapters_over_the_api(trained, serve):
         bearer = {"Authorization": f"Bearer {admin}"}
         listed = c.get("/adapters", headers=bearer)
         assert listed.status_code == 200, listed.text
-        apt, plain = listed.json()["data"]
+        [apt] = listed.json()["data"]
         assert (apt["id"], apt["object"], apt["base"], apt["kind"]) == (
             "apt",
             "adapter",
@@ -59,33 +58,35 @@ def test_adapters_over_the_api(trained, serve):
             "documents",
         )
         assert (apt["served"], apt["model"]) == (True, "tiny-random-qwen2:apt")
-        assert (plain["id"], plain["served"], plain["model"]) == ("plain", False, None)
         assert apt["figures"] == json.loads(json.dumps(card["figures"]))
         assert apt["figures"]["questions"]["setups"] == ["base", "tuned"] and apt["bytes"] > 1000
         # the model name the list gives is the one chat completions answer to
         assert "tiny-random-qwen2:apt" in [m["id"] for m in c.get("/models", headers=bearer).json()["data"]]
         # adapters belong to the deployment: an admin of another tenant sees the same list
-        assert c.get("/adapters", headers={"Authorization": f"Bearer {other_admin}"}).json()["data"] == [
-            apt,
-            plain,
-        ]
+        assert c.get("/adapters", headers={"Authorization": f"Bearer {other_admin}"}).json()["data"] == [apt]
 
         one = c.get("/adapters/apt", headers=bearer).json()
         assert one["card"]["base"]["weights_sha256"] == card["base"]["weights_sha256"]
         assert one["card"]["data"]["sources"] == card["data"]["sources"] and "report" not in one["card"]
         assert one["report"]["questions"]["rows"][0]["id"] == "purge"
         assert len(one["report"]["losses"]) == 2 and one["model"] == "tiny-random-qwen2:apt"
-        assert c.get("/adapters/plain", headers=bearer).json()["report"].get("questions") is None
 
         missing = c.get("/adapters/nope", headers=bearer)
         assert missing.status_code == 404
         error = missing.json()["error"]
         assert (
             error["code"] == "adapter_not_found"
-            and error["message"] == "no adapter 'nope': choose one of apt, plain"
+            and error["message"] == "no adapter 'nope': choose one of apt"
         )
         bad = c.get("/adapters/.hidden", headers=bearer)
         assert bad.status_code == 400 and "name" in bad.json()["error"]["message"]
         assert c.get("/adapters", headers={"Authorization": f"Bearer {user}"}).status_code == 403
         assert c.get("/adapters/apt", headers={"Authorization": f"Bearer {user}"}).status_code == 403
         assert c.get("/adapters").status_code == 401
+
+    # a server that serves no adapter (here a plain backend) lists them all the same, none served
+    plain = serve(tiny_backend)
+    _, key = plain.state.keys.create("alice", scope="admin")
+    with httpx.Client(base_url=plain.url, timeout=30) as c:
+        [apt] = c.get("/adapters", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        assert (apt["id"], apt["served"], apt["model"]) == ("apt", False, None)

@@ -195,3 +195,25 @@ def test_bad_question_settings_are_refused_before_training(home, tiny_base, docs
         )
     empty.close()
     assert not adapters_root().exists() or not any(adapters_root().iterdir())
+
+
+def test_the_benchmark_questions_are_about_the_held_out_chapter():
+    """benchmarks/data/tune_questions.jsonl: 14 questions on ch08, the chapter bench_tuning.py holds out; with
+    the Debian Reference installed, every key phrase occurs in that chapter's extracted text."""
+    from pathlib import Path
+
+    from clearlm.tune.questions import contains_phrase
+    from conftest import BENCHMARKS, load_benchmark
+
+    questions = load_questions(BENCHMARKS / "data" / "tune_questions.jsonl")
+    assert len(questions) == 14 and all(q.id.startswith("ch08-") and q.key_phrases for q in questions)
+    bench = load_benchmark("bench_tuning")
+    assert bench.HELD_OUT == ("ch08",) and "ch08" not in bench.TRAIN
+    chapter = Path("/usr/share/debian-reference/ch08.en.html")
+    if not chapter.is_file():
+        pytest.skip("the Debian Reference is not installed (make docs-corpus)")
+    from clearlm.knowledge.documents import read_document
+
+    text = read_document(chapter).text
+    missing = [(q.id, p) for q in questions for p in q.key_phrases if not contains_phrase(text, p)]
+    assert not missing
