@@ -57,7 +57,8 @@ def serve(
     adapter: list[str] = typer.Option(
         None,
         "--adapter",
-        help="a LoRA adapter (clearlm adapters list) served beside the base as MODEL:ADAPTER (torch); repeat for more",
+        help="a LoRA adapter (clearlm adapters list) served beside the base as MODEL:ADAPTER (torch or vllm); "
+        "repeat for more",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
     support_desk: str = typer.Option(
@@ -117,6 +118,13 @@ def serve(
         from clearlm.store import AuditLog
 
         AuditLog(database).prune(datetime.now(UTC) - timedelta(days=retention_days))
+    lora = {}
+    if adapter and (backend not in ("torch", "vllm") or replicas):
+        raise InvalidInputError("--adapter needs the torch or vllm backend (without --replicas)")
+    if adapter and backend == "vllm":  # vLLM applies them itself (multi-LoRA): checked before it starts
+        from clearlm.tune.lora_modules import lora_modules
+
+        lora = {"lora_modules": lora_modules(model, adapter)}
     served = load(
         model,
         backend,
@@ -125,12 +133,11 @@ def serve(
         engine_url=engine_url,
         replicas=replicas,
         ray_address=ray_address,
+        **lora,
     )
     if adapter:  # LoRA adapters over the base, chosen per request by its model name (clearlm.tune.router)
         from clearlm.tune.router import AdapterRouter
 
-        if served.kind != "torch":
-            raise InvalidInputError("--adapter needs the torch backend: add --backend torch")
         served = AdapterRouter(served, adapter)
     state = ServerState(config, backend=served, db=database)
     logs.configure(log_level)

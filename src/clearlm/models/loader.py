@@ -37,6 +37,7 @@ def load_backend(
     engine_url: str | None = None,
     replicas: int = 0,
     ray_address: str | None = None,
+    lora_modules: dict[str, Path] | None = None,
 ) -> Backend:
     """Load ``model`` with the chosen backend ("torch", "llamacpp", or "auto": see :func:`resolve_backend`;
     the CLI and server default to "auto", this function to torch, the one that explanations need).
@@ -50,6 +51,8 @@ def load_backend(
     one (its model must be ``model``, whose tokenizer clearlm loads). ``replicas``: when >= 1, that many
     replicas of ``backend`` on the Ray cluster at ``ray_address`` (None: RAY_ADDRESS or a one-machine Ray),
     each holding ``slots`` sequences and ``threads`` CPUs (see :mod:`clearlm.models.backends.ray_replicas`).
+    ``lora_modules``: vllm only, LoRA adapters (PEFT folders) by name that vLLM serves beside the base
+    (``model: NAME`` in a request to the vLLM server; with ``engine_url``, checked to be served there).
 
     Raises:
         ModelNotFoundError: nothing of that name; InvalidInputError: unknown backend or dtype;
@@ -71,8 +74,12 @@ def load_backend(
         )
     if backend == "llamacpp":
         return _load_llamacpp(model, hooks, slots, threads)
+    if lora_modules and backend != "vllm":
+        raise BackendUnavailableError(
+            f"lora_modules are served by the vllm backend, not {backend!r} (torch: clearlm.tune.serve)"
+        )
     if backend == "vllm":
-        return _load_vllm(model, hooks, engine_url)
+        return _load_vllm(model, hooks, engine_url, lora_modules)
     return _load_torch(model, DTYPES[dtype], device, hooks)
 
 
@@ -142,7 +149,9 @@ def _load_llamacpp(model: str, hooks: PullHooks, slots: int, threads: int | None
     return LlamaCppBackend(gguf, tok, model, slots=slots, n_threads=threads)
 
 
-def _load_vllm(model: str, hooks: PullHooks, engine_url: str | None) -> Backend:
+def _load_vllm(
+    model: str, hooks: PullHooks, engine_url: str | None, lora_modules: dict[str, Path] | None = None
+) -> Backend:
     from transformers import AutoTokenizer
 
     from clearlm.models.backends.vllm_backend import VllmBackend
@@ -165,8 +174,15 @@ def _load_vllm(model: str, hooks: PullHooks, engine_url: str | None) -> Backend:
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"cannot load the tokenizer of {model!r}: {exc}") from None
     if engine_url is not None:
-        return VllmBackend.connect(engine_url, tok, model)
-    return VllmBackend.start(source, tok, model)
+        served = VllmBackend.connect(engine_url, tok, model)
+        missing = sorted(set(lora_modules or ()) - set(served.served_models()))
+        if missing:
+            raise BackendUnavailableError(
+                f"the vLLM server at {engine_url} does not serve the LoRA adapter(s) {', '.join(missing)}: "
+                "start it with --enable-lora --lora-modules NAME=PATH"
+            )
+        return served
+    return VllmBackend.start(source, tok, model, lora_modules=lora_modules)
 
 
 def _require_packages(name: str) -> None:

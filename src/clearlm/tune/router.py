@@ -21,14 +21,23 @@ _selected: contextvars.ContextVar = contextvars.ContextVar("clearlm_adapter_view
 class AdapterRouter:
     """A backend that forwards every call to the view selected for the current request (the base when none).
 
+    Over a torch base the views are PEFT adapters in this process (:class:`AdapterSet`). Over a vllm base
+    started with the adapters as LoRA modules (``load_backend(..., lora_modules=...)``, see
+    :mod:`clearlm.tune.lora_modules`) each view is the same vLLM server addressed by the adapter's name,
+    which vLLM applies per request (multi-LoRA batching).
+
     Raises (``select``): ModelNotFoundError for a name that is neither the base nor a loaded adapter.
     """
 
-    kind = "torch"
-
     def __init__(self, base, adapters: list[str] | tuple[str, ...]) -> None:
-        self.adapters = AdapterSet(base)
+        self.kind = base.kind
         self.base_name = base.name
+        if base.kind == "vllm":
+            self.views = {None: base}
+            for name in adapters:
+                self.views[name] = base.for_model(name, f"{base.name}:{name}")
+            return
+        self.adapters = AdapterSet(base)
         self.views = {None: self.adapters.view(None)}
         for name in adapters:
             self.views[name] = self.adapters.load(name)

