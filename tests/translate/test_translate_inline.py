@@ -86,3 +86,19 @@ def test_masks_restore_only_a_complete_well_ordered_set_of_tokens():
     assert masked.restore("Ver ⟦3⟧los ⟦1⟧documentos⟦2⟧⟦0⟧ y ⟦4⟧ o ⟦5⟧.") is None  # closed before opened
     assert masked.restore("Ver ⟦0⟧⟦1⟧los⟦3⟧ documentos⟦2⟧ y ⟦4⟧ o ⟦5⟧.") is None  # crossed
     assert mask_markdown("snake_case and 2*3*4 stay").spans == []
+
+
+def test_a_sentence_wrapped_over_lines_is_translated_whole_and_wrapped_again(apertium):
+    text = (
+        "Read the [return\npolicy](https://example.com/r) first, because\nit explains how **refunds\n"
+        "work**. Thank you.\n\nOne line.\nTwo line.\n"
+    )
+    done = translate_document(apertium, text, "en", "es", "markdown")
+    assert apertium.seen[:2] == [
+        "Read the ⟦0⟧return policy⟦1⟧ first, because it explains how ⟦2⟧refunds work⟦3⟧.",
+        "Thank you.",
+    ]  # the paragraph joined: its first sentence whole
+    assert done.text == (
+        "Leído la [póliza de\nregreso](https://example.com/r) primero,\nporque  explica cómo **obra de "
+        "reembolsos**.\nGracias.\n\nUno tacha.\nDos línea.\n"
+    )  # wrapped again at 41 characters; lines that each end a sentence stay lines

@@ -18,14 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from clearlm.errors import InvalidInputError
-from clearlm.translate.documents import (
-    _FENCE,
-    _LETTER,
-    Masked,
-    _markdown_parts,
-    translate_document,
-    translate_markdown,
-)
+from clearlm.translate.documents import _LETTER, translate_document, translate_markdown
+from clearlm.translate.inline import Masked
+from clearlm.translate.markdown import FENCE, markdown_parts
 from clearlm.translate.segment import split_sentences
 from clearlm.translate.translator import SentenceTranslation, translate_text
 
@@ -65,7 +60,7 @@ def blocks(text: str, format: str, block_lines: int = BLOCK_LINES) -> list[tuple
     out, start, lines, fence, front = [], 0, 0, None, False
     for n, (a, b) in enumerate(_line_spans(text)):
         line = text[a:b]
-        opened = _FENCE.match(line)
+        opened = FENCE.match(line)
         if format == "markdown":
             if n == 0 and line.strip() == "---":
                 front = True
@@ -92,7 +87,7 @@ def count_sentences(text: str, format: str) -> int:
     if format == "markdown":
         cores = [
             (how.text if isinstance(how, Masked) else p).strip()
-            for p, how in _markdown_parts(text)
+            for p, how in markdown_parts(text)
             if (how.translatable() if isinstance(how, Masked) else how and _LETTER.search(p))
         ]
     else:

@@ -1,6 +1,8 @@
 """Documents translated with their structure kept: only text is translated, never markup, code or links.
 
-- Markdown (CommonMark's block structure, read line by line): fenced and indented code blocks, front
+- Markdown (CommonMark's block structure, read line by line: :mod:`clearlm.translate.markdown`; a
+  paragraph whose sentence runs across a line break is joined, translated whole and wrapped again to
+  its width): fenced and indented code blocks, front
   matter, HTML lines, rules and table separators are kept as they are; a heading's ``#``, a list's
   marker, a quote's ``>`` and a table's ``|`` cells are kept and the text after them translated. Inside a
   line, the inline markup (emphasis, links, images, inline HTML, code spans, URLs, e-mail addresses)
@@ -21,12 +23,14 @@ so a large document is a few batched engine calls with one progress report per b
 from __future__ import annotations
 
 import re
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from clearlm.errors import InvalidInputError
-from clearlm.translate.inline import CLOSE, OPEN, Masked, mask_html, mask_markdown, phrasing
+from clearlm.translate.inline import CLOSE, OPEN, Masked, mask_html, phrasing
+from clearlm.translate.markdown import markdown_parts, protected_runs
 from clearlm.translate.segment import split_sentences
 from clearlm.translate.translator import SentenceTranslation, translate_segments
 
@@ -39,18 +43,6 @@ SUFFIXES = {
     ".srt": "srt",
     ".vtt": "vtt",
 }
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_PREFIX = re.compile(r"^(\s{0,3}(?:>\s?)*\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)?)")
-_KEEP_LINE = re.compile(
-    r"^\s*(?:<[^>]*>?\s*$|<!--|[-*_](?:\s*[-*_]){2,}\s*$|\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$)"
-)
-_PROTECT = re.compile(
-    r"`+[^`]*`+"  # inline code
-    r"|!?\[|\]\([^)\s]*(?:\s+\"[^\"]*\")?\)|\]\[[^\]]*\]"  # link/image brackets and targets
-    r"|<[^>\s][^>]*>"  # autolinks and inline HTML
-    r"|\b(?:https?://|www\.)\S+[^\s.,;:!?)\]]"  # bare URLs
-    r"|\S+@\S+\.\w+"  # e-mail addresses
-)
 _LETTER = re.compile(r"[^\W\d_]")
 SKIP_TAGS = frozenset({"script", "style", "code", "pre", "kbd", "samp", "textarea", "var", "math", "svg"})
 ATTRIBUTES = ("alt", "title", "placeholder")
@@ -79,54 +71,6 @@ def format_of(path: str | Path, given: str | None = None) -> str:
     return SUFFIXES.get(Path(path).suffix.lower(), "text")
 
 
-def _runs(text: str) -> list[tuple[str, bool]]:
-    """``text`` as (part, translate?) runs: protected spans and the text between them."""
-    out, at = [], 0
-    for m in _PROTECT.finditer(text):
-        if m.start() > at:
-            out.append((text[at : m.start()], True))
-        out.append((m.group(0), False))
-        at = m.end()
-    if at < len(text):
-        out.append((text[at:], True))
-    return out
-
-
-def _markdown_parts(text: str) -> list[tuple[str, bool]]:
-    """The document as (part, translate?) parts whose concatenation is the document."""
-    parts: list[tuple[str, bool]] = []
-    fence, front = None, False
-    lines = text.split("\n")
-    for n, line in enumerate(lines):
-        end = "\n" if n < len(lines) - 1 else ""
-        opened = _FENCE.match(line)
-        if n == 0 and line.strip() == "---":
-            front = True
-        elif front:
-            front = line.strip() not in ("---", "...")
-        elif fence is not None:
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
-                fence = None
-        elif opened:
-            fence = opened.group(1)
-        elif not (
-            line.startswith(("    ", "\t")) and not _PREFIX.match(line.lstrip()).group(1)
-        ) and not _KEEP_LINE.match(line):
-            prefix = _PREFIX.match(line).group(1)
-            parts.append((prefix, False))
-            body = line[len(prefix) :]
-            for cell in re.split(r"(\|)", body) if "|" in body else [body]:
-                masked = mask_markdown(cell) if cell != "|" else None
-                if masked is not None and masked.spans and masked.translatable():
-                    parts.append((cell, masked))
-                else:
-                    parts += _runs(cell) if cell != "|" else [(cell, False)]
-            parts.append((end, False))
-            continue
-        parts.append((line + end, False))
-    return parts
-
-
 def _translate_parts(parts, engine, source, target, glossary, progress):
     """Each part translated: ``(out, rows)``, ``out[i]`` the part's new text, None for a masked part
     whose tokens the engine lost (the caller's fallback); ``rows[i]`` its sentences (markup shown)."""
@@ -146,6 +90,8 @@ def _translate_parts(parts, engine, source, target, glossary, progress):
         p, how = parts[i]
         if isinstance(how, Masked):
             back = how.restore(d)
+            if back is not None and how.wrap:
+                back = textwrap.fill(back, how.wrap, break_long_words=False, break_on_hyphens=False)
             for r in mine:
                 r.source, r.text = how.show(r.source), how.show(r.text)
             p, d = how.text, back
@@ -163,11 +109,11 @@ def _rows(by_part: dict[int, list[SentenceTranslation]]) -> list[SentenceTransla
 def translate_markdown(engine, text, source, target, glossary=None, progress=None) -> DocumentTranslation:
     """A Markdown document translated, its structure kept (see the module's description)."""
     started = time.perf_counter()
-    parts = _markdown_parts(text)
+    parts = markdown_parts(text)
     out, by_part = _translate_parts(parts, engine, source, target, glossary, progress)
     failed = [i for i, d in enumerate(out) if d is None]
     if failed:  # tokens lost: the text between the markup run by run
-        runs = [_runs(parts[i][0]) for i in failed]
+        runs = [protected_runs(parts[i][0]) for i in failed]
         again, again_rows = _translate_parts(
             [r for rs in runs for r in rs], engine, source, target, glossary, None
         )

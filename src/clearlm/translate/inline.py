@@ -37,12 +37,14 @@ class Masked:
     """A text with its markup as tokens. ``text``: the masked text (what the engine translates);
     ``spans[n]``: the markup token ``n`` stands for; ``pairs``: (opening, closing) token numbers of
     spans that wrap words (they must stay in that order, properly nested); ``escape``: applied to the
-    translated words on restore (``html.escape`` for HTML; identity for Markdown)."""
+    translated words on restore (``html.escape`` for HTML; identity for Markdown); ``wrap``: the
+    caller's width to wrap the translation to (a hard-wrapped Markdown paragraph), 0 for none."""
 
     text: str
     spans: list[str] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)
     escape: Callable[[str], str] = str
+    wrap: int = 0  # the width to wrap the restored translation to (0: not wrapped)
 
     def add(self, span: str) -> str:
         """A new token for ``span``."""
