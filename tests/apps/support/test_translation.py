@@ -327,3 +327,28 @@ def test_the_desks_own_hand_off_reply_has_variants_in_the_languages_it_hears(db,
     turn = desk.customer_message("acme", cid, "Ich möchte bitte mit einem Mitarbeiter sprechen.")
     assert turn.handoff["reason"] == "customer_asked" and len(turn.request_ids) == 1  # no translation turn
     assert turn.messages[-1].text == HANDOFF_MESSAGES["de"] and HANDOFF_MESSAGES["en"] == HANDOFF_MESSAGE
+
+
+def test_a_conversations_messages_go_to_the_engine_in_one_batch_the_same_words(db):
+    from clearlm.apps.support.conversations import SupportConversations
+    from clearlm.apps.support.translation_engines import translate_batch
+
+    said = ["Hola, ¿dónde está mi pedido A-10002?", "Todavía no ha llegado.", "Gracias por su ayuda."]
+    lucia = Customers(db).create("acme", "Lucía", "es")
+    conversations = SupportConversations(db)
+    cid = conversations.open("acme", lucia.id).id
+    for text in said:
+        conversations.append_message("acme", cid, "customer", text, "es")
+    shown = translate_messages(None, conversations.get("acme", cid), "en")  # no model needed: Apertium
+    alone = [translate(None, "acme", cid, text, "es", "en") for text in said]
+    assert (
+        [m["translation"]["text"] for m in shown]
+        == [t.text for t in alone]
+        == [
+            "Hello, where it is my request A-10002?",
+            "Still it has not arrived.",
+            "Thank you By his help.",  # (Apertium's words)
+        ]
+    )
+    assert {m["translation"]["method"] for m in shown} == {"apertium"}
+    assert translate_batch(said, "de", "en") == (None, [None, None, None])  # no engine: one by one

@@ -41,7 +41,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from clearlm.apps.support.conversations import SupportConversation
-from clearlm.apps.support.customers import Customer, Customers, language_code
+from clearlm.apps.support.customers import Customers, language_code
+from clearlm.apps.support.languages import (  # noqa: F401 (re-exported)
+    MIN_CONFIDENCE,
+    detect_language,
+    detected,
+    keep_language,
+    translatable_pattern,
+)
 from clearlm.apps.support.translation_engines import (  # noqa: F401 (re-exported)
     DeskModelEngine,
     TranslationFailedError,
@@ -62,19 +69,8 @@ HANDOFF_MESSAGES = {
     "pt": "Vou passá-lo a uma pessoa; ela responderá aqui em breve.",
     "it": "La passo a una persona; le risponderà qui a breve.",
 }
-MIN_CONFIDENCE = 0.9  # lingua's confidence (0-1) for a detection to count
 MAX_TRANSLATED = 50  # customer messages translated per translate_messages() call (the latest)
 CACHED = 2048  # translations kept in this process
-
-
-def translatable_pattern() -> str:
-    """A regular expression (JSON Schema's dialect) matching exactly the ISO 639-1 codes of lingua's
-    languages, lower or upper case: what an API schema declares, so that it promises no code the
-    translation refuses."""
-    from lingua import Language
-
-    codes = sorted(language.iso_code_639_1.name.lower() for language in Language.all())
-    return "^(" + "|".join(f"{c}|{c.upper()}" for c in codes) + ")$"
 
 
 _cache: OrderedDict = OrderedDict()
@@ -104,34 +100,6 @@ class Translation:
             "request_id": self.request_id,
             "original": self.original,
         }
-
-
-def detected(text: str) -> tuple[str, float] | None:
-    """``(ISO 639-1 code, confidence 0-1)`` of ``text``'s most likely language by the policy's language
-    scanner's detector; None for a text under 20 characters or one lingua cannot place."""
-    from clearlm.govern.base import ScanContext
-    from clearlm.govern.rules import LanguageScanner
-
-    found = LanguageScanner(allowed=()).findings(text or "", ScanContext())
-    if not found:
-        return None
-    return found[0].type.removeprefix("language_"), found[0].score
-
-
-def detect_language(text: str, min_confidence: float = MIN_CONFIDENCE) -> str | None:
-    """``text``'s language (ISO 639-1, e.g. ``es``), or None when unsure: under 20 characters, or a
-    confidence under ``min_confidence`` (see the module's description for measured values)."""
-    found = detected(text)
-    return found[0] if found is not None and found[1] >= min_confidence else None
-
-
-def keep_language(customers: Customers, customer: Customer, text: str) -> Customer:
-    """The customer after their message ``text``: with ``language`` updated (stored) when ``text`` is
-    confidently in another language (:func:`detect_language`), else as given."""
-    code = detect_language(text)
-    if code is None or code == customer.language:
-        return customer
-    return customers.set_language(customer.tenant, customer.id, code)
 
 
 def _known(code: str) -> bool:
@@ -231,12 +199,14 @@ def translate_messages(
         for m in conversation.messages
         if m.role == "customer" and m.language not in (None, target) and _known(m.language)
     ]
-    wanted = {m.id for m in wanted[-limit:]}
+    wanted = wanted[-limit:]
+    _prefetch(conversation, wanted, target)
+    wanted = {m.id for m in wanted}
     out = []
     for m in conversation.messages:
         row = {**m.to_dict(), "translation": None, "translation_error": None}
         if m.id in wanted:
-            key = (conversation.tenant, conversation.id, m.id, m.text, target)
+            key = _key(conversation, m, target)
             with _cache_lock:
                 done = _cache.get(key)
             if done is None:
@@ -246,13 +216,43 @@ def translate_messages(
                     row["translation_error"] = str(exc)
                     out.append(row)
                     continue
-                with _cache_lock:
-                    _cache[key] = done
-                    while len(_cache) > CACHED:
-                        _cache.popitem(last=False)
+                _keep(key, done)
             row["translation"] = done.to_dict()
         out.append(row)
     return out
+
+
+def _key(conversation: SupportConversation, m, target: str) -> tuple:
+    return (conversation.tenant, conversation.id, m.id, m.text, target)
+
+
+def _keep(key: tuple, done: Translation) -> None:
+    with _cache_lock:
+        _cache[key] = done
+        while len(_cache) > CACHED:
+            _cache.popitem(last=False)
+
+
+def _prefetch(conversation: SupportConversation, messages: list, target: str) -> None:
+    """The single-line ``messages`` not yet cached whose pair an engine has, translated one engine call
+    per language (``translation_engines.translate_batch``) into the cache."""
+    from clearlm.apps.support.translation_engines import translate_batch
+
+    by_language: dict[str, list] = {}
+    for m in messages:
+        with _cache_lock:
+            cached = _key(conversation, m, target) in _cache
+        if not cached and "\n" not in m.text.strip():
+            by_language.setdefault(m.language, []).append(m)
+    for source, group in by_language.items():
+        if len(group) < 2:
+            continue  # translate() does one as well
+        engine, done = translate_batch([m.text for m in group], source, target)
+        for m, text in zip(group, done, strict=True):
+            if text is not None:
+                _keep(
+                    _key(conversation, m, target), Translation(text, source, target, engine, original=m.text)
+                )
 
 
 def agent_reply_in(

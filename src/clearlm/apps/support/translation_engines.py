@@ -107,3 +107,26 @@ class DeskModelEngine:
                 "or send it without a language"
             )
         return out.text.strip()
+
+
+def translate_batch(texts: list[str], source: str, target: str) -> tuple[str | None, list[str | None]]:
+    """Single-line ``texts`` (a conversation's messages) translated in one call of the engine
+    :func:`engine_for` picks: ``(engine name, translations)``; None for a text whose masked identifiers
+    did not come back (the caller translates it on its own), and ``(None, [None, ...])`` when no engine
+    has the pair or it failed. One call instead of one per message: Apertium starts its pipeline of
+    programs each call (0.5 s a message here, under load).
+    """
+    from clearlm.errors import BackendUnavailableError
+    from clearlm.translate import TranslationError, translate_segments
+    from clearlm.translate.inline import mask_identifiers
+
+    engine = engine_for(source, target)
+    if engine is None or not texts:
+        return None, [None] * len(texts)
+    masked = [mask_identifiers(t) for t in texts]
+    try:
+        done, _ = translate_segments(engine, [m.text for m in masked], source, target)
+    except (TranslationError, BackendUnavailableError):
+        return None, [None] * len(texts)
+    back = [m.restore(d) for m, d in zip(masked, done, strict=True)]
+    return engine.name, [b.strip() if b and b.strip() else None for b in back]
