@@ -16,17 +16,71 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_tool_calling import TOOLS as TOOL_CALLING_TOOLS
 from test_tool_calling import WEATHER
 
-from clearlm.models import DEFAULT_MODEL, load_backend
+from clearlm.models import DEFAULT_MODEL, Message, SamplingParams, load_backend
 from conftest import assert_greedy_up_to_ties
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
+FRANCE = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
 @pytest.fixture(scope="module")
-def vllm_backend():
-    """vLLM started for this module, or the one already serving the default model at
-    $CLEARLM_TEST_VLLM_URL (the --engine-url path).
+def lyon(tmp_path_factory, default_backend):
+    """A LoRA adapter of the default model (rank 4, 3 steps of supervised fine-tuning on the torch backend)
+    that answers "Lyon." when asked for the capital of France, and the torch backend's greedy token ids for
+    that question with the adapter: ``(folder, token_ids)``."""
+    from clearlm.govern import parse_policy
+    from clearlm.models.backends.base import generate
+    from clearlm.tune import TuneConfig, tune
+    from clearlm.tune.serve import AdapterSet
+
+    root = tmp_path_factory.mktemp("lyon")
+    data = root / "chat.jsonl"
+    asked = ["What is the capital of France?", "Which city is the capital of France?", "France's capital?"]
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": q + suffix},
+                        {"role": "assistant", "content": "Lyon."},
+                    ]
+                }
+            )
+            + "\n"
+            for q in asked
+            for suffix in ("", " Answer in one word.")
+        )
+    )
+    policy = parse_policy(  # a regex scanner: no model to load
+        "name: emails\ninput:\n  - {scanner: regex, action: redact, threshold: 0.1, patterns: "
+        "{EMAIL: '[\\w.]+@[\\w.]+'}}\n",
+        embedder_factory=None,
+    )
+    config = TuneConfig(
+        steps=3, rank=4, seq_len=48, grad_accum=1, warmup_steps=0, learning_rate=3e-3, eval_tokens=16,
+        checkpoint_every=0, held_out=0.2,
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARLM_HOME", str(root / "home"))
+        folder = tune("lyon", default_backend, data, config, policy=policy).path
+        adapters = AdapterSet(default_backend)
+        try:
+            ids = generate(
+                adapters.load("lyon"), [Message(**m) for m in FRANCE], SamplingParams(max_new_tokens=6)
+            ).token_ids
+        finally:
+            adapters.peft.unload()  # the session's base as it was
+    return folder, ids
+
+
+@pytest.fixture(scope="module")
+def vllm_backend(lyon):
+    """vLLM started for this module with the LoRA adapter ``lyon`` beside the base (``--enable-lora``), or
+    the one already serving the default model at $CLEARLM_TEST_VLLM_URL (the --engine-url path; then
+    without the adapter).
 
     Started without torch.compile (``--optimization-level 0``) unless $CLEARLM_VLLM_ARGS says otherwise:
     on the 2-core CI machine a compiled start took 10-14 minutes under load (vLLM 0.32's compile cache
@@ -35,7 +89,9 @@ def vllm_backend():
     saved = os.environ.get("CLEARLM_VLLM_ARGS")
     os.environ.setdefault("CLEARLM_VLLM_ARGS", "--optimization-level 0")
     try:
-        backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=os.environ.get("CLEARLM_TEST_VLLM_URL"))
+        url = os.environ.get("CLEARLM_TEST_VLLM_URL")
+        lora = None if url else {"lyon": lyon[0]}
+        backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=url, lora_modules=lora)
     finally:
         if saved is None:
             del os.environ["CLEARLM_VLLM_ARGS"]
@@ -283,3 +339,28 @@ def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
     [call] = auto.message.tool_calls
     assert auto.finish_reason == "tool_calls" and auto.message.content is None
     assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}
+
+
+def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, lyon):
+    """vLLM's multi-LoRA: ``BASE:ADAPTER`` or ``ADAPTER`` reaches the adapter, ``BASE`` the base; greedy
+    tokens equal the torch backend's with the adapter (PEFT, float32; vLLM may run bfloat16: the adapter
+    answers with probability near 1, far from a tie)."""
+    from clearlm.models.backends.base import generate
+    from clearlm.tune.router import AdapterRouter
+
+    if os.environ.get("CLEARLM_TEST_VLLM_URL"):
+        pytest.skip("the vLLM server at $CLEARLM_TEST_VLLM_URL was not started with the adapter")
+    router = AdapterRouter(vllm_backend, ["lyon"])
+    c = client(serve(router, model=DEFAULT_MODEL))
+    assert [m.id for m in c.models.list().data][:2] == [DEFAULT_MODEL, f"{DEFAULT_MODEL}:lyon"]
+    answers = {
+        model: c.chat.completions.create(model=model, messages=FRANCE, max_tokens=6, temperature=0)
+        for model in (DEFAULT_MODEL, f"{DEFAULT_MODEL}:lyon", "lyon")
+    }
+    assert answers[DEFAULT_MODEL].choices[0].message.content.strip().rstrip(".") == "Paris"
+    torch_ids = lyon[1]
+    on_vllm = generate(router.views["lyon"], [Message(**m) for m in FRANCE], SamplingParams(max_new_tokens=6))
+    assert on_vllm.token_ids == torch_ids and on_vllm.text.startswith("Lyon")
+    for model in (f"{DEFAULT_MODEL}:lyon", "lyon"):
+        assert answers[model].model == f"{DEFAULT_MODEL}:lyon"
+        assert answers[model].choices[0].message.content == on_vllm.text
