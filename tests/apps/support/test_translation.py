@@ -352,3 +352,16 @@ def test_a_conversations_messages_go_to_the_engine_in_one_batch_the_same_words(d
     )
     assert {m["translation"]["method"] for m in shown} == {"apertium"}
     assert translate_batch(said, "de", "en") == (None, [None, None, None])  # no engine: one by one
+
+
+def test_the_desk_calls_no_backend_itself_its_model_turns_go_through_the_pipeline():
+    import re
+
+    import clearlm.apps.support as support
+
+    folder = Path(support.__file__).parent
+    sources = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.py")}
+    assert [n for n, s in sources.items() if "start_turn(" in s] == ["turns.py"]  # the one way to a model
+    calls = re.compile(r"backend\.(generate|stream|score|chat|complete)\w*\(")
+    assert {n: calls.findall(s) for n, s in sources.items() if calls.search(s)} == {}
+    assert "replace(runner, max_tokens=budget).generate(" in sources["translation_engines.py"]  # a turn
