@@ -12,6 +12,7 @@ from rich.table import Table
 
 from clearlm.cli.common import console, err_console
 from clearlm.cli.generate import _audit_log
+from clearlm.errors import InvalidInputError
 
 app = typer.Typer(help="LoRA adapters: list, show, remove, merge and export.", no_args_is_help=True)
 STAGES = {
@@ -66,6 +67,11 @@ def tune(
     audit_db: str | None = typer.Option(
         None, "--audit-db", help="audit database URL for the answers (default: SQLite under $CLEARLM_HOME)"
     ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="train as a Ray task on this cluster (HOST:6379, or auto); the adapter is stored here",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Train a LoRA adapter: continued pretraining on documents, or supervised fine-tuning on chat JSONL.
@@ -82,6 +88,20 @@ def tune(
         steps=steps, rank=rank, seq_len=seq_len, learning_rate=learning_rate, seed=seed
     )
     asked = _question_set(config, questions, kb, kb_db, passages, answer_tokens)  # bad input: before loading
+    if ray_address is not None:
+        from clearlm.tune.ray_job import tune_on_ray
+
+        if asked is not None:
+            raise InvalidInputError(
+                "--questions are answered here, not on Ray: drop --ray-address or --questions"
+            )
+        with err_console.status(f"training {escape(name)} as a Ray task on {escape(ray_address)} ..."):
+            result = tune_on_ray(
+                name, base, data, settings, address=ray_address, eval_data=eval_data, general_data=general_data,
+                pii=pii, policy_yaml=policy.read_text(encoding="utf-8") if policy else None, overwrite=overwrite,
+            )  # fmt: skip
+        _show(name, result, as_json)
+        return
     hf_logging.disable_progress_bar()  # the progress below says what is happening
     with err_console.status(f"loading {escape(base)} (torch) ..."):
         model = load_base(base, backend)
@@ -134,6 +154,10 @@ def tune(
             progress.stop()
         if asked is not None and asked.knowledge_base is not None:
             asked.knowledge_base.close()
+    _show(name, result, as_json)
+
+
+def _show(name: str, result, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(result.card))
         return
