@@ -77,7 +77,7 @@ def lyon(tmp_path_factory, default_backend):
 
 
 @pytest.fixture(scope="module")
-def vllm_backend(lyon):
+def vllm_backend(request):
     """vLLM started for this module with the LoRA adapter ``lyon`` beside the base (``--enable-lora``), or
     the one already serving the default model at $CLEARLM_TEST_VLLM_URL (the --engine-url path; then
     without the adapter).
@@ -90,7 +90,7 @@ def vllm_backend(lyon):
     os.environ.setdefault("CLEARLM_VLLM_ARGS", "--optimization-level 0")
     try:
         url = os.environ.get("CLEARLM_TEST_VLLM_URL")
-        lora = None if url else {"lyon": lyon[0]}
+        lora = None if url else {"lyon": request.getfixturevalue("lyon")[0]}
         backend = load_backend(DEFAULT_MODEL, "vllm", engine_url=url, lora_modules=lora)
     finally:
         if saved is None:
@@ -341,7 +341,7 @@ def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
     assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}
 
 
-def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, lyon):
+def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, request):
     """vLLM's multi-LoRA: ``BASE:ADAPTER`` or ``ADAPTER`` reaches the adapter, ``BASE`` the base; greedy
     tokens equal the torch backend's with the adapter (PEFT, float32; vLLM may run bfloat16: the adapter
     answers with probability near 1, far from a tie)."""
@@ -350,6 +350,7 @@ def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, lyon):
 
     if os.environ.get("CLEARLM_TEST_VLLM_URL"):
         pytest.skip("the vLLM server at $CLEARLM_TEST_VLLM_URL was not started with the adapter")
+    lyon = request.getfixturevalue("lyon")
     router = AdapterRouter(vllm_backend, ["lyon"])
     c = client(serve(router, model=DEFAULT_MODEL))
     assert [m.id for m in c.models.list().data][:2] == [DEFAULT_MODEL, f"{DEFAULT_MODEL}:lyon"]
