@@ -78,6 +78,12 @@ def test_zero_adapter_moves_nothing_and_a_trained_one_moves(home, tiny_tokenizer
         and len(saved["distance"]) == generated.tuned.n_targets
     )
 
+    # a saturated model (probabilities near 1): its gradient scores vanish, and the comparison says so
+    assert generated.warning is None and zero.warning is None and zero.mass_ratio == 1
+    faint = compare(generated.base, generated.base.with_scores(generated.base.scores * 1e-5), "trained")
+    assert faint.mass_ratio == pytest.approx(1e-5, rel=1e-3) and np.allclose(faint.distance, 0, atol=1e-5)
+    assert "the tuned model's input_x_gradient scores are 1.0e-05 times the other's" in faint.warning
+
     with pytest.raises(InvalidInputError, match="not of the same tokens"):
         compare(zero.base, generated.tuned, "trained")
 

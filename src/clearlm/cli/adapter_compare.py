@@ -60,3 +60,5 @@ def print_comparison(c: AdapterComparison, console: Console) -> None:
         )
     console.print(moved)
     console.print(f"[dim]mean distance {float(c.distance.mean()):.3f} over {len(c.distance)} tokens[/]")
+    if c.warning:
+        console.print(f"[yellow]note:[/] {escape(c.warning)}")

@@ -30,6 +30,7 @@ from clearlm.models.chat import Prompt
 from clearlm.serialize import JsonResult, json_ready
 
 MEASURE = "L1 distance of each target token's attribution shares (row / sum |row|), 0 to 2"
+SATURATION = 1e-3  # a mass ratio past this (either way): one model's scores are mostly rounding noise
 
 
 @dataclass(slots=True)
@@ -45,6 +46,10 @@ class AdapterComparison(JsonResult):
         moved: float32[n_sources], sum over target tokens of tuned share minus base share (signed).
         top_moved: the prompt's displayed sources with the largest ``|moved|``, largest first: dicts of ``source``
             (index), ``token`` (text), ``moved``, ``base`` and ``tuned`` (summed shares over the targets).
+        mass_ratio: median over target tokens of the tuned row's sum |score| over the base row's. Far from 1
+            with a gradient method (below ``SATURATION`` or above its inverse), one model is saturated: its
+            probabilities are near 1, its gradients vanish, and its shares are mostly rounding noise
+            (``warning`` then says so: occlusion measures the change directly).
     """
 
     adapter: str
@@ -55,6 +60,24 @@ class AdapterComparison(JsonResult):
     distance: np.ndarray
     moved: np.ndarray
     top_moved: list[dict[str, Any]]
+    mass_ratio: float = 1.0
+
+    @property
+    def warning(self) -> str | None:
+        """A sentence when one model's gradient scores are vanishingly small next to the other's, else None."""
+        r = self.mass_ratio
+        if (
+            self.tuned.method == "occlusion"
+            or not (r < SATURATION or r > 1 / SATURATION)
+            or not np.isfinite(r)
+        ):
+            return None
+        which = "tuned" if r < 1 else "base"
+        return (
+            f"the {which} model's {self.tuned.method} scores are {min(r, 1 / r):.1e} times the other's: its "
+            "probabilities are near 1 and its gradients vanish, so its shares are mostly noise; compare with "
+            "--method occlusion, which measures the change in probability directly"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the attributions as ``Attribution.to_dict``, arrays as lists with NaN as null."""
@@ -69,6 +92,8 @@ class AdapterComparison(JsonResult):
             "distance": json_ready(self.distance),
             "moved": json_ready(self.moved),
             "top_moved": json_ready(self.top_moved),
+            "mass_ratio": json_ready(self.mass_ratio),
+            "warning": self.warning,
         }
 
 
@@ -122,7 +147,9 @@ def compare(
         }
         for s in order
     ]
-    return AdapterComparison(adapter, base, tuned, b, t, distance, moved, top)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.nanmedian(np.nansum(np.abs(tuned.scores), 1) / np.nansum(np.abs(base.scores), 1))
+    return AdapterComparison(adapter, base, tuned, b, t, distance, moved, top, float(ratio))
 
 
 def compare_adapter(

@@ -106,7 +106,7 @@
       el("td", {}, el("code", {}, visible(m.token))), el("td", {}, fmt(m.base)), el("td", {}, fmt(m.tuned)),
       el("td", { class: m.moved > 0 ? "up" : "down" }, fmt(m.moved)))));
     shade();
-    $("compare-notice").textContent = `Answer: ${body.text}`;
+    $("compare-notice").textContent = `Answer: ${body.text}` + (C.warning ? ` · Note: ${C.warning}` : "");
   }
 
   form.addEventListener("submit", async (e) => {
