@@ -20,9 +20,9 @@ from clearlm.translate import (
     parse_glossary,
 )
 from clearlm.translate.apertium import ApertiumEngine
+from clearlm.translate.bergamot import BergamotEngine, model_dir
 from clearlm.translate.llm import _clean
 from clearlm.translate.mbr import mbr_select
-from clearlm.translate.bergamot import BergamotEngine, model_dir
 
 
 def test_apertium_translates_english_to_spanish_a_sentence_a_line():
