@@ -124,3 +124,25 @@ def test_compare_on_a_server_without_adapters(serve, tiny_backend):
     server = serve(tiny_backend)
     r = httpx.post(server.url + "/adapters/one/compare", json={"prompt": "hi"}, timeout=30)
     assert r.status_code == 404 and "serves no LoRA adapters" in r.json()["error"]["message"]
+
+
+def test_adapters_on_vllm_are_not_explained_as_the_base(adapters, tiny_tokenizer, serve):
+    """A server of adapters on vLLM (multi-LoRA) explains on a torch twin of the base, which lacks the
+    adapter: an explanation or comparison of the adapter is refused with a clear message, not given as the
+    base's. (The vLLM backend object is real; nothing is sent to it: nothing listens at its address.)"""
+    from clearlm.models.backends.vllm_backend import VllmBackend
+
+    vllm = VllmBackend("http://127.0.0.1:9", tiny_tokenizer, BASE, served_name=BASE, context_length=256)
+    server = serve(AdapterRouter(vllm, ["one"]), model=BASE)
+    body = {"model": f"{BASE}:one", "messages": MESSAGES, "target": TARGET}
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        for path, payload in (
+            ("/explain", body),
+            ("/adapters/one/compare", {"messages": MESSAGES, "target": TARGET}),
+        ):
+            r = c.post(path, json=payload)
+            assert r.status_code == 400, r.text
+            assert (
+                "the LoRA adapter 'tiny-random-qwen2:one' need the torch backend"
+                in r.json()["error"]["message"]
+            )

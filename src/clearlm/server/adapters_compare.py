@@ -22,6 +22,7 @@ from clearlm.models.chat import validate_prompt
 from clearlm.pipeline import TurnRequest
 from clearlm.pipeline.adapter_compare import compare_turn
 from clearlm.server import protocol as p
+from clearlm.server.adapter_checks import check_adapter_explainable
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
 
@@ -101,6 +102,7 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
             f"this server serves no LoRA adapters: start it with `clearlm serve --backend torch --adapter {name}`"
         )
     tuned_view, base_view = router_.view(name), router_.view(None)
+    check_adapter_explainable(router_, name)
     if (body.messages is None) == (body.prompt is None):
         raise InvalidInputError("give the prompt as messages or as prompt text (exactly one)")
     prompt = chat_prompt(body.messages) if body.messages is not None else body.prompt
