@@ -139,6 +139,7 @@ def test_adapters_on_vllm_are_not_explained_as_the_base(adapters, tiny_tokenizer
         for path, payload in (
             ("/explain", body),
             ("/adapters/one/compare", {"messages": MESSAGES, "target": TARGET}),
+            ("/chat/completions", {"model": f"{BASE}:one", "messages": MESSAGES, "explain": True}),
         ):
             r = c.post(path, json=payload)
             assert r.status_code == 400, r.text
