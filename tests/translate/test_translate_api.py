@@ -46,9 +46,12 @@ def test_a_text_is_translated_with_its_glossary_checked(client):
     assert body["engine"] == "apertium" and body["flagged"] == [1] and body["request_ids"] == []
     assert body["sentences"][1]["missing_terms"] == [{"source": "order number", "target": "número de pedido"}]
     srt = "1\n00:00:01,000 --> 00:00:02,000\nWhere is my order?\n"
-    r = client.post("/translate", json={"text": srt, "source": "en", "target": "pt", "format": "srt"})
-    assert r.json()["engine"] == "hybrid:draft"  # auto on a server: its model post-edits Bergamot's draft
+    r = client.post("/translate", json={"text": srt, "source": "en", "target": "es", "format": "srt"})
+    assert r.json()["engine"] == "hybrid:draft"  # auto on a server: its model post-edits Apertium's draft
     assert r.json()["text"].startswith("1\n00:00:01,000 --> 00:00:02,000\n")
+    r = client.post("/translate", json={"text": srt, "source": "en", "target": "pt", "format": "srt"})
+    assert r.json()["engine"] == "bergamot"  # Bergamot's en-pt is not improved by a model's post-edit
+    assert r.json()["text"] == "1\n00:00:01,000 --> 00:00:02,000\nOnde está a minha encomenda?\n"
 
 
 def test_the_llm_engine_is_audited_turn_by_turn(client):

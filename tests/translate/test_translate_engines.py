@@ -21,6 +21,7 @@ from clearlm.translate import (
 )
 from clearlm.translate.apertium import ApertiumEngine
 from clearlm.translate.bergamot import BergamotEngine, model_dir
+from clearlm.translate.engines import LLM_FIRST
 from clearlm.translate.llm import _clean
 from clearlm.translate.mbr import mbr_select
 
@@ -114,12 +115,16 @@ def test_the_hybrid_post_edits_apertiums_draft_on_the_pipeline(tiny_llm, audit):
     assert "Draft Spanish: Buenos días, mi amigo." in prompt
 
 
-def test_auto_picks_the_best_installed_engine_per_pair(tiny_llm):
+def test_auto_picks_the_best_installed_engine_per_pair(tiny_llm, monkeypatch):
     assert make_engine("auto").chosen("en", "pt").name == "bergamot"
     assert make_engine("auto").chosen("en", "es").name == "apertium"
     with_model = make_engine("auto", LLMEngine(tiny_llm))
     assert with_model.chosen("en", "es").name == "hybrid:draft"
+    assert with_model.chosen("en", "pt").name == "bergamot"  # the post-edit measured no better
     assert with_model.chosen("en", "de").name == "llm"
+    monkeypatch.setitem(LLM_FIRST, tiny_llm.name, ("en-es",))  # a model measured best alone on en-es
+    assert with_model.chosen("en", "es").name == "llm"
+    assert with_model.chosen("es", "en").name == "hybrid:draft"
     rows = {r["name"]: r for r in describe_engines(False)}
     assert rows["bergamot"]["pairs"] == ["en-pt", "pt-en"] and not rows["llm"]["available"]
     assert "en-pt" in rows["apertium"]["pivots"]
