@@ -18,7 +18,7 @@ ENGINE = typer.Option(
     "auto",
     "--engine",
     "-e",
-    help="auto (hybrid with --model, else Bergamot/Apertium), apertium, bergamot, llm or hybrid (these two need --model)",
+    help="auto (the engine measured best for the pair and model), apertium, bergamot, llm or hybrid (these two need --model)",
 )
 
 
