@@ -1,5 +1,5 @@
 """``clearlm explain --adapter NAME --compare``: the turn's answer attributed under the base and the tuned
-model (``clearlm.pipeline.adapter_compare``), printed as two tables: per generated token, and the prompt's
+model (``clearlm.tune.compare_turn``), printed as two tables: per generated token, and the prompt's
 tokens whose attribution moved most."""
 
 from __future__ import annotations

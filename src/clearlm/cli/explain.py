@@ -18,7 +18,7 @@ from clearlm.explain.render import render_png, render_terminal, write_html
 from clearlm.govern import disclosure
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
 from clearlm.pipeline import TurnRequest, check_method, explain_turn
-from clearlm.pipeline.adapter_compare import compare_turn
+from clearlm.tune.compare_turn import compare_turn
 
 
 def faithfulness_table(backend, result) -> Table:

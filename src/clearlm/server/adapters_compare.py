@@ -3,7 +3,7 @@ adapter ``name``, compared (``clearlm.tune.compare``; the page ``/adapters/{name
 
 The answer is one pipeline turn of the tuned model (``BASE:NAME``): generated (greedy) or the given
 ``target`` forced, checked by the policies and written to the audit log like any generation. Both
-explanations attribute that same answer (``clearlm.pipeline.adapter_compare``), so the two models are
+explanations attribute that same answer (``clearlm.tune.compare_turn``), so the two models are
 compared on identical tokens. The server must serve the adapter (``clearlm serve --adapter NAME``).
 """
 
@@ -20,7 +20,7 @@ from clearlm.errors import InvalidInputError, ModelNotFoundError
 from clearlm.models import SamplingParams
 from clearlm.models.chat import validate_prompt
 from clearlm.pipeline import TurnRequest
-from clearlm.pipeline.adapter_compare import compare_turn
+from clearlm.tune.compare_turn import compare_turn
 from clearlm.server import protocol as p
 from clearlm.server.adapter_checks import check_adapter_explainable
 from clearlm.server.routes import api_router, state
