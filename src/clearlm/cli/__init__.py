@@ -25,11 +25,11 @@ from clearlm.cli import keys as keys_cmd
 from clearlm.cli import models as models_cmd
 from clearlm.cli import probe as probe_cmd
 from clearlm.cli import serve as serve_cmd
-from clearlm.cli import translate as translate_cmd
 from clearlm.cli import speech as speech_cmd
-from clearlm.cli import vision as vision_cmd
-from clearlm.cli import tune as tune_cmd
 from clearlm.cli import studio as studio_cmd
+from clearlm.cli import translate as translate_cmd
+from clearlm.cli import tune as tune_cmd
+from clearlm.cli import vision as vision_cmd
 from clearlm.cli.common import err_console
 from clearlm.errors import ClearlmError
 

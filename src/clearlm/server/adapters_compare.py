@@ -20,11 +20,11 @@ from clearlm.errors import InvalidInputError, ModelNotFoundError
 from clearlm.models import SamplingParams
 from clearlm.models.chat import validate_prompt
 from clearlm.pipeline import TurnRequest
-from clearlm.tune.compare_turn import compare_turn
 from clearlm.server import protocol as p
 from clearlm.server.adapter_checks import check_adapter_explainable
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
+from clearlm.tune.compare_turn import compare_turn
 
 router = api_router()
 MAX_TOP_K = 100

@@ -37,7 +37,18 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.clearlm = state
     errors.install(app)
     app.include_router(api)
-    for feature in (conversations, review, governance, support, classroom, classroom_grades, classroom_tutor, classroom_quiz, audio, images):
+    for feature in (
+        conversations,
+        review,
+        governance,
+        support,
+        classroom,
+        classroom_grades,
+        classroom_tutor,
+        classroom_quiz,
+        audio,
+        images,
+    ):
         app.include_router(feature.router)
     app.include_router(translate.router)
     app.include_router(studio.router)  # the writing studio (issue 17)

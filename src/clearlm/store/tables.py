@@ -402,5 +402,5 @@ class QuizQuestionRow(Base):
 
 
 # Tables kept in their own modules, imported here so that Base.metadata holds them.
-from clearlm.store import classroom_chat_tables  # noqa: E402, F401
+from clearlm.store import classroom_chat_tables  # noqa: E402, F401, I001
 from clearlm.store import studio_tables  # noqa: E402, F401

@@ -7,8 +7,17 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from clearlm.web import adapters, classroom, classroom_grading, classroom_quiz, pages, signin, studio, support
-from clearlm.web import adapters_compare
+from clearlm.web import (
+    adapters,
+    adapters_compare,
+    classroom,
+    classroom_grading,
+    classroom_quiz,
+    pages,
+    signin,
+    studio,
+    support,
+)
 from clearlm.web.security import SecurityHeaders
 
 STATIC = Path(__file__).with_name("static")
