@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -66,3 +69,24 @@ def email_policy():
         "{EMAIL: '[\\w.]+@[\\w.]+'}}\n",
         embedder_factory=None,
     )
+
+
+@pytest.fixture
+def clearlm(capsys, monkeypatch):
+    """``clearlm(*args)`` runs the real entry point in this process (160 columns); returns its returncode,
+    stdout and stderr."""
+    from clearlm.cli import main
+
+    monkeypatch.setenv("COLUMNS", "160")
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run

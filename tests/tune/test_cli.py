@@ -5,33 +5,10 @@ its exit status, clear errors, no tracebacks."""
 from __future__ import annotations
 
 import json
-import sys
-from types import SimpleNamespace
 
-import pytest
 import torch
 
 from conftest import make_model
-
-
-@pytest.fixture
-def clearlm(capsys, monkeypatch):
-    """``clearlm(*args)`` runs the command; returns its returncode, stdout and stderr."""
-    from clearlm.cli import main
-
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_tune_show_export_remove(tmp_path, tiny_tokenizer, docs, clearlm, monkeypatch):

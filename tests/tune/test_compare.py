@@ -5,8 +5,6 @@ definitions checked on the numbers; and ``clearlm explain --adapter NAME [--comp
 from __future__ import annotations
 
 import json
-import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -92,25 +90,6 @@ def test_shares_keep_the_mask_and_zero_rows():
     rows = shares(np.array([[1.0, -3.0, np.nan], [0.0, 0.0, np.nan]]))
     np.testing.assert_allclose(rows[0, :2], [0.25, -0.75])
     assert np.isnan(rows[:, 2]).all() and not rows[1, :2].any()
-
-
-@pytest.fixture
-def clearlm(capsys, monkeypatch):
-    from clearlm.cli import main
-
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_cli_explain_adapter_and_compare(home, tiny_tokenizer, tmp_path, clearlm):

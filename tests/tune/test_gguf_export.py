@@ -10,8 +10,6 @@ last test shows), 2 layers of width 32: 39 MB in float32.
 from __future__ import annotations
 
 import os
-import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -57,26 +55,6 @@ def qwen_tokenizer():
     if assemble.missing_packages(spec) and not os.environ.get("CI"):
         pytest.skip(f"{DEFAULT_MODEL} is not installed")
     return AutoTokenizer.from_pretrained(ensure_checkpoint(spec))
-
-
-@pytest.fixture
-def clearlm(capsys, monkeypatch):
-    """``clearlm(*args)`` runs the command in this process; returns its returncode, stdout and stderr."""
-    from clearlm.cli import main
-
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def _logprobs(model, ids: list[int]) -> np.ndarray:

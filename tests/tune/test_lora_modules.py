@@ -5,8 +5,6 @@ real engine with an adapter)."""
 from __future__ import annotations
 
 import json
-import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -80,25 +78,6 @@ def test_requests_reach_vllm_under_the_adapters_name(tiny_tokenizer):
         assert generate(router.views[None], prompt, SamplingParams(max_new_tokens=1)).token_ids
     finally:
         server.stop()
-
-
-@pytest.fixture
-def clearlm(capsys, monkeypatch):
-    from clearlm.cli import main
-
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_serve_refuses_adapters_it_cannot_serve_before_loading(home, clearlm):

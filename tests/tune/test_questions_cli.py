@@ -3,31 +3,9 @@ four-way table printed and kept with the adapter; bad question settings refused 
 
 from __future__ import annotations
 
-import sys
-from types import SimpleNamespace
-
-import pytest
 import torch
 
 from conftest import make_model
-
-
-@pytest.fixture
-def clearlm(capsys, monkeypatch):
-    """``clearlm(*args)`` runs the real entry point in this process; returns returncode, stdout, stderr."""
-    from clearlm.cli import main
-
-    def run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["clearlm", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_tune_with_questions_from_the_config_file(tmp_path, tiny_tokenizer, docs, clearlm, monkeypatch):
