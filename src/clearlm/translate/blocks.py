@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from clearlm.errors import InvalidInputError
 from clearlm.translate.documents import _LETTER, translate_document, translate_markdown
 from clearlm.translate.inline import Masked
-from clearlm.translate.markdown import FENCE, markdown_parts
+from clearlm.translate.markdown import Fences, markdown_parts
 from clearlm.translate.segment import split_sentences
 from clearlm.translate.translator import SentenceTranslation, translate_text
 
@@ -57,23 +57,14 @@ def _line_spans(text: str) -> Iterator[tuple[int, int]]:
 def blocks(text: str, format: str, block_lines: int = BLOCK_LINES) -> list[tuple[int, int]]:
     """(start, end) offsets of the blocks: each ends before a ``\\n``; joined by ``\\n`` they are the
     text. Markdown is cut only at a blank line outside a fence or the front matter."""
-    out, start, lines, fence, front = [], 0, 0, None, False
+    out, start, lines, fences = [], 0, 0, Fences()
     for n, (a, b) in enumerate(_line_spans(text)):
         line = text[a:b]
-        opened = FENCE.match(line)
         if format == "markdown":
-            if n == 0 and line.strip() == "---":
-                front = True
-            elif front:
-                front = line.strip() not in ("---", "...")
-            elif fence is not None:
-                if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
-                    fence = None
-            elif opened:
-                fence = opened.group(1)
+            fences.verbatim(n, line)
         lines += 1
         cut = format != "markdown" or (
-            not line.strip() and fence is None and not front and not text.startswith(("---", "..."), b + 1)
+            not line.strip() and not fences.open and not text.startswith(("---", "..."), b + 1)
         )  # (a block starting with "---" would read as front matter)
         if lines >= block_lines and cut and b < len(text):
             out.append((start, b))

@@ -11,6 +11,39 @@ import re
 from clearlm.translate.inline import mask_markdown
 
 FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+
+
+class Fences:
+    """Where a Markdown reader is, line by line: in the front matter (``---`` on the first line to ``---``
+    or ``...``), in a fenced code block (CommonMark: closed by a fence of the same character at least as
+    long), or outside both."""
+
+    def __init__(self) -> None:
+        self.fence: str | None = None
+        self.front = False
+
+    def verbatim(self, n: int, line: str) -> bool:
+        """Read line ``n``; True when it belongs to the front matter or a fence (delimiters included)."""
+        opened = FENCE.match(line)
+        if n == 0 and line.strip() == "---":
+            self.front = True
+        elif self.front:
+            self.front = line.strip() not in ("---", "...")
+        elif self.fence is not None:
+            if opened and opened.group(1)[0] == self.fence[0] and len(opened.group(1)) >= len(self.fence):
+                self.fence = None
+        elif opened:
+            self.fence = opened.group(1)
+        else:
+            return False
+        return True
+
+    @property
+    def open(self) -> bool:
+        """Inside the front matter or a fence after the last line read."""
+        return self.front or self.fence is not None
+
+
 _PREFIX = re.compile(r"^(\s{0,3}(?:>\s?)*\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)?)")
 _KEEP_LINE = re.compile(
     r"^\s*(?:<[^>]*>?\s*$|<!--|[-*_](?:\s*[-*_]){2,}\s*$|\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$)"
@@ -73,7 +106,7 @@ def markdown_parts(text: str) -> list[tuple[str, object]]:
     """The document as (part, how) parts whose concatenation is the document: ``how`` False (kept),
     True (translated run by run) or a :class:`~clearlm.translate.inline.Masked` (translated whole)."""
     parts: list[tuple[str, object]] = []
-    fence, front, para = None, False, []
+    fences, para = Fences(), []
     lines = text.split("\n")
 
     def flush() -> None:
@@ -84,17 +117,9 @@ def markdown_parts(text: str) -> list[tuple[str, object]]:
 
     for n, line in enumerate(lines):
         end = "\n" if n < len(lines) - 1 else ""
-        opened = FENCE.match(line)
         prose = False
-        if n == 0 and line.strip() == "---":
-            front = True
-        elif front:
-            front = line.strip() not in ("---", "...")
-        elif fence is not None:
-            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
-                fence = None
-        elif opened:
-            fence = opened.group(1)
+        if fences.verbatim(n, line):
+            pass
         elif not (
             line.startswith(("    ", "\t")) and not _PREFIX.match(line.lstrip()).group(1)
         ) and not _KEEP_LINE.match(line):
