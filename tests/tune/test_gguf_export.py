@@ -93,6 +93,9 @@ def test_gguf_export_has_the_merged_models_logprobs(
     assert run.returncode == 0, run.stderr
     assert f"written to {out} (f32)" in run.stdout.replace("\n", "")
     assert sorted(p.name for p in out.parent.iterdir()) == ["dom-f32.gguf"]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's private one
     llm = Llama(str(out), n_ctx=64, n_threads=1, logits_all=True, verbose=False)
     assert llm.metadata["tokenizer.ggml.pre"] == "qwen2"  # the converter knew the tokenizer
     assert llm.tokenize(TEXT.encode(), add_bos=False, special=True) == ids

@@ -125,6 +125,9 @@ def convert(checkpoint: Path, dest: Path, outtype: str = "f16", timeout: float =
             raise GgufConversionError(
                 f"llama.cpp's converter could not convert {checkpoint}:\n{_tail(done.stderr + done.stdout)}"
             )
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp's file is private; the exported model is an ordinary file
         os.replace(tmp, dest)
     except subprocess.TimeoutExpired:
         raise GgufConversionError(f"llama.cpp's converter did not finish in {timeout:.0f} s") from None
