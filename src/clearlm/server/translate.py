@@ -123,7 +123,19 @@ async def list_engines(request: Request):
     return EngineList(data=[EngineOut(**r) for r in rows])
 
 
-STREAMED = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+# one server-sent event, as OpenAPI 3.2 describes text/event-stream (3.0/3.1 tools read ``schema`` per event):
+# ``data`` is a JSON object (progress, the response, or an error body) or the final ``[DONE]``
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+STREAMED = {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}}
 
 
 @router.post("/translate", response_model=TranslationOut, responses=STREAMED)
