@@ -56,11 +56,20 @@ def test_a_spanish_agent_reply_reaches_a_german_customer_translated_the_original
     assert sent["text"] == translation["text"] == turn.output.strip() != SPANISH  # the pipeline's output
     assert sent["original"] == SPANISH == translation["original"] and sent["role"] == "agent"
 
-    note, last = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"][-2:]
-    assert (last["role"], last["text"]) == ("agent", turn.output.strip())  # what the customer reads
-    assert note["role"] == "system" and note["text"].endswith(
-        f"the desk's model translated it into German (de). The original: {SPANISH}"
-    )
+    read = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"]
+    last = read[-1]
+    assert (last["role"], last["text"], last["original"]) == (
+        "agent",
+        turn.output.strip(),
+        None,
+    )  # the customer's
+    assert not [m for m in read if SPANISH in m["text"]]
+    kept = ok(c["agent"].get(f"/support/conversations/{cid}/messages"))["data"][-1]  # the desk's
+    assert kept["id"] == last["id"] and kept["original"] == {
+        "text": SPANISH,
+        "language": "es",
+        "engine": "model",
+    }
     item = ok(c["agent"].get(f"/review/{review_id}"))
     assert (
         item["decision"]["answer"] == last["text"] and item["decision"]["note"] == f"original (es): {SPANISH}"

@@ -60,6 +60,8 @@ def test_an_agent_reads_and_writes_in_spanish_to_an_english_customer(desk, open_
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as api:
         last = ok(api.get(f"/support/conversations/{cid}"))["messages"][-1]
     assert (last["role"], last["text"]) == ("agent", "Hello Ana, his request A-10002 arrives morning.")
-    note = tab.locator("#transcript li.msg[data-role=system]").last
-    expect(note).to_contain_text("The original: Hola Ana, su pedido A-10002 llega mañana.")
+    original = tab.locator(f"#transcript li.original[data-original-of='{last['id']}']")
+    expect(original.locator(".msg-text")).to_have_text("Hola Ana, su pedido A-10002 llega mañana.")
+    expect(original).to_contain_text("es → en")
+    expect(original).to_contain_text("by Apertium")
     assert not page.errors, page.errors

@@ -93,9 +93,18 @@ class SupportMessageCreate(_Request):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")
 
 
+class SupportOriginalOut(BaseModel):
+    """What an agent wrote before the reply was translated into the customer's language."""
+
+    text: str = Field(description="As the policy stores text.")
+    language: str = Field(description="ISO 639-1, the agent's language.")
+    engine: Literal["apertium", "bergamot", "model"] = Field(description="What translated it.")
+
+
 class SupportMessageOut(BaseModel):
     """A stored message: role customer, assistant, agent (a person) or system (a note); ``withheld``:
-    the policy blocked the turn of this customer message, so the assistant never reads it again."""
+    the policy blocked the turn of this customer message, so the assistant never reads it again;
+    ``original``: a translated agent reply's original, in the desk's reads (``.../messages``) only."""
 
     id: int
     conversation_id: str
@@ -104,6 +113,7 @@ class SupportMessageOut(BaseModel):
     language: str | None
     created_at: str
     withheld: bool = False
+    original: SupportOriginalOut | None = None
 
 
 class SupportConversationOut(BaseModel):
@@ -197,8 +207,10 @@ def _governed(policy, value: Any, field: str, notes: list) -> Any:
 
 
 def _conversation(policy, conversation, notes: list) -> dict:
+    """The conversation as its customer reads it: a translated agent reply without its original."""
     out = conversation.to_dict()
     out["flow_state"] = _governed(policy, out["flow_state"], "flow_state", notes)
+    out["messages"] = [{**m, "original": None} for m in out["messages"]]
     return out
 
 
@@ -620,8 +632,8 @@ async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentR
     stores text: it answers the oldest open hand-off item (``/v1/review``), or joins the chat directly
     when none is open. With ``language`` (the agent's), it is translated into the customer's language
     first (Apertium or Bergamot where one has the pair, else a ``support:translate`` pipeline turn;
-    ``translation.method`` says which); the original is kept in the conversation (a ``system`` note
-    before the reply), in this request's audit record (``output.original``), in the item's decision note
+    ``translation.method`` says which); the original is kept on the stored message (``original``, in
+    the desk's ``.../messages`` reads, not the customer's), in this request's audit record (``output.original``), in the item's decision note
     and in a model turn's record. 409 when the conversation is not handed off; 400 for a language
     clearlm cannot translate."""
     s, tenant, by = state(request), tenant_of(request), user_of(request)

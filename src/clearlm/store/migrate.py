@@ -16,7 +16,7 @@ from clearlm.errors import InvalidInputError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"  # the schema of clearlm 0.1.0
-HEAD = "0014"  # the newest revision (tests/store/test_migrations.py checks it against the scripts)
+HEAD = "0015"  # the newest revision (tests/store/test_migrations.py checks it against the scripts)
 _LOCK = 0x636C6D  # the PostgreSQL advisory lock that serialises concurrent migrations
 
 

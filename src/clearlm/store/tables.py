@@ -227,7 +227,9 @@ class SupportConversationRow(Base):
 class SupportMessageRow(Base):
     """A message of a support conversation, in ``id`` order. ``role``: customer, assistant, agent,
     system; ``language``: ISO 639-1 of ``text``, or None when unknown; ``withheld``: the input policy
-    blocked its turn, so it never enters a model context again (migration 0009)."""
+    blocked its turn, so it never enters a model context again (migration 0009); ``original``: an agent
+    reply translated for the customer keeps what the agent wrote, for the desk only: ``{"text",
+    "language", "engine"}`` (migration 0015)."""
 
     __tablename__ = "support_messages"
     __table_args__ = {"sqlite_autoincrement": True}  # ids never reused: they order the messages
@@ -241,6 +243,7 @@ class SupportMessageRow(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    original: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class LearnerRow(Base):

@@ -10,7 +10,7 @@ reply is appended as an ``agent`` message directly. Either way the conversation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 
@@ -83,12 +83,18 @@ def handoff_items(db: Database, tenant: str, conversation_id: str, limit: int = 
 
 
 def agent_reply(
-    db: Database, tenant: str, conversation_id: str, text: str, by: str, note: str | None = None
+    db: Database,
+    tenant: str,
+    conversation_id: str,
+    text: str,
+    by: str,
+    note: str | None = None,
+    original: dict | None = None,
 ) -> SupportMessage:
     """An agent's reply (``text``, as it should be stored) in a handed-off conversation; ``by``: who (a key
     id, or ``local``); ``note``: kept in the review item's decision when the reply answers one (e.g. the
-    agent's original of a translated reply, ``translation.agent_reply_in``). Returns the stored ``agent``
-    message.
+    agent's original of a translated reply, ``translation.agent_reply_in``); ``original``: kept on the
+    stored message for the desk (``SupportMessage.original``). Returns the stored ``agent`` message.
 
     Raises:
         InvalidInputError: an empty or over-long text. NotHandedOffError (409): the conversation is open
@@ -101,7 +107,11 @@ def agent_reply(
     if not text or not text.strip():
         raise InvalidInputError("a reply needs its text: write what the customer should read")
     items = open_items(db, tenant, conversation_id)
-    if items:
-        ReviewQueue(db).decide(items[0].id, tenant, "answer", by, answer=text, note=note)
-        return conversations.get(tenant, conversation_id).messages[-1]
-    return conversations.append_message(tenant, conversation_id, "agent", text)
+    if not items:
+        return conversations.append_message(tenant, conversation_id, "agent", text, original=original)
+    ReviewQueue(db).decide(items[0].id, tenant, "answer", by, answer=text, note=note)
+    message = conversations.get(tenant, conversation_id).messages[-1]
+    if original is None:
+        return message
+    conversations.keep_original(tenant, conversation_id, message.id, original)  # (the note keeps it too)
+    return replace(message, original=original)

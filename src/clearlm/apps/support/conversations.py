@@ -37,7 +37,9 @@ class SupportConversationNotFoundError(ClearlmError, LookupError):
 class SupportMessage:
     """A message as read back. Fields: id (increasing in the order written); conversation_id; role
     (customer, assistant, agent, system); text; language (ISO 639-1 or None); created_at (UTC);
-    withheld (the input policy blocked its turn: it never enters a model context again)."""
+    withheld (the input policy blocked its turn: it never enters a model context again); original (an
+    agent reply translated for the customer: ``{"text", "language", "engine"}``, what the agent wrote,
+    for the desk only; else None)."""
 
     id: int
     conversation_id: str
@@ -46,6 +48,7 @@ class SupportMessage:
     language: str | None
     created_at: datetime
     withheld: bool = False
+    original: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class SupportMessage:
             "language": self.language,
             "created_at": self.created_at.isoformat(),
             "withheld": self.withheld,
+            "original": self.original,
         }
 
 
@@ -109,6 +113,7 @@ def _message(row: SupportMessageRow) -> SupportMessage:
         language=row.language,
         created_at=as_utc(row.created_at),
         withheld=bool(row.withheld),
+        original=row.original,
     )
 
 
@@ -152,9 +157,16 @@ class SupportConversations:
             return _conversation(row, session.scalars(query.order_by(SupportMessageRow.id)))
 
     def append_message(
-        self, tenant: str, conversation_id: str, role: str, text: str, language: str | None = None
+        self,
+        tenant: str,
+        conversation_id: str,
+        role: str,
+        text: str,
+        language: str | None = None,
+        original: dict | None = None,
     ) -> SupportMessage:
-        """Add a message after the conversation's last one (its ``updated_at`` moves to now).
+        """Add a message after the conversation's last one (its ``updated_at`` moves to now);
+        ``original``: see :class:`SupportMessage`.
 
         Raises:
             InvalidInputError: an unknown role, an empty text or one over 100,000 characters, a language
@@ -169,7 +181,12 @@ class SupportConversations:
             conversation = _row(session, tenant, conversation_id)
             stamp = now()
             row = SupportMessageRow(
-                conversation_id=conversation_id, role=role, text=text, language=language, created_at=stamp
+                conversation_id=conversation_id,
+                role=role,
+                text=text,
+                language=language,
+                created_at=stamp,
+                original=original,
             )
             session.add(row)
             conversation.updated_at = stamp
@@ -208,6 +225,14 @@ class SupportConversations:
         Raises:
             SupportConversationNotFoundError (404): not in ``tenant``, or no such message in it.
         """
+        self._mark(tenant, conversation_id, message_id, withheld=True)
+
+    def keep_original(self, tenant: str, conversation_id: str, message_id: int, original: dict) -> None:
+        """Keep an agent reply's original on the stored message (see :class:`SupportMessage`): for a
+        reply that another path stored (a hand-off item's answer). SupportConversationNotFoundError (404)."""
+        self._mark(tenant, conversation_id, message_id, original=original)
+
+    def _mark(self, tenant: str, conversation_id: str, message_id: int, **values) -> None:
         with self.db.writing() as session:
             _row(session, tenant, conversation_id)
             row = session.get(SupportMessageRow, message_id)
@@ -215,7 +240,8 @@ class SupportConversations:
                 raise SupportConversationNotFoundError(
                     f"the conversation {conversation_id!r} has no message {message_id}"
                 )
-            row.withheld = True
+            for name, value in values.items():
+                setattr(row, name, value)
 
     def list(self, tenant: str, customer_id: str) -> list[SupportConversation]:
         """The customer's conversations, most recently changed first, without their messages

@@ -29,9 +29,9 @@ translation between the customer's language and an agent's, both ways, on the go
   than ``target``) translated, for the desk view (the original is the message itself, shown beside it);
   a translation is cached in this process (by conversation, message, text and target), so a page shown
   again costs no new turn.
-- :func:`agent_reply_in`: an agent's reply translated into the customer's language; the conversation
-  keeps the original beside the translation (a ``system`` note just before the ``agent`` message: what
-  was written, in which language, and which engine translated it).
+- :func:`agent_reply_in`: an agent's reply translated into the customer's language; the stored ``agent``
+  message keeps the original for the desk (what was written, in which language, which engine
+  translated it); the customer reads only the translation.
 """
 
 from __future__ import annotations
@@ -261,10 +261,10 @@ def agent_reply_in(
     """An agent's reply written in ``language`` (ISO 639-1; None: no translation), translated into the
     customer's language (:func:`translate`) before it is stored as the ``agent`` message the customer
     reads (``agents.agent_reply``). ``stored``: text -> text as the policy stores it (None: as is). The
-    original is kept beside the translation in the conversation: a ``system`` note, just before the
-    ``agent`` message, with the original (as stored), its language and the engine; also, when the reply
-    answers a hand-off item, in the item's decision ``note`` (``original (es): ...``), and in a model
-    turn's audit record (its prompt). Returns ``(message, Translation or None)``.
+    original is kept on that message for the desk (``SupportMessage.original``: the text as stored, its
+    language and the engine; the customer's reads leave it out); also, when the reply answers a hand-off
+    item, in the item's decision ``note`` (``original (es): ...``), and in a model turn's audit record
+    (its prompt). Returns ``(message, Translation or None)``.
 
     Raises:
         NotHandedOffError (409): the conversation is not handed off (checked before any turn).
@@ -283,25 +283,7 @@ def agent_reply_in(
     done = translate(runner, tenant, conversation_id, text, language, customer.language)
     if done.method == "none":
         return agent_reply(db, tenant, conversation_id, stored(text), by), done
-    kept = original_note(done, stored(text))
-    conversations.append_message(tenant, conversation_id, "system", kept, done.source)
+    original = {"text": stored(text), "language": done.source, "engine": done.method}
     note = f"original ({done.source}): {stored(text)}"
     note = note if len(note) <= MAX_NOTE_CHARS else note[: MAX_NOTE_CHARS - 1] + "…"
-    return agent_reply(db, tenant, conversation_id, stored(done.text), by, note), done
-
-
-ENGINE_NAMES = {"apertium": "Apertium", "bergamot": "Bergamot", "model": "the desk's model"}
-
-
-def original_note(done: Translation, original: str) -> str:
-    """The conversation's note before a translated agent reply: what was written, in which language,
-    and which engine translated it (at most the conversation's 100,000 characters a message)."""
-    from clearlm.apps.support.conversations import MAX_TEXT_CHARS
-
-    head = (
-        f"The agent wrote the next reply in {language_name(done.source)} ({done.source}); "
-        f"{ENGINE_NAMES.get(done.method, done.method)} translated it into "
-        f"{language_name(done.target)} ({done.target}). The original: "
-    )
-    room = MAX_TEXT_CHARS - len(head)
-    return head + (original if len(original) <= room else original[: room - 1] + "…")
+    return agent_reply(db, tenant, conversation_id, stored(done.text), by, note, original), done
