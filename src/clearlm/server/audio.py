@@ -29,7 +29,7 @@ from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
-from clearlm.errors import ClearlmError, InvalidInputError, ModelNotFoundError
+from clearlm.errors import InvalidInputError, ModelNotFoundError
 from clearlm.media import formats
 from clearlm.media.audio import decode
 from clearlm.media.encode import MEDIA_TYPES, SPEECH_FORMATS
@@ -40,11 +40,11 @@ from clearlm.media.voice import MAX_HISTORY, answer, hear
 from clearlm.models.chat import Message
 from clearlm.pipeline import screen_text
 from clearlm.server import audio_live
-from clearlm.server.errors import error_body
 from clearlm.server.lifecycle import own_record
 from clearlm.server.protocol import _Request
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import admit, policy_of
+from clearlm.server.sse import thread_events
 
 router = api_router()
 MAX_AUDIO_BYTES = 25 * 1024 * 1024  # as OpenAI's transcription API
@@ -106,34 +106,21 @@ async def _speech_to_text(
 
 
 def _streamed(run, policy) -> StreamingResponse:
-    """Server-sent events: each segment's text as it is decoded (screened by the policy, not recorded),
-    then the governed transcript (recorded)."""
-    send, receive = anyio.create_memory_object_stream(64)
+    """Server-sent events (:func:`~clearlm.server.sse.thread_events`): each segment's text as it is
+    decoded (screened by the policy, not recorded), then the governed transcript (recorded)."""
+    from clearlm.store.audit import AuditRecord
 
-    def on_segment(segment) -> None:
-        from clearlm.store.audit import AuditRecord
+    def work(emit):
+        def on_segment(segment) -> None:
+            scratch = AuditRecord(request_id="partial", created_at=_now(), endpoint="partial")
+            text = screen_text(segment.text, scratch, None, policy).text
+            emit({"type": "transcript.text.delta", "delta": text + " "})
 
-        scratch = AuditRecord(request_id="partial", created_at=_now(), endpoint="partial")
-        text = screen_text(segment.text, scratch, None, policy).text
-        anyio.from_thread.run(send.send, {"type": "transcript.text.delta", "delta": text + " "})
+        return run(on_segment)
 
-    async def events():
-        async def work():
-            try:
-                t = await anyio.to_thread.run_sync(run, on_segment)
-                await send.send({"type": "transcript.text.done", "text": t.text, "request_id": t.request_id})
-            except ClearlmError as exc:
-                await send.send(error_body(str(exc), exc.error_type, exc.code))
-            finally:
-                await send.aclose()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(work)
-            async for item in receive:
-                yield f"data: {json.dumps(item)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return thread_events(
+        work, lambda t: {"type": "transcript.text.done", "text": t.text, "request_id": t.request_id}
+    )
 
 
 def _now():

@@ -18,7 +18,6 @@ OpenAI-style body naming what there is.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
 import anyio
@@ -26,12 +25,11 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from clearlm.errors import ClearlmError
 from clearlm.server.auth import tenant_of
-from clearlm.server.errors import error_body
 from clearlm.server.protocol import _Request
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import admit, policy_of
+from clearlm.server.sse import STREAMED, thread_events
 from clearlm.translate import (
     ENGINES,
     FORMATS,
@@ -123,21 +121,6 @@ async def list_engines(request: Request):
     return EngineList(data=[EngineOut(**r) for r in rows])
 
 
-# one server-sent event, as OpenAPI 3.2 describes text/event-stream (3.0/3.1 tools read ``schema`` per event):
-# ``data`` is a JSON object (progress, the response, or an error body) or the final ``[DONE]``
-SSE_EVENT = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {
-        "data": {"type": "string", "contentMediaType": "application/json"},
-        "event": {"type": "string"},
-        "id": {"type": "string"},
-        "retry": {"type": "integer"},
-    },
-}
-STREAMED = {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}}
-
-
 @router.post("/translate", response_model=TranslationOut, responses=STREAMED)
 async def translate(body: TranslateRequest, request: Request):
     s = state(request)
@@ -211,29 +194,10 @@ def _answer(done, engine: str, pair, ids: list[str], record) -> TranslationOut:
 
 
 def _streamed(work, answer) -> StreamingResponse:
-    """Server-sent events: ``translation.progress`` after each engine batch (``done`` and ``total``
-    sentences), then ``translation.done`` with the whole response, or an OpenAI-style error body, then
-    ``[DONE]`` (the audio transcription stream's shape, ``server/audio.py``)."""
-    send, receive = anyio.create_memory_object_stream(64)
+    """Server-sent events (:func:`~clearlm.server.sse.thread_events`): ``translation.progress`` after each
+    engine batch (``done`` and ``total`` sentences), then ``translation.done`` with the whole response."""
 
-    def progress(done: int, total: int) -> None:
-        anyio.from_thread.run(send.send, {"type": "translation.progress", "done": done, "total": total})
+    def run(emit):
+        return work(lambda done, total: emit({"type": "translation.progress", "done": done, "total": total}))
 
-    async def events():
-        async def run():
-            try:
-                done = await anyio.to_thread.run_sync(work, progress)
-                out = answer(done).model_dump()
-                await send.send({"type": "translation.done", **out})
-            except ClearlmError as exc:
-                await send.send(error_body(str(exc), exc.error_type, exc.code))
-            finally:
-                await send.aclose()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
-            async for item in receive:
-                yield f"data: {json.dumps(item)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return thread_events(run, lambda done: {"type": "translation.done", **answer(done).model_dump()})
