@@ -28,7 +28,7 @@ def write_adapter(
     from peft import LoraConfig, get_peft_model
 
     from clearlm.tune.adapters import write_adapter as write_atomic
-    from clearlm.tune.base import weights_sha256
+    from clearlm.tune.base import peft_quietly, weights_sha256
 
     model = make_model(tokenizer, dtype=torch.float32)
     sha = weights_sha256(model)
@@ -40,7 +40,8 @@ def write_adapter(
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
-    peft_model = get_peft_model(model, config)
+    with peft_quietly():
+        peft_model = get_peft_model(model, config)
     with torch.no_grad():
         for pname, param in peft_model.named_parameters():
             if "lora_B" in pname and b_scale:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
@@ -91,3 +93,15 @@ def base_info(base) -> dict:
         "architecture": type(base.model).__name__,
         "dtype": str(next(base.model.parameters()).dtype).replace("torch.", ""),
     }
+
+
+@contextmanager
+def peft_quietly():
+    """Around a PeftModel's creation (``get_peft_model``, ``PeftModel.from_pretrained``): PEFT 0.x reads
+    ``model.is_gradient_checkpointing``, which transformers 5 deprecated with a FutureWarning on every
+    adapter a user trains, loads or exports; only that warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield

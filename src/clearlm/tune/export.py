@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clearlm.errors import InvalidInputError
 from clearlm.tune.adapters import adapter_dir, read_card
-from clearlm.tune.base import check_trainable
+from clearlm.tune.base import check_trainable, peft_quietly
 from clearlm.tune.serve import check_base
 
 
@@ -28,7 +28,8 @@ def merge(name: str, base):
 
     check_trainable(base)
     check_base(read_card(name), base)
-    model = PeftModel.from_pretrained(base.model, adapter_dir(name), adapter_name=name)
+    with peft_quietly():
+        model = PeftModel.from_pretrained(base.model, adapter_dir(name), adapter_name=name)
     return model.merge_and_unload()
 
 

@@ -16,7 +16,7 @@ from clearlm.errors import InvalidInputError
 from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune import adapters
 from clearlm.tune.answers import QuestionSet, answer_questions, summary
-from clearlm.tune.base import base_info, check_trainable, load_base
+from clearlm.tune.base import base_info, check_trainable, load_base, peft_quietly
 from clearlm.tune.card import build_card, card_markdown
 from clearlm.tune.config import TuneConfig
 from clearlm.tune.data import load_data
@@ -112,7 +112,8 @@ def tune(
         task_type="CAUSAL_LM",
     )
     try:
-        model = get_peft_model(backend.model, lora)
+        with peft_quietly():
+            model = get_peft_model(backend.model, lora)
     except ValueError as exc:
         raise InvalidInputError(f"cannot put LoRA on {backend.name}: {exc}") from None
     try:

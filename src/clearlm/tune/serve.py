@@ -15,7 +15,7 @@ from pathlib import Path
 from clearlm.errors import InvalidInputError
 from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune.adapters import adapter_dir, read_card
-from clearlm.tune.base import base_hash, check_trainable
+from clearlm.tune.base import base_hash, check_trainable, peft_quietly
 
 
 class AdapterMismatchError(InvalidInputError):
@@ -69,7 +69,8 @@ class AdapterSet:
         check_base(card, self.base)
         with self.lock:
             if self.peft is None:
-                self.peft = PeftModel.from_pretrained(self.base.model, folder, adapter_name=name)
+                with peft_quietly():
+                    self.peft = PeftModel.from_pretrained(self.base.model, folder, adapter_name=name)
             else:
                 self.peft.load_adapter(folder, adapter_name=name)
             self.peft.eval()
