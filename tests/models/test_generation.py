@@ -263,3 +263,42 @@ def test_generation_stops_at_the_end_of_the_context(tiny_backend):
 def test_generation_rejects_an_empty_prompt(tiny_backend, prompt):
     with pytest.raises(InvalidInputError):
         generate(tiny_backend, prompt, SamplingParams())
+
+
+# --- JSON output: bounded whitespace ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def whitespace_lover(tiny_tokenizer):
+    """The tiny model with a head that ranks every whitespace-only token first (the rest at 0)."""
+    from clearlm.models.backends.torch_backend import TorchBackend
+    from conftest import make_model
+
+    model = make_model(tiny_tokenizer)
+    head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True, dtype=model.dtype)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        for token, i in tiny_tokenizer.get_vocab().items():
+            text = tiny_tokenizer.convert_tokens_to_string([token])
+            if text and text.isspace():
+                head.bias[i] = 10.0
+    model.lm_head = head
+    return TorchBackend(model, tiny_tokenizer, "tiny-whitespace")
+
+
+@pytest.mark.parametrize("schema", [None, '{"type": "object", "properties": {"a": {"type": "integer"}}}'])
+def test_json_output_bounds_runs_of_whitespace(whitespace_lover, schema):
+    import re
+
+    from clearlm.models.backends.base import JsonOutput
+    from clearlm.models.tools import MAX_WHITESPACE
+
+    free = generate(whitespace_lover, PROMPT, SamplingParams(max_new_tokens=12))
+    assert free.text.isspace() and len(free.text) > MAX_WHITESPACE  # unconstrained, it pads
+    out = generate(
+        whitespace_lover, PROMPT, SamplingParams(max_new_tokens=40, json_output=JsonOutput(schema))
+    )
+    between = re.sub(r'"(?:[^"\\]|\\.)*"?', '""', out.text)  # whitespace inside a string is its text
+    runs = [len(r) for r in re.findall(r"\s+", between)]
+    assert between.startswith("{") and runs and max(runs) <= MAX_WHITESPACE, repr(out.text)

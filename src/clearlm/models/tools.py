@@ -40,7 +40,9 @@ CALL_END = "}\n</tool_call>"
 FENCE_CALL_END = "}\n```"
 FENCE_TRIGGER = FENCE_BEGIN
 SEPARATOR = "\n"  # between parallel calls
-MAX_WHITESPACE = 8  # characters of whitespace in a row inside arguments (a model cannot pad forever)
+MAX_WHITESPACE = (
+    8  # characters of whitespace in a row in arguments and JSON output (a model cannot pad forever)
+)
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*')
 

@@ -18,9 +18,10 @@ MAX_TOP_LOGPROBS = 20
 
 @dataclass(frozen=True, slots=True)
 class JsonOutput:
-    """Constrain the output to JSON: any JSON value (``schema`` None) or one valid against ``schema``
-    (a JSON Schema, as JSON text). Enforced while decoding (xgrammar for torch, a GBNF grammar for
-    llama.cpp), so the text parses whenever generation ends by itself rather than at the token limit."""
+    """Constrain the output to JSON: any JSON object (``schema`` None, OpenAI's ``json_object``) or one
+    valid against ``schema`` (a JSON Schema, as JSON text). Enforced while decoding (xgrammar for torch, a
+    GBNF grammar for llama.cpp, both with bounded runs of whitespace), so the text parses whenever
+    generation ends by itself rather than at the token limit."""
 
     schema: str | None = None
 

@@ -195,18 +195,25 @@ class TorchBackend:
             raise InvalidInputError(f"cannot use the tools' parameters: {str(exc).splitlines()[0]}") from None
 
     def _json_processor(self, spec: JsonOutput):
-        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through.
+        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through: valid
+        against the schema, or any JSON object (``json_object``, as OpenAI and llama.cpp's JSON grammar
+        have it). Whitespace between tokens is at most ``MAX_WHITESPACE`` characters in a row, so a model
+        cannot pad until ``max_tokens`` runs out (xgrammar's ``max_whitespace_cnt``).
 
         Raises:
             InvalidInputError: the schema is not valid JSON Schema that xgrammar can compile.
         """
         from xgrammar.contrib.hf import LogitsProcessor
 
+        from clearlm.models.tools import MAX_WHITESPACE
+
         self._compiler()
-        if spec.schema is None:
-            return LogitsProcessor(self._grammar_compiler.compile_builtin_json_grammar())
         try:
-            return LogitsProcessor(self._grammar_compiler.compile_json_schema(spec.schema))
+            return LogitsProcessor(
+                self._grammar_compiler.compile_json_schema(
+                    spec.schema or '{"type": "object"}', max_whitespace_cnt=MAX_WHITESPACE
+                )
+            )
         except (RuntimeError, ValueError) as exc:
             raise InvalidInputError(f"cannot use the JSON schema: {str(exc).splitlines()[0]}") from None
 
