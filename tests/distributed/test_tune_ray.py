@@ -52,14 +52,17 @@ def test_a_run_on_the_cluster_equals_one_here(tmp_path, ray_cluster, tiny_tokeni
     run = CliRunner().invoke(
         app,
         ["tune", "apt", "--base", str(base), "--data", str(docs), "--config", str(tmp_path / "tune.yaml")]
-        + ["--policy", str(tmp_path / "policy.yaml"), "--ray-address", ray_cluster, "--json"],
+        + ["--policy", str(tmp_path / "policy.yaml"), "--ray-address", ray_cluster, "--json"]
+        + ["--general-data", str(docs / "part1.md")],
     )
     assert run.exit_code == 0, run.output
     remote = SimpleNamespace(path=tmp_path / "home" / "adapters" / "apt", card=read_card("apt"))
     remote.report = remote.card["report"]
-    here = tune("here", str(base), docs, CONFIG, policy=parse_policy(POLICY, embedder_factory=None))
+    policy = parse_policy(POLICY, embedder_factory=None)
+    here = tune("here", str(base), docs, CONFIG, policy=policy, general_data=docs / "part1.md")
     assert remote.report["losses"] == here.report["losses"] and len(here.report["losses"]) == 3
-    assert remote.card["figures"]["domain"] == here.card["figures"]["domain"]
+    for text in ("domain", "general"):  # general: the shipped text, not the packaged sample
+        assert remote.card["figures"][text] == here.card["figures"][text], text
     card = remote.card
     assert card["name"] == "apt" and card["data"]["pii"] == here.card["data"]["pii"]
     assert [s["path"] for s in card["data"]["sources"]] == [s["path"] for s in here.card["data"]["sources"]]
@@ -80,3 +83,43 @@ def test_a_run_on_the_cluster_equals_one_here(tmp_path, ray_cluster, tiny_tokeni
             policy_yaml=POLICY.replace("redact", "block"),
         )
     assert not (tmp_path / "home" / "adapters" / "refused").exists()
+
+
+def test_an_evaluation_on_the_cluster_equals_one_here(tmp_path, ray_cluster, tiny_tokenizer, monkeypatch):
+    from typer.testing import CliRunner
+
+    from clearlm.cli import app
+    from clearlm.govern import parse_policy
+    from clearlm.tune.evaluation import evaluate_adapter
+    from clearlm.tune.ray_job import evaluate_on_ray
+
+    base = tmp_path / "tiny"
+    make_model(tiny_tokenizer, dtype=torch.float32).save_pretrained(base)
+    tiny_tokenizer.save_pretrained(base)
+    train, held = tmp_path / "train.md", tmp_path / "held"
+    train.write_text(f"# Apt\n\n{DOC}", encoding="utf-8")
+    held.mkdir()
+    (held / "more.md").write_text(f"# More apt\n\n{DOC.upper()}", encoding="utf-8")
+    monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
+    tune("apt", str(base), train, CONFIG)
+    policy = parse_policy(POLICY, embedder_factory=None)
+
+    here = evaluate_adapter("apt", held, general_data=train, policy=policy).to_dict()
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    run = CliRunner().invoke(
+        app,
+        ["adapters", "evaluate", "apt", "--data", str(held), "--general-data", str(train)]
+        + ["--policy", str(tmp_path / "policy.yaml"), "--ray-address", ray_cluster, "--json"],
+    )
+    assert run.exit_code == 0, run.output
+    remote = json.loads(run.output)
+    for key in (
+        "adapter",
+        "base",
+        "data",
+        "figures",
+    ):  # general figures too: the shipped text, not the sample
+        assert remote[key] == here[key], key
+    assert remote["data"]["pii"]["redacted_texts"] == 1
+    with pytest.raises(PolicyViolationError, match="more.md"):
+        evaluate_on_ray("apt", held, address=ray_cluster, policy_yaml=POLICY.replace("redact", "block"))

@@ -80,14 +80,14 @@ def test_empty_missing_and_unreadable_data(tiny_tokenizer, email_policy, tmp_pat
     (tmp_path / "empty.txt").write_text("  \n")
     with pytest.raises(InvalidInputError, match="empty.txt is empty"):
         load_data(tmp_path / "empty.txt", tiny_tokenizer, 64, screen)
-    with pytest.raises(InvalidInputError, match="no training data at"):
+    with pytest.raises(InvalidInputError, match="no data at"):
         load_data(tmp_path / "nowhere", tiny_tokenizer, 64, screen)
     (tmp_path / "blob.txt").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(InvalidInputError, match="cannot use .*blob.txt as training data"):
         load_data(tmp_path / "blob.txt", tiny_tokenizer, 64, screen)
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "image.png").write_bytes(b"\x89PNG")
-    with pytest.raises(InvalidInputError, match="holds no training data"):
+    with pytest.raises(InvalidInputError, match="holds no data"):
         load_data(tmp_path / "folder", tiny_tokenizer, 64, screen)
 
 

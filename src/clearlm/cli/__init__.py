@@ -12,6 +12,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import typer
 from rich.markup import escape
 
+from clearlm.cli import adapter_evaluate
 from clearlm.cli import audit as audit_cmd
 from clearlm.cli import batch as batch_cmd
 from clearlm.cli import classroom as classroom_cmd
@@ -62,6 +63,7 @@ app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(classroom_cmd.app, name="classroom")
 app.add_typer(studio_cmd.app, name="studio")
 app.command("tune")(tune_cmd.tune)
+tune_cmd.app.command("evaluate")(adapter_evaluate.evaluate)
 app.add_typer(tune_cmd.app, name="adapters")
 classroom_cmd.app.add_typer(classroom_quiz_cmd.app, name="quiz")
 

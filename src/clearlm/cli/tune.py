@@ -14,7 +14,7 @@ from clearlm.cli.common import console, err_console
 from clearlm.cli.generate import _audit_log
 from clearlm.errors import InvalidInputError
 
-app = typer.Typer(help="LoRA adapters: list, show, remove, merge and export.", no_args_is_help=True)
+app = typer.Typer(help="LoRA adapters: list, show, evaluate, remove and export.", no_args_is_help=True)
 STAGES = {
     "load": "loading the base",
     "data": "reading, screening (PII) and tokenizing the data",
@@ -87,7 +87,7 @@ def tune(
     settings = load_config(config).with_overrides(
         steps=steps, rank=rank, seq_len=seq_len, learning_rate=learning_rate, seed=seed
     )
-    asked = _question_set(config, questions, kb, kb_db, passages, answer_tokens)  # bad input: before loading
+    asked = question_set(config, questions, kb, kb_db, passages, answer_tokens)  # bad input: before loading
     if ray_address is not None:
         from clearlm.tune.ray_job import tune_on_ray
 
@@ -165,7 +165,7 @@ def _show(name: str, result, as_json: bool) -> None:
     _figures(result.card)
 
 
-def _question_set(config, questions, kb, kb_db, passages, answer_tokens):
+def question_set(config, questions, kb, kb_db, passages, answer_tokens):
     """The questions to ask after training (options over the config file's keys), or None; the knowledge
     base opened (the caller closes it)."""
     from clearlm.tune.answers import QuestionSet
@@ -199,6 +199,16 @@ def _fmt(value, pattern="{:.2f}") -> str:
 
 def _figures(card: dict) -> None:
     f = card["figures"]
+    figure_tables(f)
+    console.print(
+        f"{f['steps']} steps, final loss {_fmt(f['final_loss'], '{:.3f}')}, "
+        f"{_fmt(f['tokens_per_s'], '{:.0f}')} tokens/s, {_fmt(f['train_seconds'], '{:.0f}')} s"
+        + (f" (resumed at step {f['resumed_from']})" if f.get("resumed_from") else "")
+    )
+
+
+def figure_tables(f: dict) -> None:
+    """The perplexity table (base before, adapted after) and, when asked, the four-way questions' means."""
     table = Table(title="perplexity before / after")
     for col in ("text", "before", "after", "change"):
         table.add_column(col)
@@ -222,11 +232,6 @@ def _figures(card: dict) -> None:
         for key, label in (("f1", "mean token F1"), ("key_recall", "mean key recall")):
             table.add_row(label, *(_fmt(q["means"][s][key]) for s in q["setups"]))
         console.print(table)
-    console.print(
-        f"{f['steps']} steps, final loss {_fmt(f['final_loss'], '{:.3f}')}, "
-        f"{_fmt(f['tokens_per_s'], '{:.0f}')} tokens/s, {_fmt(f['train_seconds'], '{:.0f}')} s"
-        + (f" (resumed at step {f['resumed_from']})" if f.get("resumed_from") else "")
-    )
 
 
 @app.command("list")

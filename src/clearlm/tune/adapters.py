@@ -80,6 +80,18 @@ def write_adapter(name: str, write: Callable[[Path], None], overwrite: bool = Fa
     return dest
 
 
+def card_at(folder: Path) -> dict:
+    """The card in an adapter folder given by path (one not under ``$CLEARLM_HOME/adapters``).
+
+    Raises:
+        InvalidInputError: no ``card.json`` there.
+    """
+    try:
+        return json.loads((Path(folder) / CARD).read_text(encoding="utf-8"))
+    except OSError:
+        raise InvalidInputError(f"{folder} is not a clearlm adapter folder (no {CARD})") from None
+
+
 def read_card(name: str) -> dict:
     """The card of adapter ``name`` (with its report under "report").
 

@@ -74,12 +74,12 @@ def data_files(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise InvalidInputError(f"no training data at {path}: give a file or a folder of documents")
+        raise InvalidInputError(f"no data at {path}: give a file or a folder of documents")
     wanted = set(KINDS) | {".jsonl"}
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
     if not files:
         raise InvalidInputError(
-            f"{path} holds no training data: add .jsonl chat files or documents ({', '.join(KINDS)})"
+            f"{path} holds no data: add .jsonl chat files or documents ({', '.join(KINDS)})"
         )
     return files
 
@@ -115,6 +115,15 @@ def load_data(path, tokenizer, seq_len: int, screen: Screen, held_out: float = 0
     return TrainingData(kind, train, held, sources, screen.summary(), truncated)
 
 
+def load_eval_data(path, tokenizer, seq_len: int, screen: Screen) -> TrainingData:
+    """Evaluation-only data (an adapter measured again, :mod:`clearlm.tune.evaluation`): every sequence
+    held out, none to train on. Raises as :func:`load_data`."""
+    files = data_files(path)
+    kind = _kind(files, path)
+    examples, sources, truncated = _examples(files, kind, tokenizer, seq_len, screen)
+    return TrainingData(kind, [], examples, sources, screen.summary(), truncated)
+
+
 def _kind(files: list[Path], path) -> str:
     chat = [f for f in files if f.suffix.lower() == ".jsonl"]
     if chat and len(chat) != len(files):
@@ -147,7 +156,7 @@ def _examples(files, kind, tokenizer, seq_len, screen):
                 truncated += cut
                 examples.append(ex)
     if not examples:
-        raise InvalidInputError(f"no usable training text in {', '.join(str(f) for f in files)}")
+        raise InvalidInputError(f"no usable text in {', '.join(str(f) for f in files)}")
     return examples, sources, truncated
 
 

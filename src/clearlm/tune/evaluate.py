@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from clearlm.errors import InvalidInputError
+from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune.data import Example
 from clearlm.tune.train import collate, token_nll
 
@@ -43,6 +44,19 @@ def base_only(model):
     """A context in which a PEFT model computes with its adapters disabled (the base model)."""
     disable = getattr(model, "disable_adapter", None)
     return disable() if disable else contextlib.nullcontext()
+
+
+class BaseOnly(TorchBackend):
+    """The base model inside a PEFT model (being tuned, or loaded to be measured): each generation runs
+    with the adapter disabled, so the base's answers come from the same module as the tuned ones."""
+
+    def __init__(self, backend: TorchBackend, peft_model) -> None:
+        super().__init__(backend.model, backend.tokenizer, backend.name)
+        self.peft = peft_model
+
+    def stream(self, prompt, params):
+        with base_only(self.peft):
+            yield from super().stream(prompt, params)
 
 
 def general_text(path: str | Path | None = None) -> str:

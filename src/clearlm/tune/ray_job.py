@@ -7,6 +7,9 @@ same path on the worker). It trains under a temporary adapter name in the worker
 ``$CLEARLM_HOME/adapters`` and removes it; the driver then stores the files atomically under the real name
 (:func:`clearlm.tune.adapters.write_adapter`) with the card's name and data paths put back as the driver sees
 them. The seed makes the run repeatable, so a run on the cluster gives the losses a local run gives.
+
+An evaluation job (:func:`evaluate_on_ray`) ships a stored adapter's files and the data the same way; the
+worker measures it (:func:`clearlm.tune.evaluation.evaluate_adapter`) and sends the figures back.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from clearlm.errors import InvalidInputError
 from clearlm.tune import adapters
 from clearlm.tune.card import card_markdown
 from clearlm.tune.config import TuneConfig
+from clearlm.tune.evaluation import Evaluation
 from clearlm.tune.run import TuneResult
 
 MAX_DATA_BYTES = 256 << 20  # shipped through Ray's object store
@@ -69,12 +73,7 @@ def tune_on_ray(
     except ray.exceptions.RayTaskError as exc:
         raise unwrap(exc) from None
     card["name"] = name
-    for source in card["data"]["sources"]:  # the worker's paths, as the driver knows them
-        for key, root in (("data", data), ("eval", eval_data)):
-            mark = f"/{key}-shipped/"
-            if root is not None and mark in source["path"]:
-                here = Path(root).expanduser().resolve()
-                source["path"] = str(here if here.is_file() else here / source["path"].split(mark, 1)[1])
+    _paths_here(card["data"]["sources"], {"data": data, "eval": eval_data})
 
     def write(folder: Path) -> None:
         for rel, blob in files.items():
@@ -85,6 +84,51 @@ def tune_on_ray(
 
     path = adapters.write_adapter(name, write, overwrite)
     return TuneResult(path, card, report)
+
+
+def evaluate_on_ray(
+    name: str,
+    data: str | Path,
+    *,
+    address: str | None,
+    base: str | None = None,
+    general_data: str | Path | None = None,
+    pii: str = "redact",
+    policy_yaml: str | None = None,
+    threads: int = 1,
+) -> Evaluation:
+    """Run :func:`clearlm.tune.evaluation.evaluate_adapter` of adapter ``name`` (stored here) as one Ray
+    task on the cluster at ``address``: the task gets the adapter's files and the data's bytes, and loads
+    ``base`` (default: the card's) where it runs. Arguments as for :func:`tune_on_ray`; nothing is stored.
+
+    Raises:
+        AdapterNotFoundError, InvalidInputError (data missing or over 256 MB), whatever the evaluation raises
+        on the worker; BackendUnavailableError: Ray missing or no cluster at ``address``.
+    """
+    from clearlm.models.backends.ray_cluster import connect, unwrap
+
+    card = adapters.read_card(name)
+    shipped = {"adapter": _pack(adapters.adapter_dir(name)), "data": _pack(Path(data))}
+    if general_data is not None:
+        shipped["general"] = _pack(Path(general_data))
+    ray = connect(address)
+    task = ray.remote(num_cpus=threads)(_evaluate).options(max_retries=0)
+    try:
+        out = ray.get(task.remote(name, base or card["base"]["name"], shipped, pii, policy_yaml, threads))
+    except ray.exceptions.RayTaskError as exc:
+        raise unwrap(exc) from None
+    _paths_here(out["data"]["sources"], {"data": data})
+    return Evaluation(**{k: v for k, v in out.items() if k != "object"})
+
+
+def _paths_here(sources: list[dict], roots: dict) -> None:
+    """Put the paths of shipped files back as the driver knows them (``roots``: key -> the driver's path)."""
+    for source in sources:
+        for key, root in roots.items():
+            mark = f"/{key}-shipped/"
+            if root is not None and mark in source["path"]:
+                here = Path(root).expanduser().resolve()
+                source["path"] = str(here if here.is_file() else here / source["path"].split(mark, 1)[1])
 
 
 def _pack(path: Path) -> tuple[str, dict[str, bytes]]:
@@ -128,7 +172,14 @@ def _run(base: str, shipped: dict, config: dict, pii: str, policy_yaml: str | No
         )
         policy = parse_policy(policy_yaml) if policy_yaml else None
         result = tune(
-            temporary, base, data, TuneConfig(**config), eval_data=eval_data, pii=pii, policy=policy
+            temporary,
+            base,
+            data,
+            TuneConfig(**config),
+            eval_data=eval_data,
+            general_data=general,
+            pii=pii,
+            policy=policy,
         )
         files = {
             str(p.relative_to(result.path)): p.read_bytes()
@@ -139,4 +190,26 @@ def _run(base: str, shipped: dict, config: dict, pii: str, policy_yaml: str | No
     finally:
         shutil.rmtree(adapters.adapter_dir(temporary), ignore_errors=True)
         shutil.rmtree(adapters.work_dir(temporary), ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _evaluate(name: str, base: str, shipped: dict, pii: str, policy_yaml: str | None, threads: int) -> dict:
+    """The Ray task of :func:`evaluate_on_ray`: the evaluation as a dict."""
+    import torch
+
+    from clearlm.govern import parse_policy
+    from clearlm.tune.evaluation import evaluate_adapter
+
+    torch.set_num_threads(threads)
+    root = Path(tempfile.mkdtemp(prefix="clearlm-evaluate-"))
+    try:
+        folder = _unpack(root, "adapter", shipped["adapter"])
+        data = _unpack(root, "data", shipped["data"])
+        general = _unpack(root, "general", shipped["general"]) if "general" in shipped else None
+        policy = parse_policy(policy_yaml) if policy_yaml else None
+        done = evaluate_adapter(
+            name, data, base=base, general_data=general, pii=pii, policy=policy, folder=folder
+        )
+        return done.to_dict()
+    finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,7 @@ from clearlm.tune.base import base_info, check_trainable, load_base, peft_quietl
 from clearlm.tune.card import build_card, card_markdown
 from clearlm.tune.config import TuneConfig
 from clearlm.tune.data import load_data
-from clearlm.tune.evaluate import base_only, compare, general_text, text_examples
+from clearlm.tune.evaluate import BaseOnly, base_only, compare, general_text, text_examples
 from clearlm.tune.memory import check_memory, estimate_memory
 from clearlm.tune.screen import Screen, pii_policy
 from clearlm.tune.train import StepInfo, train
@@ -87,7 +87,7 @@ def tune(
     if adapters.adapter_dir(name).exists() and not overwrite:
         raise adapters.AdapterExistsError(f"adapter {name!r} exists: choose another name, or remove it first")
     stage = on_stage or (lambda s: None)
-    _check_questions(questions)
+    check_questions(questions)
     if isinstance(base, str):
         stage("load")
     backend = load_base(base) if isinstance(base, str) else base
@@ -138,7 +138,7 @@ def tune(
             stage("answer")
             tuned = TorchBackend(backend.model, tok, f"{backend.name}:{name}")
             qa = answer_questions(
-                _BaseOnly(backend, model),
+                BaseOnly(backend, model),
                 tuned,
                 questions,
                 policy=screen.policy,
@@ -165,7 +165,7 @@ def tune(
     return TuneResult(path, card, report)
 
 
-def _check_questions(questions: QuestionSet | None) -> None:
+def check_questions(questions: QuestionSet | None) -> None:
     """Before training: the questions' knowledge base must hold documents to answer from."""
     kb = questions.knowledge_base if questions is not None else None
     if kb is not None and not kb.sources():
@@ -173,18 +173,6 @@ def _check_questions(questions: QuestionSet | None) -> None:
             f"the knowledge base {kb.name!r} holds no documents to answer the questions from: add some first "
             "(clearlm kb add), or leave the knowledge base out"
         )
-
-
-class _BaseOnly(TorchBackend):
-    """The base model inside a PEFT model being tuned: each generation runs with the adapter disabled."""
-
-    def __init__(self, backend: TorchBackend, peft_model) -> None:
-        super().__init__(backend.model, backend.tokenizer, backend.name)
-        self.peft = peft_model
-
-    def stream(self, prompt, params):
-        with base_only(self.peft):
-            yield from super().stream(prompt, params)
 
 
 def _measure_base(model, domain, general, pad_id, max_tokens) -> dict:

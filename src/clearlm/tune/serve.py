@@ -14,7 +14,7 @@ from pathlib import Path
 
 from clearlm.errors import InvalidInputError
 from clearlm.models.backends.torch_backend import TorchBackend
-from clearlm.tune.adapters import adapter_dir, read_card
+from clearlm.tune.adapters import adapter_dir, card_at, read_card
 from clearlm.tune.base import base_hash, check_trainable, peft_quietly
 
 
@@ -65,7 +65,7 @@ class AdapterSet:
         from peft import PeftModel
 
         folder = Path(path) if path else adapter_dir(name)
-        card = read_card(name) if path is None else _card_at(folder)
+        card = read_card(name) if path is None else card_at(folder)
         check_base(card, self.base)
         with self.lock:
             if self.peft is None:
@@ -133,15 +133,6 @@ class ActiveLock:
         finally:
             self.adapters.depth -= 1
             self.adapters.lock.release()
-
-
-def _card_at(folder: Path) -> dict:
-    import json
-
-    try:
-        return json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    except OSError:
-        raise InvalidInputError(f"{folder} is not a clearlm adapter folder (no card.json)") from None
 
 
 class _View(TorchBackend):
