@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from clearlm.explain.scoring import response_logprobs
 from clearlm.knowledge.answer import DEFAULT_ABLATIONS, answer, passage_sources
 from clearlm.knowledge.passage import Passage
 from clearlm.models import DEFAULT_MODEL, load_backend
+from clearlm.models.backends.torch_scoring import response_logprobs
 
 QUESTION = "Where does dpkg keep its database of installed packages?"
 PASSAGES = [

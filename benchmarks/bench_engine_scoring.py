@@ -89,7 +89,7 @@ def main() -> None:
                 positions = llama.scorer.decoded_tokens - before
             print(f"round {r + 1} {name:9s} {seconds:7.2f} s", flush=True)
 
-    from clearlm.explain.scoring import response_logprobs
+    from clearlm.models.backends.torch_scoring import response_logprobs
 
     stats: dict = {"tokens": 0}
     if args.count_torch:  # the same ablations, to count torch's positions (one more, untimed run)

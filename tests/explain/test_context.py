@@ -15,11 +15,12 @@ from clearlm.explain.context import (
     ContextAttribution,
     ContextSources,
     context_attribution,
+    logit_mean_prob,
     source_token_spans,
 )
-from clearlm.explain.scoring import logit_mean_prob, response_logprobs
 from clearlm.explain.surrogate import ablation_masks, fit_surrogate
 from clearlm.models import Message
+from clearlm.models.backends.torch_scoring import response_logprobs
 
 TEXTS = (
     "The Eiffel Tower is located in the city of Paris, France.",

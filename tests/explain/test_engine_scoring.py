@@ -85,7 +85,7 @@ def test_gates_say_what_each_backend_lacks(tiny_backend):
 
 
 def test_the_torch_backend_scores_like_scoring_response_logprobs(tiny_backend):
-    from clearlm.explain.scoring import response_logprobs
+    from clearlm.models.backends.torch_scoring import response_logprobs
 
     prompts = [[5, 6, 7, 8, 9, 10], [5, 6, 7, 11], [5, 6]]
     got = tiny_backend.response_logprobs(prompts, [12, 13, 14])

@@ -28,9 +28,9 @@ import torch
 
 from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.explain.gradient import step_logprobs
-from clearlm.explain.scoring import logit_mean_prob, response_logprobs
 from clearlm.explain.sequence import TeacherForced
 from clearlm.explain.surrogate import KEEP_PROBABILITY, ablation_masks, fit_surrogate
+from clearlm.models.backends.torch_scoring import response_logprobs
 from clearlm.models.chat import Message, Prompt
 from clearlm.models.tokens import encode_text
 from clearlm.serialize import JsonResult, json_ready
@@ -38,6 +38,32 @@ from clearlm.serialize import JsonResult, json_ready
 SCHEMA_VERSION = 1
 DEFAULT_ABLATIONS = 32
 SCORE = "logit_mean_prob"
+
+
+def logit_mean_prob(logprobs: np.ndarray, counted: Sequence[bool] | None = None) -> np.ndarray:
+    """The logit of the mean per-token probability of a response: log(m / (1 - m)), m = mean_t p_t.
+
+    ContextCite (Cohen-Wang et al. 2024, "ContextCite: Attributing Model Generation to Context", section 2)
+    models the logit-scaled probability of the response with a linear surrogate: unbounded, unlike a
+    probability, and close to linear in the number of supporting sources kept. The mean over tokens keeps
+    the target on one scale whatever the response's length.
+
+    Args:
+        logprobs: float[n, T], per-token log-probabilities (``response_logprobs``).
+        counted: bool[T], the tokens that count (default all); at least one must.
+
+    Returns:
+        float64[n]. m is kept within [1e-15, 1 - 1e-15] so the value stays finite (|logit| <= 34.5).
+    """
+    lp = np.asarray(logprobs, dtype=np.float64)
+    if counted is not None:
+        keep = np.asarray(counted, dtype=bool)
+        if keep.shape != (lp.shape[1],) or not keep.any():
+            raise ValueError(f"counted must be bool[{lp.shape[1]}] with at least one True")
+        lp = lp[:, keep]
+    log_m = np.logaddexp.reduce(lp, axis=1) - np.log(lp.shape[1])
+    log_m = np.clip(log_m, np.log(1e-15), np.log1p(-1e-15))
+    return log_m - np.log(-np.expm1(log_m))
 
 
 @dataclass(frozen=True, slots=True)

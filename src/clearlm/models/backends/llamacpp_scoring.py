@@ -94,7 +94,7 @@ class Scorer:
 
     def response_logprobs(self, prompts: Sequence[Sequence[int]], response: Sequence[int]) -> np.ndarray:
         """log p(response_t | prompt, response_<t) for every prompt, teacher-forced (as
-        ``clearlm.explain.scoring.response_logprobs`` on torch).
+        ``clearlm.models.backends.torch_scoring.response_logprobs`` on torch).
 
         Args:
             prompts: token ids of each prompt (n prompts, each at least one token).

@@ -45,8 +45,8 @@ class TorchBackend:
 
     def response_logprobs(self, prompts, response, **options):
         """log p(response_t | prompt, response_<t) for every prompt, teacher-forced: float64[n, T] natural-log
-        probabilities (``clearlm.explain.scoring.response_logprobs``, which takes ``options``)."""
-        from clearlm.explain.scoring import response_logprobs
+        probabilities (``clearlm.models.backends.torch_scoring.response_logprobs``, which takes ``options``)."""
+        from clearlm.models.backends.torch_scoring import response_logprobs
 
         return response_logprobs(self.model, prompts, response, **options)
 
