@@ -126,24 +126,30 @@ def test_compare_on_a_server_without_adapters(serve, tiny_backend):
     assert r.status_code == 404 and "serves no LoRA adapters" in r.json()["error"]["message"]
 
 
-def test_adapters_on_vllm_are_not_explained_as_the_base(adapters, tiny_tokenizer, serve):
-    """A server of adapters on vLLM (multi-LoRA) explains on a torch twin of the base, which lacks the
-    adapter: an explanation or comparison of the adapter is refused with a clear message, not given as the
-    base's. (The vLLM backend object is real; nothing is sent to it: nothing listens at its address.)"""
+def test_adapters_on_vllm_are_explained_on_a_torch_twin_with_the_adapter(adapters, tiny_tokenizer, serve):
+    """A server of adapters on vLLM (multi-LoRA) explains on a torch twin of the base, into which it loads
+    the request's adapter: the explanation is the adapter's, not the base's. (The vLLM backend object is
+    real; nothing is sent to it: nothing listens at its address, and every request here gives its target.)"""
     from clearlm.models.backends.vllm_backend import VllmBackend
 
+    expected = {name: alone(tiny_tokenizer, name) for name in ("one", None)}
+    occluded = {name: alone(tiny_tokenizer, name, "occlusion") for name in ("one", None)}
     vllm = VllmBackend("http://127.0.0.1:9", tiny_tokenizer, BASE, served_name=BASE, context_length=256)
-    server = serve(AdapterRouter(vllm, ["one"]), model=BASE)
-    body = {"model": f"{BASE}:one", "messages": MESSAGES, "target": TARGET}
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        for path, payload in (
-            ("/explain", body),
-            ("/adapters/one/compare", {"messages": MESSAGES, "target": TARGET}),
-            ("/chat/completions", {"model": f"{BASE}:one", "messages": MESSAGES, "explain": True}),
-        ):
-            r = c.post(path, json=payload)
-            assert r.status_code == 400, r.text
-            assert (
-                "the LoRA adapter 'tiny-random-qwen2:one' need the torch backend"
-                in r.json()["error"]["message"]
+    server = serve(AdapterRouter(vllm, ["one", "two"]), model=BASE)
+    server.state._explainer = tiny_base(tiny_tokenizer)  # the twin (load_backend cannot name the tiny model)
+    body = {"messages": MESSAGES, "target": TARGET, "method": "input_x_gradient"}
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        for model, name in ((f"{BASE}:one", "one"), (BASE, None), ("one", "one")):
+            r = c.post("/explain", json={**body, "model": model})
+            assert r.status_code == 200, r.text
+            np.testing.assert_allclose(
+                scores(r.json()["explanation"]), expected[name].scores, rtol=1e-5, atol=1e-7
             )
+        r = c.post("/adapters/one/compare", json={**body, "method": "occlusion"})
+        assert r.status_code == 200, r.text
+        cmp = r.json()["comparison"]
+        np.testing.assert_allclose(scores(cmp["base"]), occluded[None].scores, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(scores(cmp["tuned"]), occluded["one"].scores, rtol=1e-5, atol=1e-7)
+        r = c.post("/explain", json={**body, "model": "three"})
+        assert r.status_code == 404 and "not served here" in r.json()["error"]["message"]
+    assert set(server.state._twin_views) == {"one", None}  # loaded when asked: not "two"

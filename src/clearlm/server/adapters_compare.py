@@ -21,7 +21,6 @@ from clearlm.models import SamplingParams
 from clearlm.models.chat import validate_prompt
 from clearlm.pipeline import TurnRequest
 from clearlm.server import protocol as p
-from clearlm.server.adapter_checks import check_adapter_explainable
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
 from clearlm.tune.compare_turn import compare_turn
@@ -101,8 +100,7 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
         raise ModelNotFoundError(
             f"this server serves no LoRA adapters: start it with `clearlm serve --backend torch --adapter {name}`"
         )
-    tuned_view, base_view = router_.view(name), router_.view(None)
-    check_adapter_explainable(router_, name)
+    tuned_view = router_.view(name)  # (404 for an adapter not served here)
     if (body.messages is None) == (body.prompt is None):
         raise InvalidInputError("give the prompt as messages or as prompt text (exactly one)")
     prompt = chat_prompt(body.messages) if body.messages is not None else body.prompt
@@ -118,8 +116,11 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
         turn_request = TurnRequest(prompt, SamplingParams(max_new_tokens=1), target=body.target)
     turn = await open_turn(request, st, turn_request, "compare-")
     await run_to_end(st, turn)
+    # explained on torch views (the served ones, or a torch twin's when vLLM serves the adapters)
+    base_view = await anyio.to_thread.run_sync(st.explainer, None)
+    explained = await anyio.to_thread.run_sync(st.explainer, name)
     comparison = await anyio.to_thread.run_sync(
-        compare_turn, base_view, tuned_view, name, turn, body.method, body.options, body.level, body.top_k
+        compare_turn, base_view, explained, name, turn, body.method, body.options, body.level, body.top_k
     )
     return {
         "id": turn.record.request_id,

@@ -21,7 +21,6 @@ from clearlm.models.backends.base import TokenLogprob
 from clearlm.models.tools import ToolCallParser, parse_tool_calls
 from clearlm.pipeline import Retrieval, TurnRequest, cite_turn, explain_turn
 from clearlm.server import protocol as p
-from clearlm.server.adapter_checks import check_adapter_explainable
 from clearlm.server.auth import tenant_of
 from clearlm.server.images_chat import describe_parts, has_images, record_images, shown
 from clearlm.server.knowledge import open_kb
@@ -74,7 +73,6 @@ async def chat_completion(
         if body.stream:
             raise InvalidInputError("explain is not available with stream: true; call /v1/explain afterwards")
         check_explain(spec)
-        check_adapter_explainable(state.backend)  # check_model selected the view: not an adapter on vLLM
     knowledge = (
         p.KnowledgeSpec(name=body.knowledge_base)
         if isinstance(body.knowledge_base, str)

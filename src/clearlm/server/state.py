@@ -16,6 +16,8 @@ from clearlm.server.metrics import Metrics
 from clearlm.store import ApiKeys, AuditLog, Database
 from clearlm.store.sessions import WebSessions
 
+SELECTED = object()  # explainer(): the adapter the current request selected
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -67,7 +69,9 @@ class ServerState:
         self.gate = Gate(config.max_active, config.max_waiting, config.retry_after)
         self.metrics = Metrics()
         self._embedder = embedder
-        self._explainer = self.backend if self.backend.kind == "torch" else None
+        self._explainer = None  # a torch twin of a model served on another engine, loaded on first use
+        self._twin_adapters = None  # the explainer's adapters, when adapters are served on another engine
+        self._twin_views: dict = {}
         self._load_lock = threading.Lock()
         self._policies: dict[str, Policy] = {}
         self._kb_store: IndexStore | None = None  # one per server (so one connection pool for --kb-db)
@@ -112,12 +116,35 @@ class ServerState:
                 self._embedder = load_embedder(self.config.embedding_model)
             return self._embedder
 
-    def explainer(self):
-        """A torch backend of the served model, for explanations (the served one if it is torch)."""
+    def explainer(self, adapter: str | None | object = SELECTED):
+        """A torch backend of the served model, for explanations: the served one if it is torch, else a
+        torch twin loaded once. Over LoRA adapters served on another engine (vLLM's multi-LoRA,
+        ``tune.router.AdapterRouter``), the twin's view of ``adapter`` (default: the one the current request
+        selected; None: the base), the adapter loaded into the twin with PEFT on first use
+        (``tune.serve.AdapterSet``, which checks the card against the twin's weights).
+
+        Raises:
+            ModelNotFoundError: an adapter this server does not serve. AdapterMismatchError.
+        """
+        routed = getattr(self.backend, "views", None) is not None
+        if self.backend.kind == "torch":  # the served backend (a router: the request's view, or adapter's)
+            return self.backend if adapter is SELECTED or not routed else self.backend.view(adapter)
+        if adapter is SELECTED:
+            adapter = self.backend.current_adapter if routed else None
         with self._load_lock:
             if self._explainer is None:
                 self._explainer = load_backend(self.config.model, "torch")
-            return self._explainer
+            if not routed:
+                return self._explainer
+            from clearlm.tune.serve import AdapterSet
+
+            self.backend.view(adapter)  # served here, or ModelNotFoundError
+            if self._twin_adapters is None:  # wraps the twin in place: use it only through its views now
+                self._twin_adapters = AdapterSet(self._explainer)
+            if adapter not in self._twin_views:
+                twins = self._twin_adapters
+                self._twin_views[adapter] = twins.view(None) if adapter is None else twins.load(adapter)
+            return self._twin_views[adapter]
 
     def kb_store(self, tenant: str) -> IndexStore:
         """The knowledge bases' store as ``tenant`` sees it: opened once (for PostgreSQL, one engine and

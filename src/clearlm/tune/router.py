@@ -66,6 +66,12 @@ class AdapterRouter:
         return _selected.get() or self.views[None]
 
     @property
+    def current_adapter(self) -> str | None:
+        """The name of the adapter the current request selected (None: the base)."""
+        current = self.current
+        return next(name for name, view in self.views.items() if view is current)
+
+    @property
     def lock(self):
         """The selected view's lock (``serve.ActiveLock``): holding it makes that view's adapter active."""
         return self.current.lock
