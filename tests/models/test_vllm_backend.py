@@ -17,7 +17,7 @@ from clearlm.errors import BackendUnavailableError, InvalidInputError
 from clearlm.models.backends.base import JsonOutput, SamplingParams, ToolCallOutput, generate
 from clearlm.models.backends.vllm_backend import VllmBackend, VllmError
 from clearlm.models.chat import Message
-from clearlm.models.tools import structural_tag
+from clearlm.models.tools import json_tag, structural_tag
 
 
 class FakeVllm:
@@ -140,9 +140,14 @@ def test_length_budget_seeds_and_json_reach_vllm(fake, tiny_tokenizer):
         backend, prompt, SamplingParams(max_new_tokens=1000, json_output=JsonOutput('{"type": "object"}'))
     )
     body = server.bodies[-1]
-    assert body["max_tokens"] == room and body["structured_outputs"] == {"json": '{"type": "object"}'}
+    sent = json.loads(body["structured_outputs"]["structural_tag"])  # what torch compiles too
+    assert body["max_tokens"] == room and sent == json_tag(JsonOutput('{"type": "object"}'))
+    generate(backend, prompt, SamplingParams(max_new_tokens=3, json_output=JsonOutput('{"type": "array"}')))
+    sent = json.loads(server.bodies[-1]["structured_outputs"]["structural_tag"])["format"]
+    assert sent == {"type": "json_schema", "json_schema": {"type": "array"}, "max_whitespace_cnt": 8}
     generate(backend, prompt, SamplingParams(max_new_tokens=3, json_output=JsonOutput()))
-    assert server.bodies[-1]["structured_outputs"] == {"json_object": True}
+    sent = json.loads(server.bodies[-1]["structured_outputs"]["structural_tag"])["format"]
+    assert sent["json_schema"] == {"type": "object"}  # json_object
     calls = ToolCallOutput((("get_time", '{"type": "object"}'),), required=True)
     generate(backend, prompt, SamplingParams(max_new_tokens=3, tool_calls=calls))
     tag = json.loads(server.bodies[-1]["structured_outputs"]["structural_tag"])

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clearlm.errors import InvalidInputError
-from clearlm.models.backends.base import ToolCallOutput
+from clearlm.models.backends.base import JsonOutput, ToolCallOutput
 from clearlm.models.chat import ToolCall
 
 BEGIN = "<tool_call>"
@@ -68,6 +68,16 @@ def constraint(tools: Sequence[dict], choice: str | dict = "auto", parallel: boo
         specs = {name: specs[name]}
     pairs = tuple((name, json.dumps(schema)) for name, schema in specs.items())
     return ToolCallOutput(pairs, required=choice != "auto", parallel=parallel)
+
+
+def json_tag(spec: JsonOutput) -> dict:
+    """JSON output as an xgrammar structural tag: valid against the schema, or any JSON object (OpenAI's
+    ``json_object``), with at most ``MAX_WHITESPACE`` whitespace characters in a row. Torch compiles it with
+    xgrammar and vLLM takes it as ``structured_outputs.structural_tag`` (vLLM's own ``json`` and
+    ``json_object`` allow unbounded whitespace), so both constrain alike."""
+    schema = json.loads(spec.schema) if spec.schema is not None else {"type": "object"}
+    content = {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": MAX_WHITESPACE}
+    return {"type": "structural_tag", "format": content}
 
 
 def structural_tag(spec: ToolCallOutput) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -183,8 +184,6 @@ class TorchBackend:
         Raises:
             InvalidInputError: a tool's parameters schema xgrammar cannot compile.
         """
-        import json
-
         from xgrammar.contrib.hf import LogitsProcessor
 
         from clearlm.models.tools import structural_tag
@@ -195,25 +194,18 @@ class TorchBackend:
             raise InvalidInputError(f"cannot use the tools' parameters: {str(exc).splitlines()[0]}") from None
 
     def _json_processor(self, spec: JsonOutput):
-        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through: valid
-        against the schema, or any JSON object (``json_object``, as OpenAI and llama.cpp's JSON grammar
-        have it). Whitespace between tokens is at most ``MAX_WHITESPACE`` characters in a row, so a model
-        cannot pad until ``max_tokens`` runs out (xgrammar's ``max_whitespace_cnt``).
+        """A fresh xgrammar logits processor (one per generate call) that only lets JSON through
+        (``tools.json_tag``: valid against the schema, or any JSON object; bounded runs of whitespace).
 
         Raises:
             InvalidInputError: the schema is not valid JSON Schema that xgrammar can compile.
         """
         from xgrammar.contrib.hf import LogitsProcessor
 
-        from clearlm.models.tools import MAX_WHITESPACE
+        from clearlm.models.tools import json_tag
 
-        self._compiler()
         try:
-            return LogitsProcessor(
-                self._grammar_compiler.compile_json_schema(
-                    spec.schema or '{"type": "object"}', max_whitespace_cnt=MAX_WHITESPACE
-                )
-            )
+            return LogitsProcessor(self._compiler().compile_structural_tag(json.dumps(json_tag(spec))))
         except (RuntimeError, ValueError) as exc:
             raise InvalidInputError(f"cannot use the JSON schema: {str(exc).splitlines()[0]}") from None
 

@@ -199,10 +199,12 @@ class VllmBackend:
                 body["top_k"] = params.top_k
             if params.seed is not None:  # vLLM takes a signed 64-bit seed; clearlm's range is wider
                 body["seed"] = params.seed - 2**64 if params.seed > INT64_MAX else params.seed
+        # the same xgrammar structural tags the torch backend compiles (vLLM 0.32's ``structured_outputs``)
         if params.json_output is not None:
-            schema = params.json_output.schema  # vLLM 0.32's field (``guided_json`` before 0.11)
-            body["structured_outputs"] = {"json_object": True} if schema is None else {"json": schema}
-        if params.tool_calls is not None:  # the same xgrammar structural tag the torch backend compiles
+            from clearlm.models.tools import json_tag
+
+            body["structured_outputs"] = {"structural_tag": json.dumps(json_tag(params.json_output))}
+        if params.tool_calls is not None:
             from clearlm.models.tools import structural_tag
 
             body["structured_outputs"] = {"structural_tag": json.dumps(structural_tag(params.tool_calls))}
