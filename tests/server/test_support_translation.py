@@ -54,7 +54,10 @@ def test_a_spanish_agent_reply_reaches_a_german_customer_translated_the_original
     assert turn.prompt[-1] == {"role": "user", "content": SPANISH}
     assert "from Spanish to German" in turn.parameters["instructions"]  # the desk's own text
     assert sent["text"] == translation["text"] == turn.output.strip() != SPANISH  # the pipeline's output
-    assert sent["original"] == SPANISH == translation["original"] and sent["role"] == "agent"
+    assert (
+        sent["original"] == {"text": SPANISH, "language": "es", "engine": "model"} and sent["role"] == "agent"
+    )
+    assert translation["original"] == SPANISH
 
     read = ok(c["shop"].get(f"/support/conversations/{cid}"))["messages"]
     last = read[-1]

@@ -20,6 +20,7 @@ from clearlm.server import (
     review,
     studio,
     support,
+    support_agents,
     support_channels,
     translate,
 )
@@ -42,6 +43,7 @@ def create_app(state: ServerState) -> FastAPI:
         review,
         governance,
         support,
+        support_agents,
         classroom,
         classroom_grades,
         classroom_tutor,
