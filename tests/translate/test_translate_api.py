@@ -97,7 +97,7 @@ def test_a_streamed_translation_reports_its_progress_then_the_translation(client
     assert progress == [(0, 60), (60, 60)]  # sentences (Apertium takes up to 1,000 a call)
     (done,) = [e for e in events if e["type"] == "translation.done"]
     assert (
-        done["text"].count("Clic el **rojo** botón. Dónde es mi orden?") == 30
+        done["text"].count("Clic el botón **rojo**. Dónde es mi orden?") == 30
         and len(done["sentences"]) == 60
     )
     bad = client.post("/translate", json={**body, "target": "de", "stream": True})

@@ -86,4 +86,4 @@ def test_a_glossary_term_not_kept_and_a_files_progress_are_reported(tmp_path, mo
     )
     err = " ".join(capsys.readouterr().err.split())
     assert "translating guide.md" in err and "101/101" in err and "wrote" in err  # sentences done/total
-    assert (tmp_path / "es.md").read_text(encoding="utf-8").count("Clic el **rojo** botón.") == 50
+    assert (tmp_path / "es.md").read_text(encoding="utf-8").count("Clic el botón **rojo**.") == 50

@@ -38,8 +38,8 @@ def test_markdown_inline_markup_stays_inside_one_translated_sentence(apertium):
     )
     done = translate_document(apertium, text, "en", "es", "markdown")
     assert done.text == (
-        "Clic el **rojo** botón para salvar. Leído la [póliza de regreso](https://example.com/returns) "
-        "primero, entonces abrir `settings` ahora.\n\n- Algunos *pequeños* cambios y <b>negrita</b> palabras.\n"
+        "Clic el botón **rojo** para salvar. Leído la [póliza de regreso](https://example.com/returns) "
+        "primero, entonces abrir `settings` ahora.\n\n- Algunos cambios *pequeños* y palabras <b>intrépidas</b>.\n"
     )
     assert apertium.seen == [  # three engine sentences, each whole, the markup as tokens
         "Click the ⟦0⟧red⟦1⟧ button to save.",
@@ -62,7 +62,7 @@ def test_html_inline_elements_stay_inside_one_translated_sentence(apertium):
     )
     done = translate_document(apertium, html, "en", "es", "html")
     assert done.text == (
-        '<p>Clic el <b>rojo</b> botón para salvar. Leído la <a href="https://example.com/returns" '
+        '<p>Clic el botón <b>rojo</b> para salvar. Leído la <a href="https://example.com/returns" '
         'title="La póliza">póliza de regreso</a> primero, entonces abrir <code>settings</code> ahora.</p>'
         "<p>Un <em>pequeño <b>perro</b></em> sueños aquí.</p><pre>Good morning</pre>"
     )
@@ -102,3 +102,25 @@ def test_a_sentence_wrapped_over_lines_is_translated_whole_and_wrapped_again(ape
         "Leído la [póliza de\nregreso](https://example.com/r) primero,\nporque  explica cómo **obra de "
         "reembolsos**.\nGracias.\n\nUno tacha.\nDos línea.\n"
     )  # wrapped again at 41 characters; lines that each end a sentence stay lines
+
+
+def test_apertium_gets_wrapping_tokens_as_spans_that_move_with_their_words():
+    from clearlm.translate.apertium import unwrap_tokens, wrap_tokens
+
+    wrapped = wrap_tokens("Press the ⟦0⟧big red⟦1⟧ button & the <x> key, then ⟦2⟧.")
+    assert wrapped == 'Press the <span data-k="0,1">big red</span> button &amp; the &lt;x&gt; key, then ⟦2⟧.'
+    nested = wrap_tokens("A ⟦0⟧small ⟦1⟧dog⟦2⟧⟦3⟧ sleeps.")
+    assert nested == 'A <span data-k="0,3">small <span data-k="1,2">dog</span></span> sleeps.'
+    for bare in ("open ⟦0⟧ now.", "Name", "red⟦1⟧ only"):  # no wrapping pair: the plain format
+        assert wrap_tokens(bare) is None
+    moved = 'Prensa el botón <span data-k="0,1">rojo grande</span> &amp; el &lt;x&gt; tono, entonces ⟦2⟧.'
+    assert unwrap_tokens(moved, wrapped) == "Prensa el botón ⟦0⟧rojo grande⟦1⟧ & el <x> tono, entonces ⟦2⟧."
+    split = 'Abierto <span data-k="0,1">la</span> página de <span data-k="0,1">encuadres</span>.'
+    assert unwrap_tokens(split, wrapped) is None  # doubled: the caller translates the line in plain text
+    assert unwrap_tokens("Prensa el botón rojo grande.", wrapped) is None  # lost
+
+
+def test_apertium_reorders_across_inline_markup_as_across_plain_words(apertium):
+    plain = translate_document(apertium, "Click the red button.\n", "en", "es", "markdown").text
+    marked = translate_document(apertium, "Click the **red** button.\n", "en", "es", "markdown").text
+    assert plain == "Clic el botón rojo.\n" and marked == "Clic el botón **rojo**.\n"

@@ -10,9 +10,10 @@ be translated?", WMT): the tokens are opaque to the engine and move with the wor
 
 A translation that lost, doubled or misordered a token (a neural engine may rewrite it) is refused
 (:meth:`Masked.restore` returns None): the caller then translates the text between the markup run by
-run, as before. Measured with Apertium (3.8, eng-spa): every token survives; Apertium treats a token as
-a word boundary, so it does not reorder words across one ("the **red** button" -> "el **rojo** botón",
-not "botón rojo"). Bergamot (en-pt) rewrites the tokens (``⟦1⟧red⟦2⟧`` -> ``1-vermelho 2``), so its
+run, as before. Measured with Apertium (3.8, eng-spa): every token survives, but a bare token is a word
+boundary it does not reorder across ("el **rojo** botón"), so the Apertium engine sends the wrapping pairs
+as HTML spans in its HTML format, which move with their words (``translate.apertium.wrap_tokens``: "el
+botón **rojo**"). Bergamot (en-pt) rewrites the tokens (``⟦1⟧red⟦2⟧`` -> ``1-vermelho 2``), so its
 sentences with markup fall back to runs.
 """
 
