@@ -10,7 +10,17 @@ from rich.markup import escape
 
 from clearlm.cli.common import console, err_console
 from clearlm.cli.generate import _audit_log
-from clearlm.cli.tune import ADAPTER, STAGES, figure_tables, question_set
+from clearlm.cli.tune import (
+    ADAPTER,
+    ANSWER_TOKENS,
+    AUDIT_DB,
+    KB,
+    KB_DB,
+    PASSAGES,
+    STAGES,
+    figure_tables,
+    question_set,
+)
 from clearlm.errors import InvalidInputError
 
 
@@ -32,15 +42,11 @@ def evaluate(
         "--questions",
         help="JSONL/YAML of {question, answer, key_phrases}: answered four ways and scored",
     ),
-    kb: str | None = typer.Option(None, "--kb", help="knowledge base for the questions' +kb set-ups"),
-    kb_db: str | None = typer.Option(
-        None, "--kb-db", help="PostgreSQL URL holding the knowledge base (default: the embedded index)"
-    ),
-    passages: int | None = typer.Option(None, "--passages", help="passages retrieved per question (3)"),
-    answer_tokens: int | None = typer.Option(None, "--answer-tokens", help="most tokens per answer (64)"),
-    audit_db: str | None = typer.Option(
-        None, "--audit-db", help="audit database URL for the answers (default: SQLite under $CLEARLM_HOME)"
-    ),
+    kb: str | None = KB,
+    kb_db: str | None = KB_DB,
+    passages: int | None = PASSAGES,
+    answer_tokens: int | None = ANSWER_TOKENS,
+    audit_db: str | None = AUDIT_DB,
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="evaluate as a Ray task on this cluster (HOST:6379, or auto)"
     ),

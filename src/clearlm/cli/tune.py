@@ -23,6 +23,16 @@ STAGES = {
     "answer": "answering the questions (base, tuned; with the knowledge base too when given)",
 }
 ADAPTER = typer.Argument(..., help="the adapter's name")
+# the four-way questions' options (clearlm tune, clearlm adapters evaluate)
+KB = typer.Option(None, "--kb", help="knowledge base for the questions' +kb set-ups")
+KB_DB = typer.Option(
+    None, "--kb-db", help="PostgreSQL URL holding the knowledge base (default: the embedded index)"
+)
+PASSAGES = typer.Option(None, "--passages", help="passages retrieved per question (3)")
+ANSWER_TOKENS = typer.Option(None, "--answer-tokens", help="most tokens per answer (64)")
+AUDIT_DB = typer.Option(
+    None, "--audit-db", help="audit database URL for the answers (default: SQLite under $CLEARLM_HOME)"
+)
 
 
 def tune(
@@ -58,15 +68,11 @@ def tune(
         help="JSONL/YAML of {question, answer, key_phrases}: after training, answered by the base and the "
         "tuned model (and with --kb by both with the knowledge base) and scored",
     ),
-    kb: str | None = typer.Option(None, "--kb", help="knowledge base for the questions' +kb set-ups"),
-    kb_db: str | None = typer.Option(
-        None, "--kb-db", help="PostgreSQL URL holding the knowledge base (default: the embedded index)"
-    ),
-    passages: int | None = typer.Option(None, "--passages", help="passages retrieved per question (3)"),
-    answer_tokens: int | None = typer.Option(None, "--answer-tokens", help="most tokens per answer (64)"),
-    audit_db: str | None = typer.Option(
-        None, "--audit-db", help="audit database URL for the answers (default: SQLite under $CLEARLM_HOME)"
-    ),
+    kb: str | None = KB,
+    kb_db: str | None = KB_DB,
+    passages: int | None = PASSAGES,
+    answer_tokens: int | None = ANSWER_TOKENS,
+    audit_db: str | None = AUDIT_DB,
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",

@@ -55,6 +55,17 @@ class QuestionSet:
         return SETUPS if self.knowledge_base is not None else SETUPS[:2]
 
 
+def answer_with_adapter(backend, peft_model, adapter: str, asked: QuestionSet, **options) -> dict:
+    """:func:`answer_questions` by the base inside ``peft_model`` (its adapter switched off for each
+    answer) and by ``backend``'s model with ``adapter`` on (PEFT injects the LoRA layers into that module
+    in place); ``options``: ``policy``, ``audit``, ``on_answer``."""
+    from clearlm.models.backends.torch_backend import TorchBackend
+    from clearlm.tune.evaluate import BaseOnly
+
+    tuned = TorchBackend(backend.model, backend.tokenizer, f"{backend.name}:{adapter}")
+    return answer_questions(BaseOnly(backend, peft_model), tuned, asked, **options)
+
+
 def answer_questions(
     base,
     tuned,

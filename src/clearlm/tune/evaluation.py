@@ -16,11 +16,11 @@ from pathlib import Path
 
 from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune import adapters
-from clearlm.tune.answers import QuestionSet, answer_questions, summary
+from clearlm.tune.answers import QuestionSet, answer_with_adapter, summary
 from clearlm.tune.base import base_info, check_trainable, load_base, peft_quietly
 from clearlm.tune.config import TuneConfig
 from clearlm.tune.data import load_eval_data
-from clearlm.tune.evaluate import BaseOnly, compare, general_text, text_examples
+from clearlm.tune.evaluate import compare, general_text, text_examples
 from clearlm.tune.run import check_questions
 from clearlm.tune.screen import Screen, pii_policy
 from clearlm.tune.serve import check_base
@@ -107,14 +107,8 @@ def evaluate_adapter(
         table = None
         if questions is not None:
             stage("answer")
-            tuned = TorchBackend(backend.model, tok, f"{backend.name}:{name}")
-            table = answer_questions(
-                BaseOnly(backend, model),
-                tuned,
-                questions,
-                policy=screen.policy,
-                audit=audit,
-                on_answer=on_answer,
+            table = answer_with_adapter(
+                backend, model, name, questions, policy=screen.policy, audit=audit, on_answer=on_answer
             )
             figures["questions"] = summary(table)
     finally:

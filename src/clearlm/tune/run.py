@@ -13,14 +13,13 @@ from pathlib import Path
 import torch
 
 from clearlm.errors import InvalidInputError
-from clearlm.models.backends.torch_backend import TorchBackend
 from clearlm.tune import adapters
-from clearlm.tune.answers import QuestionSet, answer_questions, summary
+from clearlm.tune.answers import QuestionSet, answer_with_adapter, summary
 from clearlm.tune.base import base_info, check_trainable, load_base, peft_quietly
 from clearlm.tune.card import build_card, card_markdown
 from clearlm.tune.config import TuneConfig
 from clearlm.tune.data import load_data
-from clearlm.tune.evaluate import BaseOnly, base_only, compare, general_text, text_examples
+from clearlm.tune.evaluate import base_only, compare, general_text, text_examples
 from clearlm.tune.memory import check_memory, estimate_memory
 from clearlm.tune.screen import Screen, pii_policy
 from clearlm.tune.train import StepInfo, train
@@ -136,14 +135,8 @@ def tune(
         report = {"losses": result.losses, "figures": figures}
         if questions is not None:
             stage("answer")
-            tuned = TorchBackend(backend.model, tok, f"{backend.name}:{name}")
-            qa = answer_questions(
-                BaseOnly(backend, model),
-                tuned,
-                questions,
-                policy=screen.policy,
-                audit=audit,
-                on_answer=on_answer,
+            qa = answer_with_adapter(
+                backend, model, name, questions, policy=screen.policy, audit=audit, on_answer=on_answer
             )
             figures["questions"] = summary(qa)
             report["questions"] = qa
