@@ -105,13 +105,13 @@ class ApertiumEngine:
             tagged = self._batches(mode, tagged, self._run_html)
         for (i, w), t in zip(sorted(wrapped.items()), tagged, strict=True):
             back = unwrap_tokens(t, w)
-            plain[i] = back if back is not None else self._batches_all(self.modes()[pair], lines[i])
+            plain[i] = back if back is not None else self._plain_through(self.modes()[pair], lines[i])
         return plain
 
     def _batches(self, mode: str, lines: list[str], run) -> list[str]:
         return [t for i in range(0, len(lines), MAX_LINES) for t in run(mode, lines[i : i + MAX_LINES])]
 
-    def _batches_all(self, modes: list[str], line: str) -> str:
+    def _plain_through(self, modes: list[str], line: str) -> str:
         """One line through every mode in plain text (a tagged line whose tags did not come back)."""
         for mode in modes:
             line = self._run(mode, [line])[0]
