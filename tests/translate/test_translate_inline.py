@@ -124,3 +124,15 @@ def test_apertium_reorders_across_inline_markup_as_across_plain_words(apertium):
     plain = translate_document(apertium, "Click the red button.\n", "en", "es", "markdown").text
     marked = translate_document(apertium, "Click the **red** button.\n", "en", "es", "markdown").text
     assert plain == "Clic el botón rojo.\n" and marked == "Clic el botón **rojo**.\n"
+
+
+def test_a_span_apertium_splits_sends_the_sentence_back_to_the_tokens(monkeypatch):
+    from clearlm.translate.apertium import ApertiumEngine
+
+    engine = ApertiumEngine()
+    monkeypatch.setattr(  # as if Apertium had split the span over two words
+        engine,
+        "_run_html",
+        lambda mode, lines: [s.replace("</span>", '</span> <span data-k="0,1">x</span>') for s in lines],
+    )
+    assert engine.translate(["Click the ⟦0⟧red⟦1⟧ button."], "en", "es") == ["Clic el ⟦0⟧rojo⟦1⟧ botón."]
