@@ -17,6 +17,7 @@ input keeps its format. ``random_attribution`` gives the floor every method shou
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,10 +108,18 @@ def evaluate(
     logp = _last_logprobs(model, ids, keep_lists, targets, batch_size, cache)
     logp = logp.reshape(n_t, len(fractions), 2)
     p_full = np.exp(full)[:, None]
-    comp = np.nanmean(p_full - np.exp(logp[..., 0]), 1)
-    suff = np.nanmean(p_full - np.exp(logp[..., 1]), 1)
+    comp = _nanmean(p_full - np.exp(logp[..., 0]), 1)
+    suff = _nanmean(p_full - np.exp(logp[..., 1]), 1)
     soft_nc, soft_ns = _soft(model, ids, result, visible, samples, seed, {} if cache is None else cache)
     return Faithfulness(comp, suff, soft_nc, soft_ns, tuple(fractions))
+
+
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without its warning for an all-NaN row (a target with nothing left to predict from
+    at every fraction): that row's mean is NaN, reported as null."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis)
 
 
 def _last_logprobs(model, ids: torch.Tensor, keep_lists, targets, batch_size: int, cache=None) -> np.ndarray:
