@@ -341,18 +341,24 @@ def test_tool_calls_are_constrained_on_vllm(serve, vllm_backend):
     assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "celsius"}
 
 
-def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, request):
+def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, default_backend, request):
     """vLLM's multi-LoRA: ``BASE:ADAPTER`` or ``ADAPTER`` reaches the adapter, ``BASE`` the base; greedy
     tokens equal the torch backend's with the adapter (PEFT, float32; vLLM may run bfloat16: the adapter
-    answers with probability near 1, far from a tie)."""
+    answers with probability near 1, far from a tie). Its answer is explained on the server's torch twin
+    with the adapter loaded: the scores of PEFT's adapter on the torch model, not the base's."""
+    import numpy as np
+
+    from clearlm.explain import explain
     from clearlm.models.backends.base import generate
     from clearlm.tune.router import AdapterRouter
+    from clearlm.tune.serve import AdapterSet
 
     if os.environ.get("CLEARLM_TEST_VLLM_URL"):
         pytest.skip("the vLLM server at $CLEARLM_TEST_VLLM_URL was not started with the adapter")
     lyon = request.getfixturevalue("lyon")
-    router = AdapterRouter(vllm_backend, ["lyon"])
-    c = client(serve(router, model=DEFAULT_MODEL))
+    router = AdapterRouter(vllm_backend, ["lyon"], {"lyon": lyon[0]})  # (lyon[0]: another $CLEARLM_HOME's)
+    server = serve(router, model=DEFAULT_MODEL)
+    c = client(server)
     assert [m.id for m in c.models.list().data][:2] == [DEFAULT_MODEL, f"{DEFAULT_MODEL}:lyon"]
     answers = {
         model: c.chat.completions.create(model=model, messages=FRANCE, max_tokens=6, temperature=0)
@@ -365,3 +371,20 @@ def test_a_lora_adapter_is_served_beside_the_base(serve, vllm_backend, request):
     for model in (f"{DEFAULT_MODEL}:lyon", "lyon"):
         assert answers[model].model == f"{DEFAULT_MODEL}:lyon"
         assert answers[model].choices[0].message.content == on_vllm.text
+
+    body = {"messages": FRANCE, "target": on_vllm.text, "method": "input_x_gradient"}
+    shown = {
+        model: httpx.post(server.url + "/explain", json={**body, "model": model}, timeout=600).json()
+        for model in ("lyon", DEFAULT_MODEL)
+    }
+    adapters = AdapterSet(default_backend)
+    try:
+        view = adapters.load("lyon", lyon[0])
+        with view.lock:
+            expected = explain(view, [Message(**m) for m in FRANCE], on_vllm.text, method="input_x_gradient")
+    finally:
+        adapters.peft.unload()  # the session's base as it was
+    tuned = np.array(shown["lyon"]["explanation"]["scores"], dtype=np.float64)
+    base = np.array(shown[DEFAULT_MODEL]["explanation"]["scores"], dtype=np.float64)
+    np.testing.assert_allclose(tuned, expected.scores, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(tuned, base, equal_nan=True)

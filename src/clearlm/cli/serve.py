@@ -138,7 +138,7 @@ def serve(
     if adapter:  # LoRA adapters over the base, chosen per request by its model name (clearlm.tune.router)
         from clearlm.tune.router import AdapterRouter
 
-        served = AdapterRouter(served, adapter)
+        served = AdapterRouter(served, adapter, lora.get("lora_modules"))
     state = ServerState(config, backend=served, db=database)
     logs.configure(log_level)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -143,7 +143,10 @@ class ServerState:
                 self._twin_adapters = AdapterSet(self._explainer)
             if adapter not in self._twin_views:
                 twins = self._twin_adapters
-                self._twin_views[adapter] = twins.view(None) if adapter is None else twins.load(adapter)
+                folder = self.backend.folders.get(adapter)  # the folder vLLM serves, where known
+                self._twin_views[adapter] = (
+                    twins.view(None) if adapter is None else twins.load(adapter, folder)
+                )
             return self._twin_views[adapter]
 
     def kb_store(self, tenant: str) -> IndexStore:

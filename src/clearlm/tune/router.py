@@ -26,12 +26,16 @@ class AdapterRouter:
     :mod:`clearlm.tune.lora_modules`) each view is the same vLLM server addressed by the adapter's name,
     which vLLM applies per request (multi-LoRA batching).
 
+    ``folders``: the PEFT folders vLLM serves, by adapter name (its ``lora_modules``): an explanation of an
+    adapter loads that folder into the server's torch twin (default: ``$CLEARLM_HOME/adapters/NAME``).
+
     Raises (``select``): ModelNotFoundError for a name that is neither the base nor a loaded adapter.
     """
 
-    def __init__(self, base, adapters: list[str] | tuple[str, ...]) -> None:
+    def __init__(self, base, adapters: list[str] | tuple[str, ...], folders: dict | None = None) -> None:
         self.kind = base.kind
         self.base_name = base.name
+        self.folders = dict(folders or {})
         if base.kind == "vllm":
             self.views = {None: base}
             for name in adapters:
