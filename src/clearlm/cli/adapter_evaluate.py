@@ -103,6 +103,6 @@ def _show(done, as_json: bool) -> None:
     d = done.data
     console.print(
         f"adapter [bold]{escape(done.adapter)}[/] over {escape(done.base['name'])}: {d['sequences']} "
-        f"{d['kind']} sequences from {len(d['sources'])} file(s), {done.seconds:.0f} s"
+        f"sequences ({d['kind']}) from {len(d['sources'])} file(s), {done.seconds:.0f} s"
     )
     figure_tables(done.figures)
