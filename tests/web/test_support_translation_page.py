@@ -2,7 +2,8 @@
 its context widened to 2048 tokens): an agent opens an English customer's conversation in Spanish
 (``?translate_to=es``): the customer's messages come with Apertium's translations (no model turn, the
 engine named), the reply box is set to Spanish, and the reply the agent writes in Spanish is stored
-translated by Apertium, its original in a note just before it; axe finds nothing serious."""
+translated by Apertium, its original shown under it (the desk's only); one the agent has the model
+translate is an audited turn; axe finds nothing serious."""
 
 from __future__ import annotations
 
@@ -64,4 +65,13 @@ def test_an_agent_reads_and_writes_in_spanish_to_an_english_customer(desk, open_
     expect(original.locator(".msg-text")).to_have_text("Hola Ana, su pedido A-10002 llega mañana.")
     expect(original).to_contain_text("es → en")
     expect(original).to_contain_text("by Apertium")
+
+    # a reply the agent has the model translate (Apertium reads too literally): an audited turn
+    tab.get_by_label("Reply to the customer").fill("Gracias por su paciencia.")
+    tab.get_by_label("Translated by").select_option("model")
+    tab.get_by_role("button", name="Send reply").click()
+    expect(tab.locator("#transcript li.msg[data-role=agent]")).to_have_count(2)
+    turns = [r for r in server.state.audit.records() if r.endpoint == "support:translate"]
+    assert len(turns) == 1 and turns[0].prompt[-1]["content"] == "Gracias por su paciencia."
+    expect(tab.locator("#transcript li.original").last).to_contain_text("by the model (audited turn)")
     assert not page.errors, page.errors

@@ -40,6 +40,11 @@ class SupportAgentReply(_Request):
         pattern=TRANSLATABLE,
         description="ISO 639-1 of the text (e.g. es); the customer reads it translated into theirs.",
     )
+    engine: Literal["auto", "model"] = Field(
+        default="auto",
+        description="auto: Apertium or Bergamot where one has the pair, else the model; model: the desk's "
+        "model (a support:translate turn), when the rule-based translation reads too literally.",
+    )
 
 
 class SupportTranslationOut(BaseModel):
@@ -100,10 +105,10 @@ async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentR
     """An agent's reply in a handed-off conversation (an admin: the desk's agents), stored as the policy
     stores text: it answers the oldest open hand-off item (``/v1/review``), or joins the chat directly
     when none is open. With ``language`` (the agent's), it is translated into the customer's language
-    first (Apertium or Bergamot where one has the pair, else a ``support:translate`` pipeline turn;
-    ``translation.method`` says which); the original is kept on the stored message (``original``, in
-    the desk's ``.../messages`` reads, not the customer's), in this request's audit record (``output.original``), in the item's decision note
-    and in a model turn's record. 409 when the conversation is not handed off; 400 for a language
+    first (``engine`` auto: Apertium or Bergamot where one has the pair, else a ``support:translate``
+    pipeline turn; model: that turn; ``translation.method`` says which); the original is kept on the
+    stored message (``original``, in the desk's ``.../messages`` reads, not the customer's), in this
+    request's audit record (``output.original``), in the item's decision note and in a model turn's record. 409 when the conversation is not handed off; 400 for a language
     clearlm cannot translate."""
     s, tenant, by = state(request), tenant_of(request), user_of(request)
     policy = policy_of(request, s)
@@ -113,10 +118,13 @@ async def agent_reply_route(conversation_id: ConversationId, body: SupportAgentR
     if body.language is not None:
         language_name(body.language, "the reply's language")  # 400 before a slot is taken
         record.parameters["language"] = body.language.lower()
+        record.parameters["engine"] = body.engine
         await admit(request, s)
     runner = _runner(request, s)
     done, translation = await anyio.to_thread.run_sync(
-        lambda: agent_reply_in(s.db, runner, tenant, conversation_id, body.text, body.language, by, stored)
+        lambda: agent_reply_in(
+            s.db, runner, tenant, conversation_id, body.text, body.language, by, stored, body.engine
+        )
     )
     record.output = {"answer": done.text}
     out = done.to_dict()

@@ -226,6 +226,24 @@ def test_an_agent_reply_translated_by_apertium_keeps_its_original_in_the_convers
     assert len(AuditLog(db).records()) == before  # no model turn
 
 
+def test_an_agent_may_have_the_model_translate_where_apertium_has_the_pair(db, tiny_backend):
+    from clearlm.apps.support.translation import agent_reply_in
+
+    runner = TurnRunner(tiny_backend, AuditLog(db), max_tokens=3)
+    ana = Customers(db).create("acme", "Ana", "en")
+    desk = Desk(db, runner, extractor=PatternExtractor())
+    cid = desk.open_conversation("acme", ana.id).conversation.id
+    assert desk.customer_message("acme", cid, "I want to talk to a person").handoff is not None
+    spanish = "Hola Ana, su pedido A-10002 llega mañana."
+    with pytest.raises(InvalidInputError, match="translate with one of auto, model, not 'deepl'"):
+        agent_reply_in(db, runner, "acme", cid, spanish, "es", "local", engine="deepl")
+    message, done = agent_reply_in(db, runner, "acme", cid, spanish, "es", "local", engine="model")
+    turn = AuditLog(db).get(done.request_id, "acme")  # es-en: Apertium has it, the agent chose the model
+    assert done.method == "model" and turn.endpoint == "support:translate"
+    assert turn.prompt[-1]["content"] == spanish and message.text == turn.output.strip()
+    assert message.original == {"text": spanish, "language": "es", "engine": "model"}
+
+
 @pytest.mark.integration
 def test_a_german_agent_reply_reaches_an_english_customer_in_english_on_the_default_model(
     db, default_backend

@@ -110,8 +110,14 @@ def _known(code: str) -> bool:
     return True
 
 
-def translate(runner, tenant: str, conversation_id: str, text: str, source: str, target: str) -> Translation:
+ENGINES = ("auto", "model")  # an agent's choice for a reply: the engine engine_for picks, or the model
+
+
+def translate(
+    runner, tenant: str, conversation_id: str, text: str, source: str, target: str, engine: str = "auto"
+) -> Translation:
     """``text`` from ``source`` into ``target`` (ISO 639-1) with the engine :func:`engine_for` picks
+    (``engine="model"``: the desk's model, skipping Apertium and Bergamot, whose output can be literal)
     (its sentences and lines: ``clearlm.translate.translate_text``; order numbers, e-mail addresses and
     links masked as tokens and put back: ``translate.inline.mask_identifiers``; a lost token: the text
     unmasked; one of them not kept, a failed or empty translation: the model instead), else as one
@@ -121,12 +127,15 @@ def translate(runner, tenant: str, conversation_id: str, text: str, source: str,
 
     Raises:
         InvalidInputError (400): a code that is not ISO 639-1 or not a language lingua knows; an empty
-            text. TranslationFailedError (422): the turn gave no text. ContextLengthError: too long.
+            text; an engine not in ``ENGINES``. TranslationFailedError (422): the turn gave no text.
+            ContextLengthError: too long.
     """
     from clearlm.errors import BackendUnavailableError
     from clearlm.translate import TranslationError, translate_text
     from clearlm.translate.inline import mask_identifiers
 
+    if engine not in ENGINES:
+        raise InvalidInputError(f"translate with one of {', '.join(ENGINES)}, not {engine!r}")
     source = language_code(source, "the source language")
     target = language_code(target, "the target language")
     if not text or not text.strip():
@@ -135,19 +144,19 @@ def translate(runner, tenant: str, conversation_id: str, text: str, source: str,
         return Translation(text, source, target, "none", original=text)
     language_name(source, "the source language")
     language_name(target, "the target language")
-    engine = engine_for(source, target)
-    if engine is not None:
+    found = engine_for(source, target) if engine == "auto" else None
+    if found is not None:
         masked = mask_identifiers(text)  # order numbers, e-mail addresses, links kept as written
         try:
-            done = masked.restore(translate_text(engine, masked.text, source, target).text)
+            done = masked.restore(translate_text(found, masked.text, source, target).text)
             if done is None:  # a token lost (Bergamot rewrites them): the text as it is, if it keeps them
-                done = translate_text(engine, text, source, target).text
+                done = translate_text(found, text, source, target).text
                 if any(span not in done for span in masked.spans):
                     done = None  # "help@shop.example" came back "ajudar-shop.example": the model
         except (TranslationError, BackendUnavailableError):
             done = None  # the model translates it instead
         if done is not None and done.strip():
-            return Translation(done.strip(), source, target, engine.name, original=text)
+            return Translation(done.strip(), source, target, found.name, original=text)
     model = DeskModelEngine(runner, tenant, conversation_id)
     (out,) = model.translate([text], source, target)
     return Translation(out, source, target, "model", model.request_ids[-1], original=text)
@@ -256,11 +265,20 @@ def _prefetch(conversation: SupportConversation, messages: list, target: str) ->
 
 
 def agent_reply_in(
-    db, runner, tenant: str, conversation_id: str, text: str, language: str | None, by: str, stored=None
+    db,
+    runner,
+    tenant: str,
+    conversation_id: str,
+    text: str,
+    language: str | None,
+    by: str,
+    stored=None,
+    engine: str = "auto",
 ) -> tuple:
     """An agent's reply written in ``language`` (ISO 639-1; None: no translation), translated into the
     customer's language (:func:`translate`) before it is stored as the ``agent`` message the customer
-    reads (``agents.agent_reply``). ``stored``: text -> text as the policy stores it (None: as is). The
+    reads (``agents.agent_reply``); ``engine``: as for :func:`translate`. ``stored``: text -> text as the
+    policy stores it (None: as is). The
     original is kept on that message for the desk (``SupportMessage.original``: the text as stored, its
     language and the engine; the customer's reads leave it out); also, when the reply answers a hand-off
     item, in the item's decision ``note`` (``original (es): ...``), and in a model turn's audit record
@@ -280,7 +298,7 @@ def agent_reply_in(
     if conversation.status != "handed_off" or language is None:
         return agent_reply(db, tenant, conversation_id, stored(text), by), None  # (raises NotHandedOff)
     customer = Customers(db).get(tenant, conversation.customer_id)
-    done = translate(runner, tenant, conversation_id, text, language, customer.language)
+    done = translate(runner, tenant, conversation_id, text, language, customer.language, engine)
     if done.method == "none":
         return agent_reply(db, tenant, conversation_id, stored(text), by), done
     original = {"text": stored(text), "language": done.source, "engine": done.method}

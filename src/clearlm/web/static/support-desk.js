@@ -20,7 +20,8 @@
         throw new Error("Write the reply first: it is what the customer reads");
       }
       const language = (document.getElementById("reply-language") || {}).value || "";  // translated when set
-      const body = language.trim() ? { text: text.value, language: language.trim() } : { text: text.value };
+      const engine = (document.getElementById("reply-engine") || {}).value || "auto";
+      const body = language.trim() ? { text: text.value, language: language.trim(), engine } : { text: text.value };
       await api(`/v1/support/conversations/${id}/replies`, { method: "POST", body });
       window.location.reload();
     }, { busy: document.getElementById("reply-send") });
