@@ -264,12 +264,12 @@ def serve(tmp_path):
     """``serve(backend, **config)`` starts a LiveServer (SQLite in tmp_path unless db_url is given)."""
     servers: list[LiveServer] = []
 
-    def start(backend, embedder=None, **config) -> LiveServer:
+    def start(backend, embedder=None, explainer=None, **config) -> LiveServer:
         from clearlm.server import ServerConfig, ServerState
 
         config.setdefault("db_url", f"sqlite:///{tmp_path / 'clearlm.db'}")
         config.setdefault("model", backend.name)
-        state = ServerState(ServerConfig(**config), backend=backend, embedder=embedder)
+        state = ServerState(ServerConfig(**config), backend=backend, embedder=embedder, explainer=explainer)
         servers.append(LiveServer(state))
         return servers[-1]
 

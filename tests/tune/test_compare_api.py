@@ -135,8 +135,8 @@ def test_adapters_on_vllm_are_explained_on_a_torch_twin_with_the_adapter(adapter
     expected = {name: alone(tiny_tokenizer, name) for name in ("one", None)}
     occluded = {name: alone(tiny_tokenizer, name, "occlusion") for name in ("one", None)}
     vllm = VllmBackend("http://127.0.0.1:9", tiny_tokenizer, BASE, served_name=BASE, context_length=256)
-    server = serve(AdapterRouter(vllm, ["one", "two"]), model=BASE)
-    server.state._explainer = tiny_base(tiny_tokenizer)  # the twin (load_backend cannot name the tiny model)
+    twin = tiny_base(tiny_tokenizer)  # (load_backend cannot name the tiny model)
+    server = serve(AdapterRouter(vllm, ["one", "two"]), model=BASE, explainer=twin)
     body = {"messages": MESSAGES, "target": TARGET, "method": "input_x_gradient"}
     with httpx.Client(base_url=server.url, timeout=120) as c:
         for model, name in ((f"{BASE}:one", "one"), (BASE, None), ("one", "one")):

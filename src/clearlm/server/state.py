@@ -48,8 +48,9 @@ class ServerConfig:
 
 
 class ServerState:
-    """The server's resources. ``backend``, ``embedder`` and ``db`` may be passed in ready-made; otherwise
-    they are opened from the config (the embedder on first use)."""
+    """The server's resources. ``backend``, ``embedder``, ``db`` and ``explainer`` (a torch twin of a model
+    served on another engine) may be passed in ready-made; otherwise they are opened from the config (the
+    embedder and the explainer on first use)."""
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class ServerState:
         backend=None,
         embedder: Embedder | None = None,
         db: Database | None = None,
+        explainer=None,
     ) -> None:
         self.config = config
         self.db = db if db is not None else Database(config.db_url)
@@ -69,7 +71,7 @@ class ServerState:
         self.gate = Gate(config.max_active, config.max_waiting, config.retry_after)
         self.metrics = Metrics()
         self._embedder = embedder
-        self._explainer = None  # a torch twin of a model served on another engine, loaded on first use
+        self._explainer = explainer
         self._twin_adapters = None  # the explainer's adapters, when adapters are served on another engine
         self._twin_views: dict = {}
         self._load_lock = threading.Lock()
