@@ -81,7 +81,12 @@ def test_a_spanish_agent_reply_reaches_a_german_customer_translated_the_original
         r for r in server.state.audit.records() if r.endpoint == f"/v1/support/conversations/{cid}/replies"
     ]
     assert http[0].output == {"answer": last["text"], "original": SPANISH}
-    assert http[0].parameters == {"conversation_id": cid, "language": "es", "request_ids": [turn.request_id]}
+    assert http[0].parameters == {
+        "conversation_id": cid,
+        "language": "es",
+        "engine": "auto",
+        "request_ids": [turn.request_id],
+    }
 
     plain = ok(c["agent"].post(f"/support/conversations/{cid}/replies", json={"text": "Danke, Ana."}), 201)
     assert plain["text"] == "Danke, Ana." and plain["translation"] is None  # no language: as written
