@@ -126,10 +126,9 @@ def test_send_stream_stop_regenerate_and_edit(server, open_page):
     )
     assert node.locator(".msg-body").inner_text().strip()  # the text so far (as Markdown: gibberish varies)
 
-    # Regenerate the last answer: the same number of messages, a new last answer
+    # Regenerate the last answer: the same number of messages, a new last answer (run to its end: a Stop
+    # clicked after a fixed wait raced the tiny model, which may already have finished)
     node.get_by_role("button", name="Regenerate").click()
-    time.sleep(0.3)
-    tab.get_by_role("button", name="Stop").click()
     conv = settle(page, server, 4)
     assert conv["messages"][3]["created_at"] > stopped["created_at"]
     assert [m["content"] for m in conv["messages"][:3]] == [
@@ -141,8 +140,6 @@ def test_send_stream_stop_regenerate_and_edit(server, open_page):
     first.get_by_role("button", name="Edit").click()
     tab.get_by_label("Edit your message").fill("Tell me about Rome")
     tab.get_by_role("button", name="Send edited").click()
-    time.sleep(0.3)
-    tab.get_by_role("button", name="Stop").click()
     conv = settle(page, server, 2)
     assert (
         conv["messages"][0]["content"] == "Tell me about Rome" and conv["messages"][1]["role"] == "assistant"
