@@ -67,7 +67,9 @@ def test_speech_is_spoken_in_each_format_and_heard_back():
     from clearlm.media.speech import synthesize, voice_for_language
 
     said = "The quick brown fox jumps over the lazy dog. It was a sunny day in the park."
-    speech = synthesize(said, "alloy")
+    speech = synthesize(said, "alloy", variation=0.0)
+    again = synthesize(said, "alloy", variation=0.0)
+    assert np.array_equal(speech.samples, again.samples)  # no sampled noise: the same samples
     assert speech.engine == "piper" and speech.sample_rate == 22050 and 2.0 < speech.duration < 6.0
     for fmt, magic, codec in (
         ("wav", b"RIFF", "pcm_s16le"),
@@ -95,6 +97,8 @@ def test_speech_is_spoken_in_each_format_and_heard_back():
         synthesize("hello", "klingon")
     with pytest.raises(InvalidInputError, match="speed"):
         synthesize("hello", speed=9)
+    with pytest.raises(InvalidInputError, match="variation"):
+        synthesize("hello", variation=1.5)
 
 
 def test_a_transcript_passes_the_input_policy_and_is_audited(tmp_path):
@@ -112,7 +116,11 @@ def test_a_transcript_passes_the_input_policy_and_is_audited(tmp_path):
     policy = load_policy(path)
     audit = AuditLog(Database(f"sqlite:///{tmp_path / 'a.db'}"))
     heard = transcribe(
-        decode(synthesize("Hello, my name is John Smith and I need help with my order.").encoded("wav")),
+        decode(
+            synthesize("Hello, my name is John Smith and I need help with my order.", variation=0.0).encoded(
+                "wav"
+            )
+        ),
         word_timestamps=True,
     )
     assert "John Smith" in heard.text

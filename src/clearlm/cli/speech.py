@@ -84,6 +84,9 @@ def speak(
         None, "--format", "-f", help="wav, mp3, opus, flac, pcm (default: the file's suffix)"
     ),
     speed: float = typer.Option(1.0, "--speed", help="0.25 to 4"),
+    variation: float = typer.Option(
+        1.0, "--variation", help="0 to 1: 0 speaks the text the same every time, 1 with the voice's variety"
+    ),
 ) -> None:
     """Speak a text into an audio file: Piper's neural voice for English, espeak-ng for other languages."""
     import sys
@@ -94,7 +97,7 @@ def speak(
     fmt = check_speech_format(fmt or output.suffix.lstrip(".").lower().replace("ogg", "opus") or "wav")
     if text == "-":
         text = sys.stdin.read()
-    speech = synthesize(text, voice, speed)
+    speech = synthesize(text, voice, speed, variation)
     _write_bytes(output, speech.encoded(fmt))
     err_console.print(
         f"[dim]{output}: {speech.duration:.1f} s, {speech.engine} ({speech.voice}), "

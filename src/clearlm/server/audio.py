@@ -57,6 +57,12 @@ class SpeechRequest(_Request):
     voice: str = Field("alloy", max_length=64, description="joe or an OpenAI voice (Piper), or a language.")
     response_format: Literal["wav", "mp3", "opus", "flac", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+    variation: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="clearlm: 0 speaks a text the same every time, 1 with the voice's variety.",
+    )
 
 
 async def _read(file: UploadFile) -> bytes:
@@ -193,9 +199,14 @@ async def create_speech(request: Request, body: SpeechRequest):
     def work() -> bytes:
         record = own_record(request)
         record.model = "piper en_US-joe-medium" if engine == "piper" else f"espeak-ng {voice}"
-        record.parameters = {"voice": voice, "response_format": body.response_format, "speed": body.speed}
+        record.parameters = {
+            "voice": voice,
+            "response_format": body.response_format,
+            "speed": body.speed,
+            "variation": body.variation,
+        }
         screened = screen_text(body.input, record, s.audit, policy)
-        return synthesize(screened.text, voice, body.speed).encoded(body.response_format)
+        return synthesize(screened.text, voice, body.speed, body.variation).encoded(body.response_format)
 
     audio = await anyio.to_thread.run_sync(work)
     return Response(audio, media_type=MEDIA_TYPES[body.response_format])
