@@ -85,6 +85,18 @@ def test_zero_adapter_moves_nothing_and_a_trained_one_moves(home, tiny_tokenizer
     with pytest.raises(InvalidInputError, match="not of the same tokens"):
         compare(zero.base, generated.tuned, "trained")
 
+    # against another adapter: its attribution is the reference; against a zero adapter, the base's
+    for method in ("input_x_gradient", "occlusion"):
+        versus = compare_adapter(adapters, "trained", PROMPT, TARGET, method=method, against="zero")
+        alone = compare_adapter(adapters, "trained", PROMPT, TARGET, method=method)
+        assert versus.reference == "zero" and versus.base.model == "tiny-random-qwen2:zero"
+        np.testing.assert_array_equal(versus.base.scores, plain[method].scores)
+        np.testing.assert_array_equal(versus.tuned.scores, alone.tuned.scores)
+        np.testing.assert_array_equal(versus.distance, alone.distance)
+    assert json.loads(versus.to_json())["reference"] == "zero" and alone.reference is None
+    with pytest.raises(InvalidInputError, match="'trained' cannot be compared with itself"):
+        compare_adapter(adapters, "trained", PROMPT, TARGET, against="trained")
+
 
 def test_shares_keep_the_mask_and_zero_rows():
     rows = shares(np.array([[1.0, -3.0, np.nan], [0.0, 0.0, np.nan]]))
@@ -97,6 +109,7 @@ def test_cli_explain_adapter_and_compare(home, tiny_tokenizer, tmp_path, clearlm
     make_model(tiny_tokenizer, dtype=torch.float32).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     write_adapter(tiny_tokenizer, "apt", b_scale=0.3, base_name=str(folder))
+    write_adapter(tiny_tokenizer, "other", b_scale=0.3, seed=2, base_name=str(folder))
     prompt = "The Eiffel Tower is located in"
     common = ["-t", " Paris", "--level", "token", "--db", f"sqlite:///{tmp_path / 'audit.db'}"]
 
@@ -105,6 +118,7 @@ def test_cli_explain_adapter_and_compare(home, tiny_tokenizer, tmp_path, clearlm
         ("base", ["--model", str(folder)]),
         ("tuned", ["--adapter", "apt"]),  # the base defaults to the adapter's (its card's)
         ("compare", ["--adapter", "apt", "--compare", "--top-k", "3"]),
+        ("against", ["--adapter", "apt", "--compare", "--against", "other"]),
     ):
         out = tmp_path / f"{name}.json"
         run = clearlm("explain", prompt, *args, *common, "--json", out)
@@ -121,11 +135,24 @@ def test_cli_explain_adapter_and_compare(home, tiny_tokenizer, tmp_path, clearlm
         and "moved most" in shown
         and compared["top_moved"][0]["token"].strip() in shown
     )
+    versus = runs["against"][1]  # apt against the other adapter: the tuned side is the same
+    assert versus["reference"] == "other" and versus["base"]["model"] == f"{folder}:other"
+    assert versus["tuned"]["scores"] == compared["tuned"]["scores"]
+    assert versus["base"]["scores"] != compared["base"]["scores"] and min(versus["distance"]) > 0
+    assert "p other" in runs["against"][0].stdout and f"{folder}:apt against {folder}:other" in " ".join(
+        runs["against"][0].stdout.split()
+    )
 
     for args, message in (
         (["--compare"], "--compare compares a LoRA adapter with its base: give --adapter NAME"),
         (["--adapter", "nope"], "no adapter 'nope': choose one of apt"),
         (["--adapter", "apt", "--compare", "--html", tmp_path / "x.html"], "--compare writes --json only"),
+        (
+            ["--adapter", "apt", "--against", "other"],
+            "--against names the adapter to compare with: give --compare",
+        ),
+        (["--adapter", "apt", "--compare", "--against", "apt"], "'apt' cannot be compared with itself"),
+        (["--adapter", "apt", "--compare", "--against", "nope"], "no adapter 'nope'"),
         (["--adapter", "apt", "--model", str(folder), "--dtype", "float64"], "adapter 'apt' was trained on"),
     ):
         run = clearlm("explain", prompt, "-t", " Paris", *args)

@@ -1,7 +1,7 @@
 """A real server of two adapters over the tiny base: ``/v1/explain`` explains under the adapter the request
 names (not whichever one the last generation left active), streamed or not, and ``POST
-/v1/adapters/{name}/compare`` compares an adapter with its base on the same tokens (audited, bad input
-refused with clear messages)."""
+/v1/adapters/{name}/compare`` compares an adapter with its base, or with the other adapter, on the same
+tokens (audited, bad input refused with clear messages)."""
 
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ def test_explain_uses_the_requested_adapter(adapters, tiny_tokenizer, serve):
 
 
 def test_compare_route(adapters, tiny_tokenizer, serve):
-    base_alone, one_alone = (
+    base_alone, one_alone, two_alone = (
         alone(tiny_tokenizer, None, "occlusion"),
         alone(tiny_tokenizer, "one", "occlusion"),
+        alone(tiny_tokenizer, "two", "occlusion"),
     )
     server = serve(AdapterRouter(tiny_base(tiny_tokenizer), ["one", "two"]), model=BASE)
     with httpx.Client(base_url=server.url, timeout=120) as c:
@@ -94,6 +95,25 @@ def test_compare_route(adapters, tiny_tokenizer, serve):
         record = server.state.audit.get(out["id"])
         assert record.model == f"{BASE}:one" and record.status_code == 200
         assert record.parameters["compare"]["adapter"] == "one" and record.output in (TARGET, [TARGET])
+        assert (out["against"], out["reference_model"], cmp["reference"]) == (None, BASE, None)
+
+        # one adapter against the other: the reference side is the other adapter's attribution
+        r = c.post("/adapters/one/compare", json={**body, "against": "two"})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert (out["model"], out["base_model"], out["reference_model"], out["against"]) == (
+            f"{BASE}:one",
+            BASE,
+            f"{BASE}:two",
+            "two",
+        )
+        cmp = out["comparison"]
+        assert cmp["reference"] == "two" and cmp["base"]["model"] == f"{BASE}:two"
+        np.testing.assert_allclose(scores(cmp["base"]), two_alone.scores, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(scores(cmp["tuned"]), one_alone.scores, rtol=1e-5, atol=1e-7)
+        assert min(cmp["distance"]) > 0
+        compared = server.state.audit.get(out["id"]).parameters["compare"]
+        assert compared["against"] == "two" and compared["base"] == f"{BASE}:two"
 
         # no target: the tuned model's greedy answer, word level
         r = c.post(
@@ -114,6 +134,8 @@ def test_compare_route(adapters, tiny_tokenizer, serve):
             ("/adapters/one/compare", {**body, "prompt": "hi"}, 400, "exactly one"),
             ("/adapters/one/compare", {**body, "method": "nope"}, 400, "unknown method"),
             ("/adapters/bad name/compare", body, 400, "path.name"),
+            ("/adapters/one/compare", {**body, "against": "one"}, 400, "cannot be compared with itself"),
+            ("/adapters/one/compare", {**body, "against": "three"}, 404, "the adapter 'three' is not served"),
         ):
             r = c.post(path, json=payload)
             assert r.status_code == status, r.text

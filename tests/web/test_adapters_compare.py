@@ -1,10 +1,12 @@
-"""/adapters/NAME/compare in headless Chromium over a server of the tiny base with one adapter: the form, the
+"""/adapters/NAME/compare in headless Chromium over a server of the tiny base with two adapters: the form, the
 two heatmaps on one scale, picking a generated token, the moved tokens outlined in both and listed, axe,
-a prompt's markup shown as text, and the page of an adapter the server does not serve."""
+a prompt's markup shown as text, one adapter compared with the other, and the page of an adapter the server
+does not serve."""
 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from adapter_fixtures import tiny_base, write_adapter
 
@@ -17,7 +19,8 @@ def server(serve, tiny_tokenizer, tmp_path, monkeypatch):
 
     monkeypatch.setenv("CLEARLM_HOME", str(tmp_path / "home"))
     write_adapter(tiny_tokenizer, "apt", b_scale=0.3)
-    return serve(AdapterRouter(tiny_base(tiny_tokenizer), ["apt"]), model="tiny-random-qwen2")
+    write_adapter(tiny_tokenizer, "other", b_scale=0.3, seed=2)
+    return serve(AdapterRouter(tiny_base(tiny_tokenizer), ["apt", "other"]), model="tiny-random-qwen2")
 
 
 def test_compare_page(server, open_page):
@@ -66,9 +69,23 @@ def test_compare_page(server, open_page):
     assert targets.nth(0).get_attribute("aria-pressed") == "true"
     assert "distance" in tab.inner_text("#compare-step")
     page.assert_accessible()
+    assert tab.inner_text("#compare-base-heading") == "Base tiny-random-qwen2"
+
+    # compared with the other adapter: the left side is that adapter's, named so
+    tab.get_by_label("Compare with").select_option("other")
+    tab.get_by_role("button", name="Compare").click()
+    expect(tab.locator("#compare-base-heading")).to_have_text(
+        "Reference tiny-random-qwen2:other", timeout=120_000
+    )
+    assert tab.locator("#compare-moved thead th").nth(1).inner_text() == "Reference share"
+    tab.locator("#compare-targets button").nth(0).click()
+    assert "under the adapter other" in tab.inner_text("#compare-step")
+    comparisons = [r for r in server.state.audit.records() if r.endpoint == "/v1/adapters/apt/compare"]
+    assert [r.parameters["compare"]["against"] for r in comparisons] == [None, "other"]
+    page.assert_accessible()
     assert not page.errors, page.errors
 
-    page.goto("/adapters/other/compare")
+    page.goto("/adapters/nope/compare")
     alert = tab.locator("#compare-not-served")
-    assert "does not serve the adapter other" in " ".join(alert.inner_text().split())
+    assert "does not serve the adapter nope" in " ".join(alert.inner_text().split())
     assert tab.locator("#compare-form").count() == 0

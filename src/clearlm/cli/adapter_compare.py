@@ -1,5 +1,5 @@
-"""``clearlm explain --adapter NAME --compare``: the turn's answer attributed under the base and the tuned
-model (``clearlm.tune.compare_turn``), printed as two tables: per generated token, and the prompt's
+"""``clearlm explain --adapter NAME --compare [--against OTHER]``: the turn's answer attributed under the base
+(or base + OTHER) and the tuned model (``clearlm.tune.compare_turn``), printed as two tables: per generated token, and the prompt's
 tokens whose attribution moved most."""
 
 from __future__ import annotations
@@ -26,12 +26,21 @@ def print_comparison(c: AdapterComparison, console: Console) -> None:
     distance of its two attribution rows and each model's top source), then the sources that moved most
     (summed shares under each model and their difference, signed)."""
     b, t = c.base, c.tuned
+    ref = "base" if c.reference is None else c.reference  # the columns' name for the model compared with
     console.print(
         f"[bold]{escape(t.model)}[/] against [bold]{escape(b.model)}[/]: {escape(t.method)} attribution, "
         f"{t.granularity} level\n[dim]distance: {escape(MEASURE)}[/]"
     )
     steps = Table(title="Per generated token", title_justify="left")
-    for col in ("step", "token", "p base", "p tuned", "distance", "top source (base)", "top source (tuned)"):
+    for col in (
+        "step",
+        "token",
+        f"p {ref}",
+        "p tuned",
+        "distance",
+        f"top source ({ref})",
+        "top source (tuned)",
+    ):
         steps.add_column(col, justify="right" if col.startswith(("p ", "dist", "step")) else "left")
     for i, token in enumerate(t.target_tokens):
         tops = []
@@ -51,7 +60,7 @@ def print_comparison(c: AdapterComparison, console: Console) -> None:
         title="Prompt tokens whose attribution moved most (shares summed over the generated tokens)"
     )
     moved.title_justify = "left"
-    for col in ("token", "base", "tuned", "moved"):
+    for col in ("token", ref, "tuned", "moved"):
         moved.add_column(col, justify="left" if col == "token" else "right")
     for m in c.top_moved:
         colour = "red" if m["moved"] > 0 else "blue"

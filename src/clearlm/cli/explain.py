@@ -18,6 +18,7 @@ from clearlm.explain.render import render_png, render_terminal, write_html
 from clearlm.govern import disclosure
 from clearlm.models import DEFAULT_MODEL, Message, SamplingParams
 from clearlm.pipeline import TurnRequest, check_method, explain_turn
+from clearlm.tune.compare import check_reference
 from clearlm.tune.compare_turn import compare_turn
 
 
@@ -55,6 +56,9 @@ def explain(
         False,
         "--compare",
         help="with --adapter: attribute the same answer under the base too, and show what moved",
+    ),
+    against: str = typer.Option(
+        None, "--against", help="with --compare: compare with this other adapter instead of the base"
     ),
     method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"one of: {', '.join(METHODS)}"),
     target: str = typer.Option(None, "--target", "-t", help="force this continuation instead of generating"),
@@ -106,10 +110,15 @@ def explain(
     With --adapter NAME, the model is the base with that LoRA adapter (the base defaults to the one the
     adapter was trained on). With --compare, the answer (generated once by the tuned model, or --target)
     is attributed under the base (adapter disabled) and under the tuned model, and the difference shown
-    per generated token, with the prompt tokens whose attribution moved most (--json writes it all)."""
+    per generated token, with the prompt tokens whose attribution moved most (--json writes it all);
+    --against OTHER compares with the base + adapter OTHER instead."""
     text = read_prompt(prompt, file)
     if compare and adapter is None:
         raise InvalidInputError("--compare compares a LoRA adapter with its base: give --adapter NAME")
+    if against is not None and not compare:
+        raise InvalidInputError("--against names the adapter to compare with: give --compare too")
+    if compare:
+        check_reference(adapter, against)
     if compare and (html or png or evaluate):
         raise InvalidInputError("--compare writes --json only: leave out --html, --png and --evaluate")
     if level not in ("word", "token"):
@@ -144,7 +153,7 @@ def explain(
         from clearlm.tune.serve import AdapterSet
 
         adapters = AdapterSet(base)
-        b, base = adapters.load(adapter), adapters.view(None)
+        b, base = adapters.load(adapter), adapters.view(against)
     if target is None:
         request = TurnRequest(the_prompt, SamplingParams(max_new_tokens=max_new_tokens))
     else:
@@ -158,7 +167,7 @@ def explain(
             turn.run()
         with err_console.status(f"explaining with {method} ..."):
             if compare:
-                return compare_turn(base, b, adapter, turn, method, options, level, top_k)
+                return compare_turn(base, b, adapter, turn, method, options, level, top_k, against)
             return explain_turn(b, turn, method, options)
 
     try:

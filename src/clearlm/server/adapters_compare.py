@@ -1,10 +1,10 @@
-"""``POST /v1/adapters/{name}/compare``: one prompt's answer attributed under the served base and under base +
-adapter ``name``, compared (``clearlm.tune.compare``; the page ``/adapters/{name}/compare`` calls it).
+"""``POST /v1/adapters/{name}/compare``: one prompt's answer attributed under the served base (or base +
+another served adapter, ``against``) and under base + adapter ``name``, compared (``clearlm.tune.compare``; the page ``/adapters/{name}/compare`` calls it).
 
 The answer is one pipeline turn of the tuned model (``BASE:NAME``): generated (greedy) or the given
 ``target`` forced, checked by the policies and written to the audit log like any generation. Both
 explanations attribute that same answer (``clearlm.tune.compare_turn``), so the two models are
-compared on identical tokens. The server must serve the adapter (``clearlm serve --adapter NAME``).
+compared on identical tokens. The server must serve the adapters (``clearlm serve --adapter NAME``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ from clearlm.pipeline import TurnRequest
 from clearlm.server import protocol as p
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
+from clearlm.tune.compare import check_reference
 from clearlm.tune.compare_turn import compare_turn
 
 router = api_router()
 MAX_TOP_K = 100
 MAX_NEW_TOKENS = 256
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 AdapterName = Annotated[
     str,
     Path(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        pattern=NAME_PATTERN,
         max_length=64,
         description="A served adapter's name (clearlm serve --adapter NAME).",
     ),
@@ -67,8 +69,9 @@ def _compare_schema(schema: dict) -> None:
 class CompareRequest(p._Request):
     """The prompt (``messages``, or ``prompt`` text to continue: exactly one), optionally the continuation
     to attribute (``target``; default: the tuned model's greedy answer of at most ``max_tokens``), the
-    attribution method and its options, the level (tokens, or words with sub-word scores summed) and how
-    many moved prompt tokens to list."""
+    attribution method and its options, the level (tokens, or words with sub-word scores summed), how
+    many moved prompt tokens to list, and what to compare with (``against``: another served adapter;
+    default: the base)."""
 
     model_config = ConfigDict(json_schema_extra=_compare_schema)
     messages: list[p.ChatMessage] | None = Field(default=None, max_length=p.MAX_MESSAGES)
@@ -84,16 +87,23 @@ class CompareRequest(p._Request):
     options: p.Options = Field(default_factory=dict)  # type: ignore[assignment]
     level: Literal["token", "word"] = "token"
     top_k: int = Field(default=10, ge=0, le=MAX_TOP_K)
+    against: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        max_length=64,
+        description="Another served adapter to compare with; default: the base.",
+    )
 
 
 @router.post(
     "/adapters/{name}/compare",
-    responses={404: {"model": p.ErrorResponse, "description": "The adapter is not served here."}},
+    responses={404: {"model": p.ErrorResponse, "description": "An adapter is not served here."}},
 )
 async def compare_adapter(name: AdapterName, body: CompareRequest, request: Request) -> dict:
-    """The comparison: ``{id, object: "adapter.comparison", created, model, base_model, adapter, text,
-    comparison}`` where ``comparison`` is ``AdapterComparison.to_dict()`` (null when the policy withheld
-    the answer)."""
+    """The comparison: ``{id, object: "adapter.comparison", created, model, base_model, reference_model,
+    adapter, against, text, comparison}`` where ``comparison`` is ``AdapterComparison.to_dict()`` (null when
+    the policy withheld the answer) and ``reference_model`` the model compared with (the base, or
+    ``BASE:AGAINST``)."""
     st = state(request)
     router_ = st.backend
     if not hasattr(router_, "select"):
@@ -101,6 +111,8 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
             f"this server serves no LoRA adapters: start it with `clearlm serve --backend torch --adapter {name}`"
         )
     tuned_view = router_.view(name)  # (404 for an adapter not served here)
+    check_reference(name, body.against)
+    router_.view(body.against)
     if (body.messages is None) == (body.prompt is None):
         raise InvalidInputError("give the prompt as messages or as prompt text (exactly one)")
     prompt = chat_prompt(body.messages) if body.messages is not None else body.prompt
@@ -109,7 +121,10 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
     router_.select(tuned_view.name)  # the turn (and the record's model) is the tuned model's
     record = request.state.audit_record
     record.model = tuned_view.name
-    record.parameters = {"explain": {"method": body.method, **body.options}, "compare": {"adapter": name}}
+    record.parameters = {
+        "explain": {"method": body.method, **body.options},
+        "compare": {"adapter": name, "against": body.against},
+    }
     if body.target is None:
         turn_request = TurnRequest(prompt, SamplingParams(max_new_tokens=body.max_tokens))
     else:
@@ -117,18 +132,29 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
     turn = await open_turn(request, st, turn_request, "compare-")
     await run_to_end(st, turn)
     # explained on torch views (the served ones, or a torch twin's when vLLM serves the adapters)
-    base_view = await anyio.to_thread.run_sync(st.explainer, None)
+    base_view = await anyio.to_thread.run_sync(st.explainer, body.against)
     explained = await anyio.to_thread.run_sync(st.explainer, name)
     comparison = await anyio.to_thread.run_sync(
-        compare_turn, base_view, explained, name, turn, body.method, body.options, body.level, body.top_k
+        compare_turn,
+        base_view,
+        explained,
+        name,
+        turn,
+        body.method,
+        body.options,
+        body.level,
+        body.top_k,
+        body.against,
     )
     return {
         "id": turn.record.request_id,
         "object": "adapter.comparison",
         "created": int(time.time()),
         "model": tuned_view.name,
-        "base_model": base_view.name,
+        "base_model": router_.base_name,
+        "reference_model": base_view.name,
         "adapter": name,
+        "against": body.against,
         "text": turn.choices[0].text,
         "comparison": None if comparison is None else comparison.to_dict(),
     }

@@ -1,5 +1,6 @@
 """How a LoRA adapter changed what the model draws on: one prompt and one continuation attributed under the
-base (adapter layers disabled) and under the tuned model (base + adapter), and the difference.
+base (adapter layers disabled), or under base + another adapter (the reference), and under the tuned model
+(base + adapter), and the difference.
 
 Both models are attributed on identical tokens: the continuation is generated once (by the tuned model) or
 given, and forced as the target of both, as inseq compares models (``attribute(..., generated_texts=...)``).
@@ -35,11 +36,13 @@ SATURATION = 1e-3  # a mass ratio past this (either way): one model's scores are
 
 @dataclass(slots=True)
 class AdapterComparison(JsonResult):
-    """One prompt and continuation attributed under the base and the tuned model.
+    """One prompt and continuation attributed under the reference (the base, or base + another adapter) and
+    the tuned model.
 
     Fields:
         adapter: the adapter's name.
-        base, tuned: the two attributions (same sources and targets; ``tuned.model`` is ``BASE:ADAPTER``).
+        base, tuned: the two attributions (same sources and targets; ``tuned.model`` is ``BASE:ADAPTER``;
+            ``base.model`` is ``BASE``, or ``BASE:REFERENCE``).
         base_share, tuned_share: float32[n_targets, n_sources], each row over the sum of its absolute
             scores (dimensionless; NaN where the source is not earlier than the target).
         distance: float32[n_targets], L1 distance of the two share rows of each target token, 0 to 2.
@@ -50,6 +53,7 @@ class AdapterComparison(JsonResult):
             with a gradient method (below ``SATURATION`` or above its inverse), one model is saturated: its
             probabilities are near 1, its gradients vanish, and its shares are mostly rounding noise
             (``warning`` then says so: occlusion measures the change directly).
+        reference: the other adapter ``base`` is attributed under; None: the base itself.
     """
 
     adapter: str
@@ -61,6 +65,7 @@ class AdapterComparison(JsonResult):
     moved: np.ndarray
     top_moved: list[dict[str, Any]]
     mass_ratio: float = 1.0
+    reference: str | None = None
 
     @property
     def warning(self) -> str | None:
@@ -72,7 +77,7 @@ class AdapterComparison(JsonResult):
             or not np.isfinite(r)
         ):
             return None
-        which = "tuned" if r < 1 else "base"
+        which = "tuned" if r < 1 else ("base" if self.reference is None else "reference")
         return (
             f"the {which} model's {self.tuned.method} scores are {min(r, 1 / r):.1e} times the other's: its "
             "probabilities are near 1 and its gradients vanish, so its shares are mostly noise; compare with "
@@ -83,6 +88,7 @@ class AdapterComparison(JsonResult):
         """JSON-ready: the attributions as ``Attribution.to_dict``, arrays as lists with NaN as null."""
         return {
             "adapter": self.adapter,
+            "reference": self.reference,
             "method": self.tuned.method,
             "measure": MEASURE,
             "base": self.base.to_dict(),
@@ -106,14 +112,19 @@ def shares(scores: np.ndarray) -> np.ndarray:
 
 
 def compare(
-    base: Attribution, tuned: Attribution, adapter: str, top_k: int = 10, show_template: bool = False
+    base: Attribution,
+    tuned: Attribution,
+    adapter: str,
+    top_k: int = 10,
+    show_template: bool = False,
+    reference: str | None = None,
 ) -> AdapterComparison:
     """Compare two attributions of the same tokens (see the module's docstring for the measures).
 
     Args:
-        base, tuned: the same prompt and target attributed under the base and the tuned model, by the same
-            method at the same granularity.
-        adapter: the adapter's name (for the result).
+        base, tuned: the same prompt and target attributed under the reference (the base, or base +
+            adapter ``reference``) and the tuned model, by the same method at the same granularity.
+        adapter, reference: the adapter's name, the reference adapter's or None (for the result).
         top_k: how many of the sources that moved most to list.
         show_template: rank special and chat-template tokens too.
 
@@ -149,7 +160,7 @@ def compare(
     ]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.nanmedian(np.nansum(np.abs(tuned.scores), 1) / np.nansum(np.abs(base.scores), 1))
-    return AdapterComparison(adapter, base, tuned, b, t, distance, moved, top, float(ratio))
+    return AdapterComparison(adapter, base, tuned, b, t, distance, moved, top, float(ratio), reference)
 
 
 def compare_adapter(
@@ -161,9 +172,11 @@ def compare_adapter(
     method: str = "input_x_gradient",
     max_new_tokens: int = 16,
     top_k: int = 10,
+    against: str | None = None,
     **options: Any,
 ) -> AdapterComparison:
-    """Attribute ``prompt`` and one continuation under the base and under base + adapter ``name``, and compare.
+    """Attribute ``prompt`` and one continuation under the base (or base + adapter ``against``) and under
+    base + adapter ``name``, and compare.
 
     Args:
         adapters: a ``clearlm.tune.serve.AdapterSet`` (or an ``AdapterRouter``'s ``adapters``).
@@ -172,15 +185,18 @@ def compare_adapter(
         target: the continuation to attribute; None: the tuned model's greedy continuation of at most
             ``max_new_tokens`` tokens, generated once and forced under both.
         method, options: the attribution method and its options (``clearlm.explain.explain``).
+        against: another adapter to compare with (loaded on first use); None: the base.
 
     This calls the models directly (no policy, no audit record): the CLI and the server go through the
     pipeline instead (``clearlm explain --adapter NAME --compare``, ``POST /v1/adapters/{name}/compare``).
 
     Raises:
-        AdapterNotFoundError, AdapterMismatchError: the adapter cannot be loaded over this base.
-        InvalidInputError: the tuned model generated nothing; what ``clearlm.explain.explain`` raises.
+        AdapterNotFoundError, AdapterMismatchError: an adapter cannot be loaded over this base.
+        InvalidInputError: ``against`` is ``name``; the tuned model generated nothing; what
+            ``clearlm.explain.explain`` raises.
     """
-    tuned_view, base_view = adapters.view(name), adapters.view(None)
+    check_reference(name, against)
+    tuned_view, base_view = adapters.view(name), adapters.view(against)
     if target is None:
         target = generate(tuned_view, prompt, SamplingParams(max_new_tokens=max_new_tokens)).text
         if not target.strip():
@@ -189,4 +205,13 @@ def compare_adapter(
     for view in (base_view, tuned_view):
         with view.lock:
             results.append(explain(view, prompt, target, method=method, **options))
-    return compare(*results, adapter=name, top_k=top_k)
+    return compare(*results, adapter=name, top_k=top_k, reference=against)
+
+
+def check_reference(adapter: str, against: str | None) -> None:
+    """Raises InvalidInputError when an adapter would be compared with itself."""
+    if against == adapter:
+        raise InvalidInputError(
+            f"the adapter {adapter!r} cannot be compared with itself: compare it with another adapter, or "
+            "leave out the other to compare it with the base"
+        )

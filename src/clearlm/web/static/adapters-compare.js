@@ -1,5 +1,5 @@
 // /adapters/NAME/compare: POST /v1/adapters/NAME/compare (word level) and draw the comparison: the prompt
-// shaded under the base and under the tuned model (the "Why?" panel's .pos-N / .neg-N classes from why.css,
+// shaded under the base (or the adapter chosen in "Compare with") and under the tuned model (the "Why?" panel's .pos-N / .neg-N classes from why.css,
 // one scale for both: shares of each token's attribution), the answer's tokens to pick one step, each step's
 // distance, and the prompt tokens that moved most (outlined in both heatmaps, listed in a table). Every token
 // is set as text (clearlm.el / textContent), never parsed as HTML.
@@ -16,6 +16,7 @@
   const visible = (t) => t.replace(/\r?\n/g, "⏎").replace(/\t/g, "⇥").replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => String.fromCharCode(0x2400 + (c === "\u007f" ? 0x21 : c.charCodeAt(0))));
   const fmt = (v, digits = 3) => (v === null || v === undefined ? "–" : (v > 0 ? "+" : "") + Number(v).toFixed(digits));
   let result = null;
+  let ref = "the base"; // the model compared with, in sentences
   let step = null; // the selected target token (null: all summed)
 
   // The prompt's displayed sources (no special or template tokens), as [index, message].
@@ -72,7 +73,7 @@
     $("compare-targets").querySelectorAll("button").forEach((b, t) => b.setAttribute("aria-pressed", String(t === step)));
     $("compare-step").textContent = step === null
       ? `All ${C.distance.length} answer tokens summed; mean distance ${Number(C.distance.reduce((a, b) => a + (b || 0), 0) / Math.max(1, C.distance.length)).toFixed(3)} (0 to 2).`
-      : `Token ${step + 1}: distance ${Number(C.distance[step]).toFixed(3)} (0 to 2); probability ${Number(C.base.target_probs[step]).toFixed(3)} under the base, ${Number(C.tuned.target_probs[step]).toFixed(3)} tuned.`;
+      : `Token ${step + 1}: distance ${Number(C.distance[step]).toFixed(3)} (0 to 2); probability ${Number(C.base.target_probs[step]).toFixed(3)} under ${ref}, ${Number(C.tuned.target_probs[step]).toFixed(3)} tuned.`;
     $("compare-base").dataset.row = $("compare-tuned").dataset.row = step === null ? "all" : String(step);
   }
 
@@ -89,6 +90,10 @@
       $("compare-result").hidden = true;
       return;
     }
+    ref = body.against ? `the adapter ${body.against}` : "the base";
+    page.querySelectorAll(".ref-label").forEach((label) => { label.textContent = body.against ? "Reference" : "Base"; });
+    $("compare-base-model").textContent = body.reference_model;
+    $("compare-base").setAttribute("aria-label", `Prompt under ${ref}`);
     const moved = new Map(C.top_moved.map((m) => [m.source, m.moved]));
     result = { ...body, spans: [heatmap($("compare-base"), C.base, C.base_share, moved), heatmap($("compare-tuned"), C.tuned, C.tuned_share, moved)] };
     step = null;
@@ -120,6 +125,7 @@
       max_tokens: Number($("compare-tokens").value) || 16,
       ...($("compare-chat").checked ? { messages: [{ role: "user", content: text }] } : { prompt: text }),
       ...(target ? { target } : {}),
+      ...($("compare-against")?.value ? { against: $("compare-against").value } : {}),
     };
     const button = $("compare-submit");
     button.disabled = true;
