@@ -1,6 +1,6 @@
-"""``clearlm explain --adapter NAME --compare [--against OTHER]``: the turn's answer attributed under the base
-(or base + OTHER) and the tuned model (``clearlm.tune.compare_turn``), printed as two tables: per generated token, and the prompt's
-tokens whose attribution moved most."""
+"""``clearlm explain --adapter NAME --compare [--against OTHER]``: the turn's answer attributed under the
+base (or base + OTHER) and the tuned model (``clearlm.tune.compare_turn``), printed as two tables: per
+generated token, and the prompt's tokens whose attribution moved most."""
 
 from __future__ import annotations
 

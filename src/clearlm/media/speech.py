@@ -78,7 +78,8 @@ def synthesize(text: str, voice: str = PIPER_VOICE, speed: float = 1.0, variatio
 
     Raises:
         InvalidInputError: empty text, more than ``MAX_INPUT_CHARS`` characters, an unknown voice, a speed
-            or variation out of range. BackendUnavailableError: espeak-ng is not installed (``apt-get install espeak-ng``).
+            or variation out of range. BackendUnavailableError: espeak-ng is not installed
+            (``apt-get install espeak-ng``).
         ModelNotFoundError: the Piper voice's package is missing.
     """
     if not text or not text.strip():

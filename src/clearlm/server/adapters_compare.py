@@ -1,5 +1,6 @@
 """``POST /v1/adapters/{name}/compare``: one prompt's answer attributed under the served base (or base +
-another served adapter, ``against``) and under base + adapter ``name``, compared (``clearlm.tune.compare``; the page ``/adapters/{name}/compare`` calls it).
+another served adapter, ``against``) and under base + adapter ``name``, compared (``clearlm.tune.compare``;
+the page ``/adapters/{name}/compare`` calls it).
 
 The answer is one pipeline turn of the tuned model (``BASE:NAME``): generated (greedy) or the given
 ``target`` forced, checked by the policies and written to the audit log like any generation. Both
@@ -23,17 +24,17 @@ from clearlm.pipeline import TurnRequest
 from clearlm.server import protocol as p
 from clearlm.server.routes import api_router, state
 from clearlm.server.serving import chat_prompt, check_explain, open_turn, run_to_end
+from clearlm.tune.adapters import NAME
 from clearlm.tune.compare import check_reference
 from clearlm.tune.compare_turn import compare_turn
 
 router = api_router()
 MAX_TOP_K = 100
 MAX_NEW_TOKENS = 256
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 AdapterName = Annotated[
     str,
     Path(
-        pattern=NAME_PATTERN,
+        pattern=NAME.pattern,
         max_length=64,
         description="A served adapter's name (clearlm serve --adapter NAME).",
     ),
@@ -89,7 +90,7 @@ class CompareRequest(p._Request):
     top_k: int = Field(default=10, ge=0, le=MAX_TOP_K)
     against: str | None = Field(
         default=None,
-        pattern=NAME_PATTERN,
+        pattern=NAME.pattern,
         max_length=64,
         description="Another served adapter to compare with; default: the base.",
     )
@@ -112,7 +113,7 @@ async def compare_adapter(name: AdapterName, body: CompareRequest, request: Requ
         )
     tuned_view = router_.view(name)  # (404 for an adapter not served here)
     check_reference(name, body.against)
-    router_.view(body.against)
+    router_.view(body.against)  # (404 for an unserved one too, before the turn runs)
     if (body.messages is None) == (body.prompt is None):
         raise InvalidInputError("give the prompt as messages or as prompt text (exactly one)")
     prompt = chat_prompt(body.messages) if body.messages is not None else body.prompt

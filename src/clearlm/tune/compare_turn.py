@@ -1,6 +1,5 @@
 """A finished turn's answer explained under a base model (or base + another adapter) and under base + LoRA
-adapter, compared
-(``clearlm.tune.compare``): what ``clearlm explain --adapter NAME --compare`` and
+adapter, compared (``clearlm.tune.compare``): what ``clearlm explain --adapter NAME --compare`` and
 ``POST /v1/adapters/{name}/compare`` return. Both explanations go through :func:`explain_turn`, so their
 token strings pass the turn's output policy."""
 

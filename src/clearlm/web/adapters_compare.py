@@ -1,9 +1,10 @@
 """``/adapters/{name}/compare``: one prompt's attribution under the base (or base + another served adapter,
-the page's "Compare with") and under base + adapter ``name``, side by side (any signed-in user). The page is a form; ``static/adapters-compare.js`` sends it to
-``POST /v1/adapters/{name}/compare`` (``server.adapters_compare``) and draws the two heatmaps (the "Why?"
-panel's shade classes from ``why.css``, one scale for both), the generated tokens to pick one step, each
-step's distance, and the prompt tokens whose attribution moved most, highlighted in both heatmaps. Every
-token is set as text, never as HTML."""
+the page's "Compare with") and under base + adapter ``name``, side by side (any signed-in user). The page
+is a form; ``static/adapters-compare.js`` sends it to ``POST /v1/adapters/{name}/compare``
+(``server.adapters_compare``) and draws the two heatmaps (the "Why?" panel's shade classes from
+``why.css``, one scale for both), the generated tokens to pick one step, each step's distance, and the
+prompt tokens whose attribution moved most, highlighted in both heatmaps. Every token is set as text,
+never as HTML."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from clearlm.store.sessions import SignIn
+from clearlm.tune.adapters import NAME
 from clearlm.web.pages import needs, render
 
 router = APIRouter(include_in_schema=False)
 User = Annotated[SignIn, Depends(needs("user"))]
-AdapterName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", max_length=64)]
+AdapterName = Annotated[str, Path(pattern=NAME.pattern, max_length=64)]
 
 
 def served_views(backend, name: str) -> tuple[str | None, str | None, list[str]]:

@@ -1,6 +1,6 @@
 // /adapters/NAME/compare: POST /v1/adapters/NAME/compare (word level) and draw the comparison: the prompt
-// shaded under the base (or the adapter chosen in "Compare with") and under the tuned model (the "Why?" panel's .pos-N / .neg-N classes from why.css,
-// one scale for both: shares of each token's attribution), the answer's tokens to pick one step, each step's
+// shaded under the base (or the adapter chosen in "Compare with") and under the tuned model (the "Why?"
+// panel's .pos-N / .neg-N classes from why.css, one scale for both: shares of each token's attribution), the answer's tokens to pick one step, each step's
 // distance, and the prompt tokens that moved most (outlined in both heatmaps, listed in a table). Every token
 // is set as text (clearlm.el / textContent), never parsed as HTML.
 "use strict";
